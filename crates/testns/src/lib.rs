@@ -1,0 +1,61 @@
+//! `nlkit-testns`: run each kernel test in its own fresh network namespace.
+//!
+//! Tests must never touch the host's interfaces, routes or conntrack table, and must pass as
+//! root and as an ordinary user. [`netns_test!`] turns a test body into a `#[test]` that
+//! re-executes the test binary for that one test, in a child process that has entered a new
+//! network namespace (and, unless real root, a new user namespace in which it is root).
+//!
+//! Why a child process: `unshare(CLONE_NEWUSER)` fails with `EINVAL` in a multithreaded process,
+//! and the test harness runs tests on threads. The child calls `unshare` in a `pre_exec` hook,
+//! between `fork` and `exec`, where it is single-threaded; the hook makes only raw system calls
+//! (async-signal-safe) with buffers prepared before the fork.
+//!
+//! The fixtures ([`veth_pair`], [`load_ipv4_routes`], [`load_conntrack`], …) speak Netlink
+//! through a deliberately small channel of their own built on `nlkit-wire`, so that the harness
+//! does not depend on `nlkit-socket`, which it is used to test.
+//!
+//! ```no_run
+//! nlkit_testns::netns_test! {
+//!     fn routes_are_visible() {
+//!         let v = nlkit_testns::veth_pair("va", "vb");
+//!         nlkit_testns::add_addr(v.a_index, "10.0.0.1".parse().unwrap(), 24);
+//!         nlkit_testns::load_ipv4_routes(v.a_index, 1000, 254);
+//!         assert!(nlkit_testns::ip(&["-4", "route", "show"]).contains("10.128.0.1 dev va"));
+//!     }
+//! }
+//! ```
+
+mod channel;
+mod fixtures;
+mod harness;
+
+pub use channel::{Channel, ChannelError};
+pub use fixtures::{
+    add_addr, delete_link, load_conntrack, load_ipv4_routes, load_ipv6_routes, set_link_up,
+    veth_pair, Veth,
+};
+pub use harness::{have_command, in_test_netns, ip, is_root, run, run_in_netns, CHILD_ENV};
+
+/// Declares tests that each run in a fresh network namespace (see the crate docs).
+///
+/// ```no_run
+/// nlkit_testns::netns_test! {
+///     /// Only loopback exists in a fresh namespace.
+///     fn only_loopback() {
+///         let out = nlkit_testns::ip(&["-o", "link", "show"]);
+///         assert_eq!(out.lines().count(), 1);
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! netns_test {
+    ($($(#[$meta:meta])* fn $name:ident() $body:block)*) => {
+        $(
+            $(#[$meta])*
+            #[test]
+            fn $name() {
+                $crate::run_in_netns(module_path!(), stringify!($name), || $body);
+            }
+        )*
+    };
+}

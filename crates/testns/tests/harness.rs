@@ -1,0 +1,43 @@
+//! The harness itself, against the real kernel.
+
+use nlkit_testns::{in_test_netns, ip, netns_test};
+
+netns_test! {
+    /// A fresh namespace has only loopback, and it is up.
+    fn fresh_namespace_has_only_loopback() {
+        assert!(in_test_netns());
+        let out = ip(&["-o", "link", "show"]);
+        assert_eq!(out.lines().count(), 1, "{out}");
+        assert!(out.contains("lo:") && out.contains("UP"), "{out}");
+    }
+
+    /// veth, addresses and batched routes (IPv4 in a table beyond 255, IPv6 in main).
+    fn veth_addresses_and_routes() {
+        let v = nlkit_testns::veth_pair("ta", "tb");
+        nlkit_testns::add_addr(v.a_index, "10.0.0.1".parse().unwrap(), 24);
+        nlkit_testns::add_addr(v.a_index, "fd00::1".parse().unwrap(), 64);
+        let r4 = nlkit_testns::load_ipv4_routes(v.a_index, 3000, 1000);
+        let r6 = nlkit_testns::load_ipv6_routes(v.a_index, 500, 254);
+        let out4 = ip(&["-4", "route", "show", "table", "1000"]);
+        assert_eq!(out4.lines().count(), r4.len());
+        assert!(out4.contains("10.128.0.1 dev ta proto static scope link"), "{}", &out4[..200]);
+        let out6 = ip(&["-6", "route", "show", "proto", "static"]);
+        assert_eq!(out6.lines().count(), r6.len());
+        nlkit_testns::delete_link("ta");
+        assert_eq!(ip(&["-o", "link", "show"]).lines().count(), 1);
+    }
+
+    /// Conntrack entries created in batches are visible in this namespace.
+    fn conntrack_entries() {
+        let n = nlkit_testns::load_conntrack(2000, 7);
+        assert_eq!(n, 2000);
+    }
+}
+
+netns_test! {
+    /// Two namespaces never see each other's links.
+    fn namespaces_are_private() {
+        nlkit_testns::veth_pair("pa", "pb");
+        assert_eq!(ip(&["-o", "link", "show"]).lines().count(), 3);
+    }
+}
