@@ -19,11 +19,7 @@ pub fn is_root() -> bool {
 fn in_user_namespace() -> bool {
     // The initial user namespace maps the whole 32-bit range.
     std::fs::read_to_string("/proc/self/uid_map")
-        .map(|m| {
-            !m.split_whitespace()
-                .nth(2)
-                .is_some_and(|n| n == "4294967295")
-        })
+        .map(|m| m.split_whitespace().nth(2) != Some("4294967295"))
         .unwrap_or(false)
 }
 
