@@ -116,7 +116,8 @@ impl<'a> ErrorMsg<'a> {
         } else {
             (request.len as usize).saturating_sub(NLMSG_HDRLEN)
         };
-        let body_end = 4 + NLMSG_HDRLEN + echoed;
+        // Saturating: `echoed` comes from the input and may be near 4 GiB.
+        let body_end = (4 + NLMSG_HDRLEN).saturating_add(echoed);
         if body_end > p.len() {
             return Err(WireError::Truncated {
                 what: "nlmsgerr echoed request",
@@ -182,7 +183,8 @@ pub struct DoneMsg<'a> {
 }
 
 impl<'a> DoneMsg<'a> {
-    /// Decodes an `NLMSG_DONE` message. An empty payload (old families) means success.
+    /// Decodes an `NLMSG_DONE` message. An empty payload (old families) means success; a
+    /// payload of 1 to 3 bytes is a truncated error code and is rejected.
     pub fn parse(msg: &Message<'a>) -> Result<Self, WireError> {
         if msg.ty() != NLMSG_DONE {
             return Err(WireError::UnexpectedType {
@@ -191,9 +193,16 @@ impl<'a> DoneMsg<'a> {
             });
         }
         let p = msg.payload();
-        let error = match p.get(..4) {
-            Some(b) => i32::from_ne_bytes([b[0], b[1], b[2], b[3]]),
-            None => 0,
+        let error = match p {
+            [] => 0,
+            [a, b, c, d, ..] => i32::from_ne_bytes([*a, *b, *c, *d]),
+            _ => {
+                return Err(WireError::Truncated {
+                    what: "nlmsg_done error code",
+                    needed: 4,
+                    available: p.len(),
+                })
+            }
         };
         let ext = if msg.flags() & NLM_F_ACK_TLVS != 0 && p.len() > 4 {
             ExtAck::parse(&p[4..])?

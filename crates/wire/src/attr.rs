@@ -232,15 +232,38 @@ impl<'a> Attrs<'a> {
         None
     }
 
-    /// Checks every attribute (recursing into those flagged `NLA_F_NESTED`) and counts them.
+    /// Checks every attribute (descending into those flagged `NLA_F_NESTED`, at any depth) and
+    /// counts them.
+    ///
+    /// The descent uses an explicit stack rather than recursion: one 64 KiB attribute can hold
+    /// over 16,000 levels of nesting, which would overflow a thread's stack.
+    ///
+    /// ```
+    /// use nlkit_wire::{Attrs, MessageBuilder};
+    /// let mut b = MessageBuilder::new();
+    /// b.begin(16, 0, 0);
+    /// let n = b.nest_begin(1);
+    /// b.attr_u32(2, 7).attr_u32(3, 8);
+    /// b.nest_end(n);
+    /// b.finish().unwrap();
+    /// assert_eq!(Attrs::new(&b.as_bytes()[16..]).validate(), Ok(3));
+    /// ```
     pub fn validate(self) -> Result<usize, WireError> {
         let mut n = 0;
-        for a in self {
-            let a = a?;
-            if a.is_nested() {
-                n += a.nested().validate()?;
+        let mut stack = vec![self];
+        while let Some(top) = stack.last_mut() {
+            match top.next() {
+                None => {
+                    stack.pop();
+                }
+                Some(a) => {
+                    let a = a?;
+                    n += 1;
+                    if a.is_nested() {
+                        stack.push(a.nested());
+                    }
+                }
             }
-            n += 1;
         }
         Ok(n)
     }

@@ -9,7 +9,9 @@
 //!   [`GenlMsgHdr`]) are read without any alignment assumption;
 //! * [`MessageBuilder`] writes one or many messages into a reusable buffer;
 //! * [`ErrorMsg`] and [`DoneMsg`] decode `NLMSG_ERROR` and `NLMSG_DONE`, including the extended-ack
-//!   TLVs, and [`KernelError`] is the owned error a caller gets back.
+//!   TLVs, and [`KernelError`] is the owned error a caller gets back;
+//! * [`fuzzing::parse_all`] drives all of the above over arbitrary bytes: it is the body of the
+//!   cargo-fuzz target and of the test that replays the fuzz corpus.
 //!
 //! No input makes a parser panic: every parse returns [`Result`] with a typed [`WireError`].
 //! Unknown attributes are yielded like any other (the caller skips what it does not know), and
@@ -41,6 +43,7 @@ mod attr;
 mod builder;
 pub mod consts;
 mod error;
+pub mod fuzzing;
 mod header;
 mod msg;
 
