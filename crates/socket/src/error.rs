@@ -1,0 +1,130 @@
+//! The error type of every socket operation.
+
+use nlkit_wire::{KernelError, WireError};
+use rustix::io::Errno;
+use thiserror::Error;
+
+/// Why a socket operation failed.
+///
+/// The type is `Clone` (system errors are kept as [`Errno`]) so that a shared dump can hand the
+/// same error to every thread that consumes it.
+///
+/// ```
+/// use nlkit_socket::Error;
+/// let e = Error::Kernel(nlkit_wire::KernelError { errno: 17, ..Default::default() });
+/// assert_eq!(e.to_string(), "Error: File exists.");
+/// assert_eq!(e.errno(), Some(17));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A system call failed.
+    #[error("{op}: {errno}")]
+    Sys {
+        /// What was being done (`"socket"`, `"recvmsg"`, `"setns"`, …).
+        op: &'static str,
+        /// The system error.
+        errno: Errno,
+    },
+    /// The kernel answered with an error (with its extended-ack text, when it sent one).
+    #[error(transparent)]
+    Kernel(KernelError),
+    /// The kernel sent bytes that do not decode: the socket's stream can no longer be trusted.
+    #[error("malformed message from the kernel: {0}")]
+    Protocol(#[from] WireError),
+    /// A datagram was larger than the receive buffer and its spare tail together. The datagram
+    /// is lost (never silently cut short); the buffer has grown so the next one fits.
+    #[error("datagram of {size} bytes truncated to {capacity} bytes (buffer grown for next time)")]
+    Truncated {
+        /// The datagram's real size.
+        size: usize,
+        /// Bytes that could be received.
+        capacity: usize,
+    },
+    /// Strict mode: the kernel refused a socket option instead of applying it.
+    #[error("the kernel refused socket option {option}: {errno}")]
+    OptionRefused {
+        /// The option's name (`"NETLINK_EXT_ACK"`, …).
+        option: &'static str,
+        /// The kernel's answer.
+        errno: Errno,
+    },
+    /// Strict mode: the kernel granted a smaller receive buffer than asked for.
+    #[error("receive buffer: asked for {requested} bytes, the kernel granted {granted}")]
+    RcvbufRefused {
+        /// Bytes asked for.
+        requested: usize,
+        /// Bytes granted (as reported by `SO_RCVBUF`, i.e. doubled by the kernel).
+        granted: usize,
+    },
+    /// The receive queue overflowed (`ENOBUFS`) while this request's reply was outstanding, and
+    /// the reply was dropped by the kernel: the request may or may not have been applied.
+    /// Re-read the state (or retry an idempotent request).
+    #[error("reply to request seq {seq} was dropped by the kernel (receive queue overflow, ENOBUFS); the request may or may not have been applied")]
+    ReplyLost {
+        /// The request's sequence number.
+        seq: u32,
+    },
+    /// The dump finished, but the kernel flagged it `NLM_F_DUMP_INTR`: the objects changed
+    /// while it ran, so what was read may be inconsistent. Restart it (see
+    /// [`consistent_dump`](crate::consistent_dump)).
+    #[error(
+        "dump interrupted by concurrent changes (NLM_F_DUMP_INTR): results may be inconsistent"
+    )]
+    Inconsistent,
+    /// The socket's stream ended in a way the protocol does not allow (for example a reply
+    /// sequence that stopped before its acknowledgement).
+    #[error("netlink protocol violation: {0}")]
+    Unexpected(&'static str),
+    /// A network namespace could not be opened or entered.
+    #[error("network namespace {path}: {errno}")]
+    Netns {
+        /// The namespace path (or `fd N`).
+        path: String,
+        /// The system error.
+        errno: Errno,
+    },
+    /// A generic netlink family or multicast group is not known to the kernel.
+    #[error("generic netlink: {0}")]
+    Genl(String),
+}
+
+impl Error {
+    pub(crate) fn sys(op: &'static str, errno: Errno) -> Self {
+        Error::Sys { op, errno }
+    }
+
+    /// The positive errno behind this error, if there is one.
+    ///
+    /// ```
+    /// use nlkit_socket::Error;
+    /// assert_eq!(Error::Inconsistent.errno(), None);
+    /// ```
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            Error::Sys { errno, .. }
+            | Error::OptionRefused { errno, .. }
+            | Error::Netns { errno, .. } => Some(errno.raw_os_error()),
+            Error::Kernel(k) => Some(k.errno),
+            Error::ReplyLost { .. } => Some(libc::ENOBUFS),
+            _ => None,
+        }
+    }
+
+    /// The kernel error, when the kernel answered with one.
+    pub fn kernel(&self) -> Option<&KernelError> {
+        match self {
+            Error::Kernel(k) => Some(k),
+            _ => None,
+        }
+    }
+}
+
+impl From<KernelError> for Error {
+    fn from(e: KernelError) -> Self {
+        Error::Kernel(e)
+    }
+}
+
+/// `Result` with this crate's [`Error`](enum@Error).
+pub type Result<T, E = Error> = std::result::Result<T, E>;

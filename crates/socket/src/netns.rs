@@ -1,0 +1,103 @@
+//! Sockets opened inside another network namespace.
+//!
+//! A Netlink socket belongs to the network namespace it was created in, for its whole life,
+//! whichever thread later uses it. So to get a socket in namespace X, this module starts a
+//! short-lived helper thread, moves that thread into X with `setns(fd, CLONE_NEWNET)` (which
+//! only affects the calling thread), opens and binds the socket there, and lets the thread
+//! exit. The calling thread and the rest of the process never change namespace.
+//!
+//! `setns` needs `CAP_SYS_ADMIN` over the target namespace's user namespace: root, or a
+//! process inside the user namespace that owns it. Named namespaces live under
+//! `/run/netns/NAME` (created by `ip netns add`, which needs real root).
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use rustix::fs::{Mode, OFlags};
+use rustix::thread::LinkNameSpaceType;
+
+use crate::options::{Protocol, SocketOptions};
+use crate::{Error, Result, Socket};
+
+/// Where named network namespaces are mounted.
+pub const NETNS_RUN_DIR: &str = "/run/netns";
+
+/// Opens a namespace file (`/run/netns/NAME`, `/proc/PID/ns/net`, …), close-on-exec.
+///
+/// ```no_run
+/// let ns = nlkit_socket::netns::open_path("/proc/self/ns/net")?;
+/// # Ok::<(), nlkit_socket::Error>(())
+/// ```
+pub fn open_path(path: impl AsRef<Path>) -> Result<OwnedFd> {
+    let path = path.as_ref();
+    rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).map_err(|errno| {
+        Error::Netns {
+            path: path.display().to_string(),
+            errno,
+        }
+    })
+}
+
+/// Opens the named namespace `/run/netns/NAME`.
+///
+/// ```no_run
+/// let ns = nlkit_socket::netns::open_named("blue")?;
+/// # Ok::<(), nlkit_socket::Error>(())
+/// ```
+pub fn open_named(name: &str) -> Result<OwnedFd> {
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return Err(Error::Netns {
+            path: name.to_owned(),
+            errno: rustix::io::Errno::INVAL,
+        });
+    }
+    open_path(Path::new(NETNS_RUN_DIR).join(name))
+}
+
+/// Runs `f` on a helper thread that has entered the network namespace `ns`, and returns its
+/// result. The calling thread's namespace does not change.
+///
+/// ```no_run
+/// use std::os::fd::AsFd;
+/// let ns = nlkit_socket::netns::open_named("blue")?;
+/// let n = nlkit_socket::netns::run_in(ns.as_fd(), || Ok(42))?;
+/// # Ok::<(), nlkit_socket::Error>(())
+/// ```
+pub fn run_in<T: Send>(ns: BorrowedFd<'_>, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            rustix::thread::move_into_link_name_space(ns, Some(LinkNameSpaceType::Network))
+                .map_err(|errno| Error::Netns {
+                    path: format!("fd {ns:?}"),
+                    errno,
+                })?;
+            f()
+        })
+        .join()
+        .unwrap_or(Err(Error::Unexpected("namespace helper thread panicked")))
+    })
+}
+
+/// Opens a socket of `protocol` inside the namespace `ns` (see the [module docs](self)).
+///
+/// ```no_run
+/// use nlkit_socket::{netns, Protocol, SocketOptions};
+/// let ns = netns::open_path("/proc/1/ns/net")?;
+/// let sock = netns::open_socket(&ns, Protocol::Route, &SocketOptions::default())?;
+/// # Ok::<(), nlkit_socket::Error>(())
+/// ```
+pub fn open_socket(ns: impl AsFd, protocol: Protocol, opts: &SocketOptions) -> Result<Socket> {
+    run_in(ns.as_fd(), || Socket::with_options(protocol, opts))
+}
+
+/// Opens a socket of `protocol` inside the named namespace `/run/netns/NAME`.
+///
+/// ```no_run
+/// use nlkit_socket::{netns, Protocol, SocketOptions};
+/// let sock = netns::open_socket_named("blue", Protocol::Route, &SocketOptions::default())?;
+/// # Ok::<(), nlkit_socket::Error>(())
+/// ```
+pub fn open_socket_named(name: &str, protocol: Protocol, opts: &SocketOptions) -> Result<Socket> {
+    let ns = open_named(name)?;
+    open_socket(&ns, protocol, opts)
+}

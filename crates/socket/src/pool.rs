@@ -1,0 +1,201 @@
+//! A pool of idle sockets per protocol.
+
+use std::ops::{Deref, DerefMut};
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::Mutex;
+
+use crate::options::{Protocol, SocketOptions};
+use crate::{Result, Socket};
+
+/// How many idle sockets a pool keeps (as Open vSwitch's `nl_pool`).
+pub const POOL_IDLE_MAX: usize = 16;
+
+#[derive(Debug)]
+struct PoolInner {
+    /// Immutable after construction.
+    protocol: Protocol,
+    /// Immutable after construction.
+    options: SocketOptions,
+    /// The network namespace new sockets are opened in (`None`: the opening thread's).
+    /// Immutable after construction.
+    netns: Option<OwnedFd>,
+    /// Idle sockets, all clean when pushed. Protected by its own mutex, held only to push or
+    /// pop (never across a system call other than `close`).
+    idle: Mutex<Vec<Socket>>,
+}
+
+/// A pool of sockets of one protocol, keeping up to [`POOL_IDLE_MAX`] idle ones.
+///
+/// [`get`](Pool::get) reuses an idle socket or opens one; the [`PooledSocket`] goes back to
+/// the pool when dropped, but only if it is clean ([`Socket::is_clean`]: no pending error, no
+/// unread data, no unfinished operation). Otherwise it is closed. Cloning a `Pool` shares it.
+///
+/// Sockets belong to the network namespace they were opened in; a pool opened with
+/// [`Pool::shared`] serves the namespace of the thread that first calls `get`.
+///
+/// ```no_run
+/// use nlkit_socket::{Pool, Protocol};
+/// let pool = Pool::shared(Protocol::Route);
+/// let mut sock = pool.get()?;
+/// // ... sock.transact(...)
+/// drop(sock); // back to the pool if clean
+/// assert!(pool.idle() <= 16);
+/// # Ok::<(), nlkit_socket::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Pool {
+    inner: Arc<PoolInner>,
+}
+
+impl Pool {
+    /// A new, empty pool whose sockets are opened with `options`.
+    pub fn new(protocol: Protocol, options: SocketOptions) -> Pool {
+        Pool {
+            inner: Arc::new(PoolInner {
+                protocol,
+                options,
+                netns: None,
+                idle: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// A pool whose sockets are opened inside the network namespace `netns` (see
+    /// [`netns`](crate::netns)).
+    ///
+    /// ```no_run
+    /// use nlkit_socket::{netns, Pool, Protocol, SocketOptions};
+    /// let pool = Pool::in_netns(Protocol::Route, SocketOptions::default(), netns::open_named("blue")?);
+    /// # Ok::<(), nlkit_socket::Error>(())
+    /// ```
+    pub fn in_netns(protocol: Protocol, options: SocketOptions, netns: OwnedFd) -> Pool {
+        Pool {
+            inner: Arc::new(PoolInner {
+                protocol,
+                options,
+                netns: Some(netns),
+                idle: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// The process-wide pool for `protocol`, with default options.
+    pub fn shared(protocol: Protocol) -> &'static Pool {
+        static POOLS: [OnceLock<Pool>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+        POOLS[protocol.index()].get_or_init(|| Pool::new(protocol, SocketOptions::default()))
+    }
+
+    /// The protocol of this pool's sockets.
+    pub fn protocol(&self) -> Protocol {
+        self.inner.protocol
+    }
+
+    /// The options new sockets are opened with.
+    pub fn options(&self) -> &SocketOptions {
+        &self.inner.options
+    }
+
+    /// Takes an idle socket or opens a new one.
+    pub fn get(&self) -> Result<PooledSocket> {
+        let idle = self.inner.idle.lock().pop();
+        let sock = match idle {
+            Some(s) => s,
+            None => match &self.inner.netns {
+                Some(ns) => {
+                    crate::netns::open_socket(ns, self.inner.protocol, &self.inner.options)?
+                }
+                None => Socket::with_options(self.inner.protocol, &self.inner.options)?,
+            },
+        };
+        Ok(PooledSocket {
+            sock: Some(sock),
+            pool: self.clone(),
+        })
+    }
+
+    /// Returns `sock` to the pool if it is clean and there is room; closes it otherwise.
+    /// Returns whether it was kept.
+    pub fn put(&self, mut sock: Socket) -> bool {
+        if sock.protocol() != self.inner.protocol || !sock.is_clean() {
+            tracing::debug!(
+                port_id = sock.port_id(),
+                "closing socket instead of pooling it"
+            );
+            return false;
+        }
+        let mut idle = self.inner.idle.lock();
+        if idle.len() >= POOL_IDLE_MAX {
+            return false;
+        }
+        idle.push(sock);
+        true
+    }
+
+    /// How many idle sockets the pool holds.
+    pub fn idle(&self) -> usize {
+        self.inner.idle.lock().len()
+    }
+}
+
+/// A socket borrowed from a [`Pool`]; it returns there on drop if clean.
+///
+/// ```no_run
+/// let pool = nlkit_socket::Pool::shared(nlkit_socket::Protocol::Netfilter);
+/// let sock = pool.get()?;
+/// let owned: nlkit_socket::Socket = sock.detach(); // never goes back
+/// # Ok::<(), nlkit_socket::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct PooledSocket {
+    /// Always `Some` until dropped or detached.
+    sock: Option<Socket>,
+    pool: Pool,
+}
+
+impl PooledSocket {
+    /// Takes the socket out of the pool's care: it will not be returned.
+    pub fn detach(mut self) -> Socket {
+        self.sock
+            .take()
+            .expect("PooledSocket holds its socket until drop")
+    }
+
+    /// Marks the socket as unusable for others: it is closed instead of returned.
+    pub fn discard(&mut self) {
+        if let Some(s) = self.sock.as_mut() {
+            s.poisoned = true;
+        }
+    }
+
+    /// The pool this socket returns to.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+}
+
+impl Deref for PooledSocket {
+    type Target = Socket;
+    fn deref(&self) -> &Socket {
+        self.sock
+            .as_ref()
+            .expect("PooledSocket holds its socket until drop")
+    }
+}
+
+impl DerefMut for PooledSocket {
+    fn deref_mut(&mut self) -> &mut Socket {
+        self.sock
+            .as_mut()
+            .expect("PooledSocket holds its socket until drop")
+    }
+}
+
+impl Drop for PooledSocket {
+    fn drop(&mut self) {
+        if let Some(s) = self.sock.take() {
+            self.pool.put(s);
+        }
+    }
+}

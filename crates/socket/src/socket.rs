@@ -1,0 +1,252 @@
+//! One Netlink socket: open, bind, send, receive.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+use rustix::io::Errno;
+use rustix::net::netlink::SocketAddrNetlink;
+use rustix::net::{AddressFamily, SendFlags, SocketFlags, SocketType};
+
+use crate::options::{self, AppliedOptions, Protocol, SocketOptions};
+use crate::recv::{recv_datagram, RecvBuffer};
+use crate::{Error, Result};
+
+/// Counters of what a socket discarded while receiving.
+///
+/// ```
+/// let s = nlkit_socket::SocketStats::default();
+/// assert_eq!(s.foreign_dropped + s.seq_skipped, 0);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SocketStats {
+    /// Datagrams dropped because their sender's port id was not 0 (not the kernel).
+    pub foreign_dropped: u64,
+    /// Messages skipped because their sequence number matched no outstanding request.
+    pub seq_skipped: u64,
+}
+
+/// A Netlink socket of one protocol, close-on-exec, bound to a port id the kernel chose.
+///
+/// Requests go through [`transact`](Socket::transact) and
+/// [`transact_batch`](Socket::transact_batch); dumps through
+/// [`SharedDump`](crate::SharedDump); multicast through [`EventSocket`](crate::EventSocket).
+/// A `Socket` is used by one thread at a time (`&mut self`); the pool hands sockets out.
+///
+/// ```no_run
+/// use nlkit_socket::{Protocol, Socket};
+/// let sock = Socket::open(Protocol::Route)?;
+/// assert_ne!(sock.port_id(), 0);
+/// println!("granted rcvbuf {}", sock.applied().rcvbuf);
+/// # Ok::<(), nlkit_socket::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Socket {
+    fd: OwnedFd,
+    protocol: Protocol,
+    port_id: u32,
+    next_seq: u32,
+    applied: AppliedOptions,
+    pub(crate) stats: SocketStats,
+    /// Set when an operation stopped before reading everything the kernel owes us (or the
+    /// socket joined groups): such a socket is never returned to a pool.
+    pub(crate) poisoned: bool,
+    /// Receive buffer for transactions, allocated on first use and kept.
+    pub(crate) scratch: Option<RecvBuffer>,
+}
+
+impl Socket {
+    /// Opens a socket of `protocol` with the default [`SocketOptions`].
+    pub fn open(protocol: Protocol) -> Result<Socket> {
+        Socket::with_options(protocol, &SocketOptions::default())
+    }
+
+    /// Opens a socket of `protocol` with `opts`, binds it to a kernel-assigned port id and
+    /// reads that id back.
+    ///
+    /// ```no_run
+    /// use nlkit_socket::{Protocol, Socket, SocketOptions};
+    /// let strict = SocketOptions { strict: true, rcvbuf: 256 * 1024, ..Default::default() };
+    /// let sock = Socket::with_options(Protocol::Netfilter, &strict)?;
+    /// # Ok::<(), nlkit_socket::Error>(())
+    /// ```
+    pub fn with_options(protocol: Protocol, opts: &SocketOptions) -> Result<Socket> {
+        let proto = match protocol.raw() {
+            0 => None,
+            n => rustix::net::RawProtocol::new(n as u32).map(rustix::net::Protocol::from_raw),
+        };
+        let fd = rustix::net::socket_with(
+            AddressFamily::NETLINK,
+            SocketType::RAW,
+            SocketFlags::CLOEXEC,
+            proto,
+        )
+        .map_err(|e| Error::sys("socket(AF_NETLINK)", e))?;
+        let applied = options::apply(&fd, protocol, opts)?;
+        rustix::net::bind(&fd, &SocketAddrNetlink::new(0, 0)).map_err(|e| Error::sys("bind", e))?;
+        let addr = rustix::net::getsockname(&fd).map_err(|e| Error::sys("getsockname", e))?;
+        let port_id = SocketAddrNetlink::try_from(addr)
+            .map_err(|e| Error::sys("getsockname", e))?
+            .pid();
+        // Start sequence numbers somewhere unlikely to match a stale reply from a previous
+        // user of the same port id.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        Ok(Socket {
+            fd,
+            protocol,
+            port_id,
+            next_seq: (now ^ port_id.rotate_left(16)) | 1,
+            applied,
+            stats: SocketStats::default(),
+            poisoned: false,
+            scratch: None,
+        })
+    }
+
+    /// The protocol.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// The port id the kernel assigned.
+    pub fn port_id(&self) -> u32 {
+        self.port_id
+    }
+
+    /// What the kernel applied of the requested options.
+    pub fn applied(&self) -> &AppliedOptions {
+        &self.applied
+    }
+
+    /// What this socket has discarded so far.
+    pub fn stats(&self) -> SocketStats {
+        self.stats
+    }
+
+    /// Reserves `n` consecutive sequence numbers and returns the first.
+    ///
+    /// ```no_run
+    /// let mut s = nlkit_socket::Socket::open(nlkit_socket::Protocol::Route)?;
+    /// let a = s.alloc_seq(3);
+    /// assert_eq!(s.alloc_seq(1), a.wrapping_add(3));
+    /// # Ok::<(), nlkit_socket::Error>(())
+    /// ```
+    pub fn alloc_seq(&mut self, n: u32) -> u32 {
+        let first = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(n);
+        first
+    }
+
+    /// Sends `bytes` (one or more whole messages) to the kernel in one `sendmsg`.
+    pub fn send(&mut self, bytes: &[u8]) -> Result<()> {
+        loop {
+            match rustix::net::send(&self.fd, bytes, SendFlags::empty()) {
+                Ok(n) if n == bytes.len() => return Ok(()),
+                Ok(_) => return Err(Error::Unexpected("short send on a netlink socket")),
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(Error::sys("sendmsg", e)),
+            }
+        }
+    }
+
+    /// Receives one datagram from the kernel into `buf` (blocking), with one `recvmsg`.
+    /// Datagrams from other senders (port id ≠ 0) are dropped and counted.
+    ///
+    /// ```no_run
+    /// use nlkit_socket::{Protocol, RecvBuffer, Socket};
+    /// let mut s = Socket::open(Protocol::Route)?;
+    /// let mut buf = RecvBuffer::new();
+    /// s.recv(&mut buf)?;
+    /// while let Some(m) = buf.next_message() {
+    ///     println!("type {}", m?.ty());
+    /// }
+    /// # Ok::<(), nlkit_socket::Error>(())
+    /// ```
+    pub fn recv(&mut self, buf: &mut RecvBuffer) -> Result<()> {
+        self.recv_flags(buf, false)
+    }
+
+    /// Like [`recv`](Socket::recv) but returns `Ok(false)` instead of blocking when nothing
+    /// is queued.
+    pub fn try_recv(&mut self, buf: &mut RecvBuffer) -> Result<bool> {
+        match self.recv_flags(buf, true) {
+            Ok(()) => Ok(true),
+            Err(Error::Sys {
+                errno: Errno::AGAIN,
+                ..
+            }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(crate) fn recv_flags(&mut self, buf: &mut RecvBuffer, dontwait: bool) -> Result<()> {
+        loop {
+            let r = recv_datagram(self.fd.as_fd(), buf, dontwait)?;
+            if r.sender != 0 {
+                self.stats.foreign_dropped += 1;
+                buf.clear();
+                tracing::debug!(sender = r.sender, "dropped datagram not sent by the kernel");
+                continue;
+            }
+            return Ok(());
+        }
+    }
+
+    /// Joins multicast group `group` (a number, as in `RTNLGRP_*`; not a bit mask). A socket
+    /// that has joined groups is never returned to a pool.
+    pub fn join_group(&mut self, group: u32) -> Result<()> {
+        self.poisoned = true;
+        options::membership(&self.fd, group, true)
+    }
+
+    /// Leaves multicast group `group`.
+    pub fn leave_group(&mut self, group: u32) -> Result<()> {
+        options::membership(&self.fd, group, false)
+    }
+
+    /// Puts the descriptor in non-blocking mode (for async use).
+    pub fn set_nonblocking(&mut self, on: bool) -> Result<()> {
+        rustix::io::ioctl_fionbio(&self.fd, on).map_err(|e| Error::sys("ioctl(FIONBIO)", e))
+    }
+
+    /// True when the socket can be reused by someone else: no operation left it in an
+    /// unknown state, no error is pending (`SO_ERROR`, read and thereby cleared), and no data
+    /// is queued.
+    ///
+    /// ```no_run
+    /// let mut s = nlkit_socket::Socket::open(nlkit_socket::Protocol::Route)?;
+    /// assert!(s.is_clean());
+    /// # Ok::<(), nlkit_socket::Error>(())
+    /// ```
+    pub fn is_clean(&mut self) -> bool {
+        if self.poisoned {
+            return false;
+        }
+        match rustix::net::sockopt::socket_error(&self.fd) {
+            Ok(Ok(())) => {}
+            _ => return false,
+        }
+        let mut fds = [rustix::event::PollFd::new(
+            &self.fd,
+            rustix::event::PollFlags::IN,
+        )];
+        let zero = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(0))
+    }
+}
+
+impl AsFd for Socket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsRawFd for Socket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
