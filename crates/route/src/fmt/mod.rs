@@ -1,0 +1,161 @@
+//! Text output in the style of iproute2 (`ip route`, `ip link`, `ip addr`, `ip neigh`) and
+//! JSON output shaped like `ip -j`.
+//!
+//! Every formatter is a small wrapper that borrows a view and implements
+//! [`Display`](std::fmt::Display) or [`serde::Serialize`], so output is written straight
+//! into the caller's writer without building intermediate strings. Interface names come from
+//! a [`LinkNames`] map (index → name), filled from a link dump; an unknown index prints as
+//! `ifN`, as iproute2 does.
+//!
+//! ```
+//! use nlkit_wire::{Messages, MessageBuilder};
+//! use nlkit_route::{fmt::{route_text, LinkNames, RouteFmt}, request, Route, RouteView};
+//! let mut names = LinkNames::new();
+//! names.insert(3, "veth0");
+//! let r = Route::new("10.1.0.0".parse().unwrap(), 24)
+//!     .via("10.0.0.2".parse().unwrap()).dev(3).metric(100)
+//!     .proto(nlkit_wire::consts::RTPROT_STATIC);
+//! let mut b = MessageBuilder::new();
+//! request::add_route(&mut b, 1, &r, request::RouteOp::Add).unwrap();
+//! let m = Messages::new(b.as_bytes()).next().unwrap().unwrap();
+//! let v = RouteView::parse(&m).unwrap();
+//! assert_eq!(route_text(&v, &names, RouteFmt::default()).to_string(),
+//!            "10.1.0.0/24 via 10.0.0.2 dev veth0 proto static metric 100 ");
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::LinkView;
+
+mod link;
+mod neigh;
+mod route;
+
+pub use link::{
+    addr_json, addr_text, link_json, link_text, AddrJson, AddrText, LinkJson, LinkText,
+};
+pub use neigh::{neigh_json, neigh_text, NeighJson, NeighText};
+pub use route::{route_json, route_text, RouteFmt, RouteJson, RouteText};
+
+/// Interface index → name, for printing `dev NAME`.
+///
+/// ```
+/// let mut n = nlkit_route::fmt::LinkNames::new();
+/// n.insert(2, "eth0");
+/// assert_eq!(n.name(2).to_string(), "eth0");
+/// assert_eq!(n.name(9).to_string(), "if9");
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct LinkNames {
+    map: HashMap<u32, String>,
+}
+
+impl LinkNames {
+    /// An empty map.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Records a name.
+    pub fn insert(&mut self, index: u32, name: &str) {
+        self.map.insert(index, name.to_owned());
+    }
+    /// Records the name of a link from a link dump (links without a name are ignored).
+    pub fn insert_link(&mut self, link: &LinkView<'_>) {
+        if let Some(n) = link.name() {
+            self.insert(link.index(), n);
+        }
+    }
+    /// Forgets an index (e.g. on `RTM_DELLINK`).
+    pub fn remove(&mut self, index: u32) {
+        self.map.remove(&index);
+    }
+    /// The name of `index`, if known.
+    pub fn get(&self, index: u32) -> Option<&str> {
+        self.map.get(&index).map(String::as_str)
+    }
+    /// The index of a name, if known.
+    pub fn index_of(&self, name: &str) -> Option<u32> {
+        self.map.iter().find(|(_, n)| *n == name).map(|(i, _)| *i)
+    }
+    /// A displayable name: the known name or `ifN`.
+    pub fn name(&self, index: u32) -> IfName<'_> {
+        IfName {
+            name: self.get(index),
+            index,
+        }
+    }
+}
+
+/// An interface name for display: the name, or `ifN` when unknown.
+#[derive(Debug, Clone, Copy)]
+pub struct IfName<'a> {
+    name: Option<&'a str>,
+    index: u32,
+}
+
+impl fmt::Display for IfName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name {
+            Some(n) => f.write_str(n),
+            None => write!(f, "if{}", self.index),
+        }
+    }
+}
+
+impl serde::Serialize for IfName<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A link-layer address printed as `aa:bb:cc:dd:ee:ff`.
+///
+/// ```
+/// assert_eq!(nlkit_route::fmt::Mac(&[0xaa, 0, 1]).to_string(), "aa:00:01");
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Mac<'a>(pub &'a [u8]);
+
+impl fmt::Display for Mac<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, b) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(":")?;
+            }
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl serde::Serialize for Mac<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Serializes a list of static names (flags) as a JSON array without allocating.
+pub(crate) struct NameList<I>(pub std::cell::Cell<Option<I>>);
+
+impl<I: Iterator<Item = &'static str>> serde::Serialize for NameList<I> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.take() {
+            Some(it) => s.collect_seq(it),
+            None => s.collect_seq(std::iter::empty::<&str>()),
+        }
+    }
+}
+
+pub(crate) fn name_list<I: Iterator<Item = &'static str>>(it: I) -> NameList<I> {
+    NameList(std::cell::Cell::new(Some(it)))
+}
+
+/// Serializes anything `Display` as a JSON string.
+pub(crate) struct AsStr<T>(pub T);
+
+impl<T: fmt::Display> serde::Serialize for AsStr<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}

@@ -1,0 +1,319 @@
+//! `ip route show` text and `ip -j route show` JSON.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use nlkit_wire::consts::*;
+use serde::ser::SerializeMap;
+
+use super::{name_list, AsStr, LinkNames};
+use crate::names::{self, Protocol, RouteType, Scope, Table};
+use crate::RouteView;
+
+/// Options for route output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteFmt {
+    /// Print `table T` for routes outside the main table. iproute2 does this unless the
+    /// listing was already restricted to one table (`ip route show table 1000`); set it to
+    /// `false` in that case.
+    pub show_table: bool,
+}
+
+impl Default for RouteFmt {
+    fn default() -> Self {
+        RouteFmt { show_table: true }
+    }
+}
+
+fn host_len(family: u8) -> u8 {
+    if family == AF_INET6 {
+        128
+    } else {
+        32
+    }
+}
+
+/// A prefix as iproute2 prints it: `addr` for a host, `addr/len` otherwise, `default` for
+/// `0/0` without an address, `0/len` for a prefix without one.
+struct Prefix(Option<IpAddr>, u8, u8);
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(a) if self.1 == host_len(self.2) => write!(f, "{a}"),
+            Some(a) => write!(f, "{a}/{}", self.1),
+            None if self.1 != 0 => write!(f, "0/{}", self.1),
+            None => f.write_str("default"),
+        }
+    }
+}
+
+fn flag_names(flags: u32) -> impl Iterator<Item = &'static str> {
+    names::ROUTE_FLAGS
+        .iter()
+        .filter(move |(b, _)| flags & b != 0)
+        .map(|e| e.1)
+}
+
+/// `ip route show` text for one route; see [`route_text`].
+#[derive(Debug, Clone, Copy)]
+pub struct RouteText<'v, 'a, 'n> {
+    route: &'v RouteView<'a>,
+    names: &'n LinkNames,
+    opts: RouteFmt,
+}
+
+/// Formats a route like `ip route show` (including the trailing space iproute2 prints, and
+/// `\n\tnexthop …` lines for multipath routes). No newline is written at the end.
+///
+/// ```
+/// # use nlkit_wire::{Messages, MessageBuilder, consts::*};
+/// # use nlkit_route::{fmt::*, request, Route, RouteView};
+/// let r = Route::new("10.0.0.0".parse().unwrap(), 24).dev(2).proto(RTPROT_KERNEL)
+///     .scope(RT_SCOPE_LINK).src("10.0.0.1".parse().unwrap()).table(1000);
+/// let mut b = MessageBuilder::new();
+/// request::add_route(&mut b, 1, &r, request::RouteOp::Add).unwrap();
+/// let m = Messages::new(b.as_bytes()).next().unwrap().unwrap();
+/// let v = RouteView::parse(&m).unwrap();
+/// let mut names = LinkNames::new();
+/// names.insert(2, "va");
+/// assert_eq!(route_text(&v, &names, RouteFmt::default()).to_string(),
+///            "10.0.0.0/24 dev va table 1000 proto kernel scope link src 10.0.0.1 ");
+/// ```
+pub fn route_text<'v, 'a, 'n>(
+    route: &'v RouteView<'a>,
+    names: &'n LinkNames,
+    opts: RouteFmt,
+) -> RouteText<'v, 'a, 'n> {
+    RouteText { route, names, opts }
+}
+
+impl fmt::Display for RouteText<'_, '_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self.route;
+        let fam = r.family();
+        if r.msg_type() == RTM_DELROUTE {
+            f.write_str("Deleted ")?;
+        }
+        if r.route_type() != RTN_UNICAST {
+            write!(f, "{} ", RouteType(r.route_type()))?;
+        }
+        write!(f, "{} ", Prefix(r.dst(), r.dst_len(), fam))?;
+        if r.src().is_some() || r.src_len() != 0 {
+            write!(f, "from {} ", Prefix(r.src(), r.src_len(), fam))?;
+        }
+        if let Some(id) = r.nh_id() {
+            write!(f, "nhid {id} ")?;
+        }
+        if let Some(gw) = r.gateway() {
+            if r.gateway_is_via() {
+                let fam = if gw.is_ipv4() { "inet" } else { "inet6" };
+                write!(f, "via {fam} {gw} ")?;
+            } else {
+                write!(f, "via {gw} ")?;
+            }
+        }
+        if let Some(o) = r.oif() {
+            write!(f, "dev {} ", self.names.name(o))?;
+        }
+        let table = r.table();
+        if self.opts.show_table && table != RT_TABLE_MAIN as u32 {
+            write!(f, "table {} ", Table(table))?;
+        }
+        if r.flags() & RTM_F_CLONED == 0 {
+            if r.protocol() != RTPROT_BOOT {
+                write!(f, "proto {} ", Protocol(r.protocol()))?;
+            }
+            if r.scope() != RT_SCOPE_UNIVERSE {
+                write!(f, "scope {} ", Scope(r.scope()))?;
+            }
+        }
+        if let Some(s) = r.prefsrc() {
+            write!(f, "src {s} ")?;
+        }
+        if let Some(p) = r.priority() {
+            write!(f, "metric {p} ")?;
+        }
+        for n in flag_names(r.flags()) {
+            write!(f, "{n} ")?;
+        }
+        if let Some(m) = r.mark().filter(|&m| m != 0) {
+            write!(f, "mark {m} ")?;
+        }
+        if let Some(e) = r.expires() {
+            write!(f, "expires {}sec ", e / 100)?;
+        }
+        let locked = r.metric(RTAX_LOCK).unwrap_or(0);
+        for (t, v) in r.metrics() {
+            if let Some(n) = names::metric(t) {
+                let lock = if locked & (1 << t) != 0 { "lock " } else { "" };
+                write!(f, "{n} {lock}{v} ")?;
+            }
+        }
+        for nh in r.nexthops() {
+            f.write_str("\n\tnexthop ")?;
+            if let Some(gw) = nh.gateway {
+                write!(f, "via {gw} ")?;
+            }
+            if nh.ifindex != 0 {
+                write!(f, "dev {} ", self.names.name(nh.ifindex))?;
+            }
+            write!(f, "weight {} ", nh.weight())?;
+            for n in flag_names(nh.flags as u32) {
+                write!(f, "{n} ")?;
+            }
+        }
+        if let Some(p) = r.pref() {
+            write!(f, "pref {}", names::pref(p))?;
+        }
+        Ok(())
+    }
+}
+
+/// `ip -j route show` JSON for one route; see [`route_json`].
+#[derive(Debug, Clone, Copy)]
+pub struct RouteJson<'v, 'a, 'n> {
+    route: &'v RouteView<'a>,
+    names: &'n LinkNames,
+    opts: RouteFmt,
+}
+
+/// A serializable route with `ip -j route` field names: `type` (when not unicast), `dst`,
+/// `gateway`, `dev`, `table`, `protocol`, `scope`, `prefsrc`, `metric`, `flags`, `metrics`,
+/// `nexthops`, `pref`.
+///
+/// ```
+/// # use nlkit_wire::{Messages, MessageBuilder, consts::*};
+/// # use nlkit_route::{fmt::*, request, Route, RouteView};
+/// let r = Route::new("10.1.0.0".parse().unwrap(), 24).via("10.0.0.2".parse().unwrap())
+///     .dev(2).metric(100).proto(RTPROT_STATIC);
+/// let mut b = MessageBuilder::new();
+/// request::add_route(&mut b, 1, &r, request::RouteOp::Add).unwrap();
+/// let m = Messages::new(b.as_bytes()).next().unwrap().unwrap();
+/// let v = RouteView::parse(&m).unwrap();
+/// let mut names = LinkNames::new();
+/// names.insert(2, "va");
+/// let j = serde_json::to_string(&route_json(&v, &names, RouteFmt::default())).unwrap();
+/// assert_eq!(j, r#"{"dst":"10.1.0.0/24","gateway":"10.0.0.2","dev":"va","protocol":"static","metric":100,"flags":[]}"#);
+/// ```
+pub fn route_json<'v, 'a, 'n>(
+    route: &'v RouteView<'a>,
+    names: &'n LinkNames,
+    opts: RouteFmt,
+) -> RouteJson<'v, 'a, 'n> {
+    RouteJson { route, names, opts }
+}
+
+struct NexthopsJson<'v, 'a, 'n>(&'v RouteView<'a>, &'n LinkNames);
+
+impl serde::Serialize for NexthopsJson<'_, '_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(None)?;
+        for nh in self.0.nexthops() {
+            seq.serialize_element(&NexthopJson(nh, self.1))?;
+        }
+        seq.end()
+    }
+}
+
+struct NexthopJson<'n>(crate::NexthopView, &'n LinkNames);
+
+impl serde::Serialize for NexthopJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let nh = &self.0;
+        let mut m = s.serialize_map(None)?;
+        if let Some(gw) = nh.gateway {
+            m.serialize_entry("gateway", &gw)?;
+        }
+        if nh.ifindex != 0 {
+            m.serialize_entry("dev", &self.1.name(nh.ifindex))?;
+        }
+        m.serialize_entry("weight", &nh.weight())?;
+        m.serialize_entry("flags", &name_list(flag_names(nh.flags as u32)))?;
+        m.end()
+    }
+}
+
+struct MetricsJson<'v, 'a>(&'v RouteView<'a>);
+
+impl serde::Serialize for MetricsJson<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // `ip -j` prints a one-element array holding an object of metrics.
+        struct Inner<'v, 'a>(&'v RouteView<'a>);
+        impl serde::Serialize for Inner<'_, '_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut m = s.serialize_map(None)?;
+                for (t, v) in self.0.metrics() {
+                    if let Some(n) = names::metric(t) {
+                        m.serialize_entry(n, &v)?;
+                    }
+                }
+                m.end()
+            }
+        }
+        s.collect_seq(std::iter::once(Inner(self.0)))
+    }
+}
+
+impl serde::Serialize for RouteJson<'_, '_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let r = self.route;
+        let fam = r.family();
+        let mut m = s.serialize_map(None)?;
+        if r.msg_type() == RTM_DELROUTE {
+            m.serialize_entry("deleted", &true)?;
+        }
+        if r.route_type() != RTN_UNICAST {
+            m.serialize_entry("type", &AsStr(RouteType(r.route_type())))?;
+        }
+        m.serialize_entry("dst", &AsStr(Prefix(r.dst(), r.dst_len(), fam)))?;
+        if r.src().is_some() || r.src_len() != 0 {
+            m.serialize_entry("from", &AsStr(Prefix(r.src(), r.src_len(), fam)))?;
+        }
+        if let Some(id) = r.nh_id() {
+            m.serialize_entry("nhid", &id)?;
+        }
+        if let Some(gw) = r.gateway() {
+            m.serialize_entry("gateway", &gw)?;
+        }
+        if let Some(o) = r.oif() {
+            m.serialize_entry("dev", &self.names.name(o))?;
+        }
+        let table = r.table();
+        if self.opts.show_table && table != RT_TABLE_MAIN as u32 {
+            m.serialize_entry("table", &AsStr(Table(table)))?;
+        }
+        if r.flags() & RTM_F_CLONED == 0 {
+            if r.protocol() != RTPROT_BOOT {
+                m.serialize_entry("protocol", &AsStr(Protocol(r.protocol())))?;
+            }
+            if r.scope() != RT_SCOPE_UNIVERSE {
+                m.serialize_entry("scope", &AsStr(Scope(r.scope())))?;
+            }
+        }
+        if let Some(p) = r.prefsrc() {
+            m.serialize_entry("prefsrc", &p)?;
+        }
+        if let Some(p) = r.priority() {
+            m.serialize_entry("metric", &p)?;
+        }
+        m.serialize_entry("flags", &name_list(flag_names(r.flags())))?;
+        if let Some(mk) = r.mark().filter(|&x| x != 0) {
+            m.serialize_entry("mark", &mk)?;
+        }
+        if let Some(e) = r.expires() {
+            m.serialize_entry("expires", &(e / 100))?;
+        }
+        if r.metrics().any(|(t, _)| names::metric(t).is_some()) {
+            m.serialize_entry("metrics", &MetricsJson(r))?;
+        }
+        if r.is_multipath() {
+            m.serialize_entry("nexthops", &NexthopsJson(r, self.names))?;
+        }
+        if let Some(p) = r.pref() {
+            m.serialize_entry("pref", names::pref(p))?;
+        }
+        m.end()
+    }
+}

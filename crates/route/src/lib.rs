@@ -1,0 +1,87 @@
+//! `nlkit-route`: typed rtnetlink for links, addresses, routes and neighbours.
+//!
+//! * **Views** ([`LinkView`], [`AddrView`], [`RouteView`], [`NeighView`]) borrow a received
+//!   message and decode it in one pass over its attributes. Nothing is copied; `to_owned()`
+//!   gives an owned value when the caller needs one. Attributes a view does not decode — in
+//!   particular those added by newer kernels — are skipped and counted (`unknown_attrs()`),
+//!   and struct-valued attributes may be longer than this crate knows: neither is an error.
+//!   Malformed bytes give a typed [`WireError`], never a panic.
+//! * **Requests** ([`request`]) append dump, get, add/replace/delete and link-setting
+//!   requests to a [`MessageBuilder`](nlkit_wire::MessageBuilder), with the kernel-side
+//!   filters that strict checking (`NETLINK_GET_STRICT_CHK`) enables. [`Route`],
+//!   [`Address`] and [`Neighbour`] are the owned request specs.
+//! * **Formatting** ([`fmt`]) prints like iproute2 (`ip route`, `ip link`, `ip addr`,
+//!   `ip neigh`) and serializes JSON shaped like `ip -j`; [`names`] maps numbers to the words
+//!   iproute2 uses and back.
+//! * **Socket operations** ([`ops`]) run those requests on an
+//!   [`nlkit_socket::Socket`]: streaming dumps into a closure (flat memory), gets and changes.
+//!
+//! ```
+//! use nlkit_wire::{consts::*, MessageBuilder, Messages};
+//! use nlkit_route::{request, Route, RouteView};
+//!
+//! let r = Route::new("10.1.0.0".parse().unwrap(), 24).via("10.0.0.2".parse().unwrap()).dev(2);
+//! let mut b = MessageBuilder::new();
+//! request::add_route(&mut b, 1, &r, request::RouteOp::Replace).unwrap();
+//! let m = Messages::new(b.as_bytes()).next().unwrap().unwrap();
+//! let v = RouteView::parse(&m).unwrap();
+//! assert_eq!(v.to_owned(), r);
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::net::IpAddr;
+
+use nlkit_wire::consts::{AF_INET, AF_INET6};
+use nlkit_wire::{Attr, Message, WireError};
+
+pub use nlkit_wire::WireError as Error;
+
+mod addr;
+pub mod fmt;
+mod link;
+pub mod names;
+mod neigh;
+pub mod ops;
+pub mod request;
+pub mod route;
+
+pub use addr::{AddrCacheInfo, AddrView, Address};
+pub use link::{Link, LinkStats64, LinkView};
+pub use neigh::{NeighView, Neighbour};
+pub use route::{NextHop, NexthopView, Route, RouteView};
+
+/// `AF_INET` or `AF_INET6` for an address.
+///
+/// ```
+/// assert_eq!(nlkit_route::family_of("::1".parse().unwrap()), nlkit_wire::consts::AF_INET6);
+/// ```
+pub fn family_of(a: IpAddr) -> u8 {
+    match a {
+        IpAddr::V4(_) => AF_INET,
+        IpAddr::V6(_) => AF_INET6,
+    }
+}
+
+/// Checks that `msg` has one of the two expected types.
+fn check_type(msg: &Message<'_>, new: u16, del: u16) -> Result<(), WireError> {
+    if msg.ty() == new || msg.ty() == del {
+        Ok(())
+    } else {
+        Err(WireError::UnexpectedType {
+            expected: new,
+            found: msg.ty(),
+        })
+    }
+}
+
+/// An address attribute of a message of `family`: IPv4 or IPv6 must have the right size;
+/// other families (MPLS labels, bridge FDB entries) are decoded by length when they look like
+/// an IP address and ignored otherwise.
+fn ip_attr(family: u8, a: &Attr<'_>) -> Result<Option<IpAddr>, WireError> {
+    match family {
+        AF_INET => a.ipv4().map(|x| Some(x.into())),
+        AF_INET6 => a.ipv6().map(|x| Some(x.into())),
+        _ => Ok(a.ip().ok()),
+    }
+}

@@ -1,0 +1,353 @@
+//! Requests run on a socket: streaming dumps with typed views, gets, and changes.
+//!
+//! Dumps call a closure once per object with a view borrowing the receive buffer: nothing
+//! is collected, so memory stays flat however large the table. Each dump also re-checks its
+//! filter in user space, so the result is the same on a socket without
+//! `NETLINK_GET_STRICT_CHK` (where the kernel ignores the filter). Route and address dumps
+//! take one family (`AF_INET` or `AF_INET6`) so that they run without RTNL; see
+//! [`request`].
+//!
+//! Change requests go through [`Socket::transact`], which sets `NLM_F_ACK` and a fresh
+//! sequence number; kernel errors carry the extended-ack text.
+//!
+//! ```no_run
+//! use nlkit_socket::{Protocol, Socket};
+//! use nlkit_route::{ops, request::RouteFilter};
+//! let mut sock = Socket::open(Protocol::Route)?;
+//! let names = ops::link_names(&mut sock)?;
+//! ops::dump_routes(&mut sock, nlkit_wire::consts::AF_INET, &RouteFilter::main(), |r| {
+//!     println!("{}", nlkit_route::fmt::route_text(&r, &names, Default::default()));
+//!     Ok(())
+//! })?;
+//! # Ok::<(), nlkit_socket::Error>(())
+//! ```
+
+use std::net::IpAddr;
+
+use nlkit_socket::{Error, RecvBuffer, Result, Socket};
+use nlkit_wire::consts::*;
+use nlkit_wire::{DoneMsg, ErrorMsg, Message, MessageBuilder};
+
+use crate::fmt::LinkNames;
+use crate::request::{
+    self, AddrFilter, LinkFilter, LinkRef, NeighFilter, RouteFilter, RouteLookup, RouteOp,
+};
+use crate::{AddrView, Address, Link, LinkView, NeighView, Neighbour, Route, RouteView};
+
+/// What a finished dump reports besides its objects.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DumpSummary {
+    /// Objects delivered to the callback (after user-space filtering).
+    pub delivered: u64,
+    /// Messages received (before user-space filtering).
+    pub received: u64,
+    /// The kernel flagged the dump `NLM_F_DUMP_INTR`: objects changed while it ran, so the
+    /// result may be inconsistent. The data is still delivered; restart the dump if
+    /// consistency matters.
+    pub interrupted: bool,
+}
+
+/// Runs the dump request in `req` (one message) on `sock` and calls `f` for each reply
+/// message. If `f` fails, the rest of the dump is read and discarded (so the socket stays
+/// usable) and `f`'s error is returned.
+///
+/// ```no_run
+/// use nlkit_wire::{consts::AF_INET, MessageBuilder};
+/// let mut sock = nlkit_socket::Socket::open(nlkit_socket::Protocol::Route)?;
+/// let mut req = MessageBuilder::new();
+/// nlkit_route::request::dump_routes(&mut req, 0, AF_INET, &Default::default()).unwrap();
+/// let s = nlkit_route::ops::dump_raw(&mut sock, &mut req, |_m| Ok(()))?;
+/// println!("{} messages", s.received);
+/// # Ok::<(), nlkit_socket::Error>(())
+/// ```
+pub fn dump_raw(
+    sock: &mut Socket,
+    req: &mut MessageBuilder,
+    mut f: impl FnMut(&Message<'_>) -> Result<()>,
+) -> Result<DumpSummary> {
+    let bytes = req.as_bytes_mut();
+    if bytes.len() < 16 {
+        return Err(Error::Unexpected(
+            "a dump request must be one finished message",
+        ));
+    }
+    let seq = sock.alloc_seq(1);
+    let flags = u16::from_ne_bytes([bytes[6], bytes[7]]) | NLM_F_REQUEST | NLM_F_DUMP;
+    bytes[6..8].copy_from_slice(&flags.to_ne_bytes());
+    bytes[8..12].copy_from_slice(&seq.to_ne_bytes());
+    sock.send(req.as_bytes())?;
+    let mut buf = RecvBuffer::new();
+    let mut summary = DumpSummary::default();
+    let mut failed: Option<Error> = None;
+    loop {
+        sock.recv(&mut buf)?;
+        while let Some(m) = buf.next_message() {
+            let m = m?;
+            if m.seq() != seq {
+                continue;
+            }
+            if m.flags() & NLM_F_DUMP_INTR != 0 {
+                summary.interrupted = true;
+            }
+            match m.ty() {
+                NLMSG_DONE => {
+                    let d = DoneMsg::parse(&m)?;
+                    summary.interrupted |= d.interrupted;
+                    if let Some(e) = failed {
+                        return Err(e);
+                    }
+                    return match d.to_error() {
+                        Some(k) => Err(Error::Kernel(k)),
+                        None => Ok(summary),
+                    };
+                }
+                NLMSG_ERROR => {
+                    let e = ErrorMsg::parse(&m)?;
+                    if let Some(k) = e.to_error() {
+                        return Err(failed.unwrap_or(Error::Kernel(k)));
+                    }
+                }
+                NLMSG_NOOP => {}
+                _ if failed.is_some() => {}
+                _ => {
+                    summary.received += 1;
+                    if let Err(e) = f(&m) {
+                        failed = Some(e);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn run(sock: &mut Socket, req: &mut MessageBuilder) -> Result<()> {
+    sock.transact(req).map(|_| ())
+}
+
+fn built(r: request::Built) -> Result<()> {
+    r.map(|_| ()).map_err(Error::Protocol)
+}
+
+/// Streams a link dump; `f` gets each link matching `filter`.
+pub fn dump_links(
+    sock: &mut Socket,
+    filter: &LinkFilter<'_>,
+    mut f: impl FnMut(LinkView<'_>) -> Result<()>,
+) -> Result<DumpSummary> {
+    let mut req = MessageBuilder::new();
+    built(request::dump_links(&mut req, 0, filter))?;
+    let mut n = 0;
+    let mut s = dump_raw(sock, &mut req, |m| {
+        let v = LinkView::parse(m)?;
+        if filter.matches(&v) {
+            n += 1;
+            f(v)?;
+        }
+        Ok(())
+    })?;
+    s.delivered = n;
+    Ok(s)
+}
+
+/// Dumps the links and returns their index → name map.
+pub fn link_names(sock: &mut Socket) -> Result<LinkNames> {
+    let mut names = LinkNames::new();
+    dump_links(sock, &LinkFilter::default(), |l| {
+        names.insert_link(&l);
+        Ok(())
+    })?;
+    Ok(names)
+}
+
+/// Streams an address dump of one family (`AF_INET` or `AF_INET6`).
+pub fn dump_addrs(
+    sock: &mut Socket,
+    family: u8,
+    filter: &AddrFilter,
+    mut f: impl FnMut(AddrView<'_>) -> Result<()>,
+) -> Result<DumpSummary> {
+    let mut req = MessageBuilder::new();
+    built(request::dump_addrs(&mut req, 0, family, filter))?;
+    let mut n = 0;
+    let mut s = dump_raw(sock, &mut req, |m| {
+        let v = AddrView::parse(m)?;
+        if filter.matches(&v) && (family == AF_UNSPEC || v.family() == family) {
+            n += 1;
+            f(v)?;
+        }
+        Ok(())
+    })?;
+    s.delivered = n;
+    Ok(s)
+}
+
+/// Streams a route dump of one family (`AF_INET` or `AF_INET6`) with kernel-side filters.
+pub fn dump_routes(
+    sock: &mut Socket,
+    family: u8,
+    filter: &RouteFilter,
+    mut f: impl FnMut(RouteView<'_>) -> Result<()>,
+) -> Result<DumpSummary> {
+    let mut req = MessageBuilder::new();
+    built(request::dump_routes(&mut req, 0, family, filter))?;
+    let mut n = 0;
+    let mut s = dump_raw(sock, &mut req, |m| {
+        let v = RouteView::parse(m)?;
+        if filter.matches(&v) && (family == AF_UNSPEC || v.family() == family) {
+            n += 1;
+            f(v)?;
+        }
+        Ok(())
+    })?;
+    s.delivered = n;
+    Ok(s)
+}
+
+/// Streams a neighbour dump (`AF_INET`, `AF_INET6`, or `AF_UNSPEC` for both).
+pub fn dump_neighs(
+    sock: &mut Socket,
+    family: u8,
+    filter: &NeighFilter,
+    mut f: impl FnMut(NeighView<'_>) -> Result<()>,
+) -> Result<DumpSummary> {
+    let mut req = MessageBuilder::new();
+    built(request::dump_neighs(&mut req, 0, family, filter))?;
+    let mut n = 0;
+    let mut s = dump_raw(sock, &mut req, |m| {
+        let v = NeighView::parse(m)?;
+        if filter.matches(&v) && (family == AF_UNSPEC || v.family() == family) {
+            n += 1;
+            f(v)?;
+        }
+        Ok(())
+    })?;
+    s.delivered = n;
+    Ok(s)
+}
+
+fn single<T>(
+    sock: &mut Socket,
+    req: &mut MessageBuilder,
+    parse: impl Fn(&Message<'_>) -> Result<Option<T>>,
+) -> Result<T> {
+    let reply = sock.transact(req)?;
+    for m in reply.messages() {
+        if let Some(v) = parse(&m?)? {
+            return Ok(v);
+        }
+    }
+    Err(Error::Unexpected("the kernel sent no object in its reply"))
+}
+
+/// Gets one link (`RTM_GETLINK`).
+pub fn get_link(sock: &mut Socket, link: LinkRef<'_>) -> Result<Link> {
+    let mut req = MessageBuilder::new();
+    built(request::get_link(&mut req, 0, link))?;
+    single(sock, &mut req, |m| Ok(Some(LinkView::parse(m)?.to_owned())))
+}
+
+/// Resolves a route (`ip route get`).
+pub fn get_route(sock: &mut Socket, q: &RouteLookup) -> Result<Route> {
+    let mut req = MessageBuilder::new();
+    built(request::get_route(&mut req, 0, q))?;
+    single(sock, &mut req, |m| {
+        Ok(Some(RouteView::parse(m)?.to_owned()))
+    })
+}
+
+/// Gets one neighbour entry (`ip neigh get`).
+pub fn get_neigh(sock: &mut Socket, ifindex: u32, dst: IpAddr) -> Result<Neighbour> {
+    let mut req = MessageBuilder::new();
+    built(request::get_neigh(&mut req, 0, ifindex, dst))?;
+    single(sock, &mut req, |m| Ok(NeighView::parse(m)?.to_owned()))
+}
+
+/// Finds one address on an interface. The kernel has no IPv4 "get address" request, so this
+/// is a dump filtered (kernel-side) to the interface.
+pub fn get_addr(sock: &mut Socket, ifindex: u32, local: IpAddr) -> Result<Option<Address>> {
+    let mut found = None;
+    let fam = crate::family_of(local);
+    let filter = AddrFilter {
+        ifindex: Some(ifindex),
+    };
+    dump_addrs(sock, fam, &filter, |a| {
+        if found.is_none() && a.local() == Some(local) {
+            found = a.to_owned();
+        }
+        Ok(())
+    })?;
+    Ok(found)
+}
+
+/// Adds, replaces or appends a route.
+pub fn add_route(sock: &mut Socket, r: &Route, op: RouteOp) -> Result<()> {
+    let mut req = MessageBuilder::new();
+    built(request::add_route(&mut req, 0, r, op))?;
+    run(sock, &mut req)
+}
+
+/// Deletes a route (see [`request::del_route`] for what is matched).
+pub fn del_route(sock: &mut Socket, r: &Route) -> Result<()> {
+    let mut req = MessageBuilder::new();
+    built(request::del_route(&mut req, 0, r))?;
+    run(sock, &mut req)
+}
+
+/// Adds (or replaces) an address.
+pub fn add_addr(sock: &mut Socket, a: &Address, replace: bool) -> Result<()> {
+    let mut req = MessageBuilder::new();
+    built(request::add_addr(&mut req, 0, a, replace))?;
+    run(sock, &mut req)
+}
+
+/// Deletes an address.
+pub fn del_addr(sock: &mut Socket, a: &Address) -> Result<()> {
+    let mut req = MessageBuilder::new();
+    built(request::del_addr(&mut req, 0, a))?;
+    run(sock, &mut req)
+}
+
+/// Adds (or replaces) a neighbour entry.
+pub fn add_neigh(sock: &mut Socket, n: &Neighbour, replace: bool) -> Result<()> {
+    let mut req = MessageBuilder::new();
+    built(request::add_neigh(&mut req, 0, n, replace))?;
+    run(sock, &mut req)
+}
+
+/// Deletes a neighbour entry.
+pub fn del_neigh(sock: &mut Socket, n: &Neighbour) -> Result<()> {
+    let mut req = MessageBuilder::new();
+    built(request::del_neigh(&mut req, 0, n))?;
+    run(sock, &mut req)
+}
+
+/// Sets a link up or down.
+pub fn set_link_up(sock: &mut Socket, index: u32, up: bool) -> Result<()> {
+    let mut req = MessageBuilder::new();
+    built(request::set_link_up(&mut req, 0, index, up))?;
+    run(sock, &mut req)
+}
+
+/// Sets a link's MTU.
+pub fn set_link_mtu(sock: &mut Socket, index: u32, mtu: u32) -> Result<()> {
+    let mut req = MessageBuilder::new();
+    built(request::set_link_mtu(&mut req, 0, index, mtu))?;
+    run(sock, &mut req)
+}
+
+/// Creates a veth pair and returns the indexes of `(name, peer)`.
+pub fn add_veth(sock: &mut Socket, name: &str, peer: &str) -> Result<(u32, u32)> {
+    let mut req = MessageBuilder::new();
+    built(request::add_veth(&mut req, 0, name, peer))?;
+    run(sock, &mut req)?;
+    let a = get_link(sock, LinkRef::Name(name))?.index;
+    let b = get_link(sock, LinkRef::Name(peer))?.index;
+    Ok((a, b))
+}
+
+/// Deletes a link (both ends of a veth pair).
+pub fn del_link(sock: &mut Socket, link: LinkRef<'_>) -> Result<()> {
+    let mut req = MessageBuilder::new();
+    built(request::del_link(&mut req, 0, link))?;
+    run(sock, &mut req)
+}
