@@ -223,7 +223,10 @@ fn write_filter_attrs(b: &mut MessageBuilder, f: &DumpFilter) {
     if let Some(z) = f.zone {
         b.attr_be16(CTA_ZONE, z);
     }
-    if f.orig.is_some() || f.reply.is_some() {
+    // The kernel parses a tuple filter only for a concrete L3 family (AF_UNSPEC answers
+    // EOPNOTSUPP). A filter without addresses and without a family (`-p udp --dport 53`)
+    // therefore stays in user space: `DumpFilter::matches` applies it to every entry.
+    if (f.orig.is_some() || f.reply.is_some()) && f.request_family() != AF_UNSPEC {
         let n = b.nest_begin(CTA_FILTER);
         b.attr_u32(CTA_FILTER_ORIG_FLAGS, f.orig.map_or(0, |t| t.flags()));
         b.attr_u32(CTA_FILTER_REPLY_FLAGS, f.reply.map_or(0, |t| t.flags()));
