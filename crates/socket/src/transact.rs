@@ -159,9 +159,17 @@ impl Socket {
         }
         let mut buf = self.scratch.take().unwrap_or_default();
         let window = (self.applied().rcvbuf / 1024).clamp(16, 4096);
+        // The kernel refuses a sendmsg longer than sk_sndbuf - 32 bytes (EMSGSIZE).
+        let sndbuf =
+            rustix::net::sockopt::socket_send_buffer_size(&*self).map_err(|errno| Error::Sys {
+                op: "getsockopt(SO_SNDBUF)",
+                errno,
+            })?;
+        let max_bytes = sndbuf.saturating_sub(64).max(4096);
         let mut results = Vec::with_capacity(offsets.len());
         let outcome = (|| {
-            for chunk in offsets.chunks(window) {
+            for range in windows(&offsets, window, max_bytes) {
+                let chunk = &offsets[range];
                 let first = self.alloc_seq(chunk.len() as u32);
                 let start = chunk[0].0;
                 let end = chunk[chunk.len() - 1].1;
@@ -329,5 +337,48 @@ mod tests {
     fn malformed_request_buffer_is_an_error() {
         let mut bytes = [8u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
         assert!(matches!(mark_requests(&mut bytes), Err(Error::Protocol(_))));
+    }
+}
+
+/// Splits the requests (`(start, end, is_dump)` byte ranges, in order) into windows of at most
+/// `max_count` requests and `max_bytes` bytes (a single larger request gets a window alone;
+/// the kernel then answers EMSGSIZE for it).
+fn windows(
+    offsets: &[(usize, usize, bool)],
+    max_count: usize,
+    max_bytes: usize,
+) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut first = 0;
+    for (i, &(_, end, _)) in offsets.iter().enumerate() {
+        let too_many = i - first >= max_count;
+        let too_big = i > first && end - offsets[first].0 > max_bytes;
+        if too_many || too_big {
+            out.push(first..i);
+            first = i;
+        }
+    }
+    if first < offsets.len() {
+        out.push(first..offsets.len());
+    }
+    out
+}
+
+#[cfg(test)]
+mod window_tests {
+    #[test]
+    fn windows_respect_count_and_bytes() {
+        let offs: Vec<(usize, usize, bool)> =
+            (0..10).map(|i| (i * 100, i * 100 + 100, false)).collect();
+        assert_eq!(super::windows(&offs, 4, 10_000), [0..4, 4..8, 8..10]);
+        assert_eq!(
+            super::windows(&offs, 100, 250),
+            [0..2, 2..4, 4..6, 6..8, 8..10]
+        );
+        assert_eq!(
+            super::windows(&offs, 100, 50),
+            (0..10).map(|i| i..i + 1).collect::<Vec<_>>()
+        );
+        assert!(super::windows(&[], 4, 100).is_empty());
     }
 }
