@@ -1,0 +1,388 @@
+//! [`ConnTable`]: the conntrack table. One slot per connection, linked twice (by its original
+//! and its reply tuple) into one nulls hash table, as the kernel's `nf_conntrack_hash`.
+
+mod entry;
+mod gc;
+mod tuple;
+
+pub use entry::{ConnIter, ConnRef, ConnView};
+pub use gc::{GcBudget, GcReport};
+pub use tuple::{Direction, Tuple};
+
+use crate::clock::{expired, Clock};
+use crate::error::ConnInsertError;
+use crate::key::TableKey;
+use crate::raw::{LinkError, Payload, RawTable};
+use crate::stats::{ChangeStamp, Stats};
+use crate::sync::{AtomicU32, AtomicU64, Mutex, Ordering};
+
+/// Status bits of a connection ([`ConnRef::status`]).
+pub mod status {
+    /// Seen traffic in both directions long enough: not evicted by early drop.
+    pub const ASSURED: u32 = 1 << 0;
+    /// A reply has been seen.
+    pub const SEEN_REPLY: u32 = 1 << 1;
+    /// Offloaded elsewhere: garbage collection leaves it alone.
+    pub const OFFLOAD: u32 = 1 << 2;
+}
+
+/// Per-connection payload. Atomics are read lock-free (`peek`, gc); `state` is the entry
+/// lock with the protocol state, taken only by reference holders and by the final `put`.
+pub(crate) struct ConnPayload<S> {
+    /// Absolute expiry in wrapping clock milliseconds.
+    pub(crate) expires_at: AtomicU32,
+    pub(crate) status: AtomicU32,
+    pub(crate) mark: AtomicU32,
+    pub(crate) packets: [AtomicU64; 2],
+    pub(crate) bytes: [AtomicU64; 2],
+    /// Never re-initialised on recycle (type-stable); reset to `S::default()` on free.
+    pub(crate) state: Mutex<S>,
+}
+
+impl<S: Default + Send> Payload for ConnPayload<S> {
+    fn new_free() -> Self {
+        Self {
+            expires_at: AtomicU32::new(0),
+            status: AtomicU32::new(0),
+            mark: AtomicU32::new(0),
+            packets: std::array::from_fn(|_| AtomicU64::new(0)),
+            bytes: std::array::from_fn(|_| AtomicU64::new(0)),
+            state: Mutex::new(S::default()),
+        }
+    }
+
+    fn release(&self) {
+        let old = std::mem::take(&mut *self.state.lock());
+        drop(old);
+    }
+}
+
+/// A connection to insert.
+///
+/// ```
+/// use nlkit_table::{NewConn, Tuple};
+/// let orig = Tuple::new("10.0.0.1".parse().unwrap(), 1234, "10.0.0.2".parse().unwrap(), 80, 6);
+/// let c = NewConn::new(orig, orig.reverse(), 30_000, ());
+/// assert_eq!(c.timeout_ms, 30_000);
+/// ```
+#[derive(Debug, Clone)]
+pub struct NewConn<S> {
+    /// Original-direction tuple.
+    pub original: Tuple,
+    /// Reply-direction tuple (differs from `original.reverse()` under NAT).
+    pub reply: Tuple,
+    /// Timeout from now, in milliseconds.
+    pub timeout_ms: u32,
+    /// Initial [`status`] bits.
+    pub status: u32,
+    /// Initial mark.
+    pub mark: u32,
+    /// Initial protocol state.
+    pub state: S,
+}
+
+impl<S> NewConn<S> {
+    /// A connection with no status bits and mark 0.
+    pub fn new(original: Tuple, reply: Tuple, timeout_ms: u32, state: S) -> Self {
+        Self {
+            original,
+            reply,
+            timeout_ms,
+            status: 0,
+            mark: 0,
+            state,
+        }
+    }
+}
+
+/// Configuration of a [`ConnTable`].
+///
+/// ```
+/// use nlkit_table::ConnConfig;
+/// let cfg = ConnConfig::new(1 << 16);
+/// assert_eq!(cfg.buckets, 1 << 16);
+/// ```
+#[derive(Debug, Clone)]
+pub struct ConnConfig {
+    /// Maximum number of connections (`nf_conntrack_max`); also the number of slots.
+    pub max: u32,
+    /// Number of buckets (rounded up to a power of two). The kernel uses `max`, so chains
+    /// average two nodes (each connection is linked twice).
+    pub buckets: u32,
+    /// Time source for timeouts.
+    pub clock: Clock,
+}
+
+impl ConnConfig {
+    /// `max` connections, `max` buckets, a monotonic clock.
+    pub fn new(max: u32) -> Self {
+        Self {
+            max,
+            buckets: max,
+            clock: Clock::monotonic(),
+        }
+    }
+
+    /// The same configuration with another clock.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+}
+
+/// The conntrack table: lock-free lookups by either tuple, a per-entry lock for protocol
+/// state, timeouts, incremental garbage collection, early drop and predicate clean-up.
+///
+/// `S` is the protocol state kept under the entry lock.
+///
+/// ```
+/// use nlkit_table::{ConnConfig, ConnTable, Direction, NewConn, Tuple};
+///
+/// let table: ConnTable<u8> = ConnTable::new(ConnConfig::new(1024));
+/// let orig = Tuple::new("10.0.0.1".parse().unwrap(), 40000, "10.0.0.2".parse().unwrap(), 80, 6);
+/// table.insert(NewConn::new(orig, orig.reverse(), 120_000, 1)).unwrap();
+///
+/// let ct = table.get(&orig.reverse()).unwrap();       // found by the reply tuple
+/// assert_eq!(ct.direction(), Direction::Reply);
+/// *ct.state() = 2;                                    // under the entry lock
+/// ct.account(Direction::Reply, 1, 60);
+/// assert_eq!(table.peek(&orig).unwrap().packets, [0, 1]); // no lock, no refcount
+/// assert!(table.remove(&orig));
+/// assert_eq!(table.count(), 0);
+/// ```
+pub struct ConnTable<S: Default + Send = ()> {
+    pub(crate) raw: RawTable<Tuple, ConnPayload<S>, 2>,
+    pub(crate) clock: Clock,
+    pub(crate) max: u32,
+    pub(crate) gc: Mutex<gc::GcCursor>,
+}
+
+impl<S: Default + Send> ConnTable<S> {
+    /// A table with the given configuration.
+    pub fn new(config: ConnConfig) -> Self {
+        let max = config.max.clamp(1, crate::arena::MAX_SLOTS);
+        Self {
+            raw: RawTable::new(config.buckets.max(1), max),
+            clock: config.clock,
+            max,
+            gc: Mutex::new(gc::GcCursor::default()),
+        }
+    }
+
+    /// The table's current time (wrapping milliseconds).
+    pub fn now_ms(&self) -> u32 {
+        self.clock.now_ms()
+    }
+
+    /// Inserts a connection, linked by both tuples; returns a handle to it (direction
+    /// original). Expired connections holding either tuple are reaped first. When the table
+    /// is full, one non-assured connection near the new one's bucket is dropped early.
+    ///
+    /// ```
+    /// use nlkit_table::{ConnConfig, ConnInsertError, ConnTable, Direction, NewConn, Tuple};
+    /// let t: ConnTable = ConnTable::new(ConnConfig::new(8));
+    /// let a = Tuple::new("10.0.0.1".parse().unwrap(), 1, "10.0.0.2".parse().unwrap(), 2, 17);
+    /// t.insert(NewConn::new(a, a.reverse(), 1000, ())).unwrap();
+    /// // Another connection whose reply tuple clashes with the first one's:
+    /// let b = Tuple::new("10.0.0.9".parse().unwrap(), 1, "10.0.0.2".parse().unwrap(), 2, 17);
+    /// let err = t.insert(NewConn::new(b, a.reverse(), 1000, ())).map(|_| ()).unwrap_err();
+    /// assert_eq!(err, ConnInsertError::Clash(Direction::Reply));
+    /// ```
+    pub fn insert(&self, conn: NewConn<S>) -> Result<ConnRef<'_, S>, ConnInsertError> {
+        if conn.original == conn.reply {
+            return Err(ConnInsertError::SameTuple);
+        }
+        // Reap expired holders of either tuple, so an expired entry never causes a clash.
+        drop(self.get(&conn.original));
+        drop(self.get(&conn.reply));
+        let keys = [conn.original.to_words(), conn.reply.to_words()];
+        let idx = match self.raw.alloc() {
+            Some(i) => i,
+            None => {
+                if !self.early_drop(self.raw.bucket(&keys[0])) {
+                    self.raw.stats.full.fetch_add(1, Ordering::Relaxed);
+                    return Err(ConnInsertError::Full);
+                }
+                self.raw.alloc().ok_or_else(|| {
+                    self.raw.stats.full.fetch_add(1, Ordering::Relaxed);
+                    ConnInsertError::Full
+                })?
+            }
+        };
+        let now = self.now_ms();
+        let NewConn {
+            timeout_ms,
+            status,
+            mark,
+            state,
+            ..
+        } = conn;
+        self.raw.prepare(idx, &keys, |p| {
+            p.expires_at
+                .store(now.wrapping_add(timeout_ms), Ordering::Relaxed);
+            p.status.store(status, Ordering::Relaxed);
+            p.mark.store(mark, Ordering::Relaxed);
+            for d in 0..2 {
+                p.packets[d].store(0, Ordering::Relaxed);
+                p.bytes[d].store(0, Ordering::Relaxed);
+            }
+            *p.state.lock() = state;
+        });
+        // Our handle's reference, taken before linking so a concurrent delete cannot free it.
+        self.raw.get_more(idx);
+        match self.raw.link(idx, &keys) {
+            Ok(()) => Ok(ConnRef::new(self, idx, Direction::Original)),
+            Err(e) => {
+                self.raw.put(idx);
+                self.raw.put(idx);
+                Err(match e {
+                    LinkError::Exists(d) => ConnInsertError::Clash(Direction::from_index(d)),
+                    LinkError::ChainTooLong => ConnInsertError::ChainTooLong,
+                })
+            }
+        }
+    }
+
+    /// Looks a tuple up (either direction) without locks; an expired connection is never
+    /// returned (it is deleted on the way, as the kernel does).
+    ///
+    /// ```
+    /// use nlkit_table::{Clock, ConnConfig, ConnTable, ManualClock, NewConn, Tuple};
+    /// let clock = ManualClock::new(0);
+    /// let t: ConnTable = ConnTable::new(ConnConfig::new(8).with_clock(Clock::Manual(clock.clone())));
+    /// let a = Tuple::new("10.0.0.1".parse().unwrap(), 1, "10.0.0.2".parse().unwrap(), 2, 17);
+    /// t.insert(NewConn::new(a, a.reverse(), 1000, ())).unwrap();
+    /// assert!(t.get(&a).is_some());
+    /// clock.advance(1000);
+    /// assert!(t.get(&a).is_none());
+    /// assert_eq!(t.count(), 0);
+    /// ```
+    pub fn get(&self, tuple: &Tuple) -> Option<ConnRef<'_, S>> {
+        let (idx, dir) = self.raw.lookup(&tuple.to_words())?;
+        let expires = self
+            .raw
+            .slot(idx)
+            .payload
+            .expires_at
+            .load(Ordering::Relaxed);
+        if expired(expires, self.now_ms()) {
+            if self.raw.kill(idx) {
+                self.raw.stats.gc_expired.fetch_add(1, Ordering::Relaxed);
+            }
+            self.raw.put(idx);
+            return None;
+        }
+        Some(ConnRef::new(self, idx, Direction::from_index(dir)))
+    }
+
+    /// Reads a connection's atomic fields without locks and without touching its reference
+    /// count (seqlock-validated); `None` if absent or expired.
+    pub fn peek(&self, tuple: &Tuple) -> Option<ConnView> {
+        let view = self.raw.peek(&tuple.to_words(), |s, dir| {
+            let p = &s.payload;
+            ConnView {
+                direction: Direction::from_index(dir),
+                expires_at: p.expires_at.load(Ordering::Relaxed),
+                status: p.status.load(Ordering::Relaxed),
+                mark: p.mark.load(Ordering::Relaxed),
+                packets: [0, 1].map(|d| p.packets[d].load(Ordering::Relaxed)),
+                bytes: [0, 1].map(|d| p.bytes[d].load(Ordering::Relaxed)),
+            }
+        })?;
+        (!expired(view.expires_at, self.now_ms())).then_some(view)
+    }
+
+    /// Deletes the connection with this tuple (either direction); returns whether this call
+    /// deleted it.
+    pub fn remove(&self, tuple: &Tuple) -> bool {
+        let words = tuple.to_words();
+        while let Some((idx, _)) = self.raw.lookup(&words) {
+            let won = self.raw.kill(idx);
+            self.raw.put(idx);
+            if won {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Iterates over every connection once (by its original node), each bucket under its
+    /// stripe lock, while lookups keep running. Expired connections are included until gc.
+    ///
+    /// ```
+    /// use nlkit_table::{ConnConfig, ConnTable, NewConn, Tuple};
+    /// let t: ConnTable = ConnTable::new(ConnConfig::new(64));
+    /// for p in 1..=5u16 {
+    ///     let a = Tuple::new("10.0.0.1".parse().unwrap(), p, "10.0.0.2".parse().unwrap(), 80, 6);
+    ///     t.insert(NewConn::new(a, a.reverse(), 1000, ())).unwrap();
+    /// }
+    /// assert_eq!(t.iter().count(), 5);
+    /// ```
+    pub fn iter(&self) -> ConnIter<'_, S> {
+        entry::ConnIter::new(self)
+    }
+
+    /// Deletes every connection matching `pred` (a zone, a mark, an address…) while lookups
+    /// keep running; returns how many this call deleted (the kernel's `nf_ct_iterate_cleanup`).
+    ///
+    /// ```
+    /// use nlkit_table::{ConnConfig, ConnTable, NewConn, Tuple};
+    /// let t: ConnTable = ConnTable::new(ConnConfig::new(64));
+    /// for zone in 0..4u16 {
+    ///     let a = Tuple::new("10.0.0.1".parse().unwrap(), 1, "10.0.0.2".parse().unwrap(), 80, 6)
+    ///         .with_zone(zone);
+    ///     t.insert(NewConn::new(a, a.reverse(), 1000, ())).unwrap();
+    /// }
+    /// assert_eq!(t.remove_matching(|c| c.original().zone == 2), 1);
+    /// assert_eq!(t.count(), 3);
+    /// ```
+    pub fn remove_matching(&self, mut pred: impl FnMut(&ConnRef<'_, S>) -> bool) -> usize {
+        let mut n = 0;
+        for c in self.iter() {
+            if pred(&c) && c.delete() {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Number of linked connections.
+    pub fn count(&self) -> usize {
+        self.raw.len()
+    }
+
+    /// The maximum number of connections.
+    pub fn max(&self) -> usize {
+        self.max as usize
+    }
+
+    /// See [`ChangeStamp`].
+    pub fn change_stamp(&self) -> ChangeStamp {
+        self.raw.change_stamp()
+    }
+
+    /// Event counters.
+    pub fn stats(&self) -> Stats {
+        self.raw.stats()
+    }
+
+    /// Bytes used by buckets, locks and created slots.
+    pub fn memory_bytes(&self) -> usize {
+        self.raw.memory_bytes()
+    }
+}
+
+impl<S: Default + Send> Drop for ConnTable<S> {
+    fn drop(&mut self) {
+        self.raw.drain_mut(|s| s.payload.release());
+    }
+}
+
+impl<S: Default + Send> std::fmt::Debug for ConnTable<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnTable")
+            .field("count", &self.count())
+            .field("max", &self.max)
+            .finish()
+    }
+}

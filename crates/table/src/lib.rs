@@ -1,0 +1,45 @@
+//! # nlkit-table
+//!
+//! A lock-free hash table in the style of the Linux conntrack table: `hlist_nulls` chains over
+//! type-stable, immediately reusable slots, with reference-count pinning and validation in
+//! place of RCU grace periods. It knows nothing of Netlink.
+//!
+//! - [`NullsTable`]: a generic `K → V` table (keys that encode into `u64` words, values of
+//!   any size, boxed and immutable per entry incarnation), with refcounted handles
+//!   ([`EntryRef`]), a reference-free presence check and word peek, iteration and a
+//!   [`ChangeStamp`] for detecting dumps that overlapped a change.
+//! - [`ConnTable`]: connections linked by both original and reply [`Tuple`]s, a per-entry
+//!   lock for protocol state, timeouts, incremental gc, early drop and predicate clean-up.
+//!
+//! Design notes: `shared/design/concurrent-table.md`. Memory orderings and their reasons are
+//! documented in the `raw` module; loom models are in `tests/loom_*.rs`.
+//!
+//! ```
+//! use nlkit_table::NullsTable;
+//! let t: NullsTable<u64, &str> = NullsTable::new(16);
+//! t.insert(1, "one").unwrap();
+//! assert_eq!(t.get(&1).as_deref(), Some(&"one"));
+//! ```
+
+#![warn(missing_docs)]
+
+mod arena;
+mod clock;
+mod conn;
+mod error;
+mod key;
+mod map;
+mod raw;
+mod stats;
+mod sync;
+
+pub use clock::{Clock, ManualClock};
+pub use conn::{
+    status, ConnConfig, ConnIter, ConnRef, ConnTable, ConnView, Direction, GcBudget, GcReport,
+    NewConn, Tuple,
+};
+pub use error::{ConnInsertError, InsertError, InsertErrorKind};
+pub use key::{ByteKey, KeyWords, TableKey};
+pub use map::{EntryRef, Iter, NullsTable};
+pub use stats::{ChangeStamp, Stats};
+pub use sync::MutexGuard;

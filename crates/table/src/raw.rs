@@ -1,0 +1,569 @@
+//! The nulls hash table core, shared by [`NullsTable`](crate::NullsTable) (one link per slot)
+//! and [`ConnTable`](crate::ConnTable) (two links per slot, original and reply).
+//!
+//! # Protocol (see `shared/design/concurrent-table.md` §6.2)
+//! - **Links** are `u32`: a node is `idx << 2 | dir << 1`; a *nulls* end marker is
+//!   `bucket << 1 | 1`. Every link value is decodable, so a stale reader never leaves the arena.
+//! - **Slot lifecycle**: free (`refcnt == 0`, `seq` odd) → prepared (key and payload written
+//!   with `Relaxed`, `seq` made even with `Release`, then `refcnt = 1` with `Release`: "key
+//!   before refcnt") → linked at the chain heads under the stripe locks (`HASHED` set, heads
+//!   stored with `Release`) → killed (`DYING` set by one `fetch_or` winner, unlinked under the
+//!   locks, its own `next` left intact) → the table's reference put; the last put (`Release`
+//!   decrement, then an `Acquire` fence) makes `seq` odd, releases the payload and pushes the
+//!   slot on the free list. It may be reused at once.
+//! - **Lookup** takes no lock: load `next` (`Acquire`) before comparing the key; on a match
+//!   take a reference with an `Acquire` CAS that never increments zero, then recheck the key
+//!   and `HASHED && !DYING`; on failure put and restart. A walk that ends on another bucket's
+//!   nulls marker restarts. Restarts are counted.
+//! - **Peek** takes no reference: seqlock validation of `seq` around atomic field loads.
+
+use crate::arena::{Arena, ArenaSlot, NIL};
+use crate::key::{KeyWords, TableKey, WordHasher};
+use crate::stats::{ChangeStamp, RawStats, Stats};
+use crate::sync::{fence, spin_hint, AtomicU32, AtomicU64, Mutex, MutexGuard, Ordering};
+
+/// The entry is linked in its chains.
+pub(crate) const HASHED: u32 = 1;
+/// The entry is being (or has been) deleted; set once, by the winner.
+pub(crate) const DYING: u32 = 2;
+
+const LOCK_STRIPES: u32 = 1024;
+/// Base chain-length cap for duplicate scans (the kernel's `MIN_CHAINLEN`), plus 0..31 random.
+const MIN_CHAINLEN: u32 = 50;
+
+#[inline]
+pub(crate) fn is_nulls(link: u32) -> bool {
+    link & 1 == 1
+}
+#[inline]
+fn nulls(bucket: u32) -> u32 {
+    bucket << 1 | 1
+}
+#[inline]
+pub(crate) fn node(idx: u32, dir: usize) -> u32 {
+    idx << 2 | (dir as u32) << 1
+}
+#[inline]
+pub(crate) fn decode(link: u32) -> (u32, usize) {
+    (link >> 2, ((link >> 1) & 1) as usize)
+}
+
+/// Per-slot payload stored next to the key. Every field a lock-free reader touches is atomic.
+pub(crate) trait Payload: Send + Sync {
+    fn new_free() -> Self;
+    /// Called by the last `put` with exclusive ownership (refcount zero).
+    fn release(&self);
+}
+
+/// One type-stable slot. All fields are atomics (or a payload whose reader-visible fields are):
+/// lock-free readers may read a slot while it is recycled, and validate afterwards.
+pub(crate) struct Slot<K: TableKey, P, const D: usize> {
+    /// 0 = free; the table holds one reference while `HASHED && !DYING`.
+    pub(crate) refcnt: AtomicU32,
+    /// `HASHED`, `DYING`; written while prepared (store) or by `fetch_or`.
+    pub(crate) flags: AtomicU32,
+    /// Generation: odd while free or being prepared, even while published.
+    pub(crate) seq: AtomicU32,
+    /// Free-list link (only meaningful while free).
+    free_next: AtomicU32,
+    /// Chain links, one per direction; written only under the stripe lock of that chain.
+    pub(crate) next: [AtomicU32; D],
+    /// Keys, one per direction; written only while the slot is free/prepared.
+    pub(crate) key: [<K::Words as KeyWords>::Atomic; D],
+    pub(crate) payload: P,
+}
+
+impl<K: TableKey, P: Payload, const D: usize> ArenaSlot for Slot<K, P, D> {
+    fn new_free() -> Self {
+        Self {
+            refcnt: AtomicU32::new(0),
+            flags: AtomicU32::new(0),
+            seq: AtomicU32::new(1),
+            free_next: AtomicU32::new(NIL),
+            next: std::array::from_fn(|_| AtomicU32::new(nulls(0))),
+            key: std::array::from_fn(|_| K::Words::new_atomic()),
+            payload: P::new_free(),
+        }
+    }
+    fn free_next(&self) -> &AtomicU32 {
+        &self.free_next
+    }
+}
+
+/// A lock stripe. `changes` and `live` are written only under `lock` and read without it.
+#[repr(align(64))]
+struct Stripe {
+    lock: Mutex<()>,
+    /// Number of chain mutations under this stripe (monotonic; see [`ChangeStamp`]).
+    changes: AtomicU64,
+    /// Entries whose first-direction node is in a bucket of this stripe.
+    live: AtomicU64,
+}
+
+/// Why linking failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LinkError {
+    /// A live entry already has this key in direction `dir` of the new entry.
+    Exists(usize),
+    /// A chain is longer than the randomised cap.
+    ChainTooLong,
+}
+
+pub(crate) struct RawTable<K: TableKey, P: Payload, const D: usize> {
+    /// Bucket heads; written only under the bucket's stripe lock, read lock-free (`Acquire`).
+    heads: Box<[AtomicU32]>,
+    bucket_mask: u32,
+    stripes: Box<[Stripe]>,
+    stripe_mask: u32,
+    pub(crate) arena: Arena<Slot<K, P, D>>,
+    hasher: WordHasher,
+    pub(crate) stats: RawStats,
+}
+
+/// Guards of one or two stripes, taken in index order.
+pub(crate) struct StripeGuards<'a> {
+    _first: MutexGuard<'a, ()>,
+    _second: Option<MutexGuard<'a, ()>>,
+}
+
+impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
+    pub(crate) fn new(buckets: u32, capacity: u32) -> Self {
+        let buckets = buckets.clamp(1, 1 << 30).next_power_of_two();
+        let stripes = buckets.min(LOCK_STRIPES);
+        Self {
+            heads: (0..buckets).map(|b| AtomicU32::new(nulls(b))).collect(),
+            bucket_mask: buckets - 1,
+            stripes: (0..stripes)
+                .map(|_| Stripe {
+                    lock: Mutex::new(()),
+                    changes: AtomicU64::new(0),
+                    live: AtomicU64::new(0),
+                })
+                .collect(),
+            stripe_mask: stripes - 1,
+            arena: Arena::new(capacity),
+            hasher: WordHasher::random(),
+            stats: RawStats::default(),
+        }
+    }
+
+    pub(crate) fn buckets(&self) -> u32 {
+        self.bucket_mask + 1
+    }
+
+    #[inline]
+    pub(crate) fn bucket(&self, key: &K::Words) -> u32 {
+        self.hasher.hash(key.words()) as u32 & self.bucket_mask
+    }
+
+    #[inline]
+    pub(crate) fn slot(&self, idx: u32) -> &Slot<K, P, D> {
+        self.arena.get(idx)
+    }
+
+    #[inline]
+    fn stripe(&self, bucket: u32) -> &Stripe {
+        &self.stripes[(bucket & self.stripe_mask) as usize]
+    }
+
+    fn lock_stripes(&self, a: u32, b: u32) -> StripeGuards<'_> {
+        let (sa, sb) = (a & self.stripe_mask, b & self.stripe_mask);
+        let (lo, hi) = (sa.min(sb), sa.max(sb));
+        let g0 = self.stripes[lo as usize].lock.lock();
+        let g1 = (hi != lo).then(|| self.stripes[hi as usize].lock.lock());
+        StripeGuards {
+            _first: g0,
+            _second: g1,
+        }
+    }
+
+    /// Records a mutation of `bucket`'s chain (caller holds its stripe lock).
+    fn note_change(&self, bucket: u32) {
+        let c = &self.stripe(bucket).changes;
+        c.store(c.load(Ordering::Relaxed) + 1, Ordering::Release);
+    }
+
+    fn add_live(&self, bucket: u32, delta: i64) {
+        let l = &self.stripe(bucket).live;
+        l.store(
+            l.load(Ordering::Relaxed).wrapping_add(delta as u64),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Number of linked entries.
+    pub(crate) fn len(&self) -> usize {
+        self.stripes
+            .iter()
+            .map(|s| s.live.load(Ordering::Relaxed))
+            .sum::<u64>() as usize
+    }
+
+    /// See [`ChangeStamp`].
+    pub(crate) fn change_stamp(&self) -> ChangeStamp {
+        fence(Ordering::Acquire);
+        ChangeStamp(
+            self.stripes
+                .iter()
+                .map(|s| s.changes.load(Ordering::Acquire))
+                .fold(0u64, u64::wrapping_add),
+        )
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        self.stats.snapshot()
+    }
+
+    #[inline]
+    pub(crate) fn is_live(flags: u32) -> bool {
+        flags & (HASHED | DYING) == HASHED
+    }
+
+    /// Takes a reference unless the count is zero. `Acquire` on success pairs with the
+    /// `Release` publish in [`prepare`](Self::prepare), so the fields of the incarnation we
+    /// pinned are visible to the recheck (the kernel 0ed8f619 bug class).
+    #[inline]
+    pub(crate) fn try_get(&self, slot: &Slot<K, P, D>) -> bool {
+        let mut c = slot.refcnt.load(Ordering::Relaxed);
+        loop {
+            if c == 0 {
+                return false;
+            }
+            assert!(c < u32::MAX / 2, "slot reference count overflow");
+            match slot
+                .refcnt
+                .compare_exchange_weak(c, c + 1, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(x) => c = x,
+            }
+        }
+    }
+
+    /// Adds a reference to a slot the caller already holds a reference on.
+    #[inline]
+    pub(crate) fn get_more(&self, idx: u32) {
+        let old = self.slot(idx).refcnt.fetch_add(1, Ordering::Relaxed);
+        assert!(old > 0 && old < u32::MAX / 2, "bad reference count");
+    }
+
+    /// Drops a reference; the last one frees the slot.
+    #[inline]
+    pub(crate) fn put(&self, idx: u32) {
+        let slot = self.slot(idx);
+        if slot.refcnt.fetch_sub(1, Ordering::Release) == 1 {
+            fence(Ordering::Acquire);
+            self.free(idx);
+        }
+    }
+
+    fn free(&self, idx: u32) {
+        let slot = self.slot(idx);
+        // Seqlock write side: make `seq` odd before any field of the slot changes again.
+        let s = slot.seq.load(Ordering::Relaxed);
+        slot.seq.store(s | 1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        slot.payload.release();
+        slot.flags.store(0, Ordering::Relaxed);
+        self.arena.push(idx);
+    }
+
+    /// Pops a free slot (refcount zero, `seq` odd), or `None` when the arena is full.
+    pub(crate) fn alloc(&self) -> Option<u32> {
+        self.arena.pop()
+    }
+
+    /// Writes keys and payload into a slot from [`alloc`](Self::alloc), then publishes it with
+    /// one reference (the caller's, later the table's).
+    pub(crate) fn prepare(&self, idx: u32, keys: &[K::Words; D], init: impl FnOnce(&P)) {
+        let slot = self.slot(idx);
+        for (k, a) in keys.iter().zip(&slot.key) {
+            k.store(a);
+        }
+        init(&slot.payload);
+        slot.flags.store(0, Ordering::Relaxed);
+        let s = slot.seq.load(Ordering::Relaxed);
+        slot.seq.store((s | 1).wrapping_add(1), Ordering::Release);
+        slot.refcnt.store(1, Ordering::Release);
+    }
+
+    /// Chain-length cap for one duplicate scan, randomised as in the kernel.
+    fn chain_cap(&self, bucket: u32, idx: u32) -> u32 {
+        MIN_CHAINLEN + (self.hasher.hash(&[u64::from(bucket), u64::from(idx)]) as u32 & 31)
+    }
+
+    /// Under the stripe lock: the live node with `key` in `bucket`, if any.
+    fn find_locked(&self, bucket: u32, key: &K::Words, cap: u32) -> Result<Option<u32>, LinkError> {
+        let mut link = self.heads[bucket as usize].load(Ordering::Relaxed);
+        let mut n = 0;
+        while !is_nulls(link) {
+            n += 1;
+            if n > cap {
+                return Err(LinkError::ChainTooLong);
+            }
+            let (i, d) = decode(link);
+            let s = self.slot(i);
+            if key.matches(&s.key[d]) && s.flags.load(Ordering::Relaxed) & DYING == 0 {
+                return Ok(Some(i));
+            }
+            link = s.next[d].load(Ordering::Relaxed);
+        }
+        Ok(None)
+    }
+
+    fn link_head_locked(&self, idx: u32, dir: usize, bucket: u32) {
+        let slot = self.slot(idx);
+        let head = &self.heads[bucket as usize];
+        slot.next[dir].store(head.load(Ordering::Relaxed), Ordering::Relaxed);
+        head.store(node(idx, dir), Ordering::Release);
+        self.note_change(bucket);
+    }
+
+    /// Links a prepared slot at the heads of its chains, after checking (if `check`) that no
+    /// live entry has any of its keys. On success the caller's reference becomes the table's.
+    pub(crate) fn link(&self, idx: u32, keys: &[K::Words; D]) -> Result<(), LinkError> {
+        let buckets: [u32; D] = std::array::from_fn(|d| self.bucket(&keys[d]));
+        let _g = self.lock_stripes(buckets[0], buckets[D - 1]);
+        for d in 0..D {
+            let cap = self.chain_cap(buckets[d], idx);
+            match self.find_locked(buckets[d], &keys[d], cap) {
+                Ok(None) => {}
+                Ok(Some(_)) => {
+                    self.stats.insert_failed.fetch_add(1, Ordering::Relaxed);
+                    return Err(LinkError::Exists(d));
+                }
+                Err(e) => {
+                    self.stats.chain_too_long.fetch_add(1, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+        }
+        let slot = self.slot(idx);
+        slot.flags.store(HASHED, Ordering::Relaxed);
+        for (d, &b) in buckets.iter().enumerate() {
+            self.link_head_locked(idx, d, b);
+        }
+        self.add_live(buckets[0], 1);
+        Ok(())
+    }
+
+    /// Unlinks `node` from `bucket` (caller holds the stripe lock). The node's own `next` is
+    /// left intact so that readers standing on it keep walking.
+    fn unlink_locked(&self, bucket: u32, target: u32) -> bool {
+        let mut prev = &self.heads[bucket as usize];
+        loop {
+            let cur = prev.load(Ordering::Relaxed);
+            if is_nulls(cur) {
+                return false;
+            }
+            let (i, d) = decode(cur);
+            let next = &self.slot(i).next[d];
+            if cur == target {
+                prev.store(next.load(Ordering::Relaxed), Ordering::Release);
+                self.note_change(bucket);
+                return true;
+            }
+            prev = next;
+        }
+    }
+
+    /// Deletes a live entry the caller holds a reference on. Exactly one caller wins (returns
+    /// true); the winner unlinks every direction and puts the table's reference.
+    ///
+    /// `DYING` is claimed while holding the stripe locks, so lookups that meet a dying entry
+    /// (and restart) only spin for the few stores of the unlink, not for a lock wait.
+    pub(crate) fn kill(&self, idx: u32) -> bool {
+        let slot = self.slot(idx);
+        if slot.flags.load(Ordering::Relaxed) & DYING != 0 {
+            return false;
+        }
+        // Our reference pins this incarnation, so its keys are stable.
+        let buckets: [u32; D] = std::array::from_fn(|d| self.bucket(&K::Words::load(&slot.key[d])));
+        {
+            let _g = self.lock_stripes(buckets[0], buckets[D - 1]);
+            if slot.flags.fetch_or(DYING, Ordering::AcqRel) & DYING != 0 {
+                return false;
+            }
+            for (d, &b) in buckets.iter().enumerate() {
+                let found = self.unlink_locked(b, node(idx, d));
+                debug_assert!(found, "killed entry not on its chain");
+            }
+            self.add_live(buckets[0], -1);
+        }
+        self.put(idx);
+        true
+    }
+
+    /// Lock-free lookup; on success returns `(idx, dir)` with a reference held.
+    pub(crate) fn lookup(&self, key: &K::Words) -> Option<(u32, usize)> {
+        let b = self.bucket(key);
+        'restart: loop {
+            let mut link = self.heads[b as usize].load(Ordering::Acquire);
+            while !is_nulls(link) {
+                let (idx, dir) = decode(link);
+                let slot = self.slot(idx);
+                // Minyard's rule: read the link before looking at the key.
+                let next = slot.next[dir].load(Ordering::Acquire);
+                if key.matches(&slot.key[dir]) {
+                    if self.try_get(slot) {
+                        if key.matches(&slot.key[dir])
+                            && Self::is_live(slot.flags.load(Ordering::Acquire))
+                        {
+                            return Some((idx, dir));
+                        }
+                        self.stats.recycled.fetch_add(1, Ordering::Relaxed);
+                        self.put(idx);
+                    }
+                    self.stats.restarts.fetch_add(1, Ordering::Relaxed);
+                    spin_hint();
+                    continue 'restart;
+                }
+                link = next;
+            }
+            if link != nulls(b) {
+                self.stats.restarts.fetch_add(1, Ordering::Relaxed);
+                spin_hint();
+                continue 'restart;
+            }
+            return None;
+        }
+    }
+
+    /// Lock-free, reference-free read of a live entry: `read` may load only atomics of the
+    /// slot; its result is returned only if `seq` proves the slot was one live incarnation with
+    /// `key` throughout (seqlock validation).
+    pub(crate) fn peek<R>(
+        &self,
+        key: &K::Words,
+        mut read: impl FnMut(&Slot<K, P, D>, usize) -> R,
+    ) -> Option<R> {
+        let b = self.bucket(key);
+        'restart: loop {
+            let mut link = self.heads[b as usize].load(Ordering::Acquire);
+            while !is_nulls(link) {
+                let (idx, dir) = decode(link);
+                let slot = self.slot(idx);
+                let next = slot.next[dir].load(Ordering::Acquire);
+                if key.matches(&slot.key[dir]) {
+                    let s1 = slot.seq.load(Ordering::Acquire);
+                    let live = Self::is_live(slot.flags.load(Ordering::Relaxed));
+                    let same = key.matches(&slot.key[dir]);
+                    let r = read(slot, dir);
+                    fence(Ordering::Acquire);
+                    let s2 = slot.seq.load(Ordering::Relaxed);
+                    if s1 & 1 == 0 && s1 == s2 && live && same {
+                        return Some(r);
+                    }
+                    self.stats.restarts.fetch_add(1, Ordering::Relaxed);
+                    spin_hint();
+                    continue 'restart;
+                }
+                link = next;
+            }
+            if link != nulls(b) {
+                self.stats.restarts.fetch_add(1, Ordering::Relaxed);
+                spin_hint();
+                continue 'restart;
+            }
+            return None;
+        }
+    }
+
+    /// Under the bucket's stripe lock, takes a reference on every live node of `bucket` in
+    /// direction `dir` and appends it to `out`. Consistent per bucket.
+    pub(crate) fn collect_bucket(&self, bucket: u32, dir: usize, out: &mut Vec<u32>) {
+        if is_nulls(self.heads[bucket as usize].load(Ordering::Acquire)) {
+            // Empty when we looked: skip the lock. A racing insert bumps the change stamp.
+            return;
+        }
+        let _g = self.lock_stripes(bucket, bucket);
+        let mut link = self.heads[bucket as usize].load(Ordering::Relaxed);
+        while !is_nulls(link) {
+            let (i, d) = decode(link);
+            let s = self.slot(i);
+            if d == dir && s.flags.load(Ordering::Relaxed) & DYING == 0 {
+                // Linked and not dying: the table's reference keeps the count above zero
+                // while we hold the lock, so a plain increment is enough.
+                self.get_more(i);
+                out.push(i);
+            }
+            link = s.next[d].load(Ordering::Relaxed);
+        }
+    }
+
+    /// Best-effort lock-free walk of `bucket` (no nulls restart, bounded steps), calling `f`
+    /// for each node until it returns false. Used by garbage collection, as the kernel's gc worker does.
+    pub(crate) fn walk_lockfree(&self, bucket: u32, mut f: impl FnMut(u32, usize) -> bool) {
+        let mut link = self.heads[bucket as usize].load(Ordering::Acquire);
+        let mut steps = 0;
+        while !is_nulls(link) && steps < 4 * (MIN_CHAINLEN + 32) {
+            let (i, d) = decode(link);
+            let next = self.slot(i).next[d].load(Ordering::Acquire);
+            if !f(i, d) {
+                return;
+            }
+            link = next;
+            steps += 1;
+        }
+    }
+
+    /// Replaces the live entry with the same key by the prepared slot `idx` in place (the new
+    /// node takes the old one's chain position), or links `idx` at the head if there is none.
+    /// Returns the replaced slot, whose table reference the caller must `put`.
+    pub(crate) fn link_or_replace(
+        &self,
+        idx: u32,
+        key: &K::Words,
+    ) -> Result<Option<u32>, LinkError> {
+        let b = self.bucket(key);
+        let cap = self.chain_cap(b, idx);
+        let _g = self.lock_stripes(b, b);
+        let new = self.slot(idx);
+        let mut prev = &self.heads[b as usize];
+        let mut n = 0;
+        loop {
+            let cur = prev.load(Ordering::Relaxed);
+            if is_nulls(cur) {
+                break;
+            }
+            n += 1;
+            if n > cap {
+                self.stats.chain_too_long.fetch_add(1, Ordering::Relaxed);
+                return Err(LinkError::ChainTooLong);
+            }
+            let (i, d) = decode(cur);
+            let old = self.slot(i);
+            if key.matches(&old.key[d])
+                && old.flags.load(Ordering::Relaxed) & DYING == 0
+                && old.flags.fetch_or(DYING, Ordering::AcqRel) & DYING == 0
+            {
+                new.flags.store(HASHED, Ordering::Relaxed);
+                new.next[0].store(old.next[d].load(Ordering::Relaxed), Ordering::Relaxed);
+                prev.store(node(idx, 0), Ordering::Release);
+                self.note_change(b);
+                return Ok(Some(i));
+            }
+            prev = &old.next[d];
+        }
+        new.flags.store(HASHED, Ordering::Relaxed);
+        self.link_head_locked(idx, 0, b);
+        self.add_live(b, 1);
+        Ok(None)
+    }
+
+    /// Exclusive visit of every slot still holding a reference (for `Drop`).
+    pub(crate) fn drain_mut(&mut self, mut f: impl FnMut(&Slot<K, P, D>)) {
+        self.arena.for_each_mut(|s| {
+            if s.refcnt.load(Ordering::Relaxed) != 0 {
+                f(s)
+            }
+        });
+    }
+
+    /// Approximate memory of the table structure (heads, stripes, created slots).
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.heads.len() * std::mem::size_of::<AtomicU32>()
+            + self.stripes.len() * std::mem::size_of::<Stripe>()
+            + self.arena.created() as usize * std::mem::size_of::<Slot<K, P, D>>()
+    }
+}

@@ -1,0 +1,147 @@
+//! loom models of the nulls table: lookup (refcounted and peek) versus delete-and-reuse of
+//! the same slot, concurrent inserts of the same key, replace versus lookup, and
+//! last-reference races.
+#![cfg(loom)]
+
+use loom::sync::Arc;
+use loom::thread;
+use nlkit_table::NullsTable;
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(3);
+    b.check(f);
+}
+
+/// A lookup racing with delete + reinsert of another key into the only slot returns the
+/// right key and the value of the incarnation it pinned (Acquire refcount CAS, Release
+/// publish, key recheck).
+#[test]
+fn lookup_vs_delete_and_reuse() {
+    for other in [2u64, 3] {
+        model(move || {
+            let t = Arc::new(NullsTable::<u64, u64>::with_buckets(1, 2));
+            t.insert(1, 10).unwrap();
+            t.get(&1).unwrap().set_word(100);
+            let r = {
+                let t = t.clone();
+                thread::spawn(move || {
+                    if let Some(e) = t.get(&1) {
+                        assert_eq!(e.key(), 1);
+                        // The word is a loom atomic: it reveals a pinned incarnation other
+                        // than the one validated (the boxed value is not loom-tracked).
+                        assert_eq!(e.word(), 100);
+                        assert_eq!(*e, 10);
+                    }
+                })
+            };
+            assert!(t.remove(&1));
+            // May fail while the reader pins the slot.
+            if t.insert(other, other * 10).is_ok() {
+                t.get(&other).unwrap().set_word(other * 100);
+            }
+            r.join().unwrap();
+            assert!(t.get(&1).is_none());
+        });
+    }
+}
+
+/// The reference-free read modes (`contains_key`, `peek_word`) never report the word of a
+/// recycled slot's other incarnation.
+#[test]
+fn peek_vs_delete_and_reuse() {
+    model(|| {
+        let t = Arc::new(NullsTable::<u64, ()>::with_buckets(1, 2));
+        t.insert(1, ()).unwrap();
+        t.get(&1).unwrap().set_word(100);
+        let r = {
+            let t = t.clone();
+            thread::spawn(move || {
+                let w = t.peek_word(&1);
+                assert!(w.is_none() || w == Some(100), "peeked {w:?}");
+            })
+        };
+        assert!(t.remove(&1));
+        // Reuse the only slot for another key with another word.
+        if t.insert(2, ()).is_ok() {
+            t.get(&2).unwrap().set_word(200);
+        }
+        r.join().unwrap();
+    });
+}
+
+/// Two inserts of the same key: exactly one wins, the loser gets its value back, and a
+/// lookup afterwards sees the winner's value.
+#[test]
+fn concurrent_inserts_of_same_key() {
+    model(|| {
+        let t = Arc::new(NullsTable::<u64, u64>::with_buckets(2, 2));
+        let a = {
+            let t = t.clone();
+            thread::spawn(move || t.insert(7, 1).is_ok())
+        };
+        let b = t.insert(7, 2);
+        let a_won = a.join().unwrap();
+        assert!(a_won != b.is_ok(), "exactly one insert wins");
+        if let Err(e) = b {
+            assert_eq!(e.value, 2);
+        }
+        let want = if a_won { 1 } else { 2 };
+        assert_eq!(t.get(&7).map(|e| *e), Some(want));
+        assert_eq!(t.len(), 1);
+    });
+}
+
+/// A lookup racing with an in-place replace sees the old or the new value, never nothing.
+#[test]
+fn replace_vs_lookup_never_misses() {
+    model(|| {
+        let t = Arc::new(NullsTable::<u64, u64>::with_buckets(2, 1));
+        t.insert(1, 10).unwrap();
+        let r = {
+            let t = t.clone();
+            thread::spawn(move || {
+                let v = t.get(&1).map(|e| *e);
+                assert!(v == Some(10) || v == Some(11), "saw {v:?}");
+            })
+        };
+        assert!(t.insert_or_replace(1, 11).unwrap());
+        r.join().unwrap();
+        assert_eq!(t.get(&1).map(|e| *e), Some(11));
+    });
+}
+
+/// Handles dropped concurrently with the delete: exactly one drop of the value, and the
+/// slot is reusable afterwards.
+#[test]
+fn last_reference_race() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    struct Counted(std::sync::Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    model(|| {
+        let drops = std::sync::Arc::new(AtomicUsize::new(0));
+        let t = Arc::new(NullsTable::<u64, Counted>::with_buckets(1, 1));
+        t.insert(1, Counted(drops.clone())).map_err(|_| ()).unwrap();
+        let h = {
+            let t = t.clone();
+            thread::spawn(move || {
+                if let Some(e) = t.get(&1) {
+                    let e2 = e.clone();
+                    drop(e);
+                    drop(e2);
+                }
+            })
+        };
+        assert!(t.remove(&1));
+        h.join().unwrap();
+        assert_eq!(drops.load(Ordering::Relaxed), 1);
+        assert!(
+            t.insert(2, Counted(drops.clone())).is_ok(),
+            "slot not freed"
+        );
+    });
+}
