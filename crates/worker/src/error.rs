@@ -1,0 +1,110 @@
+//! Error types.
+
+use std::io;
+
+/// A message on the channel broke the protocol (the peer is broken or not ours).
+///
+/// ```
+/// use nlkit_worker::ProtocolError;
+/// assert!(ProtocolError::BadMagic(0).to_string().contains("magic"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    /// Fewer bytes than a header.
+    #[error("message of {0} bytes is shorter than the header")]
+    Short(usize),
+    /// Wrong magic number.
+    #[error("bad magic {0:#010x}")]
+    BadMagic(u32),
+    /// Protocol version differs (binary version skew).
+    #[error("protocol version {0} is not ours")]
+    BadVersion(u16),
+    /// Unknown message kind.
+    #[error("unknown message kind {0}")]
+    BadKind(u8),
+    /// Length above the cap.
+    #[error("length {0} exceeds the cap")]
+    TooLong(usize),
+    /// More descriptors than the cap.
+    #[error("{0} descriptors exceed the cap")]
+    TooManyFds(usize),
+    /// Reserved header bits set.
+    #[error("reserved header bits are set")]
+    Reserved,
+    /// The header's length differs from the bytes received.
+    #[error("header says {header} payload bytes, {actual} arrived")]
+    LengthMismatch {
+        /// Claimed.
+        header: usize,
+        /// Received.
+        actual: usize,
+    },
+    /// The header's descriptor count differs from the descriptors received.
+    #[error("header says {header} descriptors, {actual} arrived")]
+    FdMismatch {
+        /// Claimed.
+        header: usize,
+        /// Received.
+        actual: usize,
+    },
+    /// A message arrived out of order or of the wrong kind.
+    #[error("unexpected message: {0}")]
+    Unexpected(String),
+    /// The kernel truncated a message or its descriptors (`MSG_TRUNC`/`MSG_CTRUNC`).
+    #[error("message or control data truncated")]
+    Truncated,
+    /// The shared ring broke the frame protocol.
+    #[error("ring: {0}")]
+    Ring(#[from] nlkit_ring::RingError),
+    /// A payload that must be postcard failed to decode.
+    #[error("payload decode: {0}")]
+    Decode(String),
+}
+
+/// Errors of the worker channel.
+///
+/// ```
+/// use nlkit_worker::WorkerError;
+/// let e = WorkerError::WorkerGone("worker exited (signal 9)".into());
+/// assert!(e.is_worker_gone());
+/// ```
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The worker died, hung up or was stopped; the request did not (or may not) complete.
+    #[error("worker gone: {0}")]
+    WorkerGone(String),
+    /// The worker broke the protocol; it has been killed.
+    #[error("worker protocol error: {0}")]
+    Protocol(#[from] ProtocolError),
+    /// The handler ran and returned an error.
+    #[error("handler failed: {0}")]
+    Handler(String),
+    /// No handler of that name in the worker.
+    #[error("no worker handler named {0:?}")]
+    UnknownHandler(String),
+    /// The outbound queue reached its high-water mark: run the loop and retry.
+    #[error("outbound queue full ({0} requests)")]
+    Backpressure(usize),
+    /// Payload or descriptor count above the protocol caps.
+    #[error("request too large: {0}")]
+    TooLarge(String),
+    /// Encoding or decoding a postcard payload failed.
+    #[error("payload encoding: {0}")]
+    Encoding(#[from] postcard::Error),
+    /// A system call failed.
+    #[error("I/O: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl WorkerError {
+    /// Whether the worker is gone (died, hung up, killed after a protocol error).
+    pub fn is_worker_gone(&self) -> bool {
+        matches!(self, Self::WorkerGone(_) | Self::Protocol(_))
+    }
+}
+
+impl From<rustix::io::Errno> for WorkerError {
+    fn from(e: rustix::io::Errno) -> Self {
+        Self::Io(e.into())
+    }
+}
