@@ -1,0 +1,306 @@
+//! [`CtStore`]: the mirror's conntrack table, on the nulls-based [`ConnTable`].
+//!
+//! Each connection is linked by both its original and reply tuple (so a `GET` by either tuple
+//! is one lock-free lookup), keeps the kernel's last message for it, and expires when the
+//! `CTA_TIMEOUT` it carried at its last update runs out (the table's incremental gc), as well
+//! as on destroy events. Update events carry only what changed, so they are merged into the
+//! stored message attribute by attribute.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use nlkit_table::{ConnConfig, ConnInsertError, ConnRef, ConnTable, GcBudget, NewConn, Tuple};
+use nlkit_wire::{align, Attrs, Message, NLA_HDRLEN, NLMSG_HDRLEN};
+
+use crate::keys::{ct_info, CtInfo};
+use crate::seq::ChangeSeq;
+use crate::store::normalize;
+
+/// Timeout used for entries without `CTA_TIMEOUT` (well inside the table clock's wrap range).
+const NO_TIMEOUT_MS: u32 = 1 << 30;
+
+/// What each connection keeps under its entry lock.
+#[derive(Debug, Default)]
+pub struct CtState {
+    /// Generation that last confirmed the entry.
+    pub(crate) gen: u64,
+    /// The normalised kernel message (`IPCTNL_MSG_CT_NEW`).
+    pub(crate) msg: Box<[u8]>,
+    /// Offset of `CTA_TIMEOUT`'s value in `msg` (0: none).
+    pub(crate) timeout_off: u32,
+}
+
+/// The conntrack table of the mirror.
+///
+/// Concurrency contract: lookups and iteration are lock-free; a connection's message is read
+/// and replaced under its entry lock (`ConnRef::state`), held only for a copy. Writers are the
+/// sync thread (events, gc, sweep) and, during a (re)sync, the conntrack apply thread; each
+/// change is bracketed by `seq.write()`.
+///
+/// ```
+/// let ct = nlkit_mirror::CtStore::new(1024);
+/// assert_eq!(ct.len(), 0);
+/// ```
+pub struct CtStore {
+    pub(crate) table: ConnTable<CtState>,
+    /// Bumped around every insert, update, delete and expiry.
+    pub seq: ChangeSeq,
+    expired: AtomicU64,
+}
+
+impl std::fmt::Debug for CtStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CtStore").field("len", &self.len()).finish()
+    }
+}
+
+/// Merges an update event into the stored message: the update's header and attributes, then
+/// every stored attribute whose type the update does not carry.
+fn merge(update: &[u8], old: &[u8]) -> Vec<u8> {
+    const BODY: usize = NLMSG_HDRLEN + 4;
+    if update.len() < BODY || old.len() < BODY {
+        return update.to_vec();
+    }
+    let mut out = update.to_vec();
+    out.resize(align(out.len()), 0);
+    let mut present = [false; 64];
+    for a in Attrs::new(&update[BODY..]).flatten() {
+        if let Some(p) = present.get_mut(usize::from(a.ty())) {
+            *p = true;
+        }
+    }
+    let mut pos = BODY;
+    for a in Attrs::new(&old[BODY..]).flatten() {
+        let len = NLA_HDRLEN + a.payload().len();
+        let seen = present.get(usize::from(a.ty())).copied().unwrap_or(true);
+        if !seen && pos + len <= old.len() {
+            out.extend_from_slice(&old[pos..pos + len]);
+            out.resize(align(out.len()), 0);
+        }
+        pos += align(len);
+    }
+    let total = out.len() as u32;
+    out[..4].copy_from_slice(&total.to_ne_bytes());
+    out
+}
+
+fn timeout_ms(info: &CtInfo) -> Option<u32> {
+    info.timeout_s
+        .map(|s| s.saturating_mul(1000).min(NO_TIMEOUT_MS))
+}
+
+impl CtStore {
+    /// A table for at most `max` connections.
+    pub fn new(max: u32) -> Self {
+        CtStore {
+            table: ConnTable::new(ConnConfig::new(max.max(64))),
+            seq: ChangeSeq::default(),
+            expired: AtomicU64::new(0),
+        }
+    }
+
+    /// Number of connections.
+    pub fn len(&self) -> usize {
+        self.table.count()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Connections removed because their timeout ran out.
+    pub fn expired_count(&self) -> u64 {
+        self.expired.load(Ordering::Relaxed)
+    }
+
+    /// Applies a `IPCTNL_MSG_CT_NEW` message (dump entry or new/update event). `merge_update`
+    /// keeps stored attributes the message lacks (update events carry only what changed).
+    pub(crate) fn upsert(&self, msg: &Message<'_>, gen: u64, merge_update: bool) -> bool {
+        let Some(info) = ct_info(msg) else {
+            return false;
+        };
+        let norm = normalize(msg);
+        if let Some(c) = self.table.get(&info.original) {
+            if c.original() == info.original && info.reply.is_none_or(|r| r == c.reply()) {
+                self.update_in_place(&c, &info, norm, gen, merge_update);
+                return true;
+            }
+            // Same tuple, other connection (a stale entry): replace it.
+            let _w = self.seq.write();
+            c.delete();
+        }
+        let Some(reply) = info.reply else {
+            return false; // an update for a connection we never saw, without its reply tuple
+        };
+        let timeout = timeout_ms(&info).unwrap_or(NO_TIMEOUT_MS);
+        let state = CtState {
+            gen,
+            timeout_off: info.timeout_off.unwrap_or(0) as u32,
+            msg: norm.into_boxed_slice(),
+        };
+        let _w = self.seq.write();
+        let mut conn = NewConn::new(info.original, reply, timeout, state);
+        conn.mark = info.mark.unwrap_or(0);
+        match self.table.insert(conn) {
+            Ok(_) => true,
+            Err(ConnInsertError::Clash(_)) => {
+                // A stale entry holds the reply tuple: drop it and try once more.
+                self.table.remove(&reply);
+                let state = CtState {
+                    gen,
+                    timeout_off: info.timeout_off.unwrap_or(0) as u32,
+                    msg: normalize(msg).into_boxed_slice(),
+                };
+                self.table
+                    .insert(NewConn::new(info.original, reply, timeout, state))
+                    .is_ok()
+            }
+            Err(e) => {
+                tracing::debug!(error = ?e, "conntrack mirror insert refused");
+                false
+            }
+        }
+    }
+
+    fn update_in_place(
+        &self,
+        c: &ConnRef<'_, CtState>,
+        info: &CtInfo,
+        norm: Vec<u8>,
+        gen: u64,
+        merge_update: bool,
+    ) {
+        let mut st = c.state();
+        st.gen = st.gen.max(gen);
+        if *st.msg == *norm {
+            if let Some(t) = timeout_ms(info) {
+                c.refresh(t);
+            }
+            return;
+        }
+        let new = if merge_update {
+            merge(&norm, &st.msg)
+        } else {
+            norm
+        };
+        let off = Message::parse(&new)
+            .ok()
+            .and_then(|(m, _)| ct_info(&m))
+            .and_then(|i| i.timeout_off)
+            .unwrap_or(0);
+        let _w = self.seq.write();
+        st.msg = new.into_boxed_slice();
+        st.timeout_off = off as u32;
+        if let Some(t) = timeout_ms(info) {
+            c.refresh(t);
+        }
+        if let Some(m) = info.mark {
+            c.set_mark(m);
+        }
+    }
+
+    /// Applies a destroy event (or a delete): removes the connection with this tuple.
+    pub(crate) fn remove_msg(&self, msg: &Message<'_>) -> bool {
+        let Some(info) = ct_info(msg) else {
+            return false;
+        };
+        self.remove(&info.original)
+    }
+
+    /// Removes the connection with this tuple (either direction).
+    pub fn remove(&self, tuple: &Tuple) -> bool {
+        if self.table.peek(tuple).is_none() && self.table.get(tuple).is_none() {
+            return false;
+        }
+        let _w = self.seq.write();
+        self.table.remove(tuple)
+    }
+
+    /// Appends the connection's message, with `CTA_TIMEOUT` set to the time left, to `out`.
+    pub(crate) fn copy_msg(c: &ConnRef<'_, CtState>, out: &mut Vec<u8>) {
+        let left_s = c.remaining_ms().div_ceil(1000);
+        let st = c.state();
+        let start = out.len();
+        out.extend_from_slice(&st.msg);
+        let off = st.timeout_off as usize;
+        if off != 0 && off + 4 <= st.msg.len() {
+            out[start + off..start + off + 4].copy_from_slice(&left_s.to_be_bytes());
+        }
+    }
+
+    /// Looks a connection up by either tuple and appends its message to `out`.
+    pub fn get_into(&self, tuple: &Tuple, out: &mut Vec<u8>) -> bool {
+        match self.table.get(tuple) {
+            Some(c) if !c.is_expired() => {
+                Self::copy_msg(&c, out);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Removes connections not confirmed at generation `gen` or later.
+    pub(crate) fn sweep(&self, gen: u64) -> usize {
+        let _w = self.seq.write();
+        self.table.remove_matching(|c| c.state().gen < gen)
+    }
+
+    /// One incremental gc step: removes expired connections; returns how many.
+    pub(crate) fn gc(&self) -> u32 {
+        let _w = self.seq.write();
+        let r = self.table.gc_step(GcBudget::default());
+        self.expired
+            .fetch_add(u64::from(r.expired), Ordering::Relaxed);
+        r.expired
+    }
+
+    /// Iterates over all connections (lock-free).
+    pub fn iter(&self) -> nlkit_table::ConnIter<'_, CtState> {
+        self.table.iter()
+    }
+
+    /// Approximate memory: table plus stored messages.
+    pub fn memory_bytes(&self) -> usize {
+        let msgs: usize = self.table.iter().map(|c| c.state().msg.len() + 16).sum();
+        self.table.memory_bytes() + msgs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nlkit_wire::consts::*;
+    use nlkit_wire::{MessageBuilder, NfGenMsg};
+
+    #[test]
+    fn merge_keeps_missing_attributes() {
+        let mut b = MessageBuilder::new();
+        b.begin(
+            nfnl_msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW),
+            0,
+            0,
+        );
+        b.header(&NfGenMsg::default());
+        b.attr_be32(CTA_TIMEOUT, 30);
+        b.attr_be32(CTA_MARK, 5);
+        b.finish().unwrap();
+        let old = b.as_bytes().to_vec();
+        b.clear();
+        b.begin(
+            nfnl_msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW),
+            0,
+            0,
+        );
+        b.header(&NfGenMsg::default());
+        b.attr_be32(CTA_TIMEOUT, 60);
+        b.finish().unwrap();
+        let m = merge(b.as_bytes(), &old);
+        let (msg, _) = Message::parse(&m).unwrap();
+        let (_, attrs) = msg.family_header::<NfGenMsg>().unwrap();
+        let got: Vec<(u16, u32)> = attrs
+            .map(|a| a.unwrap())
+            .map(|a| (a.ty(), a.be32().unwrap()))
+            .collect();
+        assert_eq!(got, vec![(CTA_TIMEOUT, 60), (CTA_MARK, 5)]);
+    }
+}

@@ -1,0 +1,467 @@
+//! What identifies each kind of kernel object, and how to read that identity from a message.
+//!
+//! | table | key | source |
+//! |---|---|---|
+//! | links | ifindex | `ifinfomsg.ifi_index` |
+//! | addresses | family, ifindex, prefix length, local address | `ifaddrmsg` + `IFA_LOCAL` (else `IFA_ADDRESS`) |
+//! | routes | family, table, dst, dst_len, src, src_len, tos, priority | `rtmsg` + `RTA_TABLE`, `RTA_DST`, `RTA_SRC`, `RTA_PRIORITY` |
+//! | neighbours | family, ifindex, dst | `ndmsg` + `NDA_DST` |
+//! | conntrack | original tuple + zone | `CTA_TUPLE_ORIG`, `CTA_ZONE` |
+//!
+//! Routes: an IPv6 multipath (ECMP) route is one kernel object with several nexthops, dumped
+//! and notified as one message with `RTA_MULTIPATH`; deleting one of its nexthops is notified
+//! as a `RTM_DELROUTE` naming that nexthop only, so the sync code re-dumps IPv6 routes when such
+//! a partial delete arrives. IPv4 `ip route append` can create several routes with the same
+//! key; a route entry therefore holds one *or more* messages (see `store`).
+//!
+//! Nothing here panics on any input: a message that does not carry a valid key yields `None`.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use nlkit_table::{TableKey, Tuple};
+use nlkit_wire::consts::*;
+use nlkit_wire::{Attr, IfAddrMsg, IfInfoMsg, Message, NdMsg, RtMsg};
+
+fn ip_words(a: &IpAddr) -> (u64, u64) {
+    match a {
+        IpAddr::V4(v4) => (0, u64::from(u32::from(*v4))),
+        IpAddr::V6(v6) => {
+            let x = u128::from(*v6);
+            ((x >> 64) as u64, x as u64)
+        }
+    }
+}
+
+fn words_ip(hi: u64, lo: u64, v6: bool) -> IpAddr {
+    if v6 {
+        IpAddr::V6(Ipv6Addr::from(u128::from(hi) << 64 | u128::from(lo)))
+    } else {
+        IpAddr::V4(Ipv4Addr::from(lo as u32))
+    }
+}
+
+fn unspecified(v6: bool) -> IpAddr {
+    if v6 {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    }
+}
+
+/// Reads an address attribute of the given family; `None` if the length does not match.
+pub(crate) fn attr_ip(a: &Attr<'_>, v6: bool) -> Option<IpAddr> {
+    if v6 {
+        a.ipv6().ok().map(IpAddr::V6)
+    } else {
+        a.ipv4().ok().map(IpAddr::V4)
+    }
+}
+
+/// A link: its interface index.
+///
+/// ```
+/// use nlkit_mirror::LinkKey;
+/// use nlkit_table::TableKey;
+/// let k = LinkKey { ifindex: 7 };
+/// assert_eq!(LinkKey::from_words(&k.to_words()), k);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LinkKey {
+    /// `ifi_index`.
+    pub ifindex: u32,
+}
+
+impl TableKey for LinkKey {
+    type Words = [u64; 1];
+    fn to_words(&self) -> [u64; 1] {
+        [u64::from(self.ifindex)]
+    }
+    fn from_words(w: &[u64; 1]) -> Self {
+        LinkKey {
+            ifindex: w[0] as u32,
+        }
+    }
+}
+
+impl LinkKey {
+    /// The key of a `RTM_NEWLINK`/`RTM_DELLINK` message.
+    pub fn from_msg(msg: &Message<'_>) -> Option<Self> {
+        let (h, _) = msg.family_header::<IfInfoMsg>().ok()?;
+        (h.index > 0).then_some(LinkKey {
+            ifindex: h.index as u32,
+        })
+    }
+}
+
+/// An address: family, interface, prefix length and local address.
+///
+/// ```
+/// use nlkit_mirror::AddrKey;
+/// use nlkit_table::TableKey;
+/// let k = AddrKey { ifindex: 2, prefix_len: 64, local: "fd00::1".parse().unwrap() };
+/// assert_eq!(AddrKey::from_words(&k.to_words()), k);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AddrKey {
+    /// `ifa_index`.
+    pub ifindex: u32,
+    /// `ifa_prefixlen`.
+    pub prefix_len: u8,
+    /// `IFA_LOCAL`, or `IFA_ADDRESS` when there is no local address (IPv6).
+    pub local: IpAddr,
+}
+
+impl TableKey for AddrKey {
+    type Words = [u64; 3];
+    fn to_words(&self) -> [u64; 3] {
+        let (hi, lo) = ip_words(&self.local);
+        let v6 = u64::from(self.local.is_ipv6());
+        [
+            u64::from(self.ifindex) | u64::from(self.prefix_len) << 32 | v6 << 40,
+            hi,
+            lo,
+        ]
+    }
+    fn from_words(w: &[u64; 3]) -> Self {
+        AddrKey {
+            ifindex: w[0] as u32,
+            prefix_len: (w[0] >> 32) as u8,
+            local: words_ip(w[1], w[2], w[0] >> 40 & 1 == 1),
+        }
+    }
+}
+
+impl AddrKey {
+    /// The key of a `RTM_NEWADDR`/`RTM_DELADDR` message (IPv4 or IPv6 only).
+    pub fn from_msg(msg: &Message<'_>) -> Option<Self> {
+        let (h, attrs) = msg.family_header::<IfAddrMsg>().ok()?;
+        let v6 = match h.family {
+            AF_INET => false,
+            AF_INET6 => true,
+            _ => return None,
+        };
+        let (mut local, mut address) = (None, None);
+        for a in attrs {
+            let a = a.ok()?;
+            match a.ty() {
+                IFA_LOCAL => local = attr_ip(&a, v6),
+                IFA_ADDRESS => address = attr_ip(&a, v6),
+                _ => {}
+            }
+        }
+        Some(AddrKey {
+            ifindex: h.index,
+            prefix_len: h.prefixlen,
+            local: local.or(address)?,
+        })
+    }
+}
+
+/// A route: family, table, destination and source prefixes, TOS and priority (metric).
+///
+/// ```
+/// use nlkit_mirror::RouteKey;
+/// use nlkit_table::TableKey;
+/// let k = RouteKey {
+///     table: 1000, dst: "10.1.0.0".parse().unwrap(), dst_len: 16,
+///     src: "0.0.0.0".parse().unwrap(), src_len: 0, tos: 0, priority: 20,
+/// };
+/// assert_eq!(RouteKey::from_words(&k.to_words()), k);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RouteKey {
+    /// Routing table id (`RTA_TABLE`, else `rtm_table`).
+    pub table: u32,
+    /// Destination (unspecified address for a default route).
+    pub dst: IpAddr,
+    /// Destination prefix length.
+    pub dst_len: u8,
+    /// Source prefix (IPv6 source-specific routes), unspecified if none.
+    pub src: IpAddr,
+    /// Source prefix length.
+    pub src_len: u8,
+    /// `rtm_tos`.
+    pub tos: u8,
+    /// `RTA_PRIORITY` (0 when absent).
+    pub priority: u32,
+}
+
+impl TableKey for RouteKey {
+    type Words = [u64; 6];
+    fn to_words(&self) -> [u64; 6] {
+        let (d0, d1) = ip_words(&self.dst);
+        let (s0, s1) = ip_words(&self.src);
+        let v6 = u64::from(self.dst.is_ipv6());
+        [
+            u64::from(self.table) | u64::from(self.priority) << 32,
+            u64::from(self.dst_len)
+                | u64::from(self.src_len) << 8
+                | u64::from(self.tos) << 16
+                | v6 << 24,
+            d0,
+            d1,
+            s0,
+            s1,
+        ]
+    }
+    fn from_words(w: &[u64; 6]) -> Self {
+        let v6 = w[1] >> 24 & 1 == 1;
+        RouteKey {
+            table: w[0] as u32,
+            priority: (w[0] >> 32) as u32,
+            dst_len: w[1] as u8,
+            src_len: (w[1] >> 8) as u8,
+            tos: (w[1] >> 16) as u8,
+            dst: words_ip(w[2], w[3], v6),
+            src: words_ip(w[4], w[5], v6),
+        }
+    }
+}
+
+/// What the sync and server code need from a route message besides its key.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RouteInfo {
+    pub key: RouteKey,
+    pub cloned: bool,
+    pub oif: Option<u32>,
+}
+
+impl RouteKey {
+    /// The key of a `RTM_NEWROUTE`/`RTM_DELROUTE` message (IPv4 or IPv6 only).
+    pub fn from_msg(msg: &Message<'_>) -> Option<Self> {
+        route_info(msg).map(|i| i.key)
+    }
+}
+
+pub(crate) fn route_info(msg: &Message<'_>) -> Option<RouteInfo> {
+    let (h, attrs) = msg.family_header::<RtMsg>().ok()?;
+    let v6 = match h.family {
+        AF_INET => false,
+        AF_INET6 => true,
+        _ => return None,
+    };
+    let mut key = RouteKey {
+        table: u32::from(h.table),
+        dst: unspecified(v6),
+        dst_len: h.dst_len,
+        src: unspecified(v6),
+        src_len: h.src_len,
+        tos: h.tos,
+        priority: 0,
+    };
+    let mut oif = None;
+    for a in attrs {
+        let a = a.ok()?;
+        match a.ty() {
+            RTA_TABLE => key.table = a.u32().ok()?,
+            RTA_DST => key.dst = attr_ip(&a, v6)?,
+            RTA_SRC => key.src = attr_ip(&a, v6)?,
+            RTA_PRIORITY => key.priority = a.u32().ok()?,
+            RTA_OIF => oif = a.u32().ok(),
+            _ => {}
+        }
+    }
+    Some(RouteInfo {
+        key,
+        cloned: h.flags & RTM_F_CLONED != 0,
+        oif,
+    })
+}
+
+/// A neighbour: family, interface and destination address.
+///
+/// ```
+/// use nlkit_mirror::NeighKey;
+/// use nlkit_table::TableKey;
+/// let k = NeighKey { ifindex: 3, dst: "10.0.0.9".parse().unwrap() };
+/// assert_eq!(NeighKey::from_words(&k.to_words()), k);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NeighKey {
+    /// `ndm_ifindex`.
+    pub ifindex: u32,
+    /// `NDA_DST`.
+    pub dst: IpAddr,
+}
+
+impl TableKey for NeighKey {
+    type Words = [u64; 3];
+    fn to_words(&self) -> [u64; 3] {
+        let (hi, lo) = ip_words(&self.dst);
+        [
+            u64::from(self.ifindex) | u64::from(self.dst.is_ipv6()) << 32,
+            hi,
+            lo,
+        ]
+    }
+    fn from_words(w: &[u64; 3]) -> Self {
+        NeighKey {
+            ifindex: w[0] as u32,
+            dst: words_ip(w[1], w[2], w[0] >> 32 & 1 == 1),
+        }
+    }
+}
+
+impl NeighKey {
+    /// The key of a `RTM_NEWNEIGH`/`RTM_DELNEIGH` message (IPv4/IPv6, not proxy entries).
+    pub fn from_msg(msg: &Message<'_>) -> Option<Self> {
+        let (h, attrs) = msg.family_header::<NdMsg>().ok()?;
+        let v6 = match h.family {
+            AF_INET => false,
+            AF_INET6 => true,
+            _ => return None,
+        };
+        if h.flags & NTF_PROXY != 0 || h.ifindex <= 0 {
+            return None;
+        }
+        let dst = attrs
+            .find(NDA_DST)
+            .and_then(Result::ok)
+            .and_then(|a| attr_ip(&a, v6))?;
+        Some(NeighKey {
+            ifindex: h.ifindex as u32,
+            dst,
+        })
+    }
+}
+
+/// What a conntrack message says about an entry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CtInfo {
+    pub original: Tuple,
+    pub reply: Option<Tuple>,
+    /// `CTA_TIMEOUT` in seconds.
+    pub timeout_s: Option<u32>,
+    /// Offset of `CTA_TIMEOUT`'s 4-byte value within the message.
+    pub timeout_off: Option<usize>,
+    pub mark: Option<u32>,
+}
+
+/// Parses a `CTA_TUPLE_*` nest into a tuple (zone applied by the caller).
+pub(crate) fn parse_tuple(nest: &Attr<'_>) -> Option<Tuple> {
+    let (mut src, mut dst, mut proto, mut sport, mut dport) = (None, None, None, 0u16, 0u16);
+    let mut zone = 0u16;
+    let (mut icmp_type, mut icmp_code) = (None::<u8>, 0u8);
+    for a in nest.nested() {
+        let a = a.ok()?;
+        match a.ty() {
+            CTA_TUPLE_IP => {
+                for ip in a.nested() {
+                    let ip = ip.ok()?;
+                    match ip.ty() {
+                        CTA_IP_V4_SRC => src = Some(IpAddr::V4(ip.ipv4().ok()?)),
+                        CTA_IP_V4_DST => dst = Some(IpAddr::V4(ip.ipv4().ok()?)),
+                        CTA_IP_V6_SRC => src = Some(IpAddr::V6(ip.ipv6().ok()?)),
+                        CTA_IP_V6_DST => dst = Some(IpAddr::V6(ip.ipv6().ok()?)),
+                        _ => {}
+                    }
+                }
+            }
+            CTA_TUPLE_PROTO => {
+                for p in a.nested() {
+                    let p = p.ok()?;
+                    match p.ty() {
+                        CTA_PROTO_NUM => proto = Some(p.u8().ok()?),
+                        CTA_PROTO_SRC_PORT => sport = p.be16().ok()?,
+                        CTA_PROTO_DST_PORT => dport = p.be16().ok()?,
+                        CTA_PROTO_ICMP_ID | CTA_PROTO_ICMPV6_ID => sport = p.be16().ok()?,
+                        CTA_PROTO_ICMP_TYPE | CTA_PROTO_ICMPV6_TYPE => icmp_type = p.u8().ok(),
+                        CTA_PROTO_ICMP_CODE | CTA_PROTO_ICMPV6_CODE => icmp_code = p.u8().ok()?,
+                        _ => {}
+                    }
+                }
+            }
+            CTA_TUPLE_ZONE => zone = a.be16().ok()?,
+            _ => {}
+        }
+    }
+    if let Some(t) = icmp_type {
+        dport = u16::from(t) << 8 | u16::from(icmp_code);
+    }
+    let (src, dst) = (src?, dst?);
+    if src.is_ipv6() != dst.is_ipv6() {
+        return None;
+    }
+    Some(Tuple::new(src, sport, dst, dport, proto?).with_zone(zone))
+}
+
+/// A tuple's zone: its own `CTA_TUPLE_ZONE`, else the message's `CTA_ZONE`.
+fn zoned(t: Tuple, zone: u16) -> Tuple {
+    if t.zone == 0 {
+        t.with_zone(zone)
+    } else {
+        t
+    }
+}
+
+/// Reads the tuples, zone, timeout and mark of a ctnetlink message.
+pub(crate) fn ct_info(msg: &Message<'_>) -> Option<CtInfo> {
+    let (_, attrs) = msg.family_header::<nlkit_wire::NfGenMsg>().ok()?;
+    let mut off = nlkit_wire::NLMSG_HDRLEN + 4;
+    let (mut orig, mut reply, mut zone) = (None, None, None::<u16>);
+    let mut info = CtInfo {
+        original: Tuple::new(unspecified(false), 0, unspecified(false), 0, 0),
+        reply: None,
+        timeout_s: None,
+        timeout_off: None,
+        mark: None,
+    };
+    for a in attrs {
+        let a = a.ok()?;
+        let here = off;
+        off += nlkit_wire::align(nlkit_wire::NLA_HDRLEN + a.payload().len());
+        match a.ty() {
+            CTA_TUPLE_ORIG => orig = parse_tuple(&a),
+            CTA_TUPLE_REPLY => reply = parse_tuple(&a),
+            CTA_ZONE => zone = a.be16().ok(),
+            CTA_TIMEOUT => {
+                info.timeout_s = a.be32().ok();
+                info.timeout_off = Some(here + nlkit_wire::NLA_HDRLEN);
+            }
+            CTA_MARK => info.mark = a.be32().ok(),
+            _ => {}
+        }
+    }
+    let z = zone.unwrap_or(0);
+    info.original = zoned(orig?, z);
+    info.reply = reply.map(|t| zoned(t, z));
+    Some(info)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nlkit_wire::{MessageBuilder, Messages};
+
+    #[test]
+    fn route_key_reads_table_and_priority() {
+        let mut b = MessageBuilder::new();
+        b.begin(RTM_NEWROUTE, 0, 1);
+        b.header(&RtMsg {
+            family: AF_INET6,
+            dst_len: 64,
+            table: RT_TABLE_MAIN,
+            ..Default::default()
+        });
+        b.attr_bytes(
+            RTA_DST,
+            &[0xfd, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        );
+        b.attr_u32(RTA_TABLE, 4000);
+        b.attr_u32(RTA_PRIORITY, 1024);
+        b.finish().unwrap();
+        let m = Messages::new(b.as_bytes()).next().unwrap().unwrap();
+        let k = RouteKey::from_msg(&m).unwrap();
+        assert_eq!((k.table, k.priority, k.dst_len), (4000, 1024, 64));
+        assert_eq!(k.dst, "fd00:1::".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn garbage_gives_no_key() {
+        let m = Message::parse(&[20, 0, 0, 0, 24, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0]);
+        if let Ok((m, _)) = m {
+            assert!(RouteKey::from_msg(&m).is_none());
+            assert!(ct_info(&m).is_none());
+        }
+    }
+}

@@ -1,0 +1,360 @@
+//! The request handlers: gets and dumps answered from the tables, writes passed to the kernel.
+
+use std::time::Instant;
+
+use nlkit_table::Tuple;
+use nlkit_wire::consts::*;
+use nlkit_wire::{IfAddrMsg, IfInfoMsg, Message, Messages, NdMsg, NfGenMsg, RtMsg};
+
+use super::out::Out;
+use super::registry::{Ctx, HandlerResult, Reject};
+use crate::conn::CtStore;
+use crate::keys::{parse_tuple, route_info, AddrKey, LinkKey, NeighKey, RouteKey};
+use crate::store::Store;
+use crate::tables::family_index;
+
+fn io_reject(e: std::io::Error) -> Reject {
+    (e.raw_os_error().unwrap_or(libc::EIO), String::new())
+}
+
+fn bad(what: &str) -> Reject {
+    (libc::EINVAL, format!("invalid request: {what}"))
+}
+
+/// Which of the two per-family stores a request's family selects.
+fn families(family: u8) -> Result<&'static [usize], Reject> {
+    match family {
+        AF_UNSPEC => Ok(&[0, 1]),
+        AF_INET => Ok(&[0]),
+        AF_INET6 => Ok(&[1]),
+        _ => Err((
+            libc::EAFNOSUPPORT,
+            format!("address family {family} is not mirrored"),
+        )),
+    }
+}
+
+/// Streams a store, filtered, then `NLMSG_DONE`.
+fn dump_stores<'a, K: nlkit_table::TableKey + std::fmt::Debug>(
+    ctx: &'a Ctx,
+    stores: &[&'a Store<K>],
+    out: &mut Out<'a>,
+    mut keep: impl FnMut(&K, &[u8]) -> bool,
+) -> HandlerResult {
+    let t0 = Instant::now();
+    for s in stores {
+        out.watch(&s.seq);
+    }
+    for s in stores {
+        for e in s.iter() {
+            if keep(&e.key(), e.messages()) {
+                out.push(e.messages(), NLM_F_MULTI).map_err(io_reject)?;
+            }
+        }
+    }
+    out.done().map_err(io_reject)?;
+    ctx.metrics.observe_dump(t0.elapsed(), out.intr);
+    Ok(true)
+}
+
+fn one<K: nlkit_table::TableKey + std::fmt::Debug>(
+    store: &Store<K>,
+    key: &K,
+    out: &mut Out<'_>,
+    missing: Reject,
+) -> HandlerResult {
+    let bytes = store.get_bytes(key).ok_or(missing)?;
+    out.push(&bytes, 0).map_err(io_reject)?;
+    Ok(false)
+}
+
+pub(crate) fn get_link(ctx: &Ctx, m: &Message<'_>, out: &mut Out<'_>) -> HandlerResult {
+    let (h, attrs) = m
+        .family_header::<IfInfoMsg>()
+        .map_err(|_| bad("ifinfomsg"))?;
+    if h.index > 0 {
+        let k = LinkKey {
+            ifindex: h.index as u32,
+        };
+        return one(&ctx.tables.links, &k, out, (libc::ENODEV, String::new()));
+    }
+    let name = attrs
+        .find(IFLA_IFNAME)
+        .and_then(Result::ok)
+        .and_then(|a| a.str().ok().map(str::to_owned))
+        .ok_or((
+            libc::EINVAL,
+            String::from("need an interface index or name"),
+        ))?;
+    for e in ctx.tables.links.iter() {
+        let hit = Messages::new(e.messages()).flatten().any(|lm| {
+            lm.family_header::<IfInfoMsg>().is_ok_and(|(_, a)| {
+                a.find(IFLA_IFNAME)
+                    .and_then(Result::ok)
+                    .is_some_and(|n| n.str().is_ok_and(|s| s == name))
+            })
+        });
+        if hit {
+            out.push(e.messages(), 0).map_err(io_reject)?;
+            return Ok(false);
+        }
+    }
+    Err((libc::ENODEV, String::new()))
+}
+
+pub(crate) fn dump_links<'a>(ctx: &'a Ctx, _m: &Message<'_>, out: &mut Out<'a>) -> HandlerResult {
+    dump_stores(ctx, &[&ctx.tables.links], out, |_, _| true)
+}
+
+pub(crate) fn get_addr(ctx: &Ctx, m: &Message<'_>, out: &mut Out<'_>) -> HandlerResult {
+    let k = AddrKey::from_msg(m)
+        .ok_or_else(|| bad("need family, ifindex and IFA_LOCAL/IFA_ADDRESS"))?;
+    let (h, _) = m
+        .family_header::<IfAddrMsg>()
+        .map_err(|_| bad("ifaddrmsg"))?;
+    one(
+        &ctx.tables.addrs[family_index(h.family)],
+        &k,
+        out,
+        (libc::EADDRNOTAVAIL, String::new()),
+    )
+}
+
+pub(crate) fn dump_addrs<'a>(ctx: &'a Ctx, m: &Message<'_>, out: &mut Out<'a>) -> HandlerResult {
+    let (h, _) = m
+        .family_header::<IfAddrMsg>()
+        .map_err(|_| bad("ifaddrmsg"))?;
+    let stores: Vec<_> = families(h.family)?
+        .iter()
+        .map(|i| &ctx.tables.addrs[*i])
+        .collect();
+    let index = h.index;
+    dump_stores(ctx, &stores, out, |k, _| index == 0 || k.ifindex == index)
+}
+
+pub(crate) fn get_route(ctx: &Ctx, m: &Message<'_>, out: &mut Out<'_>) -> HandlerResult {
+    let info = route_info(m).ok_or_else(|| bad("rtmsg"))?;
+    let mut key = info.key;
+    let v6 = key.dst.is_ipv6();
+    if key.table == 0 {
+        key.table = u32::from(RT_TABLE_MAIN);
+    }
+    let (_, attrs) = m.family_header::<RtMsg>().map_err(|_| bad("rtmsg"))?;
+    let has_prio = attrs.clone().find(RTA_PRIORITY).is_some();
+    let candidates: Vec<RouteKey> = if has_prio {
+        vec![key]
+    } else {
+        let default_prio = if v6 { 1024 } else { 0 };
+        vec![
+            RouteKey {
+                priority: default_prio,
+                ..key
+            },
+            RouteKey { priority: 0, ..key },
+        ]
+    };
+    let store = &ctx.tables.routes[usize::from(v6)];
+    for k in &candidates {
+        if let Some(b) = store.get_bytes(k) {
+            out.push(&b, 0).map_err(io_reject)?;
+            return Ok(false);
+        }
+    }
+    // Not an exact prefix the mirror holds (e.g. `ip route get ADDR`): the kernel's FIB
+    // lookup answers, through the writer (route gets run without RTNL in the kernel).
+    forward(ctx, NETLINK_ROUTE as u8, m, out)
+}
+
+pub(crate) fn dump_routes<'a>(ctx: &'a Ctx, m: &Message<'_>, out: &mut Out<'a>) -> HandlerResult {
+    let (h, attrs) = m.family_header::<RtMsg>().map_err(|_| bad("rtmsg"))?;
+    let mut table = u32::from(h.table);
+    let mut oif = None;
+    for a in attrs {
+        let a = a.map_err(|_| bad("attributes"))?;
+        match a.ty() {
+            RTA_TABLE => table = a.u32().map_err(|_| bad("RTA_TABLE"))?,
+            RTA_OIF => oif = Some(a.u32().map_err(|_| bad("RTA_OIF"))?),
+            _ => {}
+        }
+    }
+    if h.flags & RTM_F_CLONED != 0 {
+        // Route exceptions are not mirrored: an empty, consistent dump.
+        out.done().map_err(io_reject)?;
+        return Ok(true);
+    }
+    let stores: Vec<_> = families(h.family)?
+        .iter()
+        .map(|i| &ctx.tables.routes[*i])
+        .collect();
+    dump_stores(ctx, &stores, out, |k, msgs| {
+        (table == 0 || k.table == table)
+            && oif.is_none_or(|o| Messages::new(msgs).flatten().any(|rm| route_uses(&rm, o)))
+    })
+}
+
+/// Whether a route message goes through interface `oif` (directly or by one of its nexthops).
+pub(crate) fn route_uses(m: &Message<'_>, oif: u32) -> bool {
+    let Some(i) = route_info(m) else { return false };
+    if i.oif == Some(oif) {
+        return true;
+    }
+    let Ok((_, attrs)) = m.family_header::<RtMsg>() else {
+        return false;
+    };
+    let Some(Ok(mp)) = attrs.find(RTA_MULTIPATH) else {
+        return false;
+    };
+    // struct rtnexthop { u16 len; u8 flags; u8 hops; i32 ifindex; } followed by attributes.
+    let p = mp.payload();
+    let mut off = 0;
+    while off + 8 <= p.len() {
+        let len = usize::from(u16::from_ne_bytes([p[off], p[off + 1]]));
+        let ifi = u32::from_ne_bytes([p[off + 4], p[off + 5], p[off + 6], p[off + 7]]);
+        if ifi == oif {
+            return true;
+        }
+        if len < 8 {
+            break;
+        }
+        off += nlkit_wire::align(len);
+    }
+    false
+}
+
+pub(crate) fn get_neigh(ctx: &Ctx, m: &Message<'_>, out: &mut Out<'_>) -> HandlerResult {
+    let k = NeighKey::from_msg(m).ok_or_else(|| bad("need family, ifindex and NDA_DST"))?;
+    let (h, _) = m.family_header::<NdMsg>().map_err(|_| bad("ndmsg"))?;
+    one(
+        &ctx.tables.neigh[family_index(h.family)],
+        &k,
+        out,
+        (libc::ENOENT, String::new()),
+    )
+}
+
+pub(crate) fn dump_neigh<'a>(ctx: &'a Ctx, m: &Message<'_>, out: &mut Out<'a>) -> HandlerResult {
+    let (h, attrs) = m.family_header::<NdMsg>().map_err(|_| bad("ndmsg"))?;
+    if h.flags & NTF_PROXY != 0 {
+        out.done().map_err(io_reject)?;
+        return Ok(true);
+    }
+    let mut index = u32::try_from(h.ifindex).unwrap_or(0);
+    if let Some(Ok(a)) = attrs.find(NDA_IFINDEX) {
+        index = a.u32().map_err(|_| bad("NDA_IFINDEX"))?;
+    }
+    let stores: Vec<_> = families(h.family)?
+        .iter()
+        .map(|i| &ctx.tables.neigh[*i])
+        .collect();
+    dump_stores(ctx, &stores, out, |k, _| index == 0 || k.ifindex == index)
+}
+
+fn ct_enabled(ctx: &Ctx) -> Result<(), Reject> {
+    if ctx.conntrack {
+        Ok(())
+    } else {
+        Err((
+            libc::EOPNOTSUPP,
+            String::from("this mirror does not mirror conntrack"),
+        ))
+    }
+}
+
+/// The tuple a ctnetlink get names (`CTA_TUPLE_ORIG` or `CTA_TUPLE_REPLY`, with `CTA_ZONE`).
+fn request_tuple(m: &Message<'_>) -> Result<Tuple, Reject> {
+    let (_, attrs) = m.family_header::<NfGenMsg>().map_err(|_| bad("nfgenmsg"))?;
+    let (mut t, mut zone) = (None, 0u16);
+    for a in attrs {
+        let a = a.map_err(|_| bad("attributes"))?;
+        match a.ty() {
+            CTA_TUPLE_ORIG | CTA_TUPLE_REPLY if t.is_none() => {
+                t = Some(parse_tuple(&a).ok_or_else(|| bad("tuple"))?);
+            }
+            CTA_ZONE => zone = a.be16().map_err(|_| bad("CTA_ZONE"))?,
+            _ => {}
+        }
+    }
+    let t = t.ok_or((
+        libc::EINVAL,
+        String::from("need CTA_TUPLE_ORIG or CTA_TUPLE_REPLY"),
+    ))?;
+    Ok(if t.zone == 0 { t.with_zone(zone) } else { t })
+}
+
+pub(crate) fn get_ct(ctx: &Ctx, m: &Message<'_>, out: &mut Out<'_>) -> HandlerResult {
+    ct_enabled(ctx)?;
+    let t = request_tuple(m)?;
+    let mut found = false;
+    out.push_with(0, |buf| found = ctx.tables.ct.get_into(&t, buf))
+        .map_err(io_reject)?;
+    if !found {
+        return Err((libc::ENOENT, String::new()));
+    }
+    Ok(false)
+}
+
+pub(crate) fn dump_ct<'a>(ctx: &'a Ctx, m: &Message<'_>, out: &mut Out<'a>) -> HandlerResult {
+    ct_enabled(ctx)?;
+    let (h, attrs) = m.family_header::<NfGenMsg>().map_err(|_| bad("nfgenmsg"))?;
+    let (mut mark, mut mask) = (None, u32::MAX);
+    let mut zone = None;
+    for a in attrs {
+        let a = a.map_err(|_| bad("attributes"))?;
+        match a.ty() {
+            CTA_MARK => mark = Some(a.be32().map_err(|_| bad("CTA_MARK"))?),
+            CTA_MARK_MASK => mask = a.be32().map_err(|_| bad("CTA_MARK_MASK"))?,
+            CTA_ZONE => zone = Some(a.be16().map_err(|_| bad("CTA_ZONE"))?),
+            _ => {}
+        }
+    }
+    let family = h.family;
+    let t0 = Instant::now();
+    out.watch(&ctx.tables.ct.seq);
+    for c in ctx.tables.ct.iter() {
+        let o = c.original();
+        let fam_ok = match family {
+            AF_INET => o.src.is_ipv4(),
+            AF_INET6 => o.src.is_ipv6(),
+            _ => true,
+        };
+        let mark_ok = mark.is_none_or(|mk| c.mark() & mask == mk & mask);
+        if fam_ok && mark_ok && zone.is_none_or(|z| o.zone == z) && !c.is_expired() {
+            out.push_with(NLM_F_MULTI, |buf| CtStore::copy_msg(&c, buf))
+                .map_err(io_reject)?;
+        }
+    }
+    out.done().map_err(io_reject)?;
+    ctx.metrics.observe_dump(t0.elapsed(), out.intr);
+    Ok(true)
+}
+
+/// Passes a request to the kernel through the writer and relays the kernel's reply.
+fn forward(ctx: &Ctx, proto: u8, m: &Message<'_>, out: &mut Out<'_>) -> HandlerResult {
+    let wanted_ack = m.flags() & NLM_F_ACK != 0;
+    let reply = ctx.writer.transact(proto, m.bytes())?;
+    for r in Messages::new(&reply) {
+        let Ok(r) = r else { break };
+        if r.ty() == NLMSG_ERROR && !wanted_ack {
+            let is_ack = nlkit_wire::ErrorMsg::parse(&r).is_ok_and(|e| e.is_ack());
+            if is_ack {
+                continue;
+            }
+        }
+        out.push_raw_reply(r.bytes()).map_err(io_reject)?;
+    }
+    Ok(true)
+}
+
+/// A write request: to the kernel through the worker; the kernel's ack or error goes back.
+pub(crate) fn write(ctx: &Ctx, m: &Message<'_>, out: &mut Out<'_>) -> HandlerResult {
+    let proto = if m.ty() >> 8 == u16::from(NFNL_SUBSYS_CTNETLINK) {
+        ct_enabled(ctx)?;
+        NETLINK_NETFILTER as u8
+    } else {
+        NETLINK_ROUTE as u8
+    };
+    ctx.metrics
+        .writes
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    forward(ctx, proto, m, out)
+}

@@ -1,0 +1,183 @@
+//! [`Out`]: one client's output — replies packed into datagrams of at most [`CHUNK`] bytes,
+//! with headers patched for the client and `NLM_F_DUMP_INTR` set once a watched table changed.
+
+use std::io;
+use std::os::fd::BorrowedFd;
+
+use nlkit_wire::consts::*;
+use nlkit_wire::{align, MessageBuilder, MessageHeader, NLMSG_HDRLEN};
+use rustix::io::Errno;
+use rustix::net::{send, SendFlags};
+
+use crate::seq::{ChangeSeq, SeqSnapshot};
+
+/// Target datagram size, like the kernel's dump skbs (~32 KiB).
+pub(crate) const CHUNK: usize = 32 * 1024;
+
+/// The output of one request: at most one datagram is buffered (the output queue is bounded
+/// by one chunk plus the socket's send buffer); sends block up to the client's send timeout.
+pub(crate) struct Out<'a> {
+    fd: BorrowedFd<'a>,
+    buf: Vec<u8>,
+    /// Where the messages of the current datagram start (all of `buf`).
+    pub seq: u32,
+    pub pid: u32,
+    watch: Vec<(&'a ChangeSeq, SeqSnapshot)>,
+    /// A watched table changed: every message from now on carries `NLM_F_DUMP_INTR`.
+    pub intr: bool,
+    pub bytes_sent: usize,
+}
+
+impl<'a> Out<'a> {
+    pub(crate) fn new(fd: BorrowedFd<'a>, seq: u32, pid: u32) -> Self {
+        Out {
+            fd,
+            buf: Vec::with_capacity(CHUNK + 4096),
+            seq,
+            pid,
+            watch: Vec::new(),
+            intr: false,
+            bytes_sent: 0,
+        }
+    }
+
+    /// Starts watching a table for the rest of this dump.
+    pub(crate) fn watch(&mut self, seq: &'a ChangeSeq) {
+        self.watch.push((seq, seq.snapshot()));
+    }
+
+    fn check(&mut self) {
+        if !self.intr && self.watch.iter().any(|(s, snap)| s.changed_since(*snap)) {
+            self.intr = true;
+        }
+    }
+
+    /// Appends already-complete messages (one stored entry), patching each header with the
+    /// client's sequence number and port id and `flags`.
+    pub(crate) fn push(&mut self, msgs: &[u8], flags: u16) -> io::Result<()> {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(msgs);
+        self.patch_from(start, flags);
+        self.maybe_flush()
+    }
+
+    /// Appends with a closure that writes raw messages to the buffer.
+    pub(crate) fn push_with(&mut self, flags: u16, f: impl FnOnce(&mut Vec<u8>)) -> io::Result<()> {
+        let start = self.buf.len();
+        f(&mut self.buf);
+        self.patch_from(start, flags);
+        self.maybe_flush()
+    }
+
+    fn patch_from(&mut self, start: usize, flags: u16) {
+        let mut off = start;
+        while off + NLMSG_HDRLEN <= self.buf.len() {
+            let b = &mut self.buf[off..];
+            let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
+            b[6..8].copy_from_slice(&flags.to_ne_bytes());
+            b[8..12].copy_from_slice(&self.seq.to_ne_bytes());
+            b[12..16].copy_from_slice(&self.pid.to_ne_bytes());
+            if len < NLMSG_HDRLEN {
+                break;
+            }
+            off += align(len);
+        }
+    }
+
+    fn maybe_flush(&mut self) -> io::Result<()> {
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Sends the buffered datagram. If a watched table changed, its multipart messages are
+    /// flagged `NLM_F_DUMP_INTR` first.
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.check();
+        if self.intr {
+            let mut off = 0;
+            while off + NLMSG_HDRLEN <= self.buf.len() {
+                let b = &mut self.buf[off..];
+                let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
+                let flags = u16::from_ne_bytes([b[6], b[7]]);
+                if flags & NLM_F_MULTI != 0 {
+                    b[6..8].copy_from_slice(&(flags | NLM_F_DUMP_INTR).to_ne_bytes());
+                }
+                if len < NLMSG_HDRLEN {
+                    break;
+                }
+                off += align(len);
+            }
+        }
+        loop {
+            match send(self.fd, &self.buf, SendFlags::NOSIGNAL) {
+                Ok(_) => break,
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.bytes_sent += self.buf.len();
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Ends a dump with `NLMSG_DONE` (flagged if any watched table changed) and sends it.
+    pub(crate) fn done(&mut self) -> io::Result<()> {
+        self.check();
+        let mut b = MessageBuilder::with_capacity(32);
+        let mut flags = NLM_F_MULTI;
+        if self.intr {
+            flags |= NLM_F_DUMP_INTR;
+        }
+        b.begin(NLMSG_DONE, flags, self.seq);
+        b.raw(&0i32.to_ne_bytes());
+        let _ = b.finish();
+        let start = self.buf.len();
+        self.buf.extend_from_slice(b.as_bytes());
+        self.buf[start + 12..start + 16].copy_from_slice(&self.pid.to_ne_bytes());
+        self.flush()
+    }
+
+    /// Appends an `NLMSG_ERROR` for `request` (header echoed, payload capped) with an
+    /// extended-ack message; `errno == 0` is an acknowledgement.
+    pub(crate) fn error(
+        &mut self,
+        request: &MessageHeader,
+        errno: i32,
+        text: &str,
+    ) -> io::Result<()> {
+        let mut b = MessageBuilder::with_capacity(64 + text.len());
+        let mut flags = NLM_F_CAPPED;
+        if !text.is_empty() {
+            flags |= NLM_F_ACK_TLVS;
+        }
+        b.begin(NLMSG_ERROR, flags, request.seq);
+        b.raw(&(-errno).to_ne_bytes());
+        let mut hdr = [0u8; NLMSG_HDRLEN];
+        request.write(&mut hdr);
+        b.raw(&hdr);
+        if !text.is_empty() {
+            b.attr_str(NLMSGERR_ATTR_MSG, text);
+        }
+        let _ = b.finish();
+        let start = self.buf.len();
+        self.buf.extend_from_slice(b.as_bytes());
+        self.buf[start + 12..start + 16].copy_from_slice(&self.pid.to_ne_bytes());
+        self.maybe_flush()
+    }
+
+    /// Appends raw reply messages (from the kernel) with only the port id patched.
+    pub(crate) fn push_raw_reply(&mut self, msg: &[u8]) -> io::Result<()> {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(msg);
+        self.buf.resize(start + align(msg.len()), 0);
+        if msg.len() >= NLMSG_HDRLEN {
+            self.buf[start + 12..start + 16].copy_from_slice(&self.pid.to_ne_bytes());
+        }
+        self.maybe_flush()
+    }
+}

@@ -1,0 +1,322 @@
+//! The sync loop: event sockets first, then dumps, then the events that arrived meanwhile;
+//! overruns and silent kernel deletions become resyncs; conntrack entries expire.
+//!
+//! Threads: one sync thread owns the event sockets and applies events; during a (re)sync it
+//! keeps draining the event sockets into a queue while [`fill`](crate::fill) runs the dumps,
+//! and applies the queue once the dumps are in, then sweeps what the dumps did not confirm.
+//! Every entry an event touches is marked with the newest generation, so the sweep never
+//! removes what an event (re)created.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nlkit_wire::consts::*;
+use nlkit_wire::Messages;
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+
+use crate::fill::{fill, sweep};
+use crate::kernel::{KernelSocket, KernelSocketError};
+use crate::tables::{TableId, TableSet};
+use crate::{MirrorError, Shared};
+
+/// Bytes of queued events beyond which a sync treats the queue as lost (an overrun).
+const MAX_QUEUED_BYTES: usize = 256 << 20;
+
+fn group_mask(groups: &[u32]) -> u32 {
+    groups.iter().fold(0, |m, g| m | 1 << (g - 1))
+}
+
+/// One event socket and its overrun policy.
+struct EventSource {
+    sock: KernelSocket,
+    /// Tables a lost event may concern.
+    tables: TableSet,
+    rcvbuf: usize,
+    max: usize,
+    warned: bool,
+}
+
+impl EventSource {
+    fn open(
+        proto: u8,
+        groups: &[u32],
+        tables: TableSet,
+        rcvbuf: usize,
+        max: usize,
+    ) -> Result<Self, MirrorError> {
+        let sock = KernelSocket::open(i32::from(proto), group_mask(groups))
+            .map_err(|e| MirrorError::Kernel(format!("event socket: {e}")))?;
+        let got = sock.set_recv_buffer(rcvbuf).unwrap_or(rcvbuf);
+        tracing::debug!(requested = rcvbuf, got, "event socket receive buffer");
+        Ok(EventSource {
+            sock,
+            tables,
+            rcvbuf,
+            max: max.max(rcvbuf),
+            warned: false,
+        })
+    }
+
+    /// ENOBUFS: double the buffer up to the cap (warning once at the cap).
+    fn grow(&mut self) {
+        if self.rcvbuf < self.max {
+            self.rcvbuf = (self.rcvbuf * 2).min(self.max);
+            let got = self.sock.set_recv_buffer(self.rcvbuf).unwrap_or(0);
+            tracing::info!(
+                bytes = self.rcvbuf,
+                got,
+                "event socket overrun: receive buffer grown"
+            );
+        } else if !self.warned {
+            self.warned = true;
+            tracing::warn!(
+                bytes = self.rcvbuf,
+                "event socket overrun at the receive-buffer cap: resyncing after each overrun"
+            );
+        }
+    }
+}
+
+/// The sync side of the mirror.
+pub(crate) struct Syncer {
+    shared: Arc<Shared>,
+    sources: Vec<EventSource>,
+    queue: VecDeque<Vec<u8>>,
+    queued_bytes: usize,
+    queue_lost: TableSet,
+    pending: TableSet,
+    next_gc: Instant,
+    next_neigh: Option<Instant>,
+}
+
+impl Syncer {
+    /// Opens the event sockets (joining the groups *before* any dump).
+    pub(crate) fn new(shared: Arc<Shared>) -> Result<Self, MirrorError> {
+        let c = &shared.config;
+        let mut sources = vec![EventSource::open(
+            NETLINK_ROUTE as u8,
+            &[
+                RTNLGRP_LINK,
+                RTNLGRP_NEIGH,
+                RTNLGRP_IPV4_IFADDR,
+                RTNLGRP_IPV4_ROUTE,
+                RTNLGRP_IPV6_IFADDR,
+                RTNLGRP_IPV6_ROUTE,
+            ],
+            TableSet::all_rtnl(),
+            c.event_rcvbuf,
+            c.event_rcvbuf_max,
+        )?];
+        if c.conntrack {
+            let mut t = TableSet::default();
+            t.add(TableId::Conntrack);
+            match EventSource::open(
+                NETLINK_NETFILTER as u8,
+                &[
+                    NFNLGRP_CONNTRACK_NEW,
+                    NFNLGRP_CONNTRACK_UPDATE,
+                    NFNLGRP_CONNTRACK_DESTROY,
+                ],
+                t,
+                c.event_rcvbuf,
+                c.event_rcvbuf_max,
+            ) {
+                Ok(s) => sources.push(s),
+                Err(e) => {
+                    tracing::warn!(error = %e, "conntrack events unavailable: not mirroring conntrack");
+                    shared.conntrack_on.store(false, Ordering::Relaxed);
+                }
+            }
+        }
+        Ok(Syncer {
+            shared,
+            sources,
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            queue_lost: TableSet::default(),
+            pending: TableSet::default(),
+            next_gc: Instant::now(),
+            next_neigh: None,
+        })
+    }
+
+    fn all_tables(&self) -> TableSet {
+        let mut s = TableSet::all_rtnl();
+        if self.shared.conntrack_on.load(Ordering::Relaxed) {
+            s.add(TableId::Conntrack);
+        }
+        s
+    }
+
+    /// The initial sync: every table dumped, queued events applied.
+    pub(crate) fn initial_sync(&mut self) -> Result<(), MirrorError> {
+        let t0 = Instant::now();
+        let set = self.all_tables();
+        self.resync(set)?;
+        let ms = t0.elapsed().as_millis() as u64;
+        self.shared
+            .metrics
+            .initial_sync_ms
+            .store(ms, Ordering::Relaxed);
+        self.shared.metrics.resyncs.store(0, Ordering::Relaxed);
+        tracing::info!(ms, "mirror initial sync complete");
+        Ok(())
+    }
+
+    /// Waits for events up to `timeout`; returns whether any source is readable.
+    fn wait(&self, timeout: Duration) -> bool {
+        let mut fds: Vec<PollFd<'_>> = self
+            .sources
+            .iter()
+            .map(|s| PollFd::new(&s.sock, PollFlags::IN))
+            .collect();
+        let ts = Timespec {
+            tv_sec: timeout.as_secs() as i64,
+            tv_nsec: i64::from(timeout.subsec_nanos()),
+        };
+        matches!(poll(&mut fds, Some(&ts)), Ok(n) if n > 0)
+    }
+
+    /// Reads every queued datagram from every source. `apply`: apply now, else queue.
+    fn drain(&mut self, apply: bool) {
+        for i in 0..self.sources.len() {
+            loop {
+                let src = &mut self.sources[i];
+                let tables = src.tables;
+                match src.sock.recv_datagram(true) {
+                    Ok(Some(d)) => {
+                        if apply {
+                            let d = d.to_vec();
+                            self.apply_datagram(&d);
+                        } else if self.queued_bytes + d.len() > MAX_QUEUED_BYTES {
+                            for t in tables.iter() {
+                                self.queue_lost.add(t);
+                            }
+                        } else {
+                            self.queued_bytes += d.len();
+                            self.queue.push_back(d.to_vec());
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(KernelSocketError::Overrun) => {
+                        self.shared.metrics.overruns.fetch_add(1, Ordering::Relaxed);
+                        let src = &mut self.sources[i];
+                        src.grow();
+                        for t in tables.iter() {
+                            self.pending.add(t);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "event socket receive failed");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn apply_datagram(&mut self, d: &[u8]) {
+        let gen = self.shared.gen.load(Ordering::Relaxed);
+        let mut n = 0u64;
+        for m in Messages::new(d) {
+            let Ok(m) = m else { break };
+            let f = self.shared.tables.apply_event(&m, gen);
+            for t in f.resync.iter() {
+                self.pending.add(t);
+            }
+            n += 1;
+        }
+        self.shared.metrics.events.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Re-dumps `set`, applies what arrived meanwhile, sweeps what the dumps did not confirm.
+    fn resync(&mut self, set: TableSet) -> Result<(), MirrorError> {
+        let t0 = Instant::now();
+        let shared = self.shared.clone();
+        let results = {
+            let this = &mut *self;
+            fill(&shared.tables, set, &shared.gen, || {
+                if this.wait(Duration::from_millis(5)) {
+                    this.drain(false);
+                }
+            })
+        };
+        // Events that arrived during the dumps, in order, marked with the newest generation.
+        while let Some(d) = self.queue.pop_front() {
+            self.apply_datagram(&d);
+        }
+        self.queued_bytes = 0;
+        let lost = std::mem::take(&mut self.queue_lost);
+        let mut first_err = None;
+        for r in results {
+            match r {
+                Ok(f) => {
+                    let swept = sweep(&shared.tables, &f);
+                    if f.attempts > 1 {
+                        shared
+                            .metrics
+                            .dump_retries
+                            .fetch_add(u64::from(f.attempts - 1), Ordering::Relaxed);
+                    }
+                    tracing::debug!(
+                        table = f.table.name(),
+                        messages = f.messages,
+                        swept,
+                        "table synced"
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "table dump failed");
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        for t in lost.iter() {
+            self.pending.add(t);
+        }
+        let m = &shared.metrics;
+        m.resyncs.fetch_add(1, Ordering::Relaxed);
+        m.last_sync_us
+            .store(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
+        match first_err {
+            Some(e) => Err(MirrorError::Kernel(e.to_string())),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs until `stop` is set.
+    pub(crate) fn run(&mut self, stop: &AtomicBool) {
+        let ct_on = self.shared.conntrack_on.load(Ordering::Relaxed);
+        while !stop.load(Ordering::Relaxed) && !self.shared.stopping.load(Ordering::Relaxed) {
+            if self.wait(Duration::from_millis(50)) {
+                self.drain(true);
+            }
+            if !self.pending.is_empty() {
+                let set = std::mem::take(&mut self.pending);
+                if let Err(e) = self.resync(set) {
+                    tracing::warn!(error = %e, "resync failed; retrying shortly");
+                    for t in set.iter() {
+                        self.pending.add(t);
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            if let Some(every) = self.shared.config.neigh_resync_interval {
+                let due = *self
+                    .next_neigh
+                    .get_or_insert_with(|| Instant::now() + every);
+                if Instant::now() >= due {
+                    self.pending.add(TableId::Neigh4);
+                    self.pending.add(TableId::Neigh6);
+                    self.next_neigh = Some(Instant::now() + every);
+                }
+            }
+            if ct_on && Instant::now() >= self.next_gc {
+                self.shared.tables.ct.gc();
+                self.next_gc = Instant::now() + self.shared.config.ct_gc_interval;
+            }
+        }
+    }
+}

@@ -1,0 +1,379 @@
+//! [`Tables`]: every mirror table, and how dump messages and events change them.
+
+use nlkit_wire::consts::*;
+use nlkit_wire::{IfInfoMsg, Message};
+
+use crate::conn::CtStore;
+use crate::keys::{route_info, AddrKey, LinkKey, NeighKey, RouteKey};
+use crate::routes;
+use crate::store::{normalize, normalize_into, Store};
+
+/// One mirror table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TableId {
+    /// Links (`RTM_GETLINK`).
+    Links,
+    /// IPv4 addresses.
+    Addrs4,
+    /// IPv6 addresses.
+    Addrs6,
+    /// IPv4 routes (all tables).
+    Routes4,
+    /// IPv6 routes (all tables).
+    Routes6,
+    /// IPv4 neighbours (ARP).
+    Neigh4,
+    /// IPv6 neighbours (NDP).
+    Neigh6,
+    /// Conntrack entries (all families).
+    Conntrack,
+}
+
+impl TableId {
+    /// Every table.
+    pub const ALL: [TableId; 8] = [
+        TableId::Links,
+        TableId::Addrs4,
+        TableId::Addrs6,
+        TableId::Routes4,
+        TableId::Routes6,
+        TableId::Neigh4,
+        TableId::Neigh6,
+        TableId::Conntrack,
+    ];
+
+    /// The name used in metrics and logs.
+    ///
+    /// ```
+    /// assert_eq!(nlkit_mirror::TableId::Routes6.name(), "routes6");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            TableId::Links => "links",
+            TableId::Addrs4 => "addrs4",
+            TableId::Addrs6 => "addrs6",
+            TableId::Routes4 => "routes4",
+            TableId::Routes6 => "routes6",
+            TableId::Neigh4 => "neigh4",
+            TableId::Neigh6 => "neigh6",
+            TableId::Conntrack => "conntrack",
+        }
+    }
+
+    pub(crate) fn bit(self) -> u16 {
+        1 << (self as u16)
+    }
+}
+
+/// A set of tables (for pending resyncs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TableSet(pub(crate) u16);
+
+impl TableSet {
+    /// Adds a table.
+    pub fn add(&mut self, t: TableId) {
+        self.0 |= t.bit();
+    }
+    /// Whether the set holds `t`.
+    pub fn contains(self, t: TableId) -> bool {
+        self.0 & t.bit() != 0
+    }
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    /// The tables in the set.
+    pub fn iter(self) -> impl Iterator<Item = TableId> {
+        TableId::ALL.into_iter().filter(move |t| self.contains(*t))
+    }
+    /// Every rtnetlink table.
+    pub fn all_rtnl() -> Self {
+        let mut s = TableSet::default();
+        for t in &TableId::ALL[..7] {
+            s.add(*t);
+        }
+        s
+    }
+}
+
+/// Capacities of the mirror's tables (the nulls table has a fixed number of slots).
+#[derive(Debug, Clone, Copy)]
+pub struct Capacities {
+    /// Links.
+    pub links: usize,
+    /// Addresses, per family.
+    pub addrs: usize,
+    /// Routes, per family.
+    pub routes: usize,
+    /// Neighbours, per family.
+    pub neigh: usize,
+    /// Conntrack entries.
+    pub conntrack: u32,
+}
+
+impl Default for Capacities {
+    fn default() -> Self {
+        Capacities {
+            links: 1 << 16,
+            addrs: 1 << 18,
+            routes: 1 << 22,
+            neigh: 1 << 18,
+            conntrack: 1 << 21,
+        }
+    }
+}
+
+/// Every table of the mirror.
+///
+/// Concurrency contract: see [`Store`] and [`CtStore`]; `Tables` itself is immutable after
+/// construction and shared by `Arc` between the sync thread, apply threads and server threads.
+#[derive(Debug)]
+pub struct Tables {
+    /// Links by ifindex.
+    pub links: Store<LinkKey>,
+    /// Addresses: `[IPv4, IPv6]`.
+    pub addrs: [Store<AddrKey>; 2],
+    /// Routes: `[IPv4, IPv6]`.
+    pub routes: [Store<RouteKey>; 2],
+    /// Neighbours: `[IPv4, IPv6]`.
+    pub neigh: [Store<NeighKey>; 2],
+    /// Conntrack entries.
+    pub ct: CtStore,
+}
+
+/// What applying an event asks of the sync loop.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Followup {
+    /// Tables to re-dump and sweep (silent kernel deletions, partial ECMP deletes).
+    pub resync: TableSet,
+}
+
+fn fam(f: u8) -> usize {
+    usize::from(f == AF_INET6)
+}
+
+impl Tables {
+    /// Empty tables with the given capacities.
+    pub fn new(c: &Capacities) -> Self {
+        Tables {
+            links: Store::new(c.links),
+            addrs: [Store::new(c.addrs), Store::new(c.addrs)],
+            routes: [Store::new(c.routes), Store::new(c.routes)],
+            neigh: [Store::new(c.neigh), Store::new(c.neigh)],
+            ct: CtStore::new(c.conntrack),
+        }
+    }
+
+    /// Number of entries in a table.
+    pub fn len(&self, t: TableId) -> usize {
+        match t {
+            TableId::Links => self.links.len(),
+            TableId::Addrs4 => self.addrs[0].len(),
+            TableId::Addrs6 => self.addrs[1].len(),
+            TableId::Routes4 => self.routes[0].len(),
+            TableId::Routes6 => self.routes[1].len(),
+            TableId::Neigh4 => self.neigh[0].len(),
+            TableId::Neigh6 => self.neigh[1].len(),
+            TableId::Conntrack => self.ct.len(),
+        }
+    }
+
+    /// A table's change counter.
+    pub fn seq(&self, t: TableId) -> &crate::ChangeSeq {
+        match t {
+            TableId::Links => &self.links.seq,
+            TableId::Addrs4 => &self.addrs[0].seq,
+            TableId::Addrs6 => &self.addrs[1].seq,
+            TableId::Routes4 => &self.routes[0].seq,
+            TableId::Routes6 => &self.routes[1].seq,
+            TableId::Neigh4 => &self.neigh[0].seq,
+            TableId::Neigh6 => &self.neigh[1].seq,
+            TableId::Conntrack => &self.ct.seq,
+        }
+    }
+
+    /// Applies one message of a dump of table `t`, marked with `gen`.
+    pub(crate) fn apply_dump(&self, t: TableId, m: &Message<'_>, gen: u64) {
+        match t {
+            TableId::Links => {
+                if let Some(k) = LinkKey::from_msg(m) {
+                    self.links.put(k, normalize(m), gen);
+                }
+            }
+            TableId::Addrs4 | TableId::Addrs6 => {
+                if let Some(k) = AddrKey::from_msg(m) {
+                    self.addrs[fam_of_key(k.local.is_ipv6())].put(k, normalize(m), gen);
+                }
+            }
+            TableId::Routes4 | TableId::Routes6 => {
+                let Some(i) = route_info(m) else { return };
+                if i.cloned {
+                    return;
+                }
+                let store = &self.routes[fam_of_key(i.key.dst.is_ipv6())];
+                // Several routes may share a key (see `routes`): a second message for a key
+                // already confirmed by this same dump pass is appended.
+                let mut bytes = Vec::new();
+                store.with(&i.key, |e| {
+                    if e.generation() == gen {
+                        bytes.extend_from_slice(e.messages());
+                    }
+                });
+                normalize_into(m, &mut bytes);
+                store.put(i.key, bytes, gen);
+            }
+            TableId::Neigh4 | TableId::Neigh6 => {
+                if let Some(k) = NeighKey::from_msg(m) {
+                    self.neigh[fam_of_key(k.dst.is_ipv6())].put(k, normalize(m), gen);
+                }
+            }
+            TableId::Conntrack => {
+                self.ct.upsert(m, gen, false);
+            }
+        }
+    }
+
+    /// Applies one event message; returns what the sync loop must do next.
+    pub(crate) fn apply_event(&self, m: &Message<'_>, gen: u64) -> Followup {
+        let mut f = Followup::default();
+        match m.ty() {
+            RTM_NEWLINK => self.link_event(m, gen, false, &mut f),
+            RTM_DELLINK => self.link_event(m, gen, true, &mut f),
+            RTM_NEWADDR => {
+                if let Some(k) = AddrKey::from_msg(m) {
+                    self.addrs[fam_of_key(k.local.is_ipv6())].put(k, normalize(m), gen);
+                }
+            }
+            RTM_DELADDR => {
+                if let Some(k) = AddrKey::from_msg(m) {
+                    let v6 = k.local.is_ipv6();
+                    self.addrs[fam_of_key(v6)].remove(&k);
+                    if !v6 {
+                        // Routes using the address as preferred source go silently.
+                        f.resync.add(TableId::Routes4);
+                    }
+                }
+            }
+            RTM_NEWROUTE => self.route_event(m, gen, false, &mut f),
+            RTM_DELROUTE => self.route_event(m, gen, true, &mut f),
+            RTM_NEWNEIGH => {
+                if let Some(k) = NeighKey::from_msg(m) {
+                    self.neigh[fam_of_key(k.dst.is_ipv6())].put(k, normalize(m), gen);
+                }
+            }
+            RTM_DELNEIGH => {
+                if let Some(k) = NeighKey::from_msg(m) {
+                    self.neigh[fam_of_key(k.dst.is_ipv6())].remove(&k);
+                }
+            }
+            t if t == nfnl_msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW) => {
+                let update = m.flags() & NLM_F_CREATE == 0;
+                self.ct.upsert(m, gen, update);
+            }
+            t if t == nfnl_msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE) => {
+                self.ct.remove_msg(m);
+            }
+            _ => {}
+        }
+        f
+    }
+
+    fn link_event(&self, m: &Message<'_>, gen: u64, del: bool, f: &mut Followup) {
+        let Ok((h, _)) = m.family_header::<IfInfoMsg>() else {
+            return;
+        };
+        // AF_BRIDGE and other per-family link notifications are not the link itself.
+        if h.family != AF_UNSPEC || h.index <= 0 {
+            return;
+        }
+        let k = LinkKey {
+            ifindex: h.index as u32,
+        };
+        const STATE: u32 = IFF_UP | IFF_LOWER_UP | IFF_RUNNING;
+        if del {
+            self.links.remove(&k);
+            let idx = k.ifindex;
+            for s in &self.addrs {
+                s.remove_where(|a, _| a.ifindex == idx);
+            }
+            for s in &self.neigh {
+                s.remove_where(|n, _| n.ifindex == idx);
+            }
+            // Routes (and nexthops) through the link vanish without notification.
+            f.resync.add(TableId::Routes4);
+            f.resync.add(TableId::Routes6);
+            return;
+        }
+        let old_flags = self.links.with(&k, |e| {
+            e.iter()
+                .next()
+                .and_then(Result::ok)
+                .and_then(|om| om.family_header::<IfInfoMsg>().ok())
+                .map(|(oh, _)| oh.flags)
+        });
+        self.links.put(k, normalize(m), gen);
+        let changed = match old_flags.flatten() {
+            Some(of) => (of ^ h.flags) & STATE != 0,
+            None => false,
+        };
+        if changed && h.flags & STATE != STATE {
+            // Carrier or admin state lost: routes are removed or flagged silently, and
+            // neighbours are flushed.
+            for t in [
+                TableId::Routes4,
+                TableId::Routes6,
+                TableId::Neigh4,
+                TableId::Neigh6,
+            ] {
+                f.resync.add(t);
+            }
+        } else if changed {
+            // Coming up changes RTNH_F_LINKDOWN flags without a notification.
+            f.resync.add(TableId::Routes4);
+            f.resync.add(TableId::Routes6);
+        }
+    }
+
+    fn route_event(&self, m: &Message<'_>, gen: u64, del: bool, f: &mut Followup) {
+        let Some(i) = route_info(m) else { return };
+        if i.cloned {
+            return;
+        }
+        let v6 = i.key.dst.is_ipv6();
+        let store = &self.routes[fam_of_key(v6)];
+        let table = if v6 {
+            TableId::Routes6
+        } else {
+            TableId::Routes4
+        };
+        let new = normalize(m);
+        let old = store.get_bytes(&i.key);
+        if del {
+            let Some(old) = old else { return };
+            let (left, resync) = routes::apply_del(&old, &new, v6);
+            if resync {
+                f.resync.add(table);
+            }
+            match left {
+                Some(b) => {
+                    store.put(i.key, b, gen);
+                }
+                None => {
+                    store.remove(&i.key);
+                }
+            }
+        } else {
+            let e = routes::apply_new(old.as_deref(), &new, m.flags(), v6);
+            store.put(i.key, e, gen);
+        }
+    }
+}
+
+fn fam_of_key(v6: bool) -> usize {
+    usize::from(v6)
+}
+
+/// Index of a family's store (`AF_INET` → 0, `AF_INET6` → 1).
+pub(crate) fn family_index(family: u8) -> usize {
+    fam(family)
+}

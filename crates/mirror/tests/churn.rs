@@ -1,0 +1,114 @@
+//! Churn, forced overflow and silent kernel deletions: afterwards the mirror equals the kernel,
+//! every table compared entry by entry with a fresh kernel dump.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::*;
+use nlkit_mirror::kernel::KernelSocket;
+use nlkit_mirror::TableId;
+use nlkit_wire::consts::*;
+
+nlkit_testns::netns_test! {
+    /// Route adds and deletes (20,000 by default; `NLKIT_MIRROR_CHURN=100000` for the issue's
+    /// size), veth pairs created, flapped and deleted, conntrack creates and deletes — all
+    /// while mirroring; then every table converges to the kernel's.
+    fn churn_then_equal() {
+        let v = nlkit_testns::veth_pair("ca", "cb");
+        nlkit_testns::add_addr(v.a_index, "10.0.0.1".parse().unwrap(), 24);
+        nlkit_testns::add_addr(v.a_index, "fd00::1".parse().unwrap(), 64);
+        let m = start("churn", |_| {});
+        let n = churn_size(20_000);
+        let ct_on = m.mirrors_conntrack();
+        std::thread::scope(|s| {
+            s.spawn(|| assert_eq!(route_churn(v.a_index, n / 2, 0), 0));
+            s.spawn(|| {
+                for i in 0..6 {
+                    let p = nlkit_testns::veth_pair(&format!("x{i}a"), &format!("x{i}b"));
+                    nlkit_testns::add_addr(p.a_index, format!("10.50.{i}.1").parse().unwrap(), 24);
+                    set_link(p.b_index, false);
+                    set_link(p.b_index, true);
+                    set_link(p.a_index, false);
+                    set_link(p.a_index, true);
+                    if i % 2 == 0 {
+                        nlkit_testns::delete_link(&p.a);
+                    }
+                }
+            });
+            if ct_on {
+                s.spawn(|| {
+                    let mut ct = KernelSocket::open(NETLINK_NETFILTER, 0).unwrap();
+                    let half = n / 4;
+                    assert_eq!(conntrack(&mut ct, true, 0..half, 5), 0);
+                    assert_eq!(conntrack(&mut ct, false, 0..half / 2, 5), 0);
+                });
+            }
+        });
+        let mut all = RTNL.to_vec();
+        if ct_on {
+            all.push(TableId::Conntrack);
+        }
+        assert_converges(&m, &all, Duration::from_secs(30));
+        assert!(m.tables().len(TableId::Routes4) >= (n / 4) as usize);
+    }
+
+    /// A tiny event buffer under heavy churn: overruns force resyncs, and the mirror still
+    /// ends equal to the kernel.
+    fn forced_overflow_resyncs() {
+        let v = nlkit_testns::veth_pair("oa", "ob");
+        nlkit_testns::add_addr(v.a_index, "10.0.0.1".parse().unwrap(), 24);
+        let m = start("overflow", |c| {
+            c.event_rcvbuf = 4096;
+            c.event_rcvbuf_max = 8192;
+        });
+        let n = churn_size(20_000);
+        assert_eq!(route_churn(v.a_index, n / 2, 0), 0);
+        assert_converges(&m, &RTNL, Duration::from_secs(30));
+        let mm = m.metrics();
+        assert!(mm.overruns.load(Ordering::Relaxed) > 0, "no overrun happened");
+        assert!(mm.resyncs.load(Ordering::Relaxed) > 0, "no resync happened");
+    }
+
+    /// A link with 1,000 routes through it loses carrier, comes back, and is deleted: the
+    /// kernel changes or removes those routes without notifications; no stale route remains.
+    fn silent_deletions() {
+        let v = nlkit_testns::veth_pair("sa", "sb");
+        nlkit_testns::add_addr(v.a_index, "10.0.0.1".parse().unwrap(), 24);
+        nlkit_testns::add_addr(v.a_index, "fd00::1".parse().unwrap(), 64);
+        nlkit_testns::load_ipv4_routes(v.a_index, 1000, 254);
+        nlkit_testns::load_ipv6_routes(v.a_index, 1000, 254);
+        let m = start("silent", |_| {});
+        assert_converges(&m, &RTNL, Duration::from_secs(10));
+        let before = m.tables().len(TableId::Routes4);
+        assert!(before >= 1000);
+        // Carrier loss on `sa` (its peer goes down), then back.
+        set_link(v.b_index, false);
+        assert_converges(&m, &RTNL, Duration::from_secs(10));
+        set_link(v.b_index, true);
+        assert_converges(&m, &RTNL, Duration::from_secs(10));
+        // Admin down on `sa`: IPv4 routes through it are removed silently.
+        set_link(v.a_index, false);
+        assert_converges(&m, &RTNL, Duration::from_secs(10));
+        set_link(v.a_index, true);
+        nlkit_testns::load_ipv4_routes(v.a_index, 1000, 254);
+        assert_converges(&m, &RTNL, Duration::from_secs(10));
+        // Deletion: every route through the link goes, silently.
+        nlkit_testns::delete_link("sa");
+        assert_converges(&m, &RTNL, Duration::from_secs(10));
+        assert!(m.tables().len(TableId::Routes4) < before - 900);
+        let stale = m.tables().routes[0]
+            .iter()
+            .filter(|e| e.messages().windows(4).count() > 0)
+            .filter(|e| {
+                nlkit_wire::Messages::new(e.messages()).flatten().any(|r| {
+                    r.family_header::<nlkit_wire::RtMsg>().is_ok_and(|(_, a)| {
+                        a.find(RTA_OIF).and_then(Result::ok).and_then(|o| o.u32().ok()) == Some(v.a_index)
+                    })
+                })
+            })
+            .count();
+        assert_eq!(stale, 0, "routes through the deleted link remain");
+    }
+}

@@ -1,0 +1,223 @@
+//! Many clients at once, bad clients, and clients of another uid.
+
+mod common;
+
+use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+use nlkit_mirror::{ClientError, MirrorClient, RouteKey, TableId};
+use nlkit_wire::consts::*;
+use nlkit_wire::Messages;
+use rand::Rng;
+
+/// Checks one dump reply: every message parses as a route with a key, no key twice.
+fn check_routes(bytes: &[u8]) -> usize {
+    let mut seen = std::collections::HashSet::new();
+    let mut n = 0;
+    for m in Messages::new(bytes) {
+        let m = m.expect("torn message");
+        assert_eq!(m.ty(), RTM_NEWROUTE);
+        let k = RouteKey::from_msg(&m).expect("route without a key");
+        assert!(
+            seen.insert(format!("{k:?} {:?}", &m.bytes()[16..])),
+            "duplicate route {k:?}"
+        );
+        n += 1;
+    }
+    n
+}
+
+nlkit_testns::netns_test! {
+    /// 64 clients dump IPv4 routes while routes churn: every dump is well formed, and either
+    /// consistent or flagged NLM_F_DUMP_INTR (clean dumps also happen between bursts).
+    fn concurrent_clients_during_churn() {
+        let v = nlkit_testns::veth_pair("ka", "kb");
+        nlkit_testns::add_addr(v.a_index, "10.0.0.1".parse().unwrap(), 24);
+        nlkit_testns::load_ipv4_routes(v.a_index, 3000, 254);
+        let m = start("clients", |_| {});
+        let stop = AtomicBool::new(false);
+        let (clean, flagged) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        std::thread::scope(|s| {
+            for _ in 0..64 {
+                s.spawn(|| {
+                    let mut c = MirrorClient::connect(m.socket_path()).unwrap();
+                    c.set_timeout(Some(Duration::from_secs(20))).unwrap();
+                    while !stop.load(Ordering::Relaxed) {
+                        let mut req = dump_request(TableId::Routes4);
+                        let (r, intr) = c.dump_once(&mut req).unwrap();
+                        let n = check_routes(r.as_bytes());
+                        assert!(n >= 3000, "dump lost routes: {n}");
+                        if intr { &flagged } else { &clean }.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // The retrying dump always ends consistent.
+                    let mut req = dump_request(TableId::Routes4);
+                    let r = c.dump(&mut req).unwrap();
+                    check_routes(r.as_bytes());
+                });
+            }
+            let t0 = Instant::now();
+            let mut base = 0;
+            while t0.elapsed() < Duration::from_secs(4) {
+                assert_eq!(route_churn(v.a_index, 500, base), 0);
+                base += 500;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        let (clean, flagged) = (clean.into_inner(), flagged.into_inner());
+        println!("dumps: {clean} consistent, {flagged} flagged");
+        assert!(clean + flagged >= 64);
+        assert!(clean > 0, "no consistent dump at all");
+        assert_converges(&m, &[TableId::Routes4, TableId::Routes6], Duration::from_secs(20));
+    }
+
+    /// Random bytes, wrong lengths, unknown types, a client that hangs up mid-dump and one that
+    /// never reads: each gets an error or is disconnected, and everyone else is served.
+    fn bad_clients_only_hurt_themselves() {
+        let v = nlkit_testns::veth_pair("ba", "bb");
+        nlkit_testns::add_addr(v.a_index, "10.0.0.1".parse().unwrap(), 24);
+        nlkit_testns::load_ipv4_routes(v.a_index, 20_000, 254);
+        let m = start("bad", |c| c.client_send_timeout = Duration::from_millis(500));
+        let mut good = MirrorClient::connect(m.socket_path()).unwrap();
+        good.set_timeout(Some(Duration::from_secs(10))).unwrap();
+        let good_dump = |good: &mut MirrorClient| {
+            let mut req = dump_request(TableId::Routes4);
+            check_routes(good.dump(&mut req).unwrap().as_bytes())
+        };
+        let expected = good_dump(&mut good);
+
+        // Never reads: starts a big dump and sleeps; the server drops it after the timeout.
+        let lazy = MirrorClient::connect(m.socket_path()).unwrap();
+        lazy.send_raw(dump_request(TableId::Routes4).as_bytes()).unwrap();
+        // Hangs up mid-dump.
+        {
+            let mut quitter = MirrorClient::connect(m.socket_path()).unwrap();
+            quitter.send_raw(dump_request(TableId::Routes4).as_bytes()).unwrap();
+            let first = quitter.recv_raw().unwrap();
+            assert!(!first.is_empty());
+        }
+        // Random bytes and wrong lengths: an error reply each, and a hang-up after many.
+        let mut rng = rand::rng();
+        let mut noisy = MirrorClient::connect(m.socket_path()).unwrap();
+        noisy.set_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut errors = 0;
+        for i in 0..40 {
+            let mut junk = vec![0u8; rng.random_range(1..200)];
+            rng.fill(&mut junk[..]);
+            if i % 3 == 0 && junk.len() >= 16 {
+                // Header claims more than was sent.
+                junk[..4].copy_from_slice(&9999u32.to_ne_bytes());
+            }
+            if noisy.send_raw(&junk).is_err() {
+                break;
+            }
+            match noisy.recv_raw() {
+                Ok([]) => break, // disconnected
+                Ok(d) => {
+                    let msg = Messages::new(d).next();
+                    if let Some(Ok(msg)) = msg {
+                        if msg.ty() == NLMSG_ERROR {
+                            errors += 1;
+                        }
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        assert!(errors > 0, "no error replies to garbage");
+        // Unknown type from a well-behaved client: a clean EOPNOTSUPP.
+        let mut req = nlkit_wire::MessageBuilder::new();
+        req.begin(0x3ff, NLM_F_REQUEST, 0);
+        req.raw(&[0u8; 4]);
+        match good.transact(&mut req) {
+            Err(ClientError::Kernel(e)) => assert_eq!(e.errno, libc::EOPNOTSUPP),
+            other => panic!("expected EOPNOTSUPP, got {other:?}"),
+        }
+        // Meanwhile, good clients are served in full.
+        for _ in 0..3 {
+            assert_eq!(good_dump(&mut good), expected);
+        }
+        let mut other = MirrorClient::connect(m.socket_path()).unwrap();
+        other.set_timeout(Some(Duration::from_secs(10))).unwrap();
+        assert_eq!(good_dump(&mut other), expected);
+        // The lazy client was dropped by the send timeout.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while m.metrics().clients_dropped.load(Ordering::Relaxed) < 1 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(m.metrics().clients_dropped.load(Ordering::Relaxed) >= 1);
+        drop(lazy);
+        assert_eq!(good_dump(&mut good), expected);
+        let _ = std::io::stdout().flush();
+    }
+
+    /// A client of another uid is refused (needs real root to switch uid; skipped otherwise).
+    fn other_uid_is_refused() {
+        if !nlkit_testns::is_root() {
+            println!("skipped: needs real root to connect as another uid");
+            return;
+        }
+        let m = start("uid", |_| {});
+        // Open the path so only SO_PEERCRED can refuse.
+        use std::os::unix::fs::PermissionsExt;
+        let dir = m.socket_path().parent().unwrap();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::fs::set_permissions(m.socket_path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let status = refused_as_nobody(m.socket_path());
+        assert_eq!(status, 0, "child saw no EACCES refusal (status {status})");
+        // Root itself is served.
+        let mut c = MirrorClient::connect(m.socket_path()).unwrap();
+        let mut req = dump_request(TableId::Links);
+        assert!(!c.dump(&mut req).unwrap().is_empty());
+    }
+}
+
+/// Forks a child that becomes uid 65534, connects and expects an EACCES `NLMSG_ERROR`; returns
+/// the child's exit status (0: refused as expected).
+fn refused_as_nobody(path: &std::path::Path) -> i32 {
+    use std::os::unix::ffi::OsStrExt;
+    // Everything the child needs is prepared before the fork.
+    // SAFETY: an all-zero sockaddr_un is a valid value of this plain C struct.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let p = path.as_os_str().as_bytes();
+    assert!(p.len() < addr.sun_path.len());
+    for (d, s) in addr.sun_path.iter_mut().zip(p) {
+        *d = *s as libc::c_char;
+    }
+    let mut buf = [0u8; 256];
+    // SAFETY: the child makes only async-signal-safe system calls (setgid, setuid, socket,
+    // connect, recv, _exit) on memory prepared before the fork, then exits.
+    unsafe {
+        let pid = libc::fork();
+        if pid == 0 {
+            if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
+                libc::_exit(10);
+            }
+            let fd = libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET, 0);
+            if fd < 0 {
+                libc::_exit(11);
+            }
+            let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+            if libc::connect(fd, (&addr as *const libc::sockaddr_un).cast(), len) != 0 {
+                libc::_exit(12);
+            }
+            let n = libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0);
+            if n < 20 {
+                libc::_exit(13);
+            }
+            let ty = u16::from_ne_bytes([buf[4], buf[5]]);
+            let err = i32::from_ne_bytes([buf[16], buf[17], buf[18], buf[19]]);
+            libc::_exit(if ty == NLMSG_ERROR && err == -libc::EACCES {
+                0
+            } else {
+                14
+            });
+        }
+        let mut status = 0;
+        libc::waitpid(pid, &mut status, 0);
+        libc::WEXITSTATUS(status)
+    }
+}

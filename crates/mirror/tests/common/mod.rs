@@ -1,0 +1,405 @@
+//! Shared helpers of the mirror tests: starting a mirror in the test's namespace, kernel
+//! writes in batches, and comparing the mirror with fresh kernel dumps entry by entry.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use nlkit_mirror::kernel::KernelSocket;
+use nlkit_mirror::{Mirror, MirrorClient, MirrorConfig, TableId, WriterMode};
+use nlkit_wire::consts::*;
+use nlkit_wire::{IfAddrMsg, IfInfoMsg, Message, MessageBuilder, Messages, NdMsg, NfGenMsg, RtMsg};
+
+/// A socket path unique to this test process.
+pub fn socket_path(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("nlkit-mirror-test-{}-{tag}", std::process::id()));
+    dir.join("mirror.sock")
+}
+
+/// Starts a mirror (writer thread, no systemd) after `tweak` adjusts its config.
+pub fn start(tag: &str, tweak: impl FnOnce(&mut MirrorConfig)) -> Mirror {
+    let mut cfg = MirrorConfig {
+        socket_path: Some(socket_path(tag)),
+        writer: WriterMode::Thread,
+        notify_systemd: false,
+        client_send_timeout: Duration::from_secs(2),
+        neigh_resync_interval: Some(Duration::from_millis(500)),
+        ..MirrorConfig::default()
+    };
+    cfg.capacities.routes = 1 << 18;
+    cfg.capacities.conntrack = 1 << 17;
+    tweak(&mut cfg);
+    Mirror::start(cfg).expect("mirror starts")
+}
+
+/// The dump request a client sends for a table.
+pub fn dump_request(t: TableId) -> MessageBuilder {
+    let mut b = MessageBuilder::new();
+    let f = NLM_F_REQUEST | NLM_F_DUMP;
+    match t {
+        TableId::Links => {
+            b.begin(RTM_GETLINK, f, 0);
+            b.header(&IfInfoMsg::default());
+        }
+        TableId::Addrs4 | TableId::Addrs6 => {
+            b.begin(RTM_GETADDR, f, 0);
+            let family = if t == TableId::Addrs4 {
+                AF_INET
+            } else {
+                AF_INET6
+            };
+            b.header(&IfAddrMsg {
+                family,
+                ..Default::default()
+            });
+        }
+        TableId::Routes4 | TableId::Routes6 => {
+            b.begin(RTM_GETROUTE, f, 0);
+            let family = if t == TableId::Routes4 {
+                AF_INET
+            } else {
+                AF_INET6
+            };
+            b.header(&RtMsg {
+                family,
+                ..Default::default()
+            });
+        }
+        TableId::Neigh4 | TableId::Neigh6 => {
+            b.begin(RTM_GETNEIGH, f, 0);
+            let family = if t == TableId::Neigh4 {
+                AF_INET
+            } else {
+                AF_INET6
+            };
+            b.header(&NdMsg {
+                family,
+                ..Default::default()
+            });
+        }
+        TableId::Conntrack => {
+            b.begin(
+                nfnl_msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET),
+                f,
+                0,
+            );
+            b.header(&NfGenMsg {
+                family: AF_UNSPEC,
+                version: NFNETLINK_V0,
+                res_id: 0,
+            });
+        }
+    }
+    b.finish().unwrap();
+    b
+}
+
+/// An entry's identity and the part of its content that must match the kernel's.
+pub type Snapshot = BTreeMap<String, Vec<u8>>;
+
+fn entry(t: TableId, m: &Message<'_>) -> Option<(String, Vec<u8>)> {
+    let body = m.bytes().get(16..).unwrap_or(&[]).to_vec();
+    match t {
+        TableId::Links => {
+            // Link messages carry live statistics: compare flags, name and MTU.
+            let (h, attrs) = m.family_header::<IfInfoMsg>().ok()?;
+            let mut v = h.flags.to_ne_bytes().to_vec();
+            for a in attrs.flatten() {
+                if matches!(a.ty(), IFLA_IFNAME | IFLA_MTU | IFLA_MASTER) {
+                    v.extend_from_slice(a.payload());
+                }
+            }
+            Some((format!("{}", h.index), v))
+        }
+        TableId::Addrs4 | TableId::Addrs6 => {
+            let k = nlkit_mirror::AddrKey::from_msg(m)?;
+            let (h, _) = m.family_header::<IfAddrMsg>().ok()?;
+            Some((format!("{k:?}"), vec![h.flags, h.scope]))
+        }
+        TableId::Routes4 | TableId::Routes6 => {
+            let k = nlkit_mirror::RouteKey::from_msg(m)?;
+            Some((format!("{k:?} {:?}", body), body))
+        }
+        TableId::Neigh4 | TableId::Neigh6 => {
+            let k = nlkit_mirror::NeighKey::from_msg(m)?;
+            Some((format!("{k:?}"), Vec::new()))
+        }
+        TableId::Conntrack => {
+            // Timeouts, counters and use counts move: compare identity (both tuples).
+            let (_, attrs) = m.family_header::<NfGenMsg>().ok()?;
+            let mut v = Vec::new();
+            for a in attrs.flatten() {
+                if matches!(a.ty(), CTA_TUPLE_ORIG | CTA_TUPLE_REPLY | CTA_MARK) {
+                    v.extend_from_slice(a.payload());
+                }
+            }
+            Some((format!("{v:?}"), Vec::new()))
+        }
+    }
+}
+
+fn snapshot_of(t: TableId, bytes: &[u8], out: &mut Snapshot) {
+    for m in Messages::new(bytes).flatten() {
+        if matches!(m.ty(), NLMSG_DONE | NLMSG_ERROR) {
+            continue;
+        }
+        if let Some((k, v)) = entry(t, &m) {
+            out.insert(k, v);
+        }
+    }
+}
+
+/// A fresh kernel dump of `t`, as a snapshot (retried until consistent).
+pub fn kernel_snapshot(t: TableId) -> Snapshot {
+    let proto = if t == TableId::Conntrack {
+        NETLINK_NETFILTER
+    } else {
+        NETLINK_ROUTE
+    };
+    let mut s = KernelSocket::open(proto, 0).unwrap();
+    let mut req = dump_request(t).as_bytes().to_vec();
+    for _ in 0..20 {
+        let mut snap = Snapshot::new();
+        let end = s
+            .dump_chunks(&mut req, |c| snapshot_of(t, c, &mut snap))
+            .unwrap();
+        if !end.interrupted {
+            return snap;
+        }
+    }
+    panic!("kernel dump of {t:?} never consistent");
+}
+
+/// The mirror's dump of `t`, as a snapshot (the client retries DUMP_INTR).
+pub fn mirror_snapshot(c: &mut MirrorClient, t: TableId) -> Snapshot {
+    let mut req = dump_request(t);
+    let r = c.dump(&mut req).unwrap();
+    let mut snap = Snapshot::new();
+    snapshot_of(t, r.as_bytes(), &mut snap);
+    snap
+}
+
+/// Describes how two snapshots differ (first few differences).
+pub fn diff(kernel: &Snapshot, mirror: &Snapshot) -> String {
+    let mut out = String::new();
+    let mut n = 0;
+    for (k, v) in kernel {
+        match mirror.get(k) {
+            None => out.push_str(&format!("missing in mirror: {k}\n")),
+            Some(mv) if mv != v => out.push_str(&format!("differs: {k}\n")),
+            _ => continue,
+        }
+        n += 1;
+        if n > 5 {
+            break;
+        }
+    }
+    for k in mirror.keys().filter(|k| !kernel.contains_key(*k)).take(5) {
+        out.push_str(&format!("stale in mirror: {k}\n"));
+    }
+    out
+}
+
+/// Waits until every table in `tables` equals a fresh kernel dump; panics with a diff after
+/// `timeout`.
+pub fn assert_converges(m: &Mirror, tables: &[TableId], timeout: Duration) {
+    let mut c = MirrorClient::connect(m.socket_path()).unwrap();
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut bad = String::new();
+        for &t in tables {
+            let k = kernel_snapshot(t);
+            let mm = mirror_snapshot(&mut c, t);
+            if k != mm {
+                bad.push_str(&format!(
+                    "{t:?}: kernel {} entries, mirror {}\n{}",
+                    k.len(),
+                    mm.len(),
+                    diff(&k, &mm)
+                ));
+            }
+        }
+        if bad.is_empty() {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!("mirror did not converge:\n{bad}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The n-th churn IPv4 destination (10.64.0.0/10, /32s).
+pub fn v4(n: u32) -> Ipv4Addr {
+    Ipv4Addr::from(0x0a40_0000 + n)
+}
+
+/// The n-th churn IPv6 destination (fd00:77::/64 upward, /128s).
+pub fn v6(n: u32) -> Ipv6Addr {
+    Ipv6Addr::from(0xfd00_0077_0000_0000_0000_0000_0000_0000u128 + u128::from(n))
+}
+
+/// Adds or deletes host routes via `oif` in `table`, batched (many messages per sendmsg).
+/// Returns how many the kernel refused.
+pub fn routes(sock: &mut KernelSocket, add: bool, dsts: &[IpAddr], oif: u32, table: u32) -> usize {
+    let mut failed = 0;
+    for chunk in dsts.chunks(256) {
+        let mut b = MessageBuilder::new();
+        for (i, d) in chunk.iter().enumerate() {
+            let (ty, flags) = if add {
+                (RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE)
+            } else {
+                (RTM_DELROUTE, NLM_F_REQUEST)
+            };
+            b.begin(ty, flags, 1_000_000 + i as u32);
+            let family = if d.is_ipv6() { AF_INET6 } else { AF_INET };
+            b.header(&RtMsg {
+                family,
+                dst_len: if d.is_ipv6() { 128 } else { 32 },
+                table: RT_TABLE_UNSPEC,
+                protocol: RTPROT_STATIC,
+                scope: if add { RT_SCOPE_LINK } else { RT_SCOPE_NOWHERE },
+                ty: if add { RTN_UNICAST } else { RTN_UNSPEC },
+                ..Default::default()
+            });
+            b.attr_u32(RTA_TABLE, table);
+            b.attr_ip(RTA_DST, *d);
+            if add {
+                b.attr_u32(RTA_OIF, oif);
+            }
+            b.finish().unwrap();
+        }
+        let reply = sock.transact_raw(b.as_bytes()).unwrap();
+        for m in Messages::new(&reply).flatten() {
+            if m.ty() == NLMSG_ERROR {
+                if let Ok(e) = nlkit_wire::ErrorMsg::parse(&m) {
+                    if !e.is_ack() {
+                        failed += 1;
+                    }
+                }
+            }
+        }
+    }
+    failed
+}
+
+/// Creates or deletes UDP conntrack entries 10.210.x.y:port → 10.211.0.1:53 (n-th entry).
+pub fn conntrack(
+    sock: &mut KernelSocket,
+    create: bool,
+    range: std::ops::Range<u32>,
+    mark: u32,
+) -> usize {
+    let mut failed = 0;
+    let ids: Vec<u32> = range.collect();
+    for chunk in ids.chunks(256) {
+        let mut b = MessageBuilder::new();
+        for (i, n) in chunk.iter().enumerate() {
+            let ty = if create {
+                IPCTNL_MSG_CT_NEW
+            } else {
+                IPCTNL_MSG_CT_DELETE
+            };
+            let flags = if create {
+                NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL
+            } else {
+                NLM_F_REQUEST
+            };
+            b.begin(
+                nfnl_msg_type(NFNL_SUBSYS_CTNETLINK, ty),
+                flags,
+                2_000_000 + i as u32,
+            );
+            b.header(&NfGenMsg {
+                family: AF_INET,
+                version: NFNETLINK_V0,
+                res_id: 0,
+            });
+            let src = Ipv4Addr::from(0x0ad2_0000 + n / 1000);
+            let dst = Ipv4Addr::new(10, 211, 0, 1);
+            let sport = 1024 + (n % 1000) as u16;
+            for (attr, (s, sp, d, dp)) in [
+                (CTA_TUPLE_ORIG, (src, sport, dst, 53u16)),
+                (CTA_TUPLE_REPLY, (dst, 53u16, src, sport)),
+            ] {
+                if !create && attr == CTA_TUPLE_REPLY {
+                    continue;
+                }
+                let t = b.nest_begin(attr);
+                let ip = b.nest_begin(CTA_TUPLE_IP);
+                b.attr_bytes(CTA_IP_V4_SRC, &s.octets());
+                b.attr_bytes(CTA_IP_V4_DST, &d.octets());
+                b.nest_end(ip);
+                let p = b.nest_begin(CTA_TUPLE_PROTO);
+                b.attr_u8(CTA_PROTO_NUM, IPPROTO_UDP);
+                b.attr_be16(CTA_PROTO_SRC_PORT, sp);
+                b.attr_be16(CTA_PROTO_DST_PORT, dp);
+                b.nest_end(p);
+                b.nest_end(t);
+            }
+            if create {
+                b.attr_be32(CTA_TIMEOUT, 600);
+                b.attr_be32(CTA_MARK, mark);
+            }
+            b.finish().unwrap();
+        }
+        let reply = sock.transact_raw(b.as_bytes()).unwrap();
+        for m in Messages::new(&reply).flatten() {
+            if let Ok(e) = nlkit_wire::ErrorMsg::parse(&m) {
+                if !e.is_ack() {
+                    failed += 1;
+                }
+            }
+        }
+    }
+    failed
+}
+
+/// The rtnetlink tables.
+pub const RTNL: [TableId; 7] = [
+    TableId::Links,
+    TableId::Addrs4,
+    TableId::Addrs6,
+    TableId::Routes4,
+    TableId::Routes6,
+    TableId::Neigh4,
+    TableId::Neigh6,
+];
+
+/// Sets a link administratively up or down.
+pub fn set_link(index: u32, up: bool) {
+    let mut b = MessageBuilder::new();
+    b.begin(RTM_NEWLINK, NLM_F_REQUEST, 7);
+    b.header(&IfInfoMsg {
+        index: index as i32,
+        flags: if up { IFF_UP } else { 0 },
+        change: IFF_UP,
+        ..Default::default()
+    });
+    b.finish().unwrap();
+    let mut s = KernelSocket::open(NETLINK_ROUTE, 0).unwrap();
+    s.transact_raw(b.as_bytes()).unwrap();
+}
+
+/// Route churn: adds `n` IPv4 and `n / 2` IPv6 host routes via `oif`, then deletes half of
+/// each, in batches. Returns the number of kernel refusals.
+pub fn route_churn(oif: u32, n: u32, base: u32) -> usize {
+    let mut k = KernelSocket::open(NETLINK_ROUTE, 0).unwrap();
+    let a4: Vec<IpAddr> = (base..base + n).map(|i| IpAddr::V4(v4(i))).collect();
+    let a6: Vec<IpAddr> = (base..base + n / 2).map(|i| IpAddr::V6(v6(i))).collect();
+    let mut failed = routes(&mut k, true, &a4, oif, 254);
+    failed += routes(&mut k, true, &a6, oif, 254);
+    failed += routes(&mut k, false, &a4[..a4.len() / 2], oif, 254);
+    failed += routes(&mut k, false, &a6[..a6.len() / 2], oif, 254);
+    failed
+}
+
+/// The churn size: `NLKIT_MIRROR_CHURN` (the 100,000) or `default`.
+pub fn churn_size(default: u32) -> u32 {
+    std::env::var("NLKIT_MIRROR_CHURN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
