@@ -1,0 +1,252 @@
+//! Command implementations. Each talks to the kernel through `nlkit-socket` and prints with
+//! the formatters of `nlkit-route` / `nlkit-conntrack`, so the output is what `ip` and
+//! `conntrack` users expect.
+
+use std::io::{BufWriter, Write};
+
+use anyhow::{bail, Context, Result};
+use nlkit_route::fmt::LinkNames;
+use nlkit_socket::{Protocol, Socket};
+use nlkit_wire::consts::{AF_INET, AF_INET6};
+
+use crate::args::UsageError;
+use crate::cli::{Cli, Command};
+
+mod addr;
+mod ct;
+mod link;
+mod monitor;
+mod neigh;
+mod route;
+
+/// Settings every command shares (from the global flags).
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// `-j`: JSON output.
+    pub json: bool,
+    /// `--threads N`: threads sharing a dump.
+    pub threads: usize,
+    /// `-4` / `-6`.
+    pub family: Option<u8>,
+    /// `--mirror [PATH]`: read from the mirror instead of the kernel.
+    pub mirror: Option<std::path::PathBuf>,
+}
+
+impl Ctx {
+    /// The families a listing covers: the one asked for, else both.
+    pub fn families(&self) -> Vec<u8> {
+        match self.family {
+            Some(f) => vec![f],
+            None => vec![AF_INET, AF_INET6],
+        }
+    }
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let ctx = Ctx {
+        json: cli.json,
+        threads: cli.threads.max(1),
+        family: if cli.ipv4 {
+            Some(AF_INET)
+        } else if cli.ipv6 {
+            Some(AF_INET6)
+        } else {
+            None
+        },
+        mirror: cli.mirror.map(|p| {
+            if p.is_empty() {
+                nlkit_mirror::default_socket_path()
+            } else {
+                p.into()
+            }
+        }),
+    };
+    match cli.command {
+        Command::Link(a) => link::run(&ctx, a),
+        Command::Addr(a) => addr::run(&ctx, a),
+        Command::Route(a) => route::run(&ctx, a),
+        Command::Neigh(a) => neigh::run(&ctx, a),
+        Command::Ct(a) => ct::run(&ctx, a),
+        Command::Monitor { objects } => monitor::run(&ctx, &objects),
+        Command::Mirror(a) => crate::mirror::run(a),
+        Command::Demo(a) => crate::netns::private(|| crate::demo::run(a)),
+        Command::Bench(a) => crate::netns::private(|| crate::bench::run(a)),
+        Command::Completions { .. } | Command::Man { .. } => {
+            bail!("completions and man pages are written by main")
+        }
+    }
+}
+
+/// Where show commands read from: the kernel, or the mirror (`--mirror`), which answers the
+/// same requests with the kernel's message format from its tables.
+pub enum Source {
+    /// A kernel socket.
+    Kernel(Socket),
+    /// A connection to the mirror.
+    Mirror(nlkit_mirror::MirrorClient),
+}
+
+impl Source {
+    /// Opens the source `ctx` selects for `protocol`.
+    pub fn open(ctx: &Ctx, protocol: Protocol) -> Result<Source> {
+        match &ctx.mirror {
+            Some(path) => Ok(Source::Mirror(
+                nlkit_mirror::MirrorClient::connect(path).with_context(|| {
+                    format!("cannot connect to the mirror at {}", path.display())
+                })?,
+            )),
+            None => Ok(Source::Kernel(
+                Socket::open(protocol).context("cannot open a Netlink socket")?,
+            )),
+        }
+    }
+
+    /// Runs the dump in `req` and calls `f` for each object message, streaming from the
+    /// kernel (the mirror's dump arrives whole, retried until consistent).
+    pub fn dump(
+        &mut self,
+        req: &mut nlkit_wire::MessageBuilder,
+        mut f: impl FnMut(&nlkit_wire::Message<'_>) -> nlkit_socket::Result<()>,
+    ) -> Result<()> {
+        match self {
+            Source::Kernel(sock) => {
+                nlkit_route::ops::dump_raw(sock, req, |m| f(m))?;
+            }
+            Source::Mirror(client) => {
+                let reply = client.dump(req)?;
+                for m in reply.messages() {
+                    f(&m?)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The interface index → name map.
+    pub fn link_names(&mut self) -> Result<LinkNames> {
+        let mut names = LinkNames::new();
+        let mut req = nlkit_wire::MessageBuilder::new();
+        nlkit_route::request::dump_links(&mut req, 0, &Default::default())?;
+        self.dump(&mut req, |m| {
+            names.insert_link(&nlkit_route::LinkView::parse(m)?);
+            Ok(())
+        })?;
+        Ok(names)
+    }
+}
+
+/// A route socket with the default options (strict checking, extended acks).
+pub fn route_socket() -> Result<Socket> {
+    Socket::open(Protocol::Route).context("cannot open a NETLINK_ROUTE socket")
+}
+
+/// The interface index → name map, from a link dump.
+pub fn link_names(sock: &mut Socket) -> Result<LinkNames> {
+    nlkit_route::ops::link_names(sock).context("cannot list links")
+}
+
+/// The index of device `dev`, with iproute2's message when it does not exist.
+pub fn ifindex(names: &LinkNames, dev: &str) -> Result<u32> {
+    names
+        .index_of(dev)
+        .ok_or_else(|| UsageError(format!("Cannot find device \"{dev}\"")).into())
+}
+
+/// Buffered standard output.
+pub fn stdout() -> BufWriter<std::io::StdoutLock<'static>> {
+    BufWriter::with_capacity(1 << 16, std::io::stdout().lock())
+}
+
+/// Streams a listing to standard output, as text lines or as one JSON array, one item at a
+/// time (memory stays flat for any table size). Write errors inside a dump callback stop the
+/// dump and come back from [`finish`](Sink::finish) (a closed pipe included, which `main`
+/// treats as success).
+pub struct Sink {
+    out: BufWriter<std::io::StdoutLock<'static>>,
+    err: Option<std::io::Error>,
+    json: bool,
+    items: usize,
+}
+
+impl Sink {
+    /// A sink for text (`json == false`) or a JSON array.
+    pub fn new(json: bool) -> Self {
+        let mut s = Sink {
+            out: stdout(),
+            err: None,
+            json,
+            items: 0,
+        };
+        if json {
+            let r = s.out.write_all(b"[");
+            let _ = s.record(r);
+        }
+        s
+    }
+
+    fn record(&mut self, r: std::io::Result<()>) -> nlkit_socket::Result<()> {
+        match r {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.err.get_or_insert(e);
+                Err(nlkit_socket::Error::Unexpected("output closed"))
+            }
+        }
+    }
+
+    /// Writes one item: its text form as a line, or its JSON form as an array element.
+    pub fn item(
+        &mut self,
+        text: impl std::fmt::Display,
+        json: impl serde::Serialize,
+    ) -> nlkit_socket::Result<()> {
+        if self.err.is_some() {
+            return Err(nlkit_socket::Error::Unexpected("output closed"));
+        }
+        let r = if self.json {
+            let sep = if self.items > 0 { "," } else { "" };
+            self.out
+                .write_all(sep.as_bytes())
+                .and_then(|_| serde_json::to_writer(&mut self.out, &json).map_err(Into::into))
+        } else {
+            writeln!(self.out, "{text}")
+        };
+        self.items += 1;
+        self.record(r)
+    }
+
+    /// Closes the listing; a write error beats the dump's own result.
+    pub fn finish<T, E>(mut self, dump: std::result::Result<T, E>) -> Result<T>
+    where
+        E: Into<anyhow::Error>,
+    {
+        if self.json && self.err.is_none() {
+            let r = self.out.write_all(b"]\n");
+            let _ = self.record(r);
+        }
+        if let Some(e) = self.err.take() {
+            return Err(e.into());
+        }
+        let v = dump.map_err(Into::into)?;
+        self.out.flush()?;
+        Ok(v)
+    }
+}
+
+/// The action word, defaulting to `show`; `list` and `lst` mean `show` as in iproute2.
+pub fn action(a: &Option<String>) -> &str {
+    match a.as_deref() {
+        None | Some("list") | Some("lst") | Some("ls") => "show",
+        Some("delete") => "del",
+        Some(other) => other,
+    }
+}
+
+/// An unknown action, reported like a usage error.
+pub fn unknown_action(object: &str, action: &str, known: &str) -> anyhow::Error {
+    UsageError(format!(
+        "Command \"{action}\" is unknown for \"{object}\"; try one of: {known}"
+    ))
+    .into()
+}

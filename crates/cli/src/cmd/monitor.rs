@@ -1,0 +1,201 @@
+//! `nlkit monitor [link|addr|route|neigh|ct …]`: kernel events as they happen, printed as
+//! `ip monitor` and `conntrack -E` print them. rtnetlink and conntrack events arrive on their
+//! own sockets (never the request socket) and are multiplexed with `poll`.
+
+use anyhow::Result;
+use nlkit_conntrack::fmt::{entry_json, event_text};
+use nlkit_conntrack::ops::{Events, Received};
+use nlkit_conntrack::EventKind;
+use nlkit_route::fmt::{
+    addr_json, addr_text, link_json, link_text, neigh_json, neigh_text, route_json, route_text,
+    LinkNames, RouteFmt,
+};
+use nlkit_route::{AddrView, LinkView, NeighView, RouteView};
+use nlkit_socket::{Event, EventSocket, Protocol, RecvBuffer};
+use nlkit_wire::consts::*;
+use nlkit_wire::Message;
+use rustix::event::{poll, PollFd, PollFlags};
+use std::io::Write;
+
+use super::{link_names, route_socket, stdout, Ctx};
+use crate::args::UsageError;
+
+fn groups(objects: &[String], ctx: &Ctx) -> Result<(Vec<u32>, bool)> {
+    let all = ["link", "addr", "route", "neigh"];
+    let list: Vec<&str> = if objects.is_empty() || objects.iter().any(|o| o == "all") {
+        all.to_vec()
+    } else {
+        objects.iter().map(String::as_str).collect()
+    };
+    let v4 = ctx.family != Some(AF_INET6);
+    let v6 = ctx.family != Some(AF_INET);
+    let mut g = Vec::new();
+    let mut ct = false;
+    for o in list {
+        match o {
+            "link" => g.push(RTNLGRP_LINK),
+            "addr" | "address" => {
+                v4.then(|| g.push(RTNLGRP_IPV4_IFADDR));
+                v6.then(|| g.push(RTNLGRP_IPV6_IFADDR));
+            }
+            "route" => {
+                v4.then(|| g.push(RTNLGRP_IPV4_ROUTE));
+                v6.then(|| g.push(RTNLGRP_IPV6_ROUTE));
+            }
+            "neigh" => g.push(RTNLGRP_NEIGH),
+            "ct" | "conntrack" => ct = true,
+            other => {
+                return Err(UsageError(format!("unknown object \"{other}\" to monitor")).into())
+            }
+        }
+    }
+    Ok((g, ct))
+}
+
+/// Prints one rtnetlink event; keeps the name map current for later lines.
+fn print_rtnl(
+    ctx: &Ctx,
+    m: &Message<'_>,
+    names: &mut LinkNames,
+    out: &mut impl Write,
+) -> Result<()> {
+    match m.ty() {
+        RTM_NEWLINK | RTM_DELLINK => {
+            let l = LinkView::parse(m)?;
+            if m.ty() == RTM_NEWLINK {
+                names.insert_link(&l);
+            }
+            if ctx.json {
+                serde_json::to_writer(&mut *out, &link_json(&l, names, None))?;
+                writeln!(out)?;
+            } else {
+                let prefix = if m.ty() == RTM_DELLINK {
+                    "Deleted "
+                } else {
+                    ""
+                };
+                writeln!(out, "{prefix}{}", link_text(&l, names, false))?;
+            }
+            if m.ty() == RTM_DELLINK {
+                names.remove(l.index());
+            }
+        }
+        RTM_NEWADDR | RTM_DELADDR => {
+            let a = AddrView::parse(m)?;
+            if ctx.json {
+                serde_json::to_writer(&mut *out, &addr_json(&a, names))?;
+                writeln!(out)?;
+            } else {
+                writeln!(
+                    out,
+                    "{}: {}{}",
+                    a.index(),
+                    names.name(a.index()),
+                    addr_text(&a, names)
+                )?;
+            }
+        }
+        RTM_NEWROUTE | RTM_DELROUTE => {
+            let r = RouteView::parse(m)?;
+            if ctx.json {
+                serde_json::to_writer(&mut *out, &route_json(&r, names, RouteFmt::default()))?;
+                writeln!(out)?;
+            } else {
+                writeln!(out, "{}", route_text(&r, names, RouteFmt::default()))?;
+            }
+        }
+        RTM_NEWNEIGH | RTM_DELNEIGH => {
+            let n = NeighView::parse(m)?;
+            if ctx.json {
+                serde_json::to_writer(&mut *out, &neigh_json(&n, names))?;
+                writeln!(out)?;
+            } else {
+                writeln!(out, "{}", neigh_text(&n, names))?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Prints events until interrupted (or `NLKIT_EVENTS_MAX` events, for scripts and tests).
+pub fn run(ctx: &Ctx, objects: &[String]) -> Result<()> {
+    let (rt_groups, want_ct) = groups(objects, ctx)?;
+    let max: u64 = std::env::var("NLKIT_EVENTS_MAX")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(u64::MAX);
+    let mut rt = if rt_groups.is_empty() {
+        None
+    } else {
+        Some(EventSocket::open(Protocol::Route, &rt_groups)?)
+    };
+    let mut ct = if want_ct {
+        Some(Events::open(
+            &[EventKind::New, EventKind::Update, EventKind::Destroy],
+            false,
+        )?)
+    } else {
+        None
+    };
+    let mut names = link_names(&mut route_socket()?)?;
+    let mut buf = RecvBuffer::new();
+    let mut out = stdout();
+    let mut seen = 0u64;
+    while seen < max {
+        let (rt_ready, ct_ready) = {
+            let mut fds = Vec::with_capacity(2);
+            if let Some(s) = rt.as_ref() {
+                fds.push(PollFd::new(s, PollFlags::IN));
+            }
+            if let Some(e) = ct.as_mut() {
+                let sock: &EventSocket = e.socket();
+                fds.push(PollFd::new(sock, PollFlags::IN));
+            }
+            poll(&mut fds, None)?;
+            let ready: Vec<bool> = fds.iter().map(|f| !f.revents().is_empty()).collect();
+            let rt_r = rt.is_some() && ready[0];
+            let ct_r = ct.is_some() && *ready.last().unwrap_or(&false);
+            (rt_r, ct_r)
+        };
+        if rt_ready {
+            if let Some(s) = rt.as_mut() {
+                match s.recv_event(&mut buf)? {
+                    Event::Overrun => eprintln!("nlkit: WARNING: events were lost (overrun)"),
+                    Event::Messages { messages, .. } => {
+                        for m in messages {
+                            print_rtnl(ctx, &m?, &mut names, &mut out)?;
+                            seen += 1;
+                        }
+                    }
+                }
+            }
+        }
+        if ct_ready {
+            if let Some(e) = ct.as_mut() {
+                let mut err = None;
+                let r = e.recv(true, |v| {
+                    seen += 1;
+                    let w = if ctx.json {
+                        serde_json::to_writer(&mut out, &entry_json(&v))
+                            .map_err(std::io::Error::from)
+                            .and_then(|_| writeln!(out))
+                    } else {
+                        writeln!(out, "{}", event_text(&v))
+                    };
+                    if let Err(x) = w {
+                        err.get_or_insert(x);
+                    }
+                })?;
+                if let Some(x) = err {
+                    return Err(x.into());
+                }
+                if r == Received::Overrun {
+                    eprintln!("nlkit: WARNING: conntrack events were lost (overrun)");
+                }
+            }
+        }
+        out.flush()?;
+    }
+    Ok(())
+}

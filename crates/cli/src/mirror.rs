@@ -1,0 +1,43 @@
+//! `nlkit mirror`: the mirror as a service.
+//!
+//! Starts [`nlkit_mirror::Mirror`] (it returns once the initial sync is complete, and only
+//! then reports readiness to systemd), serves until SIGTERM or SIGINT, then shuts down
+//! cleanly: the listening socket is removed and the worker process exits with us.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use nlkit_mirror::{Mirror, MirrorConfig, WriterMode};
+
+use crate::cli::MirrorArgs;
+
+/// Runs the mirror until SIGTERM or SIGINT.
+pub fn run(args: MirrorArgs) -> Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, stop.clone()).context("install signal handler")?;
+    }
+    let mut config = MirrorConfig {
+        socket_path: args.socket,
+        metrics_addr: args.metrics,
+        writer: WriterMode::Worker,
+        conntrack: args.conntrack,
+        ..MirrorConfig::default()
+    };
+    if let Some(b) = args.event_buffer {
+        config.event_rcvbuf = b;
+        config.event_rcvbuf_max = b.saturating_mul(64);
+    }
+    let mirror = Mirror::start(config).context("cannot start the mirror")?;
+    eprintln!(
+        "nlkit mirror: serving on {}",
+        mirror.socket_path().display()
+    );
+    if let Some(a) = mirror.metrics_addr() {
+        eprintln!("nlkit mirror: metrics on http://{a}/metrics");
+    }
+    mirror.run_until(&stop)?;
+    eprintln!("nlkit mirror: stopped");
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! `nlkit ct …` against the kernel's conntrack table (and `conntrack` when installed).
+
+mod common;
+use common::*;
+use nlkit_testns::netns_test;
+
+const TUPLE: [&str; 10] = [
+    "-p", "udp", "-s", "10.1.1.1", "-d", "10.2.2.2", "--sport", "1000", "--dport", "53",
+];
+
+fn with(extra: &[&'static str], base: &[&'static str]) -> Vec<&'static str> {
+    base.iter().chain(extra).copied().collect()
+}
+
+netns_test! {
+    fn ct_create_get_update_delete() {
+        ok(&with(&["-t", "100", "-m", "7"], &with(&TUPLE, &["ct", "create"])));
+        let got = ok(&with(&TUPLE, &["ct", "get"]));
+        assert!(got.starts_with("udp      17 "), "{got}");
+        assert!(got.contains("src=10.1.1.1 dst=10.2.2.2 sport=1000 dport=53 [UNREPLIED] src=10.2.2.2 dst=10.1.1.1 sport=53 dport=1000 mark=7"), "{got}");
+        ok(&with(&["-m", "9", "-t", "200"], &with(&TUPLE, &["ct", "update"])));
+        assert!(ok(&with(&TUPLE, &["ct", "get"])).contains("mark=9"));
+        let j: serde_json::Value = serde_json::from_str(ok(&with(&TUPLE, &["-j", "ct", "get"])).trim()).unwrap();
+        assert!(j.is_object());
+        ok(&with(&TUPLE, &["ct", "delete"]));
+        let e = fails(&with(&TUPLE, &["ct", "get"]), 1);
+        assert!(e.contains("No such file or directory"), "{e}");
+    }
+
+    fn ct_list_count_flush_match_the_kernel() {
+        nlkit_testns::load_conntrack(500, 3);
+        ok(&with(&["-t", "100", "-m", "4"], &with(&TUPLE, &["ct", "create"])));
+        assert_eq!(ok(&["ct", "count"]).trim(), "501");
+        let all = ok(&["ct", "list"]);
+        assert_eq!(all.lines().count(), 501);
+        assert_eq!(ok(&["ct", "list", "-m", "4"]).lines().count(), 1);
+        assert_eq!(ok(&["ct", "list", "-p", "udp", "--dport", "53", "-m", "3"]).lines().count(), 500);
+        assert_eq!(ok(&["ct", "list", "-s", "10.1.1.1"]).lines().count(), 1);
+        let j: serde_json::Value = serde_json::from_str(&ok(&["-j", "ct", "list"])).unwrap();
+        assert_eq!(j.as_array().unwrap().len(), 501);
+        // conntrack(8), when installed, sees the same entries.
+        if nlkit_testns::have_command("conntrack") {
+            let out = nlkit_testns::run("conntrack", &["-L"]);
+            let theirs = String::from_utf8_lossy(&out.stdout);
+            let norm = |s: &str| -> std::collections::BTreeSet<String> {
+                // Timeouts tick between the two listings: compare without them.
+                s.lines().map(|l| {
+                    let mut w: Vec<&str> = l.split_whitespace().collect();
+                    if w.len() > 2 { w.remove(2); }
+                    w.join(" ")
+                }).collect()
+            };
+            assert_eq!(norm(&all), norm(&theirs));
+        } else {
+            eprintln!("conntrack(8) not installed: skipping the comparison");
+        }
+        // Delete everything that matches (streamed), then flush by mark, then flush all.
+        ok(&["ct", "delete", "-m", "4"]);
+        assert_eq!(ok(&["ct", "count"]).trim(), "500");
+        ok(&["ct", "flush", "-m", "3"]);
+        assert_eq!(ok(&["ct", "count"]).trim(), "0");
+        nlkit_testns::load_conntrack(10, 1);
+        ok(&["ct", "flush"]);
+        assert_eq!(ok(&["ct", "list"]).lines().count(), 0);
+        let stats = ok(&["ct", "stats"]);
+        assert!(stats.starts_with("cpu=0"), "{stats}");
+    }
+
+    /// `ct events` and `monitor` print events as they happen.
+    fn events_and_monitor() {
+        setup();
+        let spawn = |args: &[&str]| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_nlkit"))
+                .args(args)
+                .env("NLKIT_EVENTS_MAX", "1")
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let ev = spawn(&["ct", "events"]);
+        let mon = spawn(&["monitor", "route"]);
+        // Give both time to subscribe, then cause one event each (repeat until seen).
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        ok(&with(&["-t", "50"], &with(&TUPLE, &["ct", "create"])));
+        ok(&["route", "add", "10.70.0.0/16", "via", "10.0.0.2"]);
+        let ev = ev.wait_with_output().unwrap();
+        let mon = mon.wait_with_output().unwrap();
+        let ev = String::from_utf8_lossy(&ev.stdout);
+        let mon = String::from_utf8_lossy(&mon.stdout);
+        assert!(ev.starts_with("    [NEW] udp      17 50 src=10.1.1.1"), "{ev}");
+        assert_eq!(mon.trim_end(), "10.70.0.0/16 via 10.0.0.2 dev va");
+    }
+}
