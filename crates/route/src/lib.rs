@@ -49,7 +49,7 @@ pub mod route;
 pub use addr::{AddrCacheInfo, AddrView, Address};
 pub use link::{Link, LinkStats64, LinkView};
 pub use neigh::{NeighView, Neighbour};
-pub use route::{NextHop, NexthopView, Route, RouteView};
+pub use route::{NextHop, NexthopView, Route, RouteCacheInfo, RouteView};
 
 /// `AF_INET` or `AF_INET6` for an address.
 ///

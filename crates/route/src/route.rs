@@ -45,7 +45,29 @@ pub struct RouteView<'a> {
     nh_id: Option<u32>,
     multipath: Option<&'a [u8]>,
     metrics: Option<&'a [u8]>,
+    uid: Option<u32>,
+    cacheinfo: Option<RouteCacheInfo>,
     unknown_attrs: u32,
+}
+
+/// The fields of `struct rta_cacheinfo` (`RTA_CACHEINFO`) that iproute2 prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RouteCacheInfo {
+    /// `rta_expires`, in clock ticks (0: never).
+    pub expires: i32,
+    /// `rta_error`.
+    pub error: u32,
+}
+
+impl RouteCacheInfo {
+    /// Reads the struct; a longer one from a newer kernel is accepted.
+    fn parse(a: &Attr<'_>) -> Result<Self, WireError> {
+        let p = a.prefix(16)?;
+        Ok(RouteCacheInfo {
+            expires: i32::from_ne_bytes([p[8], p[9], p[10], p[11]]),
+            error: u32::from_ne_bytes([p[12], p[13], p[14], p[15]]),
+        })
+    }
 }
 
 /// `RTA_VIA` payload: `struct rtvia { u16 family; u8 addr[]; }`.
@@ -83,6 +105,8 @@ impl<'a> RouteView<'a> {
             nh_id: None,
             multipath: None,
             metrics: None,
+            uid: None,
+            cacheinfo: None,
             unknown_attrs: 0,
         };
         let fam = hdr.family;
@@ -102,6 +126,8 @@ impl<'a> RouteView<'a> {
                 RTA_PREF => v.pref = Some(a.u8()?),
                 RTA_EXPIRES => v.expires = Some(a.u32()?),
                 RTA_NH_ID => v.nh_id = Some(a.u32()?),
+                RTA_UID => v.uid = Some(a.u32()?),
+                RTA_CACHEINFO => v.cacheinfo = Some(RouteCacheInfo::parse(&a)?),
                 RTA_MULTIPATH => {
                     for nh in Nexthops::new(fam, a.payload()) {
                         nh?;
@@ -118,6 +144,16 @@ impl<'a> RouteView<'a> {
             }
         }
         Ok(v)
+    }
+
+    /// `RTA_UID`: the uid a route lookup (`ip route get`) was made for.
+    pub fn uid(&self) -> Option<u32> {
+        self.uid
+    }
+
+    /// `RTA_CACHEINFO` (cloned and cached routes).
+    pub fn cacheinfo(&self) -> Option<RouteCacheInfo> {
+        self.cacheinfo
     }
 
     /// `nlmsg_type`: `RTM_NEWROUTE` or `RTM_DELROUTE`.

@@ -97,7 +97,7 @@ nlkit_testns::netns_test! {
         let names = ops::link_names(&mut s).unwrap();
         let mut ours = String::new();
         ops::dump_routes(&mut s, AF_INET, &RouteFilter::main(), |r| {
-            ours.push_str(&route_text(&r, &names, RouteFmt { show_table: false }).to_string());
+            ours.push_str(&route_text(&r, &names, RouteFmt { show_table: false, ..Default::default() }).to_string());
             ours.push('\n');
             Ok(())
         }).unwrap();

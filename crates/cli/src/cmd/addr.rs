@@ -62,20 +62,40 @@ fn show(ctx: &Ctx, args: &[String]) -> Result<()> {
             .filter_map(|b| Messages::new(b).next()?.ok())
             .filter_map(|m| AddrView::parse(&m).ok())
             .collect();
-        let text = LinkWithAddrs(&l, &views, &names);
+        // With -4/-6, ip(8) lists only links that have such an address, without link/ lines.
+        if ctx.family.is_some() && views.is_empty() {
+            return Ok(());
+        }
+        let text = LinkWithAddrs {
+            link: &l,
+            addrs: &views,
+            names: &names,
+            link_line_only: ctx.family.is_some(),
+        };
         sink.item(text, link_json(&l, &names, Some(&views)))
     });
     sink.finish(res)
 }
 
-/// A link's two `ip link` lines followed by its address lines, as `ip addr` prints them.
-struct LinkWithAddrs<'v, 'a, 'n>(&'v LinkView<'a>, &'v [AddrView<'a>], &'n LinkNames);
+/// A link's `ip link` lines followed by its address lines, as `ip addr` prints them.
+struct LinkWithAddrs<'v, 'a, 'n> {
+    link: &'v LinkView<'a>,
+    addrs: &'v [AddrView<'a>],
+    names: &'n LinkNames,
+    /// Only the first line of the link (no `link/ether …`), as with `ip -4 addr`.
+    link_line_only: bool,
+}
 
 impl std::fmt::Display for LinkWithAddrs<'_, '_, '_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", link_text(self.0, self.2, false))?;
-        for a in self.1 {
-            write!(f, "\n{}", addr_text(a, self.2))?;
+        let link = link_text(self.link, self.names, false).to_string();
+        if self.link_line_only {
+            f.write_str(link.lines().next().unwrap_or_default())?;
+        } else {
+            f.write_str(&link)?;
+        }
+        for a in self.addrs {
+            write!(f, "\n{}", addr_text(a, self.names))?;
         }
         Ok(())
     }

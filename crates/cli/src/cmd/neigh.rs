@@ -63,7 +63,13 @@ fn show(ctx: &Ctx, args: &[String]) -> Result<()> {
             if hide || !filter.matches(&n) {
                 return Ok(());
             }
-            sink.item(neigh_text(&n, &names), neigh_json(&n, &names))
+            let text = neigh_text(&n, &names);
+            let text = if filter.ifindex.is_some() {
+                text.without_dev()
+            } else {
+                text
+            };
+            sink.item(text, neigh_json(&n, &names))
         });
         if res.is_err() {
             break;

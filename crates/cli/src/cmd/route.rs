@@ -45,7 +45,9 @@ struct Selection {
 
 impl Selection {
     fn keep(&self, r: &RouteView<'_>) -> bool {
-        self.filter.matches(r)
+        // Like ip(8): `dev D` selects routes whose RTA_OIF is D (multipath routes have none).
+        self.filter.oif.is_none_or(|o| r.oif() == Some(o))
+            && self.filter.matches(r)
             && self
                 .exact
                 .is_none_or(|p| r.dst() == p.addr && r.dst_len() == p.len)
@@ -98,6 +100,8 @@ fn selection(ctx: &Ctx, args: &[String], names: &LinkNames) -> Result<Selection>
         exact,
         fmt: RouteFmt {
             show_table: k.get("table").is_none_or(|t| t == "all"),
+            show_dev: dev.is_none(),
+            show_proto: k.get("proto").is_none(),
         },
     })
 }

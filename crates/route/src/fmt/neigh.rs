@@ -31,6 +31,7 @@ fn state_names(state: u16) -> impl Iterator<Item = &'static str> {
 pub struct NeighText<'v, 'a, 'n> {
     neigh: &'v NeighView<'a>,
     names: &'n LinkNames,
+    show_dev: bool,
 }
 
 /// Formats a neighbour like `ip neigh show` (with iproute2's trailing space, no newline).
@@ -53,7 +54,20 @@ pub fn neigh_text<'v, 'a, 'n>(
     neigh: &'v NeighView<'a>,
     names: &'n LinkNames,
 ) -> NeighText<'v, 'a, 'n> {
-    NeighText { neigh, names }
+    NeighText {
+        neigh,
+        names,
+        show_dev: true,
+    }
+}
+
+impl NeighText<'_, '_, '_> {
+    /// Leaves out `dev D`, as iproute2 does when the listing was restricted to one device
+    /// (`ip neigh show dev D`).
+    pub fn without_dev(mut self) -> Self {
+        self.show_dev = false;
+        self
+    }
 }
 
 impl fmt::Display for NeighText<'_, '_, '_> {
@@ -65,7 +79,9 @@ impl fmt::Display for NeighText<'_, '_, '_> {
         if let Some(d) = n.dst() {
             write!(f, "{d} ")?;
         }
-        write!(f, "dev {} ", self.names.name(n.ifindex()))?;
+        if self.show_dev {
+            write!(f, "dev {} ", self.names.name(n.ifindex()))?;
+        }
         if let Some(ll) = n.lladdr() {
             write!(f, "lladdr {} ", Mac(ll))?;
         }

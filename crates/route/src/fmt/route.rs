@@ -17,11 +17,20 @@ pub struct RouteFmt {
     /// listing was already restricted to one table (`ip route show table 1000`); set it to
     /// `false` in that case.
     pub show_table: bool,
+    /// Print `dev D`. iproute2 omits it when the listing was restricted to one device
+    /// (`ip route show dev D`); set it to `false` in that case.
+    pub show_dev: bool,
+    /// Print `proto P`; iproute2 omits it under `ip route show proto P`.
+    pub show_proto: bool,
 }
 
 impl Default for RouteFmt {
     fn default() -> Self {
-        RouteFmt { show_table: true }
+        RouteFmt {
+            show_table: true,
+            show_dev: true,
+            show_proto: true,
+        }
     }
 }
 
@@ -113,7 +122,7 @@ impl fmt::Display for RouteText<'_, '_, '_> {
                 write!(f, "via {gw} ")?;
             }
         }
-        if let Some(o) = r.oif() {
+        if let Some(o) = r.oif().filter(|_| self.opts.show_dev) {
             write!(f, "dev {} ", self.names.name(o))?;
         }
         let table = r.table();
@@ -121,7 +130,7 @@ impl fmt::Display for RouteText<'_, '_, '_> {
             write!(f, "table {} ", Table(table))?;
         }
         if r.flags() & RTM_F_CLONED == 0 {
-            if r.protocol() != RTPROT_BOOT {
+            if r.protocol() != RTPROT_BOOT && self.opts.show_proto {
                 write!(f, "proto {} ", Protocol(r.protocol()))?;
             }
             if r.scope() != RT_SCOPE_UNIVERSE {
@@ -148,6 +157,22 @@ impl fmt::Display for RouteText<'_, '_, '_> {
             if let Some(n) = names::metric(t) {
                 let lock = if locked & (1 << t) != 0 { "lock " } else { "" };
                 write!(f, "{n} {lock}{v} ")?;
+            }
+        }
+        if let Some(u) = r.uid() {
+            write!(f, "uid {u} ")?;
+        }
+        // A cloned (cached) route, as `ip route get` shows it.
+        if r.flags() & RTM_F_CLONED != 0 && fam == AF_INET {
+            f.write_str("\n    cache ")?;
+            if let Some(ci) = r.cacheinfo() {
+                if ci.expires != 0 {
+                    // In clock ticks; USER_HZ is 100 on Linux.
+                    write!(f, "expires {}sec ", ci.expires / 100)?;
+                }
+                if ci.error != 0 {
+                    write!(f, "error {} ", ci.error)?;
+                }
             }
         }
         for nh in r.nexthops() {
@@ -277,7 +302,7 @@ impl serde::Serialize for RouteJson<'_, '_, '_> {
         if let Some(gw) = r.gateway() {
             m.serialize_entry("gateway", &gw)?;
         }
-        if let Some(o) = r.oif() {
+        if let Some(o) = r.oif().filter(|_| self.opts.show_dev) {
             m.serialize_entry("dev", &self.names.name(o))?;
         }
         let table = r.table();
@@ -285,7 +310,7 @@ impl serde::Serialize for RouteJson<'_, '_, '_> {
             m.serialize_entry("table", &AsStr(Table(table)))?;
         }
         if r.flags() & RTM_F_CLONED == 0 {
-            if r.protocol() != RTPROT_BOOT {
+            if r.protocol() != RTPROT_BOOT && self.opts.show_proto {
                 m.serialize_entry("protocol", &AsStr(Protocol(r.protocol())))?;
             }
             if r.scope() != RT_SCOPE_UNIVERSE {
