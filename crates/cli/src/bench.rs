@@ -66,7 +66,7 @@ fn measure_object(
     for t in [1, 2, 4] {
         let s = median(args.repeat, || shared_dump(protocol, &request, t))?;
         push(
-            format!("nlkit dump, {t} thread{}", if t > 1 { "s" } else { "" }),
+            format!("nlkit dump ({t} thread{})", if t > 1 { "s" } else { "" }),
             s,
         );
     }

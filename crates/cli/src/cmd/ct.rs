@@ -246,7 +246,16 @@ fn delete(f: &CtFilter) -> Result<()> {
         );
         return Ok(());
     }
-    // Everything that matches: streamed dump, batched deletes.
+    // Everything that matches: streamed dump, batched deletes (a spinner on a terminal).
+    let spinner = {
+        use std::io::IsTerminal;
+        std::io::stderr()
+            .is_terminal()
+            .then(|| crate::output::progress(None, "deleting"))
+    };
+    if let Some(p) = &spinner {
+        p.enable_steady_tick(std::time::Duration::from_millis(100));
+    }
     let filter = dump_filter(
         &Ctx {
             json: false,

@@ -167,16 +167,23 @@ pub struct Sink {
     err: Option<std::io::Error>,
     json: bool,
     items: usize,
+    /// A running count on stderr, only when stderr is a terminal and stdout is not (the
+    /// listing goes to a file or a pipe): never mixed into the listing, nothing when piped.
+    progress: Option<indicatif::ProgressBar>,
 }
 
 impl Sink {
     /// A sink for text (`json == false`) or a JSON array.
     pub fn new(json: bool) -> Self {
+        use std::io::IsTerminal;
+        let progress = (std::io::stderr().is_terminal() && !std::io::stdout().is_terminal())
+            .then(|| crate::output::progress(None, "objects"));
         let mut s = Sink {
             out: stdout(),
             err: None,
             json,
             items: 0,
+            progress,
         };
         if json {
             let r = s.out.write_all(b"[");
@@ -213,6 +220,9 @@ impl Sink {
             writeln!(self.out, "{text}")
         };
         self.items += 1;
+        if let Some(p) = &self.progress {
+            p.inc(1);
+        }
         self.record(r)
     }
 
@@ -221,6 +231,9 @@ impl Sink {
     where
         E: Into<anyhow::Error>,
     {
+        if let Some(p) = self.progress.take() {
+            p.finish_and_clear();
+        }
         if self.json && self.err.is_none() {
             let r = self.out.write_all(b"]\n");
             let _ = self.record(r);
