@@ -14,7 +14,7 @@
 
 use nlkit_socket::{Event, EventSocket, Protocol, RecvBuffer, Socket, SocketOptions};
 use nlkit_wire::consts::*;
-use nlkit_wire::{DoneMsg, ErrorMsg, Message, MessageBuilder};
+use nlkit_wire::{Message, MessageBuilder};
 
 use crate::request::{self, DumpFilter};
 use crate::{CpuStats, Entry, EntryView, EventKind, GlobalStats, ParseError, Tuple};
@@ -70,57 +70,9 @@ pub fn open() -> Result<Socket> {
 pub fn dump_raw(
     sock: &mut Socket,
     req: &mut MessageBuilder,
-    mut f: impl FnMut(&Message<'_>) -> Result<()>,
+    f: impl FnMut(&Message<'_>) -> Result<()>,
 ) -> Result<u64> {
-    let bytes = req.as_bytes_mut();
-    if bytes.len() < 16 {
-        return Err(
-            nlkit_socket::Error::Unexpected("a dump request must be one finished message").into(),
-        );
-    }
-    let seq = sock.alloc_seq(1);
-    let flags = u16::from_ne_bytes([bytes[6], bytes[7]]) | NLM_F_REQUEST | NLM_F_DUMP;
-    bytes[6..8].copy_from_slice(&flags.to_ne_bytes());
-    bytes[8..12].copy_from_slice(&seq.to_ne_bytes());
-    sock.send(req.as_bytes())?;
-    let mut buf = RecvBuffer::new();
-    let mut received = 0;
-    let mut failed: Option<Error> = None;
-    loop {
-        sock.recv(&mut buf)?;
-        while let Some(m) = buf.next_message() {
-            let m = m?;
-            if m.seq() != seq {
-                continue;
-            }
-            match m.ty() {
-                NLMSG_DONE => {
-                    let d = DoneMsg::parse(&m)?;
-                    if let Some(e) = failed {
-                        return Err(e);
-                    }
-                    return match d.to_error() {
-                        Some(k) => Err(nlkit_socket::Error::Kernel(k).into()),
-                        None => Ok(received),
-                    };
-                }
-                NLMSG_ERROR => {
-                    let e = ErrorMsg::parse(&m)?;
-                    if let Some(k) = e.to_error() {
-                        return Err(failed.unwrap_or(nlkit_socket::Error::Kernel(k).into()));
-                    }
-                }
-                NLMSG_NOOP => {}
-                _ if failed.is_some() => {}
-                _ => {
-                    received += 1;
-                    if let Err(e) = f(&m) {
-                        failed = Some(e);
-                    }
-                }
-            }
-        }
-    }
+    Ok(sock.dump(req, f)?.received)
 }
 
 /// Streams the conntrack table with kernel-side filters (re-checked in user space); `f` gets

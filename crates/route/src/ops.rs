@@ -24,9 +24,9 @@
 
 use std::net::IpAddr;
 
-use nlkit_socket::{Error, RecvBuffer, Result, Socket};
+use nlkit_socket::{Error, Result, Socket};
 use nlkit_wire::consts::*;
-use nlkit_wire::{DoneMsg, ErrorMsg, Message, MessageBuilder};
+use nlkit_wire::{Message, MessageBuilder};
 
 use crate::fmt::LinkNames;
 use crate::request::{
@@ -63,61 +63,14 @@ pub struct DumpSummary {
 pub fn dump_raw(
     sock: &mut Socket,
     req: &mut MessageBuilder,
-    mut f: impl FnMut(&Message<'_>) -> Result<()>,
+    f: impl FnMut(&Message<'_>) -> Result<()>,
 ) -> Result<DumpSummary> {
-    let bytes = req.as_bytes_mut();
-    if bytes.len() < 16 {
-        return Err(Error::Unexpected(
-            "a dump request must be one finished message",
-        ));
-    }
-    let seq = sock.alloc_seq(1);
-    let flags = u16::from_ne_bytes([bytes[6], bytes[7]]) | NLM_F_REQUEST | NLM_F_DUMP;
-    bytes[6..8].copy_from_slice(&flags.to_ne_bytes());
-    bytes[8..12].copy_from_slice(&seq.to_ne_bytes());
-    sock.send(req.as_bytes())?;
-    let mut buf = RecvBuffer::new();
-    let mut summary = DumpSummary::default();
-    let mut failed: Option<Error> = None;
-    loop {
-        sock.recv(&mut buf)?;
-        while let Some(m) = buf.next_message() {
-            let m = m?;
-            if m.seq() != seq {
-                continue;
-            }
-            if m.flags() & NLM_F_DUMP_INTR != 0 {
-                summary.interrupted = true;
-            }
-            match m.ty() {
-                NLMSG_DONE => {
-                    let d = DoneMsg::parse(&m)?;
-                    summary.interrupted |= d.interrupted;
-                    if let Some(e) = failed {
-                        return Err(e);
-                    }
-                    return match d.to_error() {
-                        Some(k) => Err(Error::Kernel(k)),
-                        None => Ok(summary),
-                    };
-                }
-                NLMSG_ERROR => {
-                    let e = ErrorMsg::parse(&m)?;
-                    if let Some(k) = e.to_error() {
-                        return Err(failed.unwrap_or(Error::Kernel(k)));
-                    }
-                }
-                NLMSG_NOOP => {}
-                _ if failed.is_some() => {}
-                _ => {
-                    summary.received += 1;
-                    if let Err(e) = f(&m) {
-                        failed = Some(e);
-                    }
-                }
-            }
-        }
-    }
+    let end = sock.dump(req, f)?;
+    Ok(DumpSummary {
+        delivered: 0,
+        received: end.received,
+        interrupted: end.interrupted,
+    })
 }
 
 fn run(sock: &mut Socket, req: &mut MessageBuilder) -> Result<()> {

@@ -46,6 +46,7 @@ pub mod tokio;
 mod transact;
 
 pub use dump::consistent::{consistent_dump, Consistent, DEFAULT_ATTEMPTS};
+pub use dump::stream::DumpEnd;
 pub use dump::SharedDump;
 pub use error::{Error, Result};
 pub use event::{Event, EventSocket};

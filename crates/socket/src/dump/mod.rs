@@ -11,6 +11,7 @@
 
 pub mod consistent;
 pub mod core;
+pub mod stream;
 
 use nlkit_wire::consts::{
     AF_INET, AF_INET6, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR,
