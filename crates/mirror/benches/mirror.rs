@@ -145,8 +145,9 @@ fn run() {
 
     let mut c = MirrorClient::connect(m.socket_path()).unwrap();
     let mut served = Duration::MAX;
+    let mut served_first = Duration::ZERO;
     let mut served_n = 0;
-    for _ in 0..3 {
+    for i in 0..3 {
         let mut req = MessageBuilder::new();
         req.begin(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, 0);
         req.header(&RtMsg {
@@ -155,7 +156,12 @@ fn run() {
         });
         let t = Instant::now();
         let (r, _) = c.dump_once(&mut req).unwrap();
-        served = served.min(t.elapsed());
+        let took = t.elapsed();
+        if i == 0 {
+            // The first dump after the sync also renders the table's dump cache.
+            served_first = took;
+        }
+        served = served.min(took);
         served_n = r.len();
     }
 
@@ -206,6 +212,10 @@ fn run() {
         format!("mirror served route dump ({served_n} msgs)"),
         served,
         ""
+    );
+    println!(
+        "{:<46} {:>12.3?} {:>10}",
+        "first served dump (renders the cache)", served_first, ""
     );
     println!(
         "{:<46} {:>12.2} {:>10}",

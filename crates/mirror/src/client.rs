@@ -8,12 +8,16 @@ use std::path::Path;
 use std::time::Duration;
 
 use nlkit_wire::consts::*;
-use nlkit_wire::{DoneMsg, ErrorMsg, KernelError, MessageBuilder, Messages};
+use nlkit_wire::{DoneMsg, ErrorMsg, KernelError, Message, MessageBuilder, Messages};
+use rustix::buffer::spare_capacity;
 use rustix::io::Errno;
 use rustix::net::{
     connect, recv, send, socket_with, AddressFamily, RecvFlags, SendFlags, SocketAddrUnix,
     SocketFlags, SocketType,
 };
+
+/// Receive space reserved for each datagram: the mirror sends at most about 36 KiB at once.
+const RECV_SPACE: usize = 128 * 1024;
 
 /// What a mirror request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -169,42 +173,65 @@ impl MirrorClient {
         };
         let mut intr = false;
         loop {
-            let d = self.recv_raw()?;
-            if d.is_empty() {
+            // Receive straight into the reply (no copy per datagram or per message), then
+            // drop what is not a reply message of this request, in place.
+            let start = reply.bytes.len();
+            reply.bytes.reserve(RECV_SPACE);
+            let n = loop {
+                match recv(
+                    &self.fd,
+                    spare_capacity(&mut reply.bytes),
+                    RecvFlags::empty(),
+                ) {
+                    Ok((n, _)) => break n,
+                    Err(Errno::INTR) => continue,
+                    Err(e) => return Err(ClientError::Io(e.into())),
+                }
+            };
+            if n == 0 {
                 return Err(ClientError::Io(io::ErrorKind::UnexpectedEof.into()));
             }
-            let d = d.to_vec();
-            for m in Messages::new(&d) {
-                let m = m?;
-                if m.seq() != seq {
-                    continue;
-                }
-                if m.flags() & NLM_F_DUMP_INTR != 0 {
-                    intr = true;
-                }
-                match m.ty() {
-                    NLMSG_ERROR => {
-                        let e = ErrorMsg::parse(&m)?;
-                        if let Some(err) = e.to_error() {
-                            return Err(err.into());
+            let end = reply.bytes.len();
+            let (mut off, mut kept) = (start, start);
+            while off < end {
+                let (m, advance) = Message::parse(&reply.bytes[off..end])?;
+                if m.seq() == seq {
+                    if m.flags() & NLM_F_DUMP_INTR != 0 {
+                        intr = true;
+                    }
+                    match m.ty() {
+                        NLMSG_ERROR => {
+                            let e = ErrorMsg::parse(&m)?;
+                            if let Some(err) = e.to_error() {
+                                return Err(err.into());
+                            }
+                            reply.warning = e.warning().map(str::to_owned);
+                            reply.bytes.truncate(kept);
+                            return Ok((reply, intr));
                         }
-                        reply.warning = e.warning().map(str::to_owned);
-                        return Ok((reply, intr));
-                    }
-                    NLMSG_DONE => {
-                        let done = DoneMsg::parse(&m)?;
-                        if let Some(err) = done.to_error() {
-                            return Err(err.into());
+                        NLMSG_DONE => {
+                            let done = DoneMsg::parse(&m)?;
+                            if let Some(err) = done.to_error() {
+                                return Err(err.into());
+                            }
+                            let interrupted = intr || done.interrupted;
+                            reply.bytes.truncate(kept);
+                            return Ok((reply, interrupted));
                         }
-                        return Ok((reply, intr || done.interrupted));
-                    }
-                    _ => {
-                        reply.bytes.extend_from_slice(m.bytes());
-                        reply.bytes.resize(nlkit_wire::align(reply.bytes.len()), 0);
-                        reply.count += 1;
+                        _ => {
+                            if kept != off {
+                                reply.bytes.copy_within(off..off + advance, kept);
+                            }
+                            kept += advance;
+                            reply.count += 1;
+                        }
                     }
                 }
+                off += advance;
             }
+            reply.bytes.truncate(kept);
+            // A last message shorter than its aligned length: pad it.
+            reply.bytes.resize(nlkit_wire::align(kept), 0);
         }
     }
 

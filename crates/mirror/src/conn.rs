@@ -162,6 +162,33 @@ impl CtStore {
         }
     }
 
+    /// Dump fast path: inserts a dumped connection directly (the caller holds a write guard
+    /// for its batch); falls back to [`upsert`](Self::upsert) when a tuple is already held.
+    pub(crate) fn insert_dump(&self, msg: &Message<'_>, gen: u64) -> bool {
+        let Some(info) = ct_info(msg) else {
+            return false;
+        };
+        let Some(reply) = info.reply else {
+            return false;
+        };
+        let state = CtState {
+            gen,
+            timeout_off: info.timeout_off.unwrap_or(0) as u32,
+            msg: normalize(msg).into_boxed_slice(),
+        };
+        let timeout = timeout_ms(&info).unwrap_or(NO_TIMEOUT_MS);
+        let mut conn = NewConn::new(info.original, reply, timeout, state);
+        conn.mark = info.mark.unwrap_or(0);
+        match self.table.insert(conn) {
+            Ok(_) => true,
+            Err(ConnInsertError::Clash(_)) => self.upsert(msg, gen, false),
+            Err(e) => {
+                tracing::debug!(error = ?e, "conntrack mirror insert refused");
+                false
+            }
+        }
+    }
+
     fn update_in_place(
         &self,
         c: &ConnRef<'_, CtState>,

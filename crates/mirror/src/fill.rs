@@ -1,28 +1,29 @@
-//! Filling tables from kernel dumps: one receive thread and one apply thread per table, all
-//! requested tables at once, while the caller keeps draining event sockets.
+//! Filling tables from kernel dumps: every requested table at once, each read by one or two
+//! threads through one `nlkit_socket::SharedDump`, while the caller keeps draining event
+//! sockets.
 //!
-//! The receive thread only runs `recvmsg` (where the kernel builds each dump chunk) and hands
-//! whole datagrams to the apply thread through a bounded channel; the apply thread parses keys
-//! and updates the table in order. On two cores this overlaps the kernel's work with ours, so
-//! a sync costs about as much as the slower of the two rather than their sum. A dump the
-//! kernel flags `NLM_F_DUMP_INTR` is retried (up to [`MAX_ATTEMPTS`]) with a new generation.
+//! Each reading thread receives a whole dump chunk into its own buffer (refills are serialised
+//! by the shared dump; the kernel builds the chunk inside that `recvmsg`) and applies its
+//! messages straight from the buffer: no copy, no hand-off between threads. With two readers
+//! the kernel's work on the next chunk overlaps ours on the current one. Inserts run in batches
+//! under one change-sequence write guard. A dump the kernel flags `NLM_F_DUMP_INTR` is
+//! restarted (`nlkit_socket::consistent_dump`, up to [`MAX_ATTEMPTS`]) with a new generation.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use nlkit_socket::{consistent_dump, DumpBuffer, Error, Pool, Protocol, SharedDump, SocketOptions};
 use nlkit_wire::consts::*;
-use nlkit_wire::{IfAddrMsg, IfInfoMsg, MessageBuilder, Messages, NdMsg, NfGenMsg, RtMsg};
+use nlkit_wire::{IfAddrMsg, IfInfoMsg, MessageBuilder, NdMsg, NfGenMsg, RtMsg};
 
-use crate::kernel::{KernelSocket, KernelSocketError};
 use crate::tables::{TableId, TableSet, Tables};
 
 /// Attempts per table before a still-inconsistent dump is accepted (and logged).
 pub(crate) const MAX_ATTEMPTS: u32 = 5;
 
 /// The dump request for a table.
-pub(crate) fn dump_request(t: TableId) -> (i32, Vec<u8>) {
+pub(crate) fn dump_request(t: TableId) -> (Protocol, MessageBuilder) {
     let mut b = MessageBuilder::new();
     let flags = NLM_F_REQUEST | NLM_F_DUMP;
     let proto = match t {
@@ -86,7 +87,12 @@ pub(crate) fn dump_request(t: TableId) -> (i32, Vec<u8>) {
     };
     // The builder cannot fail on a header-only message.
     let _ = b.finish();
-    (proto as i32, b.as_bytes().to_vec())
+    let proto = if proto == NETLINK_NETFILTER {
+        Protocol::Netfilter
+    } else {
+        Protocol::Route
+    };
+    (proto, b)
 }
 
 /// Result of filling one table.
@@ -100,57 +106,95 @@ pub(crate) struct Filled {
     pub interrupted: bool,
 }
 
-/// Dumps table `t` into `tables`, taking generations from `gen_source`.
-fn fill_one(
-    tables: &Tables,
-    t: TableId,
-    gen_source: &AtomicU64,
-) -> Result<Filled, KernelSocketError> {
-    let (proto, mut req) = dump_request(t);
-    let mut sock = KernelSocket::open(proto, 0)?;
-    let _ = sock.set_recv_buffer(1 << 20);
-    let mut filled = Filled {
-        table: t,
-        gen: 0,
-        attempts: 0,
-        messages: 0,
-        interrupted: false,
-    };
-    while filled.attempts < MAX_ATTEMPTS {
-        filled.attempts += 1;
-        let gen = gen_source.fetch_add(1, Ordering::Relaxed) + 1;
-        let (tx, rx) = sync_channel::<Vec<u8>>(64);
-        let end = std::thread::scope(|s| {
-            s.spawn(move || {
-                for chunk in rx {
-                    for m in Messages::new(&chunk).flatten() {
-                        tables.apply_dump(t, &m, gen);
-                    }
-                }
-            });
-            let r = sock.dump_chunks(&mut req, |chunk| {
-                // The apply thread only stops when the channel closes.
-                let _ = tx.send(chunk.to_vec());
-            });
-            // Closing the channel ends the apply thread, which the scope then joins.
-            drop(tx);
-            r
-        })?;
-        filled.gen = gen;
-        filled.messages = end.messages;
-        filled.interrupted = end.interrupted;
-        if !end.interrupted {
-            break;
+/// Messages applied under one [`ChangeSeq`](crate::ChangeSeq) write guard.
+const BATCH: usize = 256;
+
+/// Reads messages of a shared dump on the calling thread and applies them, taking one
+/// write guard per [`BATCH`] messages.
+fn consume(tables: &Tables, t: TableId, dump: &SharedDump, gen: u64) -> Result<usize, Error> {
+    let mut buf = DumpBuffer::with_capacity(64 * 1024);
+    let seq = tables.seq(t);
+    let mut n = 0;
+    loop {
+        let _w = seq.write();
+        for _ in 0..BATCH {
+            let Some(m) = dump.next(&mut buf)? else {
+                return Ok(n);
+            };
+            tables.apply_dump(t, &m, gen);
+            n += 1;
         }
-        tracing::debug!(table = t.name(), "kernel dump interrupted; retrying");
     }
-    if filled.interrupted {
+}
+
+/// Threads reading one table's dump: two for the tables that can be large (the kernel builds
+/// the next chunk in one thread's `recvmsg` while the other applies its chunk), one otherwise.
+fn consumers(t: TableId) -> usize {
+    match t {
+        TableId::Routes4 | TableId::Routes6 | TableId::Conntrack => 2,
+        _ => 1,
+    }
+}
+
+/// Dumps table `t` into `tables`, taking generations from `gen_source`; a dump the kernel
+/// flags inconsistent is restarted (up to [`MAX_ATTEMPTS`]).
+fn fill_one(tables: &Tables, t: TableId, gen_source: &AtomicU64) -> Result<Filled, Error> {
+    let (proto, req) = dump_request(t);
+    let opts = SocketOptions {
+        rcvbuf: 1 << 20,
+        ..SocketOptions::default()
+    };
+    let pool = Pool::new(proto, opts);
+    let mut last_gen = 0;
+    let t0 = Instant::now();
+    let done = consistent_dump(&pool, &req, MAX_ATTEMPTS, |dump, attempt| {
+        if attempt > 1 {
+            tracing::debug!(
+                table = t.name(),
+                attempt,
+                "kernel dump interrupted; retrying"
+            );
+        }
+        let gen = gen_source.fetch_add(1, Ordering::Relaxed) + 1;
+        last_gen = gen;
+        std::thread::scope(|s| {
+            let helpers: Vec<_> = (1..consumers(t))
+                .map(|_| s.spawn(|| consume(tables, t, dump, gen)))
+                .collect();
+            let mut n = consume(tables, t, dump, gen);
+            for h in helpers {
+                let r = h
+                    .join()
+                    .unwrap_or(Err(Error::Unexpected("dump thread panicked")));
+                n = match (n, r) {
+                    (Ok(a), Ok(b)) => Ok(a + b),
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                };
+            }
+            n
+        })
+    })?;
+    if std::env::var_os("NLKIT_MIRROR_PROFILE").is_some() {
+        eprintln!(
+            "PROFILE fill {} {:?} {} msgs",
+            t.name(),
+            t0.elapsed(),
+            done.value
+        );
+    }
+    if !done.consistent {
         tracing::warn!(
             table = t.name(),
             "kernel dump still inconsistent after retries"
         );
     }
-    Ok(filled)
+    Ok(Filled {
+        table: t,
+        gen: last_gen,
+        attempts: done.attempts,
+        messages: done.value,
+        interrupted: !done.consistent,
+    })
 }
 
 /// Fills every table in `set` concurrently. `idle` is called every few milliseconds on the
@@ -160,7 +204,7 @@ pub(crate) fn fill(
     set: TableSet,
     gen_source: &AtomicU64,
     mut idle: impl FnMut(),
-) -> Vec<Result<Filled, KernelSocketError>> {
+) -> Vec<Result<Filled, Error>> {
     std::thread::scope(|s| {
         let handles: Vec<_> = set
             .iter()
@@ -188,12 +232,10 @@ pub(crate) fn fill(
         handles
             .into_iter()
             .map(|h| match h {
-                Ok(h) => h.join().unwrap_or_else(|_| {
-                    Err(KernelSocketError::Io(std::io::Error::other(
-                        "dump thread panicked",
-                    )))
-                }),
-                Err(e) => Err(KernelSocketError::Io(e)),
+                Ok(h) => h
+                    .join()
+                    .unwrap_or(Err(Error::Unexpected("dump thread panicked"))),
+                Err(_) => Err(Error::Unexpected("cannot start a dump thread")),
             })
             .collect()
     })

@@ -1,11 +1,13 @@
-//! [`KernelSocket`]: the thin kernel Netlink socket the mirror uses for dumps, events and
-//! writes.
+//! [`KernelSocket`]: the thin kernel Netlink socket the mirror still uses for events and
+//! relayed writes.
 //!
-//! This is an adapter: `nlkit-socket` (pool, shared dumps, event sockets) was not exported yet
-//! when the mirror was written, so the mirror carries the few calls it needs here — open, join
-//! groups through the bind mask, receive-buffer sizing, a dump loop that reports
-//! `NLM_F_DUMP_INTR`, and a request/ack transaction. Replace it with `nlkit-socket` once that
-//! crate's API is stable.
+//! Table dumps go through `nlkit-socket` (`consistent_dump` over a `SharedDump`). What remains
+//! here is an adapter for two things `nlkit-socket` does not offer as the mirror needs them:
+//! [`KernelSocket::transact_raw`] relays a client's request bytes *as the client built them*
+//! (its sequence numbers kept) and returns the kernel's reply datagrams verbatim, ack and
+//! extended-ack TLVs included, so they can be passed back to the client unchanged
+//! (`Socket::transact` re-stamps the request and decodes the ack). The event sockets still use
+//! [`KernelSocket::recv_datagram`]; moving them to `nlkit_socket::EventSocket` is pending.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};

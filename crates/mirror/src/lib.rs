@@ -7,7 +7,8 @@
 //!
 //! ## Staying in sync
 //! The event sockets join their multicast groups first; then every table is filled from a
-//! kernel dump (one receive thread and one apply thread per table, all tables at once) while
+//! kernel dump (`nlkit_socket::consistent_dump`; one or two reading threads per table, all
+//! tables at once) while
 //! the events that arrive meanwhile are queued, and the queue is applied last. `ENOBUFS` on an
 //! event socket grows its receive buffer (doubling up to a cap, warning once) and resyncs the
 //! tables it feeds: dump again, mark what the dump confirms with a new generation, sweep the
@@ -64,6 +65,7 @@ pub mod kernel;
 mod keys;
 mod metrics;
 mod notify;
+mod render;
 mod routes;
 mod seq;
 mod server;

@@ -47,6 +47,13 @@ pub struct SeqSnapshot {
 #[derive(Debug)]
 pub struct WriteGuard<'a>(&'a ChangeSeq);
 
+impl SeqSnapshot {
+    /// Whether no write was in flight when the snapshot was taken.
+    pub fn is_clean(&self) -> bool {
+        self.clean
+    }
+}
+
 impl ChangeSeq {
     /// Starts a write: the returned guard must live until the change is fully applied.
     pub fn write(&self) -> WriteGuard<'_> {
@@ -67,6 +74,8 @@ impl ChangeSeq {
     }
 
     /// Whether a write was in flight at `snap` or has started since.
+    ///
+    /// (See also [`SeqSnapshot::is_clean`].)
     pub fn changed_since(&self, snap: SeqSnapshot) -> bool {
         fence(Ordering::Acquire);
         !snap.clean || self.begun.load(Ordering::Relaxed) != snap.begun

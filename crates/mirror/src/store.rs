@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use nlkit_table::{InsertErrorKind, NullsTable, TableKey};
 use nlkit_wire::{align, Message, Messages, NLMSG_HDRLEN};
 
-use crate::seq::ChangeSeq;
+use crate::render::{RenderCache, Rendered};
+use crate::seq::{ChangeSeq, SeqSnapshot};
 
 /// A table entry: the kernel's message(s) for one key.
 ///
@@ -84,6 +85,8 @@ pub struct Store<K: TableKey> {
     pub seq: ChangeSeq,
     full: AtomicU64,
     full_warned: AtomicBool,
+    /// The pre-rendered dump (see [`crate::render`]).
+    render: RenderCache,
 }
 
 impl<K: TableKey + std::fmt::Debug> Store<K> {
@@ -94,6 +97,7 @@ impl<K: TableKey + std::fmt::Debug> Store<K> {
             seq: ChangeSeq::default(),
             full: AtomicU64::new(0),
             full_warned: AtomicBool::new(false),
+            render: RenderCache::default(),
         }
     }
 
@@ -120,6 +124,25 @@ impl<K: TableKey + std::fmt::Debug> Store<K> {
     /// Calls `f` with the entry, pinned.
     pub fn with<R>(&self, key: &K, f: impl FnOnce(&Entry) -> R) -> Option<R> {
         self.table.get_with(key, f)
+    }
+
+    /// The table's dump rendered at `now` (a snapshot of [`Store::seq`]), entries grouped by
+    /// `group`; `None` when it cannot be had without waiting (stream from the table then).
+    pub(crate) fn rendered(
+        &self,
+        now: SeqSnapshot,
+        group: impl Fn(&K) -> u32,
+    ) -> Option<std::sync::Arc<Rendered>> {
+        self.render.get(&self.seq, now, |r| {
+            for e in self.table.iter() {
+                r.push(group(&e.key()), &e.msgs);
+            }
+        })
+    }
+
+    /// Drops the pre-rendered dump (it is rebuilt by the next dump).
+    pub fn clear_rendered(&self) {
+        self.render.clear();
     }
 
     /// Iterates over all entries (lock-free; see `NullsTable::iter`).
@@ -150,19 +173,40 @@ impl<K: TableKey + std::fmt::Debug> Store<K> {
         match self.table.insert_or_replace(key, entry) {
             Ok(_) => true,
             Err(e) => {
-                if e.kind == InsertErrorKind::Full {
-                    self.full.fetch_add(1, Ordering::Relaxed);
-                    if !self.full_warned.swap(true, Ordering::Relaxed) {
-                        tracing::warn!(
-                            capacity = self.table.capacity(),
-                            "mirror table full: entries are being dropped; raise the capacity"
-                        );
-                    }
-                } else {
-                    tracing::debug!(kind = ?e.kind, "mirror insert refused");
-                }
+                self.refused(e.kind);
                 false
             }
+        }
+    }
+
+    /// Dump fast path: inserts `key` if it is absent, without comparing or taking a write
+    /// guard (the caller holds one for its batch). Gives the bytes back when the key exists.
+    pub(crate) fn insert_new(&self, key: K, msgs: Vec<u8>, gen: u64) -> Result<(), Vec<u8>> {
+        let entry = Entry {
+            gen: AtomicU64::new(gen),
+            msgs: msgs.into_boxed_slice(),
+        };
+        match self.table.insert(key, entry) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind == InsertErrorKind::Exists => Err(e.value.msgs.into_vec()),
+            Err(e) => {
+                self.refused(e.kind);
+                Ok(())
+            }
+        }
+    }
+
+    fn refused(&self, kind: InsertErrorKind) {
+        if kind == InsertErrorKind::Full {
+            self.full.fetch_add(1, Ordering::Relaxed);
+            if !self.full_warned.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    capacity = self.table.capacity(),
+                    "mirror table full: entries are being dropped; raise the capacity"
+                );
+            }
+        } else {
+            tracing::debug!(kind = ?kind, "mirror insert refused");
         }
     }
 
@@ -202,7 +246,7 @@ impl<K: TableKey + std::fmt::Debug> Store<K> {
             .iter()
             .map(|e| e.msgs.len() + std::mem::size_of::<Entry>() + 16)
             .sum();
-        self.table.memory_bytes() + msgs
+        self.table.memory_bytes() + msgs + self.render.memory_bytes()
     }
 }
 

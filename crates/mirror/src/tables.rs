@@ -6,7 +6,7 @@ use nlkit_wire::{IfInfoMsg, Message};
 use crate::conn::CtStore;
 use crate::keys::{route_info, AddrKey, LinkKey, NeighKey, RouteKey};
 use crate::routes;
-use crate::store::{normalize, normalize_into, Store};
+use crate::store::{normalize, Store};
 
 /// One mirror table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -139,6 +139,8 @@ pub struct Tables {
     pub neigh: [Store<NeighKey>; 2],
     /// Conntrack entries.
     pub ct: CtStore,
+    /// Serialise dump updates of an existing route key between reading threads.
+    route_locks: [parking_lot::Mutex<()>; ROUTE_LOCKS],
 }
 
 /// What applying an event asks of the sync loop.
@@ -161,6 +163,7 @@ impl Tables {
             routes: [Store::new(c.routes), Store::new(c.routes)],
             neigh: [Store::new(c.neigh), Store::new(c.neigh)],
             ct: CtStore::new(c.conntrack),
+            route_locks: std::array::from_fn(|_| parking_lot::Mutex::new(())),
         }
     }
 
@@ -192,17 +195,18 @@ impl Tables {
         }
     }
 
-    /// Applies one message of a dump of table `t`, marked with `gen`.
+    /// Applies one message of a dump of table `t`, marked with `gen`. Called by the dump's
+    /// reading threads, which hold a write guard of the table's `seq` around each batch.
     pub(crate) fn apply_dump(&self, t: TableId, m: &Message<'_>, gen: u64) {
         match t {
             TableId::Links => {
                 if let Some(k) = LinkKey::from_msg(m) {
-                    self.links.put(k, normalize(m), gen);
+                    put_dump(&self.links, k, m, gen);
                 }
             }
             TableId::Addrs4 | TableId::Addrs6 => {
                 if let Some(k) = AddrKey::from_msg(m) {
-                    self.addrs[fam_of_key(k.local.is_ipv6())].put(k, normalize(m), gen);
+                    put_dump(&self.addrs[fam_of_key(k.local.is_ipv6())], k, m, gen);
                 }
             }
             TableId::Routes4 | TableId::Routes6 => {
@@ -211,24 +215,29 @@ impl Tables {
                     return;
                 }
                 let store = &self.routes[fam_of_key(i.key.dst.is_ipv6())];
-                // Several routes may share a key (see `routes`): a second message for a key
-                // already confirmed by this same dump pass is appended.
+                let Err(new) = store.insert_new(i.key, normalize(m), gen) else {
+                    return;
+                };
+                // The key exists: an older entry (resync), or several routes sharing a key
+                // (see `routes`), whose messages this same pass appends. Two reading threads
+                // may hold such messages at once: the stripe lock orders them.
+                let _g = self.route_locks[stripe(&i.key)].lock();
                 let mut bytes = Vec::new();
                 store.with(&i.key, |e| {
                     if e.generation() == gen {
                         bytes.extend_from_slice(e.messages());
                     }
                 });
-                normalize_into(m, &mut bytes);
+                bytes.extend_from_slice(&new);
                 store.put(i.key, bytes, gen);
             }
             TableId::Neigh4 | TableId::Neigh6 => {
                 if let Some(k) = NeighKey::from_msg(m) {
-                    self.neigh[fam_of_key(k.dst.is_ipv6())].put(k, normalize(m), gen);
+                    put_dump(&self.neigh[fam_of_key(k.dst.is_ipv6())], k, m, gen);
                 }
             }
             TableId::Conntrack => {
-                self.ct.upsert(m, gen, false);
+                self.ct.insert_dump(m, gen);
             }
         }
     }
@@ -367,6 +376,28 @@ impl Tables {
             store.put(i.key, e, gen);
         }
     }
+}
+
+/// Inserts a dumped object: the fast insert when the key is new, else the comparing `put`.
+fn put_dump<K: nlkit_table::TableKey + Copy + std::fmt::Debug>(
+    store: &Store<K>,
+    key: K,
+    m: &Message<'_>,
+    gen: u64,
+) {
+    if let Err(bytes) = store.insert_new(key, normalize(m), gen) {
+        store.put(key, bytes, gen);
+    }
+}
+
+/// Number of route stripe locks (see [`Tables::apply_dump`]).
+const ROUTE_LOCKS: usize = 64;
+
+fn stripe(k: &RouteKey) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    k.hash(&mut h);
+    h.finish() as usize % ROUTE_LOCKS
 }
 
 fn fam_of_key(v6: bool) -> usize {

@@ -39,13 +39,23 @@ fn dump_stores<'a, K: nlkit_table::TableKey + std::fmt::Debug>(
     ctx: &'a Ctx,
     stores: &[&'a Store<K>],
     out: &mut Out<'a>,
+    cached: Option<Cached<K>>,
     mut keep: impl FnMut(&K, &[u8]) -> bool,
 ) -> HandlerResult {
     let t0 = Instant::now();
-    for s in stores {
-        out.watch(&s.seq);
+    let snaps: Vec<_> = stores.iter().map(|s| s.seq.snapshot()).collect();
+    for (s, snap) in stores.iter().zip(&snaps) {
+        out.watch_from(&s.seq, *snap);
     }
-    for s in stores {
+    for (s, snap) in stores.iter().zip(&snaps) {
+        if let Some(c) = &cached {
+            if let Some(r) = s.rendered(*snap, c.group) {
+                for chunk in r.chunks(c.only) {
+                    out.push_chunk(chunk).map_err(io_reject)?;
+                }
+                continue;
+            }
+        }
         for e in s.iter() {
             if keep(&e.key(), e.messages()) {
                 out.push(e.messages(), NLM_F_MULTI).map_err(io_reject)?;
@@ -55,6 +65,21 @@ fn dump_stores<'a, K: nlkit_table::TableKey + std::fmt::Debug>(
     out.done().map_err(io_reject)?;
     ctx.metrics.observe_dump(t0.elapsed(), out.intr);
     Ok(true)
+}
+
+/// A dump that can be served from the pre-rendered chunks: how entries are grouped, and the
+/// one group wanted (`None`: all).
+struct Cached<K> {
+    group: fn(&K) -> u32,
+    only: Option<u32>,
+}
+
+fn no_group<K>(_: &K) -> u32 {
+    0
+}
+
+fn route_group(k: &RouteKey) -> u32 {
+    k.table
 }
 
 fn one<K: nlkit_table::TableKey + std::fmt::Debug>(
@@ -103,7 +128,11 @@ pub(crate) fn get_link(ctx: &Ctx, m: &Message<'_>, out: &mut Out<'_>) -> Handler
 }
 
 pub(crate) fn dump_links<'a>(ctx: &'a Ctx, _m: &Message<'_>, out: &mut Out<'a>) -> HandlerResult {
-    dump_stores(ctx, &[&ctx.tables.links], out, |_, _| true)
+    let cached = Some(Cached {
+        group: no_group,
+        only: None,
+    });
+    dump_stores(ctx, &[&ctx.tables.links], out, cached, |_, _| true)
 }
 
 pub(crate) fn get_addr(ctx: &Ctx, m: &Message<'_>, out: &mut Out<'_>) -> HandlerResult {
@@ -129,7 +158,13 @@ pub(crate) fn dump_addrs<'a>(ctx: &'a Ctx, m: &Message<'_>, out: &mut Out<'a>) -
         .map(|i| &ctx.tables.addrs[*i])
         .collect();
     let index = h.index;
-    dump_stores(ctx, &stores, out, |k, _| index == 0 || k.ifindex == index)
+    let cached = (index == 0).then_some(Cached {
+        group: no_group,
+        only: None,
+    });
+    dump_stores(ctx, &stores, out, cached, |k, _| {
+        index == 0 || k.ifindex == index
+    })
 }
 
 pub(crate) fn get_route(ctx: &Ctx, m: &Message<'_>, out: &mut Out<'_>) -> HandlerResult {
@@ -186,7 +221,11 @@ pub(crate) fn dump_routes<'a>(ctx: &'a Ctx, m: &Message<'_>, out: &mut Out<'a>) 
         .iter()
         .map(|i| &ctx.tables.routes[*i])
         .collect();
-    dump_stores(ctx, &stores, out, |k, msgs| {
+    let cached = oif.is_none().then_some(Cached {
+        group: route_group,
+        only: (table != 0).then_some(table),
+    });
+    dump_stores(ctx, &stores, out, cached, |k, msgs| {
         (table == 0 || k.table == table)
             && oif.is_none_or(|o| Messages::new(msgs).flatten().any(|rm| route_uses(&rm, o)))
     })
@@ -246,7 +285,13 @@ pub(crate) fn dump_neigh<'a>(ctx: &'a Ctx, m: &Message<'_>, out: &mut Out<'a>) -
         .iter()
         .map(|i| &ctx.tables.neigh[*i])
         .collect();
-    dump_stores(ctx, &stores, out, |k, _| index == 0 || k.ifindex == index)
+    let cached = (index == 0).then_some(Cached {
+        group: no_group,
+        only: None,
+    });
+    dump_stores(ctx, &stores, out, cached, |k, _| {
+        index == 0 || k.ifindex == index
+    })
 }
 
 fn ct_enabled(ctx: &Ctx) -> Result<(), Reject> {

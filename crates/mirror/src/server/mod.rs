@@ -2,8 +2,9 @@
 //!
 //! Concurrency model: one accept thread, and one thread per connected client (at most
 //! `max_clients`). A client thread reads a request, runs its handler and writes the reply in
-//! datagrams of about 32 KiB; a dump streams straight from the lock-free tables, so at most one
-//! datagram per client is buffered (plus the socket's send buffer) and no lock is held between
+//! datagrams of about 32 KiB; a dump sends a table's pre-rendered chunks (see `render`) or,
+//! when they are stale or being rebuilt, streams straight from the lock-free tables; at most
+//! one datagram per client is buffered (plus the socket's send buffer) and no lock is held between
 //! reads. A client that does not read is dropped when a send blocks longer than
 //! `client_send_timeout`; a client that sends garbage gets an `NLMSG_ERROR` and, after
 //! [`MAX_PROTOCOL_ERRORS`], is disconnected. Nothing a client does reaches another client's
