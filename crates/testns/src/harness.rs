@@ -1,7 +1,5 @@
 //! The re-exec harness: a parent test that spawns its own binary for one test, in a namespace.
 
-use std::ffi::CString;
-use std::os::unix::process::CommandExt;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -13,14 +11,7 @@ static IN_NETNS: AtomicBool = AtomicBool::new(false);
 
 /// True when the current process is real root (uid 0 in the initial user namespace).
 pub fn is_root() -> bool {
-    rustix::process::geteuid().is_root() && !in_user_namespace()
-}
-
-fn in_user_namespace() -> bool {
-    // The initial user namespace maps the whole 32-bit range.
-    std::fs::read_to_string("/proc/self/uid_map")
-        .map(|m| m.split_whitespace().nth(2) != Some("4294967295"))
-        .unwrap_or(false)
+    nlkit_socket::netns::is_initial_root()
 }
 
 /// True inside a [`netns_test!`](crate::netns_test) body.
@@ -65,81 +56,15 @@ pub fn run_in_netns(module: &str, name: &str, body: impl FnOnce()) {
     );
 }
 
-/// Everything the `pre_exec` hook needs, prepared before `fork`.
-struct NamespaceSetup {
-    user_ns: bool,
-    setgroups: CString,
-    uid_map_path: CString,
-    gid_map_path: CString,
-    uid_map: Vec<u8>,
-    gid_map: Vec<u8>,
-}
-
-impl NamespaceSetup {
-    fn new() -> Self {
-        let uid = rustix::process::getuid().as_raw();
-        let gid = rustix::process::getgid().as_raw();
-        let force_userns = std::env::var_os("NLKIT_TESTNS_USERNS").is_some();
-        NamespaceSetup {
-            user_ns: force_userns || !is_root(),
-            setgroups: CString::new("/proc/self/setgroups").unwrap(),
-            uid_map_path: CString::new("/proc/self/uid_map").unwrap(),
-            gid_map_path: CString::new("/proc/self/gid_map").unwrap(),
-            uid_map: format!("0 {uid} 1\n").into_bytes(),
-            gid_map: format!("0 {gid} 1\n").into_bytes(),
-        }
-    }
-
-    /// Runs between fork and exec: raw system calls only.
-    fn enter(&self) -> std::io::Result<()> {
-        let flags = if self.user_ns {
-            libc::CLONE_NEWUSER | libc::CLONE_NEWNET
-        } else {
-            libc::CLONE_NEWNET
-        };
-        // SAFETY: unshare takes no pointers; the child is single-threaded after fork.
-        if unsafe { libc::unshare(flags) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        if self.user_ns {
-            write_file(&self.setgroups, b"deny")?;
-            write_file(&self.uid_map_path, &self.uid_map)?;
-            write_file(&self.gid_map_path, &self.gid_map)?;
-        }
-        Ok(())
-    }
-}
-
-/// open/write/close with no allocation (async-signal-safe).
-fn write_file(path: &CString, data: &[u8]) -> std::io::Result<()> {
-    // SAFETY: `path` is a valid NUL-terminated string that outlives the call.
-    let fd = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `data` is valid for `data.len()` bytes; `fd` is the descriptor opened above.
-    let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
-    // SAFETY: `fd` is owned here and closed exactly once.
-    unsafe { libc::close(fd) };
-    if n < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 fn spawn_child(path: &str) -> Output {
     let exe = std::env::current_exe().expect("current test executable");
-    let setup = NamespaceSetup::new();
+    let force_userns = std::env::var_os("NLKIT_TESTNS_USERNS").is_some();
     let mut cmd = Command::new(exe);
     cmd.args([path, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, path)
         .env_remove("NLKIT_TESTNS_USERNS")
         .stdin(Stdio::null());
-    // SAFETY: the hook only performs raw system calls on data prepared before the fork
-    // (`setup` is borrowed, not allocated in the child), which is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(move || setup.enter());
-    }
+    nlkit_socket::netns::isolate(&mut cmd, force_userns);
     cmd.output()
         .unwrap_or_else(|e| panic!("cannot start test {path} in a new network namespace: {e}"))
 }

@@ -6,13 +6,12 @@
 //! network namespace (and, unless real root, a new user namespace in which it is root).
 //!
 //! Why a child process: `unshare(CLONE_NEWUSER)` fails with `EINVAL` in a multithreaded process,
-//! and the test harness runs tests on threads. The child calls `unshare` in a `pre_exec` hook,
-//! between `fork` and `exec`, where it is single-threaded; the hook makes only raw system calls
-//! (async-signal-safe) with buffers prepared before the fork.
+//! and the test harness runs tests on threads. The child unshares between `fork` and `exec`,
+//! where it is single-threaded ([`nlkit_socket::netns::isolate`], shared with `nlkit demo`).
 //!
 //! The fixtures ([`veth_pair`], [`load_ipv4_routes`], [`load_conntrack`], …) speak Netlink
-//! through a deliberately small channel of their own built on `nlkit-wire`, so that the harness
-//! does not depend on `nlkit-socket`, which it is used to test.
+//! through a deliberately small channel of their own built on `nlkit-wire`, so that the
+//! fixtures tests rely on do not depend on the socket code under test.
 //!
 //! ```no_run
 //! nlkit_testns::netns_test! {
