@@ -20,7 +20,7 @@ use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
 use nlkit_table::{
-    Clock, ConnConfig, ConnTable, GcBudget, ManualClock, NewConn, NullsTable, Tuple,
+    Clock, ConnConfig, ConnTable, GcBudget, ManualClock, NewConn, NullsTable, Tuple, WordTable,
 };
 use parking_lot::RwLock;
 use support::*;
@@ -34,7 +34,18 @@ const N: usize = 1 << 20;
 const CHUNK: usize = 50_000;
 /// Pregenerated ops per thread (iterations start at rotating offsets).
 const STREAM: usize = 400_000;
-const MAPS: [&str; 5] = ["nlkit", "papaya", "scc", "dashmap", "rwlock-hashmap"];
+/// `nlkit` is `NullsTable<u64, u64>` (boxed values, refcounted `get_with`); `nlkit-word` is
+/// `WordTable<u64>` (inline values, reference-free reads). Only `nlkit` runs the connection
+/// benches (`ConnTable`).
+const MAPS: [&str; 6] = [
+    "nlkit",
+    "nlkit-word",
+    "papaya",
+    "scc",
+    "dashmap",
+    "rwlock-hashmap",
+];
+const CONN_MAPS: [&str; 5] = ["nlkit", "papaya", "scc", "dashmap", "rwlock-hashmap"];
 
 const READ: u8 = 0;
 const INSERT: u8 = 1;
@@ -127,6 +138,7 @@ fn build_u64(name: &str, report: bool) -> Box<dyn BenchMapDyn> {
     let (map, bytes): (Box<dyn BenchMapDyn>, isize) = measure_heap(|| {
         let m: Box<dyn BenchMapDyn> = match name {
             "nlkit" => Box::new(NullsTable::<u64, u64>::with_buckets(2 * N, N)),
+            "nlkit-word" => Box::new(WordTable::<u64>::with_buckets(2 * N, N)),
             "papaya" => Box::new(Papaya(papaya_map(N))),
             "scc" => Box::new(Scc(scc::HashMap::with_capacity_and_hasher(
                 N,
@@ -294,7 +306,7 @@ fn build_conn(name: &str) -> (Box<dyn ConnBench>, ManualClock) {
 }
 
 fn bench_conn(c: &mut Criterion) {
-    for name in MAPS {
+    for name in CONN_MAPS {
         let (map, clock) = build_conn(name);
         clock.set(12); // the 10 % are now expired
                        // Churn: unique new connections per thread.

@@ -8,6 +8,8 @@
 //!   any size, boxed and immutable per entry incarnation), with refcounted handles
 //!   ([`EntryRef`]), a reference-free presence check and word peek, iteration and a
 //!   [`ChangeStamp`] for detecting dumps that overlapped a change.
+//! - [`WordTable`]: the same table with a `u64` value inline in each slot: lookups touch no
+//!   lock and no reference count (seqlock-validated reads), replaces update in place.
 //! - [`ConnTable`]: connections linked by both original and reply [`Tuple`]s, a per-entry
 //!   lock for protocol state, timeouts, incremental gc, early drop and predicate clean-up.
 //!
@@ -32,6 +34,7 @@ mod map;
 mod raw;
 mod stats;
 mod sync;
+mod word;
 
 pub use clock::{Clock, ManualClock};
 pub use conn::{
@@ -43,3 +46,4 @@ pub use key::{ByteKey, KeyWords, TableKey};
 pub use map::{EntryRef, Iter, NullsTable};
 pub use stats::{ChangeStamp, Stats};
 pub use sync::MutexGuard;
+pub use word::WordTable;

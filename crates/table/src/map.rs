@@ -105,11 +105,19 @@ impl<K: TableKey, V: Send + Sync> NullsTable<K, V> {
         }
     }
 
-    fn prepare(&self, key: &K, value: V) -> Result<(u32, K::Words), InsertError<V>> {
+    /// Allocates and prepares a slot for `key → value`. When no slot is free the error is
+    /// `Full`, except that a plain insert (`exists_wins`) of a key that is present reports
+    /// `Exists`, as it would with a free slot. An upsert must never report `Exists`: the key
+    /// being present is what it replaces, and it still needs a fresh slot to do so.
+    fn prepare(
+        &self,
+        key: &K,
+        value: V,
+        exists_wins: bool,
+    ) -> Result<(u32, K::Words), InsertError<V>> {
         let words = key.to_words();
         let Some(idx) = self.raw.alloc() else {
-            // Report a present key as such even when no slot is free.
-            let kind = if self.raw.peek(&words, |_, _| ()).is_some() {
+            let kind = if exists_wins && self.raw.peek(&words, |_, _| ()).is_some() {
                 InsertErrorKind::Exists
             } else {
                 self.raw.stats.full.fetch_add(1, Ordering::Relaxed);
@@ -154,7 +162,7 @@ impl<K: TableKey, V: Send + Sync> NullsTable<K, V> {
     /// assert_eq!(t.insert(1, "uno").unwrap_err().value, "uno");
     /// ```
     pub fn insert(&self, key: K, value: V) -> Result<(), InsertError<V>> {
-        let (idx, words) = self.prepare(&key, value)?;
+        let (idx, words) = self.prepare(&key, value, true)?;
         match self.raw.link(idx, &[words]) {
             Ok(()) => Ok(()),
             Err(e) => Err(self.abandon(idx, e)),
@@ -163,17 +171,22 @@ impl<K: TableKey, V: Send + Sync> NullsTable<K, V> {
 
     /// Inserts `key → value`, replacing a present value; returns whether one was replaced.
     /// Readers see the old or the new entry, never neither. The new value takes a fresh slot
-    /// before the old one is released, so this fails with `Full` when no slot is free.
+    /// before the old one is released, so this fails with `Full` when no slot is free, even
+    /// if the key is present (it never fails with `Exists`).
     ///
     /// ```
-    /// let t = nlkit_table::NullsTable::<u64, u32>::new(8);
+    /// use nlkit_table::{InsertErrorKind, NullsTable};
+    /// let t = NullsTable::<u64, u32>::new(2);
     /// assert!(!t.insert_or_replace(1, 10).unwrap());
     /// assert!(t.insert_or_replace(1, 11).unwrap());
     /// assert_eq!(t.get(&1).map(|e| *e), Some(11));
     /// assert_eq!(t.len(), 1);
+    /// t.insert(2, 20).unwrap(); // every slot in use now
+    /// assert_eq!(t.insert_or_replace(1, 12).unwrap_err().kind, InsertErrorKind::Full);
+    /// assert_eq!(t.get(&1).map(|e| *e), Some(11));
     /// ```
     pub fn insert_or_replace(&self, key: K, value: V) -> Result<bool, InsertError<V>> {
-        let (idx, words) = self.prepare(&key, value)?;
+        let (idx, words) = self.prepare(&key, value, false)?;
         match self.raw.link_or_replace(idx, &words) {
             Ok(Some(old)) => {
                 self.raw.put(old);
@@ -243,16 +256,7 @@ impl<K: TableKey, V: Send + Sync> NullsTable<K, V> {
     /// assert!(!t.remove(&1));
     /// ```
     pub fn remove(&self, key: &K) -> bool {
-        let words = key.to_words();
-        while let Some((idx, _)) = self.raw.lookup(&words) {
-            let won = self.raw.kill(idx);
-            self.raw.put(idx);
-            if won {
-                return true;
-            }
-            // Lost to a concurrent replace or delete: look again.
-        }
-        false
+        self.raw.remove_key(&key.to_words())
     }
 
     /// Deletes every entry for which `keep` returns false, while lookups keep running;

@@ -394,6 +394,54 @@ impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
         true
     }
 
+    /// Deletes the live entry whose direction-0 key is `key`, finding it under the stripe
+    /// lock instead of pinning it first (two reference-count RMWs fewer than a lookup followed
+    /// by [`kill`](Self::kill)). One-link tables only (`D == 1`): a two-link entry's other
+    /// chain may be under another stripe, unknown before the entry is found.
+    ///
+    /// Under the lock a linked, non-dying node holds the table's reference, so claiming
+    /// `DYING` (`fetch_or`, one winner, as in `kill`) and unlinking it before putting that
+    /// reference follows the same protocol as `kill`.
+    pub(crate) fn remove_key(&self, key: &K::Words) -> bool {
+        debug_assert_eq!(D, 1, "remove_key is for one-link tables");
+        let b = self.bucket(key);
+        if is_nulls(self.heads[b as usize].load(Ordering::Acquire)) {
+            // Empty chain when we looked: the key was absent then (no lock taken).
+            return false;
+        }
+        let idx = {
+            let _g = self.lock_stripes(b, b);
+            let Ok(Some(idx)) = self.find_locked(b, key, u32::MAX) else {
+                return false;
+            };
+            let slot = self.slot(idx);
+            if slot.flags.fetch_or(DYING, Ordering::AcqRel) & DYING != 0 {
+                return false; // unreachable under the lock: `DYING` is claimed under it too
+            }
+            let found = self.unlink_locked(b, node(idx, 0));
+            debug_assert!(found, "removed entry not on its chain");
+            self.add_live(b, -1);
+            idx
+        };
+        self.put(idx);
+        true
+    }
+
+    /// Under the stripe lock, calls `f` on the live entry whose direction-0 key is `key`;
+    /// false if there is none. `f` may only store atomics of the payload (the entry stays
+    /// live and linked meanwhile, since deletes claim `DYING` under the same lock).
+    pub(crate) fn update_locked(&self, key: &K::Words, f: impl FnOnce(&P)) -> bool {
+        let b = self.bucket(key);
+        let _g = self.lock_stripes(b, b);
+        match self.find_locked(b, key, u32::MAX) {
+            Ok(Some(idx)) => {
+                f(&self.slot(idx).payload);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Lock-free lookup; on success returns `(idx, dir)` with a reference held.
     pub(crate) fn lookup(&self, key: &K::Words) -> Option<(u32, usize)> {
         let b = self.bucket(key);

@@ -5,7 +5,7 @@
 
 use loom::sync::Arc;
 use loom::thread;
-use nlkit_table::NullsTable;
+use nlkit_table::{NullsTable, WordTable};
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
     let mut b = loom::model::Builder::new();
@@ -143,5 +143,94 @@ fn last_reference_race() {
             t.insert(2, Counted(drops.clone())).is_ok(),
             "slot not freed"
         );
+    });
+}
+
+/// `remove` finds the entry under the stripe lock (no pin): two concurrent removes of the
+/// same key have exactly one winner, and a concurrent refcounted lookup sees the entry or
+/// nothing, never another key's value.
+#[test]
+fn concurrent_removes_one_winner() {
+    model(|| {
+        let t = Arc::new(NullsTable::<u64, u64>::with_buckets(1, 1));
+        t.insert(1, 10).unwrap();
+        let a = {
+            let t = t.clone();
+            thread::spawn(move || t.remove(&1))
+        };
+        let b = t.remove(&1);
+        let a = a.join().unwrap();
+        assert!(a != b, "exactly one remove wins");
+        assert!(t.get(&1).is_none());
+        assert!(t.insert(2, 20).is_ok(), "slot not freed");
+    });
+}
+
+/// `WordTable::get` (reference-free, seqlock-validated) racing with delete and reuse of the
+/// only slot for another key never returns the other key's value.
+#[test]
+fn word_get_vs_delete_and_reuse() {
+    model(|| {
+        let t = Arc::new(WordTable::<u64>::with_buckets(1, 2));
+        t.insert(1, 10).unwrap();
+        let r = {
+            let t = t.clone();
+            thread::spawn(move || {
+                let v = t.get(&1);
+                assert!(v.is_none() || v == Some(10), "read {v:?}");
+            })
+        };
+        assert!(t.remove(&1));
+        let _ = t.insert(2, 20);
+        r.join().unwrap();
+        assert_eq!(t.get(&1), None);
+    });
+}
+
+/// An in-place replace racing with a reference-free read: the reader sees the old or the
+/// new value, never nothing; a racing remove leaves one consistent outcome.
+#[test]
+fn word_replace_in_place_vs_get_and_remove() {
+    model(|| {
+        let t = Arc::new(WordTable::<u64>::with_buckets(2, 1));
+        t.insert(1, 10).unwrap();
+        let r = {
+            let t = t.clone();
+            thread::spawn(move || {
+                let v = t.get(&1);
+                assert!(v == Some(10) || v == Some(11), "read {v:?}");
+            })
+        };
+        assert!(t.insert_or_replace(1, 11).unwrap());
+        r.join().unwrap();
+        let d = {
+            let t = t.clone();
+            thread::spawn(move || t.remove(&1))
+        };
+        let replaced = t.insert_or_replace(1, 12).unwrap();
+        let removed = d.join().unwrap();
+        assert!(removed, "the entry was present for the remove");
+        // Replace before the remove: gone. Remove first: re-inserted as new.
+        assert_eq!(t.get(&1), (!replaced).then_some(12));
+        assert_eq!(t.len(), usize::from(!replaced));
+    });
+}
+
+/// Two upserts of an absent key: one inserts, the other then replaces in place (the
+/// `Exists` retry path); the last writer's value wins and there is one entry.
+#[test]
+fn word_concurrent_upserts() {
+    model(|| {
+        let t = Arc::new(WordTable::<u64>::with_buckets(2, 1));
+        let a = {
+            let t = t.clone();
+            thread::spawn(move || t.insert_or_replace(5, 1).unwrap())
+        };
+        let b = t.insert_or_replace(5, 2).unwrap();
+        let a = a.join().unwrap();
+        assert!(a != b, "exactly one upsert inserts");
+        // The one that replaced wrote last.
+        assert_eq!(t.get(&5), Some(if a { 1 } else { 2 }));
+        assert_eq!(t.len(), 1);
     });
 }

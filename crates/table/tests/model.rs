@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use nlkit_table::{
     Clock, ConnConfig, ConnInsertError, ConnTable, Direction, GcBudget, InsertErrorKind,
-    ManualClock, NewConn, NullsTable, Tuple,
+    ManualClock, NewConn, NullsTable, Tuple, WordTable,
 };
 use proptest::prelude::*;
 
@@ -108,6 +108,85 @@ proptest! {
             prop_assert!(t.insert(k, k).is_ok());
         }
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// `WordTable`: as the boxed table, except that a replace of a present key is in place
+    /// (it needs no free slot), and words are the values.
+    #[test]
+    fn word_table_matches_hashmap(ops in prop::collection::vec(map_op(), 1..200), buckets in 1usize..9) {
+        let t: WordTable<u64> = WordTable::with_buckets(CAP, buckets);
+        let mut m: HashMap<u64, u64> = HashMap::new();
+        for op in ops {
+            match op {
+                MapOp::Insert(k, v) => {
+                    let r = t.insert(k, v);
+                    if m.contains_key(&k) {
+                        let e = r.unwrap_err();
+                        prop_assert_eq!((e.kind, e.value), (InsertErrorKind::Exists, v));
+                    } else if m.len() == CAP {
+                        prop_assert_eq!(r.unwrap_err().kind, InsertErrorKind::Full);
+                    } else {
+                        prop_assert!(r.is_ok());
+                        m.insert(k, v);
+                    }
+                }
+                MapOp::Replace(k, v) | MapOp::SetWord(k, v) => {
+                    let r = t.insert_or_replace(k, v);
+                    if m.len() == CAP && !m.contains_key(&k) {
+                        prop_assert_eq!(r.unwrap_err().kind, InsertErrorKind::Full);
+                    } else {
+                        prop_assert_eq!(r.unwrap(), m.insert(k, v).is_some());
+                    }
+                }
+                MapOp::Remove(k) => prop_assert_eq!(t.remove(&k), m.remove(&k).is_some()),
+                MapOp::Get(k) | MapOp::Contains(k) => {
+                    prop_assert_eq!(t.get(&k), m.get(&k).copied());
+                    prop_assert_eq!(t.contains_key(&k), m.contains_key(&k));
+                }
+                MapOp::Retain(d) => {
+                    let before = m.len();
+                    m.retain(|k, _| k % d != 0);
+                    prop_assert_eq!(t.retain(|k, _| k % d != 0), before - m.len());
+                }
+                MapOp::Dump => {
+                    let stamp = t.change_stamp();
+                    let mut got = Vec::new();
+                    t.retain(|k, v| { got.push((k, v)); true });
+                    got.sort_unstable();
+                    let mut want: Vec<(u64, u64)> = m.iter().map(|(&k, &v)| (k, v)).collect();
+                    want.sort_unstable();
+                    prop_assert_eq!(got, want);
+                    prop_assert_eq!(t.change_stamp(), stamp);
+                }
+            }
+            prop_assert_eq!(t.len(), m.len());
+        }
+        t.retain(|_, _| false);
+        for k in 100..100 + CAP as u64 {
+            prop_assert!(t.insert(k, k).is_ok());
+        }
+    }
+}
+
+/// Regression (seed `2c5c5e44…` in `model.proptest-regressions`): with every slot in use,
+/// `insert_or_replace` of a *present* key reported `Exists` instead of `Full`; a plain
+/// `insert` of a present key still reports `Exists`, and one of an absent key `Full`.
+#[test]
+fn upsert_of_present_key_when_full_is_full() {
+    let t: NullsTable<u64, u64> = NullsTable::with_buckets(CAP, 2);
+    for k in 0..CAP as u64 {
+        t.insert(k, k).unwrap();
+    }
+    let e = t.insert_or_replace(3, 33).unwrap_err();
+    assert_eq!((e.kind, e.value), (InsertErrorKind::Full, 33));
+    assert_eq!(t.get(&3).map(|e| *e), Some(3));
+    assert_eq!(t.insert(3, 34).unwrap_err().kind, InsertErrorKind::Exists);
+    assert_eq!(t.insert(99, 99).unwrap_err().kind, InsertErrorKind::Full);
+    assert_eq!(t.len(), CAP);
+    assert_eq!(t.stats().full, 2);
 }
 
 #[derive(Debug, Clone)]

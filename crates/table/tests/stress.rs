@@ -11,6 +11,7 @@ use std::thread;
 
 use nlkit_table::{
     status, Clock, ConnConfig, ConnTable, GcBudget, ManualClock, NewConn, NullsTable, Tuple,
+    WordTable,
 };
 
 /// Tiny deterministic PRNG (xorshift64*), so the test needs no seeding machinery.
@@ -103,6 +104,67 @@ fn nulls_table_lookups_never_misread() {
     println!("stats: {stats:?}");
     t.retain(|_, _| false);
     assert!(t.is_empty());
+    for k in 0..CAP as u64 {
+        t.insert(k, k).expect("a slot leaked");
+    }
+}
+
+/// `WordTable`: reference-free reads racing with inserts, removes (slot reuse) and in-place
+/// replaces never return a value of another key, and never miss a key present throughout.
+#[test]
+fn word_table_reads_never_misread() {
+    const CAP: usize = 96;
+    const STABLE: u64 = 32;
+    let t: WordTable<u64> = WordTable::with_buckets(CAP, 16);
+    for k in 0..STABLE {
+        t.insert(k, value_of(k, 0)).unwrap();
+    }
+    let stop = AtomicBool::new(false);
+    thread::scope(|s| {
+        for w in 0..2u64 {
+            let (t, stop) = (&t, &stop);
+            s.spawn(move || {
+                let mut rng = Rng(0x5157_0000 + w);
+                for i in 0..OPS as u64 {
+                    let k = if rng.below(8) == 0 {
+                        rng.below(STABLE) // in-place replace of a stable key
+                    } else {
+                        1000 + rng.below(200)
+                    };
+                    match rng.below(4) {
+                        _ if k < STABLE => drop(t.insert_or_replace(k, value_of(k, i))),
+                        0 | 1 => drop(t.insert(k, value_of(k, i))),
+                        2 => drop(t.remove(&k)),
+                        _ => drop(t.insert_or_replace(k, value_of(k, i))),
+                    }
+                }
+                stop.store(true, Ordering::Relaxed);
+            });
+        }
+        for r in 0..2u64 {
+            let (t, stop) = (&t, &stop);
+            s.spawn(move || {
+                let mut rng = Rng(0x4ead + r);
+                let mut n = 0;
+                while n < OPS || !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let stable = rng.below(2) == 0;
+                    let k = if stable {
+                        rng.below(STABLE)
+                    } else {
+                        1000 + rng.below(200)
+                    };
+                    match t.get(&k) {
+                        Some(v) => assert_eq!(v >> 24, k, "value of another key"),
+                        None => assert!(!stable, "missed key {k} present throughout"),
+                    }
+                }
+            });
+        }
+    });
+    println!("stats: {:?}", t.stats());
+    assert_eq!(t.len(), STABLE as usize + t.retain(|k, _| k < STABLE));
+    assert_eq!(t.retain(|_, _| false), STABLE as usize);
     for k in 0..CAP as u64 {
         t.insert(k, k).expect("a slot leaked");
     }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 
-use nlkit_table::NullsTable;
+use nlkit_table::{NullsTable, WordTable};
 use parking_lot::RwLock;
 
 pub type Fold = foldhash::fast::RandomState;
@@ -124,6 +124,24 @@ impl BenchMap<u64> for NullsTable<u64, u64> {
     }
     fn sweep(&self, now: u64) -> usize {
         self.retain(|_, v| *v >= now)
+    }
+}
+
+impl BenchMap<u64> for WordTable<u64> {
+    fn get(&self, k: &u64) -> bool {
+        WordTable::get(self, k).map(std::hint::black_box).is_some()
+    }
+    fn insert(&self, k: u64, v: u64) -> bool {
+        WordTable::insert(self, k, v).is_ok()
+    }
+    fn remove(&self, k: &u64) -> bool {
+        WordTable::remove(self, k)
+    }
+    fn upsert(&self, k: u64, v: u64) {
+        let _ = self.insert_or_replace(k, v);
+    }
+    fn sweep(&self, now: u64) -> usize {
+        self.retain(|_, v| v >= now)
     }
 }
 
