@@ -5,12 +5,11 @@
 //! * **nlkit**: a [`SharedDump`] consumed by 1, 2 or 4 threads, each decoding every message
 //!   into a typed view (`RouteView` / `EntryView`) and inserting a key into its own map;
 //! * **commands** (`nlkit route show`, `ip route show`, `conntrack -L`, …) run with their
-//!   output sent to `/dev/null`, timed from spawn to exit, with the peak resident memory the
-//!   kernel reports for that child (`wait4`'s `ru_maxrss`).
+//!   output sent to `/dev/null`, timed from spawn to exit, with the child's own peak resident
+//!   memory (`VmHWM`).
 
 use std::collections::HashMap;
-use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -143,35 +142,47 @@ pub fn shared_dump(protocol: Protocol, request: &MessageBuilder, threads: usize)
     })
 }
 
+/// The child's own peak resident memory so far (`VmHWM`), in KiB.
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Runs `program args…` with stdout to `/dev/null`; returns its time and peak memory.
+///
+/// The peak is the child's `VmHWM`, polled every 2 ms until it exits (the last reading
+/// before exit). `wait4`'s `ru_maxrss` cannot be used: Linux carries the parent's high-water
+/// mark into the child across `fork`/`exec`, so every child would report the benchmark's own
+/// footprint.
 pub fn command(program: &str, args: &[&str]) -> Result<Sample> {
     let start = Instant::now();
-    let child = Command::new(program)
+    let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .with_context(|| format!("cannot run {program}"))?;
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value for the kernel to overwrite.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is our unreaped child (std's `Child` is dropped without waiting);
-    // `status` and `usage` are valid for writes.
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let pid = child.id();
+    let mut peak = 0;
+    let status = loop {
+        if let Some(k) = vm_hwm_kib(pid) {
+            peak = peak.max(k);
+        }
+        if let Some(st) = child.try_wait()? {
+            break st;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
     let secs = start.elapsed().as_secs_f64();
-    if r < 0 {
-        return Err(std::io::Error::last_os_error()).context("wait4");
-    }
-    drop(child);
-    if !ExitStatus::from_raw(status).success() {
+    if !status.success() {
         bail!("{program} {} failed", args.join(" "));
     }
     Ok(Sample {
         messages: 0,
         secs,
-        peak_kib: Some(usage.ru_maxrss as u64),
+        peak_kib: Some(peak),
     })
 }
 

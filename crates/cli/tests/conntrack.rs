@@ -38,6 +38,17 @@ netns_test! {
         assert_eq!(ok(&["ct", "list", "-s", "10.1.1.1"]).lines().count(), 1);
         let j: serde_json::Value = serde_json::from_str(&ok(&["-j", "ct", "list"])).unwrap();
         assert_eq!(j.as_array().unwrap().len(), 501);
+        // A shared dump over two threads lists the same entries (timeouts aside).
+        let untimed = |s: &str| -> std::collections::BTreeSet<String> {
+            s.lines().map(|l| {
+                let mut w: Vec<&str> = l.split_whitespace().collect();
+                w.remove(2);
+                w.join(" ")
+            }).collect()
+        };
+        assert_eq!(untimed(&ok(&["--threads", "2", "ct", "list"])), untimed(&all));
+        let jt: serde_json::Value = serde_json::from_str(&ok(&["-j", "--threads", "2", "ct", "list"])).unwrap();
+        assert_eq!(jt.as_array().unwrap().len(), 501);
         // conntrack(8), when installed, sees the same entries.
         if nlkit_testns::have_command("conntrack") {
             let out = nlkit_testns::run("conntrack", &["-L"]);

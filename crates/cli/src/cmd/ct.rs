@@ -11,6 +11,7 @@ use nlkit_conntrack::request::{DumpFilter, TupleFilter};
 use nlkit_conntrack::{Entry, EntryView, EventKind, Tuple};
 use nlkit_wire::consts::*;
 
+use super::shared::SharedListing;
 use super::{action, stdout, unknown_action, Ctx, Sink, Source};
 use crate::args::UsageError;
 use crate::cli::{CtArgs, CtFilter};
@@ -103,9 +104,34 @@ fn dump_filter(ctx: &Ctx, f: &CtFilter) -> Result<DumpFilter> {
 
 fn list(ctx: &Ctx, f: &CtFilter) -> Result<()> {
     let filter = dump_filter(ctx, f)?;
-    let mut src = Source::open(ctx, Protocol::Netfilter)?;
     let mut req = MessageBuilder::new();
     nlkit_conntrack::request::dump(&mut req, 0, &filter)?;
+    if ctx.threads > 1 && ctx.mirror.is_none() {
+        let listing = SharedListing::new(ctx.json)?;
+        let shown = std::sync::atomic::AtomicU64::new(0);
+        listing.dump(Protocol::Netfilter, &mut req, ctx.threads, |m, chunk| {
+            let e = EntryView::parse(m)?;
+            if !filter.matches(&e) {
+                return Ok(false);
+            }
+            if ctx.json {
+                serde_json::to_writer(&mut *chunk, &entry_json(&e))?;
+            } else {
+                writeln!(chunk, "{}", entry_text(&e))?;
+            }
+            shown.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(true)
+        })?;
+        listing.finish()?;
+        if !ctx.json {
+            eprintln!(
+                "nlkit (conntrack): {} flow entries have been shown.",
+                shown.into_inner()
+            );
+        }
+        return Ok(());
+    }
+    let mut src = Source::open(ctx, Protocol::Netfilter)?;
     let mut sink = Sink::new(ctx.json);
     let mut shown = 0u64;
     let res = src.dump(&mut req, |m| {

@@ -18,6 +18,7 @@ mod link;
 mod monitor;
 mod neigh;
 mod route;
+mod shared;
 
 /// Settings every command shares (from the global flags).
 #[derive(Debug, Clone)]

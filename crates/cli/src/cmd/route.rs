@@ -8,11 +8,11 @@ use nlkit_route::fmt::{route_json, route_text, LinkNames, RouteFmt};
 use nlkit_route::names::{parse_protocol, parse_route_type, parse_scope, parse_table};
 use nlkit_route::request::{self, RouteFilter, RouteLookup, RouteOp};
 use nlkit_route::{ops, NextHop, Route, RouteView};
-use nlkit_socket::{DumpBuffer, Pool, Protocol, SharedDump};
+use nlkit_socket::Protocol;
 use nlkit_wire::consts::*;
 use nlkit_wire::MessageBuilder;
-use parking_lot::Mutex;
 
+use super::shared::SharedListing;
 use super::{action, ifindex, link_names, route_socket, stdout, unknown_action, Ctx, Sink, Source};
 use crate::args::{Keywords, Prefix, UsageError};
 use crate::cli::ObjectArgs;
@@ -135,95 +135,26 @@ fn show(ctx: &Ctx, args: &[String]) -> Result<()> {
     sink.finish(res)
 }
 
-/// `--threads N`: N threads share one kernel dump, each with its own buffer; each formats
-/// into its own chunk and writes whole chunks to stdout. Every route appears exactly once;
-/// the order between chunks is not the kernel's.
+/// `--threads N`: see [`SharedListing`].
 fn show_shared(ctx: &Ctx, sel: &Selection, names: &LinkNames) -> Result<()> {
-    let out = Mutex::new((
-        std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
-        0usize,
-    ));
-    if ctx.json {
-        out.lock().0.write_all(b"[")?;
-    }
+    let listing = SharedListing::new(ctx.json)?;
     for &fam in &sel.families {
-        dump_shared(ctx, sel, names, fam, &out)?;
+        let mut req = MessageBuilder::new();
+        request::dump_routes(&mut req, 0, fam, &sel.filter)?;
+        listing.dump(Protocol::Route, &mut req, ctx.threads, |m, chunk| {
+            let r = RouteView::parse(m)?;
+            if !sel.keep(&r) {
+                return Ok(false);
+            }
+            if ctx.json {
+                serde_json::to_writer(&mut *chunk, &route_json(&r, names, sel.fmt))?;
+            } else {
+                writeln!(chunk, "{}", route_text(&r, names, sel.fmt))?;
+            }
+            Ok(true)
+        })?;
     }
-    let mut o = out.into_inner();
-    if ctx.json {
-        o.0.write_all(b"]\n")?;
-    }
-    o.0.flush()?;
-    Ok(())
-}
-
-type SharedOut = Mutex<(std::io::BufWriter<std::io::Stdout>, usize)>;
-
-fn dump_shared(
-    ctx: &Ctx,
-    sel: &Selection,
-    names: &LinkNames,
-    family: u8,
-    out: &SharedOut,
-) -> Result<()> {
-    let mut req = MessageBuilder::new();
-    request::dump_routes(&mut req, 0, family, &sel.filter)?;
-    let dump = SharedDump::start(Pool::shared(Protocol::Route), &mut req)?;
-    let json = ctx.json;
-    let results: Vec<Result<()>> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..ctx.threads)
-            .map(|_| {
-                s.spawn(|| -> Result<()> {
-                    let mut buf = DumpBuffer::new();
-                    let mut chunk: Vec<u8> = Vec::with_capacity(1 << 16);
-                    let mut items = 0usize;
-                    let flush = |chunk: &mut Vec<u8>, items: &mut usize| -> Result<()> {
-                        let mut o = out.lock();
-                        if json && o.1 > 0 && *items > 0 {
-                            o.0.write_all(b",")?;
-                        }
-                        o.0.write_all(chunk)?;
-                        o.1 += *items;
-                        chunk.clear();
-                        *items = 0;
-                        Ok(())
-                    };
-                    while let Some(m) = dump.next(&mut buf)? {
-                        let r = RouteView::parse(&m)?;
-                        if !sel.keep(&r) {
-                            continue;
-                        }
-                        if json {
-                            if items > 0 {
-                                chunk.push(b',');
-                            }
-                            serde_json::to_writer(&mut chunk, &route_json(&r, names, sel.fmt))?;
-                        } else {
-                            writeln!(chunk, "{}", route_text(&r, names, sel.fmt))?;
-                        }
-                        items += 1;
-                        if chunk.len() >= 1 << 16 {
-                            flush(&mut chunk, &mut items)?;
-                        }
-                    }
-                    flush(&mut chunk, &mut items)
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| {
-                w.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a dump thread panicked")))
-            })
-            .collect()
-    });
-    let outcome = dump.finish();
-    for r in results {
-        r?;
-    }
-    outcome?;
-    Ok(())
+    listing.finish()
 }
 
 fn get(ctx: &Ctx, args: &[String]) -> Result<()> {
