@@ -46,6 +46,7 @@ mod error;
 pub mod fuzzing;
 mod header;
 mod msg;
+pub mod text;
 
 pub use ack::{DoneMsg, ErrorMsg, ExtAck, KernelError};
 pub use attr::{Attr, Attrs};

@@ -11,7 +11,7 @@ use nlkit_conntrack::request::{DumpFilter, TupleFilter};
 use nlkit_conntrack::{Entry, EntryView, EventKind, Tuple};
 use nlkit_wire::consts::*;
 
-use super::shared::SharedListing;
+use super::shared::{push_line, SharedListing};
 use super::{action, stdout, unknown_action, Ctx, Sink, Source};
 use crate::args::UsageError;
 use crate::cli::{CtArgs, CtFilter};
@@ -117,7 +117,7 @@ fn list(ctx: &Ctx, f: &CtFilter) -> Result<()> {
             if ctx.json {
                 serde_json::to_writer(&mut *chunk, &entry_json(&e))?;
             } else {
-                writeln!(chunk, "{}", entry_text(&e))?;
+                push_line(chunk, entry_text(&e));
             }
             shown.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Ok(true)

@@ -171,6 +171,8 @@ pub struct Sink {
     /// A running count on stderr, only when stderr is a terminal and stdout is not (the
     /// listing goes to a file or a pipe): never mixed into the listing, nothing when piped.
     progress: Option<indicatif::ProgressBar>,
+    /// The current text line: rendered through `fmt::Write` (cheap), written out once.
+    line: String,
 }
 
 impl Sink {
@@ -185,6 +187,7 @@ impl Sink {
             json,
             items: 0,
             progress,
+            line: String::with_capacity(256),
         };
         if json {
             let r = s.out.write_all(b"[");
@@ -218,7 +221,10 @@ impl Sink {
                 .write_all(sep.as_bytes())
                 .and_then(|_| serde_json::to_writer(&mut self.out, &json).map_err(Into::into))
         } else {
-            writeln!(self.out, "{text}")
+            use std::fmt::Write as _;
+            self.line.clear();
+            let _ = writeln!(self.line, "{text}");
+            self.out.write_all(self.line.as_bytes())
         };
         self.items += 1;
         if let Some(p) = &self.progress {

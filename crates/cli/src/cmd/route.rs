@@ -12,7 +12,7 @@ use nlkit_socket::Protocol;
 use nlkit_wire::consts::*;
 use nlkit_wire::MessageBuilder;
 
-use super::shared::SharedListing;
+use super::shared::{push_line, SharedListing};
 use super::{action, ifindex, link_names, route_socket, stdout, unknown_action, Ctx, Sink, Source};
 use crate::args::{Keywords, Prefix, UsageError};
 use crate::cli::ObjectArgs;
@@ -149,7 +149,7 @@ fn show_shared(ctx: &Ctx, sel: &Selection, names: &LinkNames) -> Result<()> {
             if ctx.json {
                 serde_json::to_writer(&mut *chunk, &route_json(&r, names, sel.fmt))?;
             } else {
-                writeln!(chunk, "{}", route_text(&r, names, sel.fmt))?;
+                push_line(chunk, route_text(&r, names, sel.fmt));
             }
             Ok(true)
         })?;

@@ -12,6 +12,21 @@ use parking_lot::Mutex;
 /// Bytes a thread collects before it takes the output lock.
 const CHUNK: usize = 1 << 16;
 
+/// Appends `text` and a newline to `chunk`, rendering through `fmt::Write` into a reused
+/// line buffer (much cheaper than `io::Write`'s formatting adapter for many small pieces).
+pub fn push_line(chunk: &mut Vec<u8>, text: impl std::fmt::Display) {
+    use std::fmt::Write as _;
+    thread_local! {
+        static LINE: std::cell::RefCell<String> = std::cell::RefCell::new(String::with_capacity(256));
+    }
+    LINE.with(|l| {
+        let mut l = l.borrow_mut();
+        l.clear();
+        let _ = writeln!(l, "{text}");
+        chunk.extend_from_slice(l.as_bytes());
+    });
+}
+
 /// Standard output shared by the dump threads.
 pub struct SharedListing {
     /// The writer, and how many items it has received (for JSON separators).

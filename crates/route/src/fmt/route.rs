@@ -7,6 +7,8 @@ use nlkit_wire::consts::*;
 use serde::ser::SerializeMap;
 
 use super::{name_list, AsStr, LinkNames};
+use nlkit_wire::text::{Ip, Num};
+
 use crate::names::{self, Protocol, RouteType, Scope, Table};
 use crate::RouteView;
 
@@ -49,8 +51,8 @@ struct Prefix(Option<IpAddr>, u8, u8);
 impl fmt::Display for Prefix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
-            Some(a) if self.1 == host_len(self.2) => write!(f, "{a}"),
-            Some(a) => write!(f, "{a}/{}", self.1),
+            Some(a) if self.1 == host_len(self.2) => write!(f, "{}", Ip(a)),
+            Some(a) => write!(f, "{}/{}", Ip(a), Num(self.1)),
             None if self.1 != 0 => write!(f, "0/{}", self.1),
             None => f.write_str("default"),
         }
@@ -119,7 +121,7 @@ impl fmt::Display for RouteText<'_, '_, '_> {
                 let fam = if gw.is_ipv4() { "inet" } else { "inet6" };
                 write!(f, "via {fam} {gw} ")?;
             } else {
-                write!(f, "via {gw} ")?;
+                write!(f, "via {} ", Ip(gw))?;
             }
         }
         if let Some(o) = r.oif().filter(|_| self.opts.show_dev) {
@@ -138,10 +140,10 @@ impl fmt::Display for RouteText<'_, '_, '_> {
             }
         }
         if let Some(s) = r.prefsrc() {
-            write!(f, "src {s} ")?;
+            write!(f, "src {} ", Ip(s))?;
         }
         if let Some(p) = r.priority() {
-            write!(f, "metric {p} ")?;
+            write!(f, "metric {} ", Num(p))?;
         }
         for n in flag_names(r.flags()) {
             write!(f, "{n} ")?;
@@ -178,7 +180,7 @@ impl fmt::Display for RouteText<'_, '_, '_> {
         for nh in r.nexthops() {
             f.write_str("\n\tnexthop ")?;
             if let Some(gw) = nh.gateway {
-                write!(f, "via {gw} ")?;
+                write!(f, "via {} ", Ip(gw))?;
             }
             if nh.ifindex != 0 {
                 write!(f, "dev {} ", self.names.name(nh.ifindex))?;
