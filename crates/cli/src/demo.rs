@@ -146,18 +146,24 @@ fn demo(args: &DemoArgs, path: &std::path::Path) -> Result<()> {
     ));
     let mut client = MirrorClient::connect(path)?;
     let raw = raw_walk(Protocol::Route, &measure::route_dump_request())?;
-    let t = Instant::now();
-    let served = client.dump(&mut measure::route_dump_request())?;
-    let d = t.elapsed().as_secs_f64();
-    lines.push(line(
-        "mirror serves the route dump",
-        Some(d),
-        format!(
-            "{} messages, {:.1}× faster than the kernel",
-            served.messages().count(),
-            raw.secs / d
-        ),
-    ));
+    // The first dump after a change renders the table's chunks; later ones send them.
+    for what in [
+        "mirror serves the route dump (first)",
+        "mirror serves the route dump (cached)",
+    ] {
+        let t = Instant::now();
+        let served = client.dump(&mut measure::route_dump_request())?;
+        let d = t.elapsed().as_secs_f64();
+        lines.push(line(
+            what,
+            Some(d),
+            format!(
+                "{} messages, {:.1}× the kernel's speed",
+                served.messages().count(),
+                raw.secs / d
+            ),
+        ));
+    }
 
     // Conntrack lookups straight from the mirror's lock-free table.
     if n_ct > 0 {
