@@ -103,16 +103,18 @@ impl Source {
         }
     }
 
-    /// Runs the dump in `req` and calls `f` for each object message, streaming from the
-    /// kernel (the mirror's dump arrives whole, retried until consistent).
+    /// Runs the dump in `req` and calls `f` for each object message, in the kernel's order,
+    /// streaming from the kernel with a receive thread ahead of this one (the mirror's dump
+    /// arrives whole, retried until consistent).
     pub fn dump(
         &mut self,
         req: &mut nlkit_wire::MessageBuilder,
         mut f: impl FnMut(&nlkit_wire::Message<'_>) -> nlkit_socket::Result<()>,
     ) -> Result<()> {
         match self {
+            // Pipelined: the kernel produces the next chunk while this thread formats.
             Source::Kernel(sock) => {
-                nlkit_route::ops::dump_raw(sock, req, |m| f(m))?;
+                sock.dump_pipelined(req, |m| f(m))?;
             }
             Source::Mirror(client) => {
                 let reply = client.dump(req)?;

@@ -6,7 +6,7 @@
 use nlkit_wire::consts::*;
 use nlkit_wire::{DoneMsg, ErrorMsg, Message, MessageBuilder};
 
-use crate::{Error, RecvBuffer, Socket};
+use crate::{Error, RecvBuffer, Result, Socket};
 
 /// What a finished [`Socket::dump`] reports besides its messages.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -48,54 +48,181 @@ impl Socket {
         req: &mut MessageBuilder,
         mut f: impl FnMut(&Message<'_>) -> Result<(), E>,
     ) -> Result<DumpEnd, E> {
+        let seq = self.send_dump(req)?;
+        let mut buf = RecvBuffer::new();
+        let mut state = Absorb::new(seq);
+        loop {
+            self.recv(&mut buf)?;
+            if let Some(r) = state.absorb(&mut buf, &mut f) {
+                return r;
+            }
+        }
+    }
+
+    /// Like [`dump`](Self::dump), with the kernel and the caller working at the same time: a
+    /// helper thread keeps a `recvmsg` outstanding (during which the kernel produces the next
+    /// chunk) while the calling thread runs `f` on the previous datagram. Messages still reach
+    /// `f` in the kernel's order, on the calling thread; three buffers circulate, so memory
+    /// stays flat.
+    ///
+    /// This is what an ordered listing wants on a machine with two cores: a single thread
+    /// pays for the kernel's chunk production and its own per-message work one after the
+    /// other; here they overlap. (A [`SharedDump`](crate::SharedDump) spreads the per-message
+    /// work over threads instead, and gives up the order.)
+    ///
+    /// ```no_run
+    /// use nlkit_socket::{Protocol, Socket};
+    /// use nlkit_wire::{consts::*, RtMsg, MessageBuilder};
+    /// let mut sock = Socket::open(Protocol::Route)?;
+    /// let mut req = MessageBuilder::new();
+    /// req.begin(RTM_GETROUTE, 0, 0);
+    /// req.header(&RtMsg { family: AF_INET, ..Default::default() });
+    /// req.finish().unwrap();
+    /// let end = sock.dump_pipelined(&mut req, |_m| Ok::<(), nlkit_socket::Error>(()))?;
+    /// println!("{} routes", end.received);
+    /// # Ok::<(), nlkit_socket::Error>(())
+    /// ```
+    pub fn dump_pipelined<E: From<Error>>(
+        &mut self,
+        req: &mut MessageBuilder,
+        mut f: impl FnMut(&Message<'_>) -> Result<(), E>,
+    ) -> Result<DumpEnd, E> {
+        use std::sync::mpsc::sync_channel;
+        let seq = self.send_dump(req)?;
+        // Filled buffers go to the caller in order; empty ones come back for reuse.
+        let (full_tx, full_rx) = sync_channel::<Result<RecvBuffer>>(2);
+        let (free_tx, free_rx) = sync_channel::<RecvBuffer>(3);
+        for _ in 0..3 {
+            let _ = free_tx.send(RecvBuffer::new());
+        }
+        let sock = &mut *self;
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                // Until the caller stops taking buffers or the dump ends.
+                while let Ok(mut buf) = free_rx.recv() {
+                    let r = sock.recv(&mut buf).map(|()| {
+                        let last = ends_dump(&buf, seq);
+                        (buf, last)
+                    });
+                    match r {
+                        Ok((buf, last)) => {
+                            if full_tx.send(Ok(buf)).is_err() || last {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            let _ = full_tx.send(Err(e));
+                            return;
+                        }
+                    }
+                }
+            });
+            let mut state = Absorb::new(seq);
+            for item in full_rx.iter() {
+                let mut buf = item?;
+                if let Some(r) = state.absorb(&mut buf, &mut f) {
+                    return r;
+                }
+                let _ = free_tx.send(buf);
+            }
+            Err(Error::Unexpected("dump ended without NLMSG_DONE").into())
+        })
+    }
+
+    /// Marks `req` as a dump request with a fresh sequence number and sends it.
+    fn send_dump(&mut self, req: &mut MessageBuilder) -> Result<u32> {
         let bytes = req.as_bytes_mut();
         if bytes.len() < 16 {
-            return Err(Error::Unexpected("a dump request must be one finished message").into());
+            return Err(Error::Unexpected(
+                "a dump request must be one finished message",
+            ));
         }
         let seq = self.alloc_seq(1);
         let flags = u16::from_ne_bytes([bytes[6], bytes[7]]) | NLM_F_REQUEST | NLM_F_DUMP;
         bytes[6..8].copy_from_slice(&flags.to_ne_bytes());
         bytes[8..12].copy_from_slice(&seq.to_ne_bytes());
         self.send(req.as_bytes())?;
-        let mut buf = RecvBuffer::new();
-        let mut end = DumpEnd::default();
-        let mut failed: Option<E> = None;
-        loop {
-            self.recv(&mut buf)?;
-            while let Some(m) = buf.next_message() {
-                let m = m.map_err(E::from)?;
-                if m.seq() != seq {
-                    continue;
+        Ok(seq)
+    }
+}
+
+/// True when the datagram in `buf` ends dump `seq` (its `NLMSG_DONE` or an error).
+fn ends_dump(buf: &RecvBuffer, seq: u32) -> bool {
+    buf.messages()
+        .any(|m| m.is_ok_and(|m| m.seq() == seq && matches!(m.ty(), NLMSG_DONE | NLMSG_ERROR)))
+        || buf.messages().any(|m| m.is_err())
+}
+
+/// The per-datagram part of a dump: deliver messages, remember a callback's error, finish on
+/// `NLMSG_DONE` or a kernel error.
+struct Absorb<E> {
+    seq: u32,
+    end: DumpEnd,
+    /// The callback's first error; the rest of the dump is then read and discarded.
+    failed: Option<E>,
+}
+
+impl<E: From<Error>> Absorb<E> {
+    fn new(seq: u32) -> Self {
+        Absorb {
+            seq,
+            end: DumpEnd::default(),
+            failed: None,
+        }
+    }
+
+    /// Handles one datagram; returns the dump's outcome once it is over.
+    fn absorb(
+        &mut self,
+        buf: &mut RecvBuffer,
+        f: &mut impl FnMut(&Message<'_>) -> Result<(), E>,
+    ) -> Option<Result<DumpEnd, E>> {
+        while let Some(m) = buf.next_message() {
+            let m = match m {
+                Ok(m) => m,
+                Err(e) => return Some(Err(e.into())),
+            };
+            if m.seq() != self.seq {
+                continue;
+            }
+            self.end.interrupted |= m.flags() & NLM_F_DUMP_INTR != 0;
+            match m.ty() {
+                NLMSG_DONE => {
+                    let d = match DoneMsg::parse(&m) {
+                        Ok(d) => d,
+                        Err(e) => return Some(Err(Error::Protocol(e).into())),
+                    };
+                    self.end.interrupted |= d.interrupted;
+                    if let Some(e) = self.failed.take() {
+                        return Some(Err(e));
+                    }
+                    return Some(match d.to_error() {
+                        Some(k) => Err(Error::Kernel(k).into()),
+                        None => Ok(self.end),
+                    });
                 }
-                end.interrupted |= m.flags() & NLM_F_DUMP_INTR != 0;
-                match m.ty() {
-                    NLMSG_DONE => {
-                        let d = DoneMsg::parse(&m).map_err(|e| E::from(Error::Protocol(e)))?;
-                        end.interrupted |= d.interrupted;
-                        if let Some(e) = failed {
-                            return Err(e);
-                        }
-                        return match d.to_error() {
-                            Some(k) => Err(Error::Kernel(k).into()),
-                            None => Ok(end),
-                        };
+                NLMSG_ERROR => {
+                    let e = match ErrorMsg::parse(&m) {
+                        Ok(e) => e,
+                        Err(e) => return Some(Err(Error::Protocol(e).into())),
+                    };
+                    if let Some(k) = e.to_error() {
+                        return Some(Err(self
+                            .failed
+                            .take()
+                            .unwrap_or_else(|| Error::Kernel(k).into())));
                     }
-                    NLMSG_ERROR => {
-                        let e = ErrorMsg::parse(&m).map_err(|e| E::from(Error::Protocol(e)))?;
-                        if let Some(k) = e.to_error() {
-                            return Err(failed.unwrap_or_else(|| Error::Kernel(k).into()));
-                        }
-                    }
-                    NLMSG_NOOP => {}
-                    _ if failed.is_some() => {}
-                    _ => {
-                        end.received += 1;
-                        if let Err(e) = f(&m) {
-                            failed = Some(e);
-                        }
+                }
+                NLMSG_NOOP => {}
+                _ if self.failed.is_some() => {}
+                _ => {
+                    self.end.received += 1;
+                    if let Err(e) = f(&m) {
+                        self.failed = Some(e);
                     }
                 }
             }
         }
+        None
     }
 }
