@@ -273,8 +273,13 @@ impl CtStore {
     }
 
     /// One incremental gc step: removes expired connections; returns how many.
+    ///
+    /// Expiry does not bump the change sequence. A gc step runs every second, so bracketing it
+    /// would flag every dump longer than a second as interrupted (a million-entry dump never
+    /// got through). An entry expiring during a dump is not an inconsistency a client can act
+    /// on — the kernel's own ctnetlink dumps never set `NLM_F_DUMP_INTR` — and the table stays
+    /// safe to read either way; creates, updates, deletes and sweeps still count as changes.
     pub(crate) fn gc(&self) -> u32 {
-        let _w = self.seq.write();
         let r = self.table.gc_step(GcBudget::default());
         self.expired
             .fetch_add(u64::from(r.expired), Ordering::Relaxed);
