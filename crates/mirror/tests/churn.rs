@@ -12,15 +12,15 @@ use nlkit_mirror::TableId;
 use nlkit_wire::consts::*;
 
 nlkit_testns::netns_test! {
-    /// Route adds and deletes (20,000 by default; `NLKIT_MIRROR_CHURN=100000` for the issue's
-    /// size), veth pairs created, flapped and deleted, conntrack creates and deletes — all
+    /// Route adds and deletes (100,000 by default, the size; `NLKIT_MIRROR_CHURN=N` to change
+    /// it), veth pairs created, flapped and deleted, conntrack creates and deletes — all
     /// while mirroring; then every table converges to the kernel's.
     fn churn_then_equal() {
         let v = nlkit_testns::veth_pair("ca", "cb");
         nlkit_testns::add_addr(v.a_index, "10.0.0.1".parse().unwrap(), 24);
         nlkit_testns::add_addr(v.a_index, "fd00::1".parse().unwrap(), 64);
         let m = start("churn", |_| {});
-        let n = churn_size(20_000);
+        let n = churn_size(100_000);
         let ct_on = m.mirrors_conntrack();
         std::thread::scope(|s| {
             s.spawn(|| assert_eq!(route_churn(v.a_index, n / 2, 0), 0));
@@ -40,9 +40,8 @@ nlkit_testns::netns_test! {
             if ct_on {
                 s.spawn(|| {
                     let mut ct = KernelSocket::open(NETLINK_NETFILTER, 0).unwrap();
-                    let half = n / 4;
-                    assert_eq!(conntrack(&mut ct, true, 0..half, 5), 0);
-                    assert_eq!(conntrack(&mut ct, false, 0..half / 2, 5), 0);
+                    assert_eq!(conntrack(&mut ct, true, 0..n, 5), 0);
+                    assert_eq!(conntrack(&mut ct, false, 0..n / 2, 5), 0);
                 });
             }
         });
@@ -63,7 +62,7 @@ nlkit_testns::netns_test! {
             c.event_rcvbuf = 4096;
             c.event_rcvbuf_max = 8192;
         });
-        let n = churn_size(20_000);
+        let n = churn_size(100_000);
         assert_eq!(route_churn(v.a_index, n / 2, 0), 0);
         assert_converges(&m, &RTNL, Duration::from_secs(30));
         let mm = m.metrics();
