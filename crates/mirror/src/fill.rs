@@ -22,7 +22,7 @@ use crate::tables::{TableId, TableSet, Tables};
 /// Attempts per table before a still-inconsistent dump is accepted (and logged).
 pub(crate) const MAX_ATTEMPTS: u32 = 5;
 
-/// The dump request for a table.
+/// The dump request for a table (see [`TableId::dump_request`]).
 pub(crate) fn dump_request(t: TableId) -> (Protocol, MessageBuilder) {
     let mut b = MessageBuilder::new();
     let flags = NLM_F_REQUEST | NLM_F_DUMP;

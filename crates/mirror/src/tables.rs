@@ -42,6 +42,30 @@ impl TableId {
         TableId::Conntrack,
     ];
 
+    /// The rtnetlink tables (every table but conntrack).
+    pub const RTNL: [TableId; 7] = [
+        TableId::Links,
+        TableId::Addrs4,
+        TableId::Addrs6,
+        TableId::Routes4,
+        TableId::Routes6,
+        TableId::Neigh4,
+        TableId::Neigh6,
+    ];
+
+    /// The dump request that lists this table — from the kernel or from the mirror, which
+    /// answers the same requests — with the Netlink protocol to send it on.
+    ///
+    /// ```
+    /// use nlkit_mirror::TableId;
+    /// let (proto, req) = TableId::Routes6.dump_request();
+    /// assert_eq!(proto, nlkit_socket::Protocol::Route);
+    /// assert!(!req.as_bytes().is_empty());
+    /// ```
+    pub fn dump_request(self) -> (nlkit_socket::Protocol, nlkit_wire::MessageBuilder) {
+        crate::fill::dump_request(self)
+    }
+
     /// The name used in metrics and logs.
     ///
     /// ```

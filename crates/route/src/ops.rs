@@ -73,8 +73,14 @@ pub fn dump_raw(
     })
 }
 
-fn run(sock: &mut Socket, req: &mut MessageBuilder) -> Result<()> {
-    sock.transact(req).map(|_| ())
+/// Builds one change request with `build` and runs it (ack or kernel error).
+fn change(
+    sock: &mut Socket,
+    build: impl FnOnce(&mut MessageBuilder) -> request::Built,
+) -> Result<()> {
+    let mut req = MessageBuilder::new();
+    built(build(&mut req))?;
+    sock.transact(&mut req).map(|_| ())
 }
 
 fn built(r: request::Built) -> Result<()> {
@@ -234,65 +240,47 @@ pub fn get_addr(sock: &mut Socket, ifindex: u32, local: IpAddr) -> Result<Option
 
 /// Adds, replaces or appends a route.
 pub fn add_route(sock: &mut Socket, r: &Route, op: RouteOp) -> Result<()> {
-    let mut req = MessageBuilder::new();
-    built(request::add_route(&mut req, 0, r, op))?;
-    run(sock, &mut req)
+    change(sock, |b| request::add_route(b, 0, r, op))
 }
 
 /// Deletes a route (see [`request::del_route`] for what is matched).
 pub fn del_route(sock: &mut Socket, r: &Route) -> Result<()> {
-    let mut req = MessageBuilder::new();
-    built(request::del_route(&mut req, 0, r))?;
-    run(sock, &mut req)
+    change(sock, |b| request::del_route(b, 0, r))
 }
 
 /// Adds (or replaces) an address.
 pub fn add_addr(sock: &mut Socket, a: &Address, replace: bool) -> Result<()> {
-    let mut req = MessageBuilder::new();
-    built(request::add_addr(&mut req, 0, a, replace))?;
-    run(sock, &mut req)
+    change(sock, |b| request::add_addr(b, 0, a, replace))
 }
 
 /// Deletes an address.
 pub fn del_addr(sock: &mut Socket, a: &Address) -> Result<()> {
-    let mut req = MessageBuilder::new();
-    built(request::del_addr(&mut req, 0, a))?;
-    run(sock, &mut req)
+    change(sock, |b| request::del_addr(b, 0, a))
 }
 
 /// Adds (or replaces) a neighbour entry.
 pub fn add_neigh(sock: &mut Socket, n: &Neighbour, replace: bool) -> Result<()> {
-    let mut req = MessageBuilder::new();
-    built(request::add_neigh(&mut req, 0, n, replace))?;
-    run(sock, &mut req)
+    change(sock, |b| request::add_neigh(b, 0, n, replace))
 }
 
 /// Deletes a neighbour entry.
 pub fn del_neigh(sock: &mut Socket, n: &Neighbour) -> Result<()> {
-    let mut req = MessageBuilder::new();
-    built(request::del_neigh(&mut req, 0, n))?;
-    run(sock, &mut req)
+    change(sock, |b| request::del_neigh(b, 0, n))
 }
 
 /// Sets a link up or down.
 pub fn set_link_up(sock: &mut Socket, index: u32, up: bool) -> Result<()> {
-    let mut req = MessageBuilder::new();
-    built(request::set_link_up(&mut req, 0, index, up))?;
-    run(sock, &mut req)
+    change(sock, |b| request::set_link_up(b, 0, index, up))
 }
 
 /// Sets a link's MTU.
 pub fn set_link_mtu(sock: &mut Socket, index: u32, mtu: u32) -> Result<()> {
-    let mut req = MessageBuilder::new();
-    built(request::set_link_mtu(&mut req, 0, index, mtu))?;
-    run(sock, &mut req)
+    change(sock, |b| request::set_link_mtu(b, 0, index, mtu))
 }
 
 /// Creates a veth pair and returns the indexes of `(name, peer)`.
 pub fn add_veth(sock: &mut Socket, name: &str, peer: &str) -> Result<(u32, u32)> {
-    let mut req = MessageBuilder::new();
-    built(request::add_veth(&mut req, 0, name, peer))?;
-    run(sock, &mut req)?;
+    change(sock, |b| request::add_veth(b, 0, name, peer))?;
     let a = get_link(sock, LinkRef::Name(name))?.index;
     let b = get_link(sock, LinkRef::Name(peer))?.index;
     Ok((a, b))
@@ -300,7 +288,5 @@ pub fn add_veth(sock: &mut Socket, name: &str, peer: &str) -> Result<(u32, u32)>
 
 /// Deletes a link (both ends of a veth pair).
 pub fn del_link(sock: &mut Socket, link: LinkRef<'_>) -> Result<()> {
-    let mut req = MessageBuilder::new();
-    built(request::del_link(&mut req, 0, link))?;
-    run(sock, &mut req)
+    change(sock, |b| request::del_link(b, 0, link))
 }

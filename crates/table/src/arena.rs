@@ -80,10 +80,10 @@ impl<T: ArenaSlot> Arena<T> {
             !chunk.is_null() && off < self.chunk_len((idx >> self.chunk_shift) as usize),
             "slot index from outside the arena"
         );
-        // SAFETY: `chunk` is non-null, so it was published by `grow` as a leaked boxed slice of
-        // `chunk_len` slots (checked above) that stays allocated until `Drop`, which needs
-        // `&mut self`; the returned reference borrows `self`. Slots are only ever accessed
-        // through shared references and all their reader-visible fields are atomics.
+        // A non-null chunk was published by `grow` as a leaked boxed slice of `chunk_len` slots
+        // (checked above), freed only by `Drop` (which needs `&mut self`); the reference borrows
+        // `self`, and slots are only shared, with atomic reader-visible fields.
+        // SAFETY: `chunk.add(off)` points into that live allocation, as argued above.
         unsafe { &*chunk.add(off) }
     }
 

@@ -427,10 +427,10 @@ impl<K: TableKey, V: Send + Sync> Deref for EntryRef<'_, K, V> {
             .payload
             .value
             .load(Ordering::Relaxed);
-        // SAFETY: this handle holds a reference taken with an `Acquire` CAS on a published,
-        // validated slot (or cloned from one), and the box pointer was stored before the
-        // `Release` publish. It is cleared and dropped only by the last `put`, which cannot
-        // happen while this handle lives; never-validated slots never get an `EntryRef`.
+        // This handle holds a reference taken with an `Acquire` CAS on a published, validated
+        // slot (or cloned from one); the box pointer was stored before the `Release` publish
+        // and is dropped only by the last `put`, which cannot happen while this handle lives.
+        // SAFETY: `p` points to the live boxed value, as argued above.
         unsafe { &*p }
     }
 }

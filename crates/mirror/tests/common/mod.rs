@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use nlkit_mirror::kernel::KernelSocket;
 use nlkit_mirror::{Mirror, MirrorClient, MirrorConfig, TableId, WriterMode};
 use nlkit_wire::consts::*;
-use nlkit_wire::{IfAddrMsg, IfInfoMsg, Message, MessageBuilder, Messages, NdMsg, NfGenMsg, RtMsg};
+use nlkit_wire::{IfAddrMsg, IfInfoMsg, Message, MessageBuilder, Messages, NfGenMsg, RtMsg};
 
 /// A socket path unique to this test process.
 pub fn socket_path(tag: &str) -> PathBuf {
@@ -36,64 +36,7 @@ pub fn start(tag: &str, tweak: impl FnOnce(&mut MirrorConfig)) -> Mirror {
 
 /// The dump request a client sends for a table.
 pub fn dump_request(t: TableId) -> MessageBuilder {
-    let mut b = MessageBuilder::new();
-    let f = NLM_F_REQUEST | NLM_F_DUMP;
-    match t {
-        TableId::Links => {
-            b.begin(RTM_GETLINK, f, 0);
-            b.header(&IfInfoMsg::default());
-        }
-        TableId::Addrs4 | TableId::Addrs6 => {
-            b.begin(RTM_GETADDR, f, 0);
-            let family = if t == TableId::Addrs4 {
-                AF_INET
-            } else {
-                AF_INET6
-            };
-            b.header(&IfAddrMsg {
-                family,
-                ..Default::default()
-            });
-        }
-        TableId::Routes4 | TableId::Routes6 => {
-            b.begin(RTM_GETROUTE, f, 0);
-            let family = if t == TableId::Routes4 {
-                AF_INET
-            } else {
-                AF_INET6
-            };
-            b.header(&RtMsg {
-                family,
-                ..Default::default()
-            });
-        }
-        TableId::Neigh4 | TableId::Neigh6 => {
-            b.begin(RTM_GETNEIGH, f, 0);
-            let family = if t == TableId::Neigh4 {
-                AF_INET
-            } else {
-                AF_INET6
-            };
-            b.header(&NdMsg {
-                family,
-                ..Default::default()
-            });
-        }
-        TableId::Conntrack => {
-            b.begin(
-                nfnl_msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET),
-                f,
-                0,
-            );
-            b.header(&NfGenMsg {
-                family: AF_UNSPEC,
-                version: NFNETLINK_V0,
-                res_id: 0,
-            });
-        }
-    }
-    b.finish().unwrap();
-    b
+    t.dump_request().1
 }
 
 /// An entry's identity and the part of its content that must match the kernel's.
@@ -358,15 +301,7 @@ pub fn conntrack(
 }
 
 /// The rtnetlink tables.
-pub const RTNL: [TableId; 7] = [
-    TableId::Links,
-    TableId::Addrs4,
-    TableId::Addrs6,
-    TableId::Routes4,
-    TableId::Routes6,
-    TableId::Neigh4,
-    TableId::Neigh6,
-];
+pub const RTNL: [TableId; 7] = TableId::RTNL;
 
 /// Sets a link administratively up or down.
 pub fn set_link(index: u32, up: bool) {
