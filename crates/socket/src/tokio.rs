@@ -80,6 +80,42 @@ impl AsyncSocket {
         }
     }
 
+    /// Like [`Socket::dump`], awaiting each datagram instead of blocking: `f` gets every reply
+    /// message of the dump in `req`, in order; the outcome is the same as the blocking dump's.
+    ///
+    /// ```no_run
+    /// # async fn run() -> nlkit_socket::Result<()> {
+    /// use nlkit_socket::{tokio::AsyncSocket, Protocol, Socket};
+    /// use nlkit_wire::{consts::*, IfInfoMsg, MessageBuilder};
+    /// let mut sock = AsyncSocket::new(Socket::open(Protocol::Route)?)?;
+    /// let mut req = MessageBuilder::new();
+    /// req.begin(RTM_GETLINK, 0, 0);
+    /// req.header(&IfInfoMsg::default());
+    /// req.finish().unwrap();
+    /// let end = sock.dump(&mut req, |_m| Ok::<(), nlkit_socket::Error>(())).await?;
+    /// println!("{} links", end.received);
+    /// # Ok(()) }
+    /// ```
+    pub async fn dump<E: From<Error>>(
+        &mut self,
+        req: &mut MessageBuilder,
+        mut f: impl FnMut(&nlkit_wire::Message<'_>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<crate::DumpEnd, E> {
+        let seq = self.fd.get_mut().send_dump(req)?;
+        let mut buf = std::mem::take(&mut self.buf);
+        let mut state = crate::dump::stream::Absorb::new(seq);
+        let out = loop {
+            if let Err(e) = self.recv(&mut buf).await {
+                break Err(e.into());
+            }
+            if let Some(r) = state.absorb(&mut buf, &mut f) {
+                break r;
+            }
+        };
+        self.buf = buf;
+        out
+    }
+
     /// Like [`Socket::transact`], awaiting the reply instead of blocking.
     pub async fn transact(&mut self, request: &mut MessageBuilder) -> Result<Reply> {
         let (seq, mut pending) = self.fd.get_mut().prepare_one(request)?;

@@ -14,6 +14,37 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 nlkit_testns::netns_test! {
+    /// An async dump delivers what the blocking one does.
+    fn async_dump_equals_blocking_dump() {
+        let v = nlkit_testns::veth_pair("ta", "tb");
+        nlkit_testns::add_addr(v.a_index, "10.0.0.1".parse().unwrap(), 24);
+        nlkit_testns::load_ipv4_routes(v.a_index, 3_000, 254);
+        let request = || {
+            let mut req = MessageBuilder::new();
+            req.begin(RTM_GETROUTE, 0, 0);
+            req.header(&RtMsg { family: AF_INET, ..Default::default() });
+            req.finish().unwrap();
+            req
+        };
+        let mut blocking = Vec::new();
+        Socket::open(Protocol::Route).unwrap().dump(&mut request(), |m| {
+            blocking.push(m.payload().to_vec());
+            Ok::<(), nlkit_socket::Error>(())
+        }).unwrap();
+        let asynchronous = runtime().block_on(async {
+            let mut sock = AsyncSocket::new(Socket::open(Protocol::Route).unwrap()).unwrap();
+            let mut got = Vec::new();
+            let end = sock.dump(&mut request(), |m| {
+                got.push(m.payload().to_vec());
+                Ok::<(), nlkit_socket::Error>(())
+            }).await.unwrap();
+            assert_eq!(end.received as usize, got.len());
+            got
+        });
+        assert!(blocking.len() > 3_000);
+        assert_eq!(blocking, asynchronous);
+    }
+
     fn async_transact_reply_and_error() {
         runtime().block_on(async {
             let mut sock = AsyncSocket::new(Socket::open(Protocol::Route).unwrap()).unwrap();

@@ -130,7 +130,7 @@ impl Socket {
     }
 
     /// Marks `req` as a dump request with a fresh sequence number and sends it.
-    fn send_dump(&mut self, req: &mut MessageBuilder) -> Result<u32> {
+    pub(crate) fn send_dump(&mut self, req: &mut MessageBuilder) -> Result<u32> {
         let bytes = req.as_bytes_mut();
         if bytes.len() < 16 {
             return Err(Error::Unexpected(
@@ -155,7 +155,7 @@ fn ends_dump(buf: &RecvBuffer, seq: u32) -> bool {
 
 /// The per-datagram part of a dump: deliver messages, remember a callback's error, finish on
 /// `NLMSG_DONE` or a kernel error.
-struct Absorb<E> {
+pub(crate) struct Absorb<E> {
     seq: u32,
     end: DumpEnd,
     /// The callback's first error; the rest of the dump is then read and discarded.
@@ -163,7 +163,7 @@ struct Absorb<E> {
 }
 
 impl<E: From<Error>> Absorb<E> {
-    fn new(seq: u32) -> Self {
+    pub(crate) fn new(seq: u32) -> Self {
         Absorb {
             seq,
             end: DumpEnd::default(),
@@ -172,7 +172,7 @@ impl<E: From<Error>> Absorb<E> {
     }
 
     /// Handles one datagram; returns the dump's outcome once it is over.
-    fn absorb(
+    pub(crate) fn absorb(
         &mut self,
         buf: &mut RecvBuffer,
         f: &mut impl FnMut(&Message<'_>) -> Result<(), E>,
