@@ -12,8 +12,8 @@ use nlkit_table::{ConnConfig, ConnInsertError, ConnRef, ConnTable, GcBudget, New
 use nlkit_wire::{align, Attrs, Message, NLA_HDRLEN, NLMSG_HDRLEN};
 
 use crate::keys::{ct_info, CtInfo};
-use crate::seq::ChangeSeq;
 use crate::store::normalize;
+use nlkit_table::ChangeSeq;
 
 /// Timeout used for entries without `CTA_TIMEOUT` (well inside the table clock's wrap range).
 const NO_TIMEOUT_MS: u32 = 1 << 30;

@@ -20,7 +20,7 @@ use nlkit_wire::consts::NLM_F_MULTI;
 use nlkit_wire::{align, NLMSG_HDRLEN};
 use parking_lot::Mutex;
 
-use crate::seq::{ChangeSeq, SeqSnapshot};
+use nlkit_table::{ChangeSeq, SeqSnapshot};
 
 /// Largest chunk (datagram) size, like the kernel's dump skbs (~32 KiB).
 pub(crate) const CHUNK: usize = 32 * 1024;

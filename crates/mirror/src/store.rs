@@ -12,7 +12,7 @@ use nlkit_table::{InsertErrorKind, NullsTable, TableKey};
 use nlkit_wire::{align, Message, Messages, NLMSG_HDRLEN};
 
 use crate::render::{RenderCache, Rendered};
-use crate::seq::{ChangeSeq, SeqSnapshot};
+use nlkit_table::{ChangeSeq, SeqSnapshot};
 
 /// A table entry: the kernel's message(s) for one key.
 ///

@@ -32,6 +32,7 @@ mod error;
 mod key;
 mod map;
 mod raw;
+mod seq;
 mod stats;
 mod sync;
 mod word;
@@ -44,6 +45,7 @@ pub use conn::{
 pub use error::{ConnInsertError, InsertError, InsertErrorKind};
 pub use key::{ByteKey, KeyWords, TableKey};
 pub use map::{EntryRef, Iter, NullsTable};
+pub use seq::{ChangeSeq, SeqSnapshot, WriteGuard};
 pub use stats::{ChangeStamp, Stats};
 pub use sync::MutexGuard;
 pub use word::WordTable;

@@ -9,7 +9,7 @@ use nlkit_wire::{align, MessageBuilder, MessageHeader, NLMSG_HDRLEN};
 use rustix::io::Errno;
 use rustix::net::{send, SendFlags};
 
-use crate::seq::{ChangeSeq, SeqSnapshot};
+use nlkit_table::{ChangeSeq, SeqSnapshot};
 
 pub(crate) use crate::render::CHUNK;
 

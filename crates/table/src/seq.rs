@@ -1,4 +1,5 @@
-//! [`ChangeSeq`]: a table's change sequence count, for lock-free dump consistency.
+//! [`ChangeSeq`]: a table's change sequence count, for lock-free dump consistency with any
+//! number of writers (the mirror keeps one per table; checked by `tests/loom_seq.rs`).
 //!
 //! The kernel's FIB used a plain counter and got the race the RTNL talk describes (a dump can
 //! start between "entry linked" and "counter bumped" and finish before the bump). A seqcount
@@ -11,7 +12,7 @@
 //! snapshot was clean and `begun` has not moved since: no write was in flight at the start and
 //! none started during the pass.
 
-use std::sync::atomic::{fence, AtomicU64, Ordering};
+use crate::sync::{fence, AtomicU64, Ordering};
 
 /// Change sequence count of one mirror table.
 ///
@@ -22,7 +23,7 @@ use std::sync::atomic::{fence, AtomicU64, Ordering};
 /// an `Acquire` fence at the end of their pass.
 ///
 /// ```
-/// use nlkit_mirror::ChangeSeq;
+/// use nlkit_table::ChangeSeq;
 /// let seq = ChangeSeq::default();
 /// let snap = seq.snapshot();
 /// assert!(!seq.changed_since(snap));
