@@ -87,25 +87,36 @@ fn built(r: request::Built) -> Result<()> {
     r.map(|_| ()).map_err(Error::Protocol)
 }
 
+/// Runs the dump in `req`, parses each message as `$view`, and passes those `$keep` accepts
+/// to `$f`, counting them. (A macro rather than a function: the views borrow each message,
+/// which a generic function could only express with higher-ranked bounds over the view type.)
+macro_rules! typed_dump {
+    ($sock:expr, $req:expr, $view:ident, $keep:expr, $f:expr) => {{
+        let keep = $keep;
+        let mut f = $f;
+        let mut n = 0;
+        let mut s = dump_raw($sock, &mut $req, |m| {
+            let v = $view::parse(m)?;
+            if keep(&v) {
+                n += 1;
+                f(v)?;
+            }
+            Ok(())
+        })?;
+        s.delivered = n;
+        Ok(s)
+    }};
+}
+
 /// Streams a link dump; `f` gets each link matching `filter`.
 pub fn dump_links(
     sock: &mut Socket,
     filter: &LinkFilter<'_>,
-    mut f: impl FnMut(LinkView<'_>) -> Result<()>,
+    f: impl FnMut(LinkView<'_>) -> Result<()>,
 ) -> Result<DumpSummary> {
     let mut req = MessageBuilder::new();
     built(request::dump_links(&mut req, 0, filter))?;
-    let mut n = 0;
-    let mut s = dump_raw(sock, &mut req, |m| {
-        let v = LinkView::parse(m)?;
-        if filter.matches(&v) {
-            n += 1;
-            f(v)?;
-        }
-        Ok(())
-    })?;
-    s.delivered = n;
-    Ok(s)
+    typed_dump!(sock, req, LinkView, |v: &LinkView<'_>| filter.matches(v), f)
 }
 
 /// Dumps the links and returns their index → name map.
@@ -123,21 +134,17 @@ pub fn dump_addrs(
     sock: &mut Socket,
     family: u8,
     filter: &AddrFilter,
-    mut f: impl FnMut(AddrView<'_>) -> Result<()>,
+    f: impl FnMut(AddrView<'_>) -> Result<()>,
 ) -> Result<DumpSummary> {
     let mut req = MessageBuilder::new();
     built(request::dump_addrs(&mut req, 0, family, filter))?;
-    let mut n = 0;
-    let mut s = dump_raw(sock, &mut req, |m| {
-        let v = AddrView::parse(m)?;
-        if filter.matches(&v) && (family == AF_UNSPEC || v.family() == family) {
-            n += 1;
-            f(v)?;
-        }
-        Ok(())
-    })?;
-    s.delivered = n;
-    Ok(s)
+    typed_dump!(
+        sock,
+        req,
+        AddrView,
+        |v: &AddrView<'_>| filter.matches(v) && (family == AF_UNSPEC || v.family() == family),
+        f
+    )
 }
 
 /// Streams a route dump of one family (`AF_INET` or `AF_INET6`) with kernel-side filters.
@@ -145,21 +152,17 @@ pub fn dump_routes(
     sock: &mut Socket,
     family: u8,
     filter: &RouteFilter,
-    mut f: impl FnMut(RouteView<'_>) -> Result<()>,
+    f: impl FnMut(RouteView<'_>) -> Result<()>,
 ) -> Result<DumpSummary> {
     let mut req = MessageBuilder::new();
     built(request::dump_routes(&mut req, 0, family, filter))?;
-    let mut n = 0;
-    let mut s = dump_raw(sock, &mut req, |m| {
-        let v = RouteView::parse(m)?;
-        if filter.matches(&v) && (family == AF_UNSPEC || v.family() == family) {
-            n += 1;
-            f(v)?;
-        }
-        Ok(())
-    })?;
-    s.delivered = n;
-    Ok(s)
+    typed_dump!(
+        sock,
+        req,
+        RouteView,
+        |v: &RouteView<'_>| filter.matches(v) && (family == AF_UNSPEC || v.family() == family),
+        f
+    )
 }
 
 /// Streams a neighbour dump (`AF_INET`, `AF_INET6`, or `AF_UNSPEC` for both).
@@ -167,21 +170,17 @@ pub fn dump_neighs(
     sock: &mut Socket,
     family: u8,
     filter: &NeighFilter,
-    mut f: impl FnMut(NeighView<'_>) -> Result<()>,
+    f: impl FnMut(NeighView<'_>) -> Result<()>,
 ) -> Result<DumpSummary> {
     let mut req = MessageBuilder::new();
     built(request::dump_neighs(&mut req, 0, family, filter))?;
-    let mut n = 0;
-    let mut s = dump_raw(sock, &mut req, |m| {
-        let v = NeighView::parse(m)?;
-        if filter.matches(&v) && (family == AF_UNSPEC || v.family() == family) {
-            n += 1;
-            f(v)?;
-        }
-        Ok(())
-    })?;
-    s.delivered = n;
-    Ok(s)
+    typed_dump!(
+        sock,
+        req,
+        NeighView,
+        |v: &NeighView<'_>| filter.matches(v) && (family == AF_UNSPEC || v.family() == family),
+        f
+    )
 }
 
 fn single<T>(
