@@ -77,7 +77,8 @@ netns_test! {
         assert!(stats.starts_with("cpu=0"), "{stats}");
     }
 
-    /// `ct events` and `monitor` print events as they happen.
+    /// `ct events` and `monitor` print events as they happen. Events are caused until both
+    /// have printed one (they may subscribe late under load), for at most 20 s.
     fn events_and_monitor() {
         setup();
         let spawn = |args: &[&str]| {
@@ -88,17 +89,27 @@ netns_test! {
                 .spawn()
                 .unwrap()
         };
-        let ev = spawn(&["ct", "events"]);
-        let mon = spawn(&["monitor", "route"]);
-        // Give both time to subscribe, then cause one event each (repeat until seen).
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        ok(&with(&["-t", "50"], &with(&TUPLE, &["ct", "create"])));
-        ok(&["route", "add", "10.70.0.0/16", "via", "10.0.0.2"]);
-        let ev = ev.wait_with_output().unwrap();
-        let mon = mon.wait_with_output().unwrap();
-        let ev = String::from_utf8_lossy(&ev.stdout);
-        let mon = String::from_utf8_lossy(&mon.stdout);
-        assert!(ev.starts_with("    [NEW] udp      17 50 src=10.1.1.1"), "{ev}");
-        assert_eq!(mon.trim_end(), "10.70.0.0/16 via 10.0.0.2 dev va");
+        let mut ev = spawn(&["ct", "events"]);
+        let mut mon = spawn(&["monitor", "route"]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut i = 0u16;
+        while ev.try_wait().unwrap().is_none() || mon.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = ev.kill();
+                let _ = mon.kill();
+                panic!("no event reached the monitors in 20 s");
+            }
+            let sport = (2000 + i).to_string();
+            ok(&["ct", "create", "-p", "udp", "-s", "10.1.1.1", "-d", "10.2.2.2", "--sport", &sport, "--dport", "53", "-t", "50"]);
+            let dst = format!("10.70.{i}.0/24");
+            ok(&["route", "add", &dst, "via", "10.0.0.2"]);
+            i += 1;
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let ev = String::from_utf8_lossy(&ev.wait_with_output().unwrap().stdout).into_owned();
+        let mon = String::from_utf8_lossy(&mon.wait_with_output().unwrap().stdout).into_owned();
+        assert!(ev.starts_with("    [NEW] udp      17 50 src=10.1.1.1 dst=10.2.2.2 sport=2"), "{ev}");
+        assert!(mon.starts_with("10.70.") && mon.trim_end().ends_with(".0/24 via 10.0.0.2 dev va"), "{mon}");
     }
+
 }
