@@ -263,24 +263,10 @@ pub fn conntrack(
             let src = Ipv4Addr::from(0x0ad2_0000 + n / 1000);
             let dst = Ipv4Addr::new(10, 211, 0, 1);
             let sport = 1024 + (n % 1000) as u16;
-            for (attr, (s, sp, d, dp)) in [
-                (CTA_TUPLE_ORIG, (src, sport, dst, 53u16)),
-                (CTA_TUPLE_REPLY, (dst, 53u16, src, sport)),
-            ] {
-                if !create && attr == CTA_TUPLE_REPLY {
-                    continue;
-                }
-                let t = b.nest_begin(attr);
-                let ip = b.nest_begin(CTA_TUPLE_IP);
-                b.attr_bytes(CTA_IP_V4_SRC, &s.octets());
-                b.attr_bytes(CTA_IP_V4_DST, &d.octets());
-                b.nest_end(ip);
-                let p = b.nest_begin(CTA_TUPLE_PROTO);
-                b.attr_u8(CTA_PROTO_NUM, IPPROTO_UDP);
-                b.attr_be16(CTA_PROTO_SRC_PORT, sp);
-                b.attr_be16(CTA_PROTO_DST_PORT, dp);
-                b.nest_end(p);
-                b.nest_end(t);
+            let orig = nlkit_conntrack::Tuple::udp(src.into(), sport, dst.into(), 53);
+            orig.write(&mut b, CTA_TUPLE_ORIG);
+            if create {
+                orig.reversed().write(&mut b, CTA_TUPLE_REPLY);
             }
             if create {
                 b.attr_be32(CTA_TIMEOUT, 600);
