@@ -146,11 +146,13 @@ impl Socket {
     }
 }
 
-/// True when the datagram in `buf` ends dump `seq` (its `NLMSG_DONE` or an error).
+/// True when the datagram in `buf` ends dump `seq` (its `NLMSG_DONE` or an error), or is
+/// malformed (nothing after it can be read either). One walk over the headers.
 fn ends_dump(buf: &RecvBuffer, seq: u32) -> bool {
-    buf.messages()
-        .any(|m| m.is_ok_and(|m| m.seq() == seq && matches!(m.ty(), NLMSG_DONE | NLMSG_ERROR)))
-        || buf.messages().any(|m| m.is_err())
+    buf.messages().any(|m| match m {
+        Ok(m) => m.seq() == seq && matches!(m.ty(), NLMSG_DONE | NLMSG_ERROR),
+        Err(_) => true,
+    })
 }
 
 /// The per-datagram part of a dump: deliver messages, remember a callback's error, finish on
