@@ -11,7 +11,8 @@
 //! - [`WordTable`]: the same table with a `u64` value inline in each slot: lookups touch no
 //!   lock and no reference count (seqlock-validated reads), replaces update in place.
 //! - [`ConnTable`]: connections linked by both original and reply [`Tuple`]s, a per-entry
-//!   lock for protocol state, timeouts, incremental gc, early drop and predicate clean-up.
+//!   lock for protocol state, timeouts, incremental gc, early drop and predicate clean-up;
+//!   per-connection traffic counters ([`TrafficCounters`]) or none ([`NoCounters`]).
 //!
 //! Design notes: `shared/design/concurrent-table.md`. Memory orderings and their reasons are
 //! documented in the `raw` module; loom models are in `tests/loom_*.rs`.
@@ -39,8 +40,8 @@ mod word;
 
 pub use clock::{Clock, ManualClock};
 pub use conn::{
-    status, ConnConfig, ConnIter, ConnRef, ConnTable, ConnView, Direction, GcBudget, GcReport,
-    NewConn, Tuple,
+    status, ConnConfig, ConnCounters, ConnIter, ConnRef, ConnTable, ConnView, Direction, GcBudget,
+    GcReport, NewConn, NoCounters, TrafficCounters, Tuple,
 };
 pub use error::{ConnInsertError, InsertError, InsertErrorKind};
 pub use key::{ByteKey, KeyWords, TableKey};

@@ -1,6 +1,6 @@
 //! Handles to connections: [`ConnRef`] (pinned by a reference) and [`ConnView`] (a copy).
 
-use super::{ConnTable, Direction, Tuple};
+use super::{ConnCounters, ConnTable, Direction, TrafficCounters, Tuple};
 use crate::clock::expired;
 use crate::key::{KeyWords, TableKey};
 use crate::sync::{MutexGuard, Ordering};
@@ -22,18 +22,18 @@ use crate::sync::{MutexGuard, Ordering};
 /// assert!(ct.delete());
 /// assert!(!ct.delete());
 /// ```
-pub struct ConnRef<'t, S: Default + Send> {
-    table: &'t ConnTable<S>,
+pub struct ConnRef<'t, S: Default + Send, C: ConnCounters = TrafficCounters> {
+    table: &'t ConnTable<S, C>,
     idx: u32,
     dir: Direction,
 }
 
-impl<'t, S: Default + Send> ConnRef<'t, S> {
-    pub(crate) fn new(table: &'t ConnTable<S>, idx: u32, dir: Direction) -> Self {
+impl<'t, S: Default + Send, C: ConnCounters> ConnRef<'t, S, C> {
+    pub(crate) fn new(table: &'t ConnTable<S, C>, idx: u32, dir: Direction) -> Self {
         Self { table, idx, dir }
     }
 
-    fn payload(&self) -> &super::ConnPayload<S> {
+    fn payload(&self) -> &super::ConnPayload<S, C> {
         &self.table.raw.slot(self.idx).payload
     }
 
@@ -110,22 +110,6 @@ impl<'t, S: Default + Send> ConnRef<'t, S> {
         self.payload().mark.store(mark, Ordering::Relaxed);
     }
 
-    /// Adds to the packet and byte counters of a direction.
-    pub fn account(&self, dir: Direction, packets: u64, bytes: u64) {
-        let p = self.payload();
-        p.packets[dir.index()].fetch_add(packets, Ordering::Relaxed);
-        p.bytes[dir.index()].fetch_add(bytes, Ordering::Relaxed);
-    }
-
-    /// `(packets, bytes)` of a direction.
-    pub fn counters(&self, dir: Direction) -> (u64, u64) {
-        let p = self.payload();
-        (
-            p.packets[dir.index()].load(Ordering::Relaxed),
-            p.bytes[dir.index()].load(Ordering::Relaxed),
-        )
-    }
-
     /// Locks the entry and gives access to its protocol state.
     pub fn state(&self) -> MutexGuard<'_, S> {
         self.payload().state.lock()
@@ -138,20 +122,44 @@ impl<'t, S: Default + Send> ConnRef<'t, S> {
     }
 }
 
-impl<S: Default + Send> Clone for ConnRef<'_, S> {
+/// Traffic counters: only on tables with [`TrafficCounters`] (the default).
+impl<S: Default + Send> ConnRef<'_, S, TrafficCounters> {
+    /// Adds to the packet and byte counters of a direction (atomic, no lock).
+    ///
+    /// ```
+    /// use nlkit_table::{ConnConfig, ConnTable, Direction, NewConn, Tuple};
+    /// let t: ConnTable = ConnTable::new(ConnConfig::new(16));
+    /// let a = Tuple::new("10.0.0.1".parse().unwrap(), 1, "10.0.0.2".parse().unwrap(), 2, 6);
+    /// let ct = t.insert(NewConn::new(a, a.reverse(), 5000, ())).unwrap();
+    /// ct.account(Direction::Reply, 1, 60);
+    /// ct.account(Direction::Reply, 2, 100);
+    /// assert_eq!(ct.counters(Direction::Reply), (3, 160));
+    /// assert_eq!(ct.counters(Direction::Original), (0, 0));
+    /// ```
+    pub fn account(&self, dir: Direction, packets: u64, bytes: u64) {
+        self.payload().counters.add(dir.index(), packets, bytes);
+    }
+
+    /// `(packets, bytes)` of a direction; see [`ConnRef::account`].
+    pub fn counters(&self, dir: Direction) -> (u64, u64) {
+        self.payload().counters.get(dir.index())
+    }
+}
+
+impl<S: Default + Send, C: ConnCounters> Clone for ConnRef<'_, S, C> {
     fn clone(&self) -> Self {
         self.table.raw.get_more(self.idx);
         Self { ..*self }
     }
 }
 
-impl<S: Default + Send> Drop for ConnRef<'_, S> {
+impl<S: Default + Send, C: ConnCounters> Drop for ConnRef<'_, S, C> {
     fn drop(&mut self) {
         self.table.raw.put(self.idx);
     }
 }
 
-impl<S: Default + Send> std::fmt::Debug for ConnRef<'_, S> {
+impl<S: Default + Send, C: ConnCounters> std::fmt::Debug for ConnRef<'_, S, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConnRef")
             .field("direction", &self.dir)
@@ -188,22 +196,24 @@ pub struct ConnView {
     pub status: u32,
     /// Mark.
     pub mark: u32,
-    /// Packets per direction (original, reply).
+    /// Packets per direction (original, reply); zeros on a table with
+    /// [`NoCounters`](super::NoCounters).
     pub packets: [u64; 2],
-    /// Bytes per direction (original, reply).
+    /// Bytes per direction (original, reply); zeros on a table with
+    /// [`NoCounters`](super::NoCounters).
     pub bytes: [u64; 2],
 }
 
 /// Iterator over a [`ConnTable`]'s connections; see [`ConnTable::iter`].
-pub struct ConnIter<'t, S: Default + Send> {
-    table: &'t ConnTable<S>,
+pub struct ConnIter<'t, S: Default + Send, C: ConnCounters = TrafficCounters> {
+    table: &'t ConnTable<S, C>,
     bucket: u32,
     buf: Vec<u32>,
     pos: usize,
 }
 
-impl<'t, S: Default + Send> ConnIter<'t, S> {
-    pub(crate) fn new(table: &'t ConnTable<S>) -> Self {
+impl<'t, S: Default + Send, C: ConnCounters> ConnIter<'t, S, C> {
+    pub(crate) fn new(table: &'t ConnTable<S, C>) -> Self {
         Self {
             table,
             bucket: 0,
@@ -213,8 +223,8 @@ impl<'t, S: Default + Send> ConnIter<'t, S> {
     }
 }
 
-impl<'t, S: Default + Send> Iterator for ConnIter<'t, S> {
-    type Item = ConnRef<'t, S>;
+impl<'t, S: Default + Send, C: ConnCounters> Iterator for ConnIter<'t, S, C> {
+    type Item = ConnRef<'t, S, C>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
@@ -233,7 +243,7 @@ impl<'t, S: Default + Send> Iterator for ConnIter<'t, S> {
     }
 }
 
-impl<S: Default + Send> Drop for ConnIter<'_, S> {
+impl<S: Default + Send, C: ConnCounters> Drop for ConnIter<'_, S, C> {
     fn drop(&mut self) {
         for &idx in &self.buf[self.pos..] {
             self.table.raw.put(idx);

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{status, ConnTable};
+use super::{status, ConnCounters, ConnTable};
 use crate::clock::expired;
 use crate::raw::RawTable;
 use crate::sync::Ordering;
@@ -79,7 +79,7 @@ pub struct GcReport {
     pub next_run: Duration,
 }
 
-impl<S: Default + Send> ConnTable<S> {
+impl<S: Default + Send, C: ConnCounters> ConnTable<S, C> {
     /// Runs one step of garbage collection: walks buckets lock-free from where the last step
     /// stopped, deleting expired connections (and, above 95 % of `max`, non-assured ones),
     /// within `budget`.
@@ -170,7 +170,7 @@ impl<S: Default + Send> ConnTable<S> {
         if !self.raw.try_get(slot) {
             return false;
         }
-        let live = RawTable::<super::Tuple, super::ConnPayload<S>, 2>::is_live(
+        let live = RawTable::<super::Tuple, super::ConnPayload<S, C>, 2>::is_live(
             slot.flags.load(Ordering::Acquire),
         );
         let p = &slot.payload;

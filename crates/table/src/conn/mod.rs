@@ -1,10 +1,12 @@
 //! [`ConnTable`]: the conntrack table. One slot per connection, linked twice (by its original
 //! and its reply tuple) into one nulls hash table, as the kernel's `nf_conntrack_hash`.
 
+mod counters;
 mod entry;
 mod gc;
 mod tuple;
 
+pub use counters::{ConnCounters, NoCounters, TrafficCounters};
 pub use entry::{ConnIter, ConnRef, ConnView};
 pub use gc::{GcBudget, GcReport};
 pub use tuple::{Direction, Tuple};
@@ -14,7 +16,7 @@ use crate::error::ConnInsertError;
 use crate::key::TableKey;
 use crate::raw::{LinkError, Payload, RawTable};
 use crate::stats::{ChangeStamp, Stats};
-use crate::sync::{AtomicU32, AtomicU64, Mutex, Ordering};
+use crate::sync::{AtomicU32, Mutex, Ordering};
 
 /// Status bits of a connection ([`ConnRef::status`]).
 pub mod status {
@@ -28,25 +30,27 @@ pub mod status {
 
 /// Per-connection payload. Atomics are read lock-free (`peek`, gc); `state` is the entry
 /// lock with the protocol state, taken only by reference holders and by the final `put`.
-pub(crate) struct ConnPayload<S> {
+/// `expires_at`, `status`, `mark` and `counters` are written with `Relaxed` stores while the
+/// slot is prepared (published by the slot's `seq` and refcount), then by reference holders
+/// with `Relaxed` atomics; no ordering between them is promised.
+pub(crate) struct ConnPayload<S, C> {
     /// Absolute expiry in wrapping clock milliseconds.
     pub(crate) expires_at: AtomicU32,
     pub(crate) status: AtomicU32,
     pub(crate) mark: AtomicU32,
-    pub(crate) packets: [AtomicU64; 2],
-    pub(crate) bytes: [AtomicU64; 2],
+    /// Traffic counters; zero bytes for [`NoCounters`]. See [`TrafficCounters`].
+    pub(crate) counters: C,
     /// Never re-initialised on recycle (type-stable); reset to `S::default()` on free.
     pub(crate) state: Mutex<S>,
 }
 
-impl<S: Default + Send> Payload for ConnPayload<S> {
+impl<S: Default + Send, C: ConnCounters> Payload for ConnPayload<S, C> {
     fn new_free() -> Self {
         Self {
             expires_at: AtomicU32::new(0),
             status: AtomicU32::new(0),
             mark: AtomicU32::new(0),
-            packets: std::array::from_fn(|_| AtomicU64::new(0)),
-            bytes: std::array::from_fn(|_| AtomicU64::new(0)),
+            counters: C::new_zeroed(),
             state: Mutex::new(S::default()),
         }
     }
@@ -133,7 +137,10 @@ impl ConnConfig {
 /// The conntrack table: lock-free lookups by either tuple, a per-entry lock for protocol
 /// state, timeouts, incremental garbage collection, early drop and predicate clean-up.
 ///
-/// `S` is the protocol state kept under the entry lock.
+/// `S` is the protocol state kept under the entry lock. `C` is the per-connection traffic
+/// counter storage: [`TrafficCounters`] (the default; packets and bytes per direction, see
+/// [`ConnRef::account`]) or [`NoCounters`] (zero bytes, for tables that never count traffic;
+/// build one with [`ConnTable::with_counters`]).
 ///
 /// ```
 /// use nlkit_table::{ConnConfig, ConnTable, Direction, NewConn, Tuple};
@@ -150,16 +157,54 @@ impl ConnConfig {
 /// assert!(table.remove(&orig));
 /// assert_eq!(table.count(), 0);
 /// ```
-pub struct ConnTable<S: Default + Send = ()> {
-    pub(crate) raw: RawTable<Tuple, ConnPayload<S>, 2>,
+///
+/// Without counters, each connection's slot is 32 bytes smaller:
+///
+/// ```
+/// use nlkit_table::{ConnConfig, ConnTable, NewConn, NoCounters, Tuple};
+///
+/// let table: ConnTable<u8, NoCounters> = ConnTable::with_counters(ConnConfig::new(1024));
+/// let orig = Tuple::new("10.0.0.1".parse().unwrap(), 40000, "10.0.0.2".parse().unwrap(), 80, 6);
+/// table.insert(NewConn::new(orig, orig.reverse(), 120_000, 1)).unwrap();
+/// assert_eq!(*table.get(&orig.reverse()).unwrap().state(), 1);
+/// assert_eq!(table.peek(&orig).unwrap().bytes, [0, 0]); // always zero without counters
+/// assert_eq!(ConnTable::<u8>::slot_bytes() - ConnTable::<u8, NoCounters>::slot_bytes(), 32);
+/// ```
+pub struct ConnTable<S: Default + Send = (), C: ConnCounters = TrafficCounters> {
+    /// The nulls table of slots; its concurrency contract is in the `raw` module.
+    pub(crate) raw: RawTable<Tuple, ConnPayload<S, C>, 2>,
+    /// Immutable after construction.
     pub(crate) clock: Clock,
+    /// Immutable after construction.
     pub(crate) max: u32,
+    /// The incremental collector's position; taken for the whole of a `gc_step`.
     pub(crate) gc: Mutex<gc::GcCursor>,
 }
 
 impl<S: Default + Send> ConnTable<S> {
-    /// A table with the given configuration.
+    /// A table with the given configuration and the default [`TrafficCounters`]. For another
+    /// counter storage ([`NoCounters`]) use [`ConnTable::with_counters`].
+    ///
+    /// ```
+    /// use nlkit_table::{ConnConfig, ConnTable};
+    /// let t: ConnTable<u32> = ConnTable::new(ConnConfig::new(1024));
+    /// assert_eq!((t.count(), t.max()), (0, 1024));
+    /// ```
     pub fn new(config: ConnConfig) -> Self {
+        Self::with_counters(config)
+    }
+}
+
+impl<S: Default + Send, C: ConnCounters> ConnTable<S, C> {
+    /// A table with the given configuration whose connections store counters of type `C`
+    /// ([`TrafficCounters`] or [`NoCounters`], usually named by the table's type).
+    ///
+    /// ```
+    /// use nlkit_table::{ConnConfig, ConnTable, NoCounters};
+    /// let t: ConnTable<u32, NoCounters> = ConnTable::with_counters(ConnConfig::new(1024));
+    /// assert_eq!(t.count(), 0);
+    /// ```
+    pub fn with_counters(config: ConnConfig) -> Self {
         let max = config.max.clamp(1, crate::arena::MAX_SLOTS);
         Self {
             raw: RawTable::new(config.buckets.max(1), max),
@@ -188,7 +233,7 @@ impl<S: Default + Send> ConnTable<S> {
     /// let err = t.insert(NewConn::new(b, a.reverse(), 1000, ())).map(|_| ()).unwrap_err();
     /// assert_eq!(err, ConnInsertError::Clash(Direction::Reply));
     /// ```
-    pub fn insert(&self, conn: NewConn<S>) -> Result<ConnRef<'_, S>, ConnInsertError> {
+    pub fn insert(&self, conn: NewConn<S>) -> Result<ConnRef<'_, S, C>, ConnInsertError> {
         if conn.original == conn.reply {
             return Err(ConnInsertError::SameTuple);
         }
@@ -222,10 +267,7 @@ impl<S: Default + Send> ConnTable<S> {
                 .store(now.wrapping_add(timeout_ms), Ordering::Relaxed);
             p.status.store(status, Ordering::Relaxed);
             p.mark.store(mark, Ordering::Relaxed);
-            for d in 0..2 {
-                p.packets[d].store(0, Ordering::Relaxed);
-                p.bytes[d].store(0, Ordering::Relaxed);
-            }
+            p.counters.reset();
             *p.state.lock() = state;
         });
         // Our handle's reference, taken before linking so a concurrent delete cannot free it.
@@ -257,7 +299,7 @@ impl<S: Default + Send> ConnTable<S> {
     /// assert!(t.get(&a).is_none());
     /// assert_eq!(t.count(), 0);
     /// ```
-    pub fn get(&self, tuple: &Tuple) -> Option<ConnRef<'_, S>> {
+    pub fn get(&self, tuple: &Tuple) -> Option<ConnRef<'_, S, C>> {
         let (idx, dir) = self.raw.lookup(&tuple.to_words())?;
         let expires = self
             .raw
@@ -276,17 +318,19 @@ impl<S: Default + Send> ConnTable<S> {
     }
 
     /// Reads a connection's atomic fields without locks and without touching its reference
-    /// count (seqlock-validated); `None` if absent or expired.
+    /// count (seqlock-validated); `None` if absent or expired. On a table with
+    /// [`NoCounters`], the view's `packets` and `bytes` are zeros.
     pub fn peek(&self, tuple: &Tuple) -> Option<ConnView> {
         let view = self.raw.peek(&tuple.to_words(), |s, dir| {
             let p = &s.payload;
+            let (packets, bytes) = p.counters.load();
             ConnView {
                 direction: Direction::from_index(dir),
                 expires_at: p.expires_at.load(Ordering::Relaxed),
                 status: p.status.load(Ordering::Relaxed),
                 mark: p.mark.load(Ordering::Relaxed),
-                packets: [0, 1].map(|d| p.packets[d].load(Ordering::Relaxed)),
-                bytes: [0, 1].map(|d| p.bytes[d].load(Ordering::Relaxed)),
+                packets,
+                bytes,
             }
         })?;
         (!expired(view.expires_at, self.now_ms())).then_some(view)
@@ -318,7 +362,7 @@ impl<S: Default + Send> ConnTable<S> {
     /// }
     /// assert_eq!(t.iter().count(), 5);
     /// ```
-    pub fn iter(&self) -> ConnIter<'_, S> {
+    pub fn iter(&self) -> ConnIter<'_, S, C> {
         entry::ConnIter::new(self)
     }
 
@@ -336,7 +380,7 @@ impl<S: Default + Send> ConnTable<S> {
     /// assert_eq!(t.remove_matching(|c| c.original().zone == 2), 1);
     /// assert_eq!(t.count(), 3);
     /// ```
-    pub fn remove_matching(&self, mut pred: impl FnMut(&ConnRef<'_, S>) -> bool) -> usize {
+    pub fn remove_matching(&self, mut pred: impl FnMut(&ConnRef<'_, S, C>) -> bool) -> usize {
         let mut n = 0;
         for c in self.iter() {
             if pred(&c) && c.delete() {
@@ -370,15 +414,28 @@ impl<S: Default + Send> ConnTable<S> {
     pub fn memory_bytes(&self) -> usize {
         self.raw.memory_bytes()
     }
+
+    /// Bytes of one connection's slot (both tuples, both chain links, flags, timeout, status,
+    /// mark, counters `C` and the entry lock with `S`): the memory each connection costs
+    /// once its slot is created.
+    ///
+    /// ```
+    /// use nlkit_table::{ConnTable, NoCounters};
+    /// // The default traffic counters take 32 bytes per connection.
+    /// assert_eq!(ConnTable::<u32>::slot_bytes(), ConnTable::<u32, NoCounters>::slot_bytes() + 32);
+    /// ```
+    pub fn slot_bytes() -> usize {
+        std::mem::size_of::<crate::raw::Slot<Tuple, ConnPayload<S, C>, 2>>()
+    }
 }
 
-impl<S: Default + Send> Drop for ConnTable<S> {
+impl<S: Default + Send, C: ConnCounters> Drop for ConnTable<S, C> {
     fn drop(&mut self) {
         self.raw.drain_mut(|s| s.payload.release());
     }
 }
 
-impl<S: Default + Send> std::fmt::Debug for ConnTable<S> {
+impl<S: Default + Send, C: ConnCounters> std::fmt::Debug for ConnTable<S, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConnTable")
             .field("count", &self.count())
