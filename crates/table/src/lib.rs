@@ -10,6 +10,9 @@
 //!   [`ChangeStamp`] for detecting dumps that overlapped a change.
 //! - [`WordTable`]: the same table with a `u64` value inline in each slot: lookups touch no
 //!   lock and no reference count (seqlock-validated reads), replaces update in place.
+//! - [`RecordLog`]: byte records of any size in append-only chunks, read without locks and
+//!   compacted in the background of writes: with a [`WordTable`] of [`Loc`]s it stores
+//!   variable-size values with no allocation per entry, and a full scan is a sequential read.
 //! - [`ConnTable`]: connections linked by both original and reply [`Tuple`]s, a per-entry
 //!   lock for protocol state, timeouts, incremental gc, early drop and predicate clean-up;
 //!   per-connection traffic counters ([`TrafficCounters`]) or none ([`NoCounters`]).
@@ -31,6 +34,7 @@ mod clock;
 mod conn;
 mod error;
 mod key;
+mod log;
 mod map;
 mod raw;
 mod seq;
@@ -45,6 +49,7 @@ pub use conn::{
 };
 pub use error::{ConnInsertError, InsertError, InsertErrorKind};
 pub use key::{ByteKey, KeyWords, TableKey};
+pub use log::{Loc, LogWriter, RecordLog, CHUNK_BYTES, TAG_MASK};
 pub use map::{EntryRef, Iter, NullsTable};
 pub use seq::{ChangeSeq, SeqSnapshot, WriteGuard};
 pub use stats::{ChangeStamp, Stats};
