@@ -44,6 +44,10 @@ pub struct RecvBuffer {
     tail: Box<[u8]>,
     /// The namespace id of the current datagram's sender (`NETLINK_LISTEN_ALL_NSID`).
     nsid: Option<i32>,
+    /// End of the prefix of `data[..filled]` that a dump refill has already walked and found
+    /// to hold only messages for the consumer (0: nothing known). Lets a shared dump hand
+    /// those out without classifying each one again.
+    pub(crate) items_to: usize,
 }
 
 /// The per-thread buffer of a [`SharedDump`](crate::SharedDump): a [`RecvBuffer`].
@@ -74,6 +78,7 @@ impl RecvBuffer {
             pos: 0,
             tail: vec![0; TAIL].into_boxed_slice(),
             nsid: None,
+            items_to: 0,
         }
     }
 
@@ -87,11 +92,22 @@ impl RecvBuffer {
         self.pos >= self.filled
     }
 
+    /// Read cursor (bytes of the current datagram already consumed).
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// Bytes in the current datagram.
+    pub(crate) fn filled(&self) -> usize {
+        self.filled
+    }
+
     /// Forgets the current datagram.
     pub fn clear(&mut self) {
         self.pos = 0;
         self.filled = 0;
         self.nsid = None;
+        self.items_to = 0;
     }
 
     /// The unread bytes of the current datagram.
@@ -132,6 +148,7 @@ impl RecvBuffer {
             Err(e) => {
                 self.pos = 0;
                 self.filled = 0;
+                self.items_to = 0;
                 Some(Err(Error::Protocol(e)))
             }
         }
@@ -157,6 +174,7 @@ impl RecvBuffer {
         self.filled = bytes.len();
         self.pos = 0;
         self.nsid = None;
+        self.items_to = 0;
     }
 }
 

@@ -60,8 +60,20 @@ impl DumpSource for SocketSource {
         // Walk the headers now, under the mutex, so the end of the dump (or its error) is
         // known before any other thread could try to read past it.
         let mut r = Refilled::default();
+        // The prefix of messages the consumer takes as they are (this dump's sequence number,
+        // not an ack, no-op or end): `classify` need not look at them again.
+        let mut items_to = 0;
+        let mut prefix = true;
+        let mut at = 0;
         for m in Messages::new(buf.unread()) {
             let m = m?;
+            at += nlkit_wire::align(m.len());
+            let item =
+                m.seq() == key.seq && !matches!(m.ty(), NLMSG_NOOP | NLMSG_ERROR | NLMSG_DONE);
+            prefix &= item;
+            if prefix {
+                items_to = at;
+            }
             if m.seq() != key.seq {
                 continue;
             }
@@ -81,6 +93,7 @@ impl DumpSource for SocketSource {
                 _ => {}
             }
         }
+        buf.items_to = items_to.min(buf.unread().len());
         Ok(r)
     }
 
@@ -93,6 +106,9 @@ impl DumpSource for SocketSource {
     }
 
     fn classify(key: &SocketDumpKey, buf: &mut RecvBuffer) -> Class {
+        if buf.pos() < buf.items_to.min(buf.filled()) {
+            return Class::Item;
+        }
         loop {
             let h = match buf.unread() {
                 [] => return Class::Empty,
