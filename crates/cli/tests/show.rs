@@ -78,6 +78,57 @@ netns_test! {
         assert_eq!(ok(&["route", "get", "10.9.1.1"]), ip(&["route", "get", "10.9.1.1"]));
     }
 
+    /// `--mirror=PATH`: listings read from a running `nlkit mirror` through the same socket
+    /// code as from the kernel (one thread, and a shared dump over mirror connections), and
+    /// show what the kernel shows.
+    fn mirror_flag_lists_what_the_kernel_lists() {
+        let v = setup();
+        nlkit_testns::load_ipv4_routes(v.a_index, 2000, 254);
+        let dir = std::env::temp_dir().join(format!("nlkit-cli-mirror-{}", std::process::id()));
+        let path = dir.join("mirror.sock");
+        let mut mirror = std::process::Command::new(env!("CARGO_BIN_EXE_nlkit"))
+            .args(["mirror", "--socket", path.to_str().unwrap()])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start nlkit mirror");
+        let flag = format!("--mirror={}", path.display());
+        // The mirror listens once its initial sync is done.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !nlkit(&[&flag, "link", "show"]).status.success() {
+            assert!(std::time::Instant::now() < deadline, "the mirror did not come up");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        for args in [
+            &["route", "show"][..],
+            &["route", "show", "table", "all"],
+            &["-6", "route", "show"],
+            &["--threads", "2", "route", "show", "table", "all"],
+            &["link", "show"],
+            &["addr", "show"],
+        ] {
+            let with_flag: Vec<&str> = std::iter::once(flag.as_str()).chain(args.iter().copied()).collect();
+            let kernel_args = if args[0] == "--threads" { &args[2..] } else { args };
+            // The mirror follows the kernel by events (addrconf may still be adding routes).
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let (kernel, mirrored) = (ok(kernel_args), ok(&with_flag));
+                if lines(&kernel) == lines(&mirrored) {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{}: the mirror shows\n{mirrored}\nthe kernel\n{kernel}",
+                    with_flag.join(" ")
+                );
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
+        let _ = mirror.kill();
+        let _ = mirror.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// `--netns NAME` enters /run/netns/NAME (in a private mount namespace with its own /run).
     fn netns_flag_enters_named_namespace() {
         let script = format!(

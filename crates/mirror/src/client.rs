@@ -1,28 +1,23 @@
-//! [`MirrorClient`]: talks to a running mirror the way a kernel Netlink socket is used —
-//! requests built with `nlkit_wire::MessageBuilder`, replies as Netlink messages — and retries
-//! a dump the mirror flags `NLM_F_DUMP_INTR`.
+//! [`MirrorClient`]: the mirror's original client type, now a thin layer over
+//! [`nlkit_socket::Socket`] connected with [`Socket::connect_unix`]. New code should open that
+//! socket directly: every transaction, dump, shared dump and typed request of `nlkit-socket`,
+//! `nlkit-route` and `nlkit-conntrack` then runs on the mirror unchanged. This type keeps the
+//! older calls — a dump retried while the mirror flags it `NLM_F_DUMP_INTR`, raw datagrams,
+//! `io::Error`s — for the code that uses them.
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 use std::time::Duration;
 
+use nlkit_socket::{Error, Protocol, RecvBuffer, Socket};
 use nlkit_wire::consts::*;
-use nlkit_wire::{DoneMsg, ErrorMsg, KernelError, Message, MessageBuilder, Messages};
-use rustix::buffer::spare_capacity;
-use rustix::io::Errno;
-use rustix::net::{
-    connect, recv, send, socket_with, AddressFamily, RecvFlags, SendFlags, SocketAddrUnix,
-    SocketFlags, SocketType,
-};
-
-/// Receive space reserved for each datagram: the mirror sends at most about 36 KiB at once.
-const RECV_SPACE: usize = 128 * 1024;
+use nlkit_wire::{KernelError, MessageBuilder, Messages};
 
 /// What a mirror request can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// The socket failed (connect, send, receive, timeout).
+    /// The socket failed (connect, send, receive, timeout, the mirror hung up).
     #[error("mirror socket: {0}")]
     Io(#[from] io::Error),
     /// The mirror (or, for writes, the kernel) answered with an error.
@@ -36,11 +31,37 @@ pub enum ClientError {
     StillInterrupted(u32),
 }
 
+impl From<Error> for ClientError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Kernel(k) => ClientError::Kernel(k),
+            Error::Protocol(w) => ClientError::Malformed(w),
+            Error::PeerClosed => ClientError::Io(io::ErrorKind::UnexpectedEof.into()),
+            e => ClientError::Io(socket_io_error(e)),
+        }
+    }
+}
+
+/// An `io::Error` carrying the socket error's errno when it has one (a receive timeout stays
+/// `WouldBlock`), its text otherwise.
+fn socket_io_error(e: Error) -> io::Error {
+    match e.errno() {
+        Some(errno) if matches!(e, Error::Sys { .. } | Error::Connect { .. }) => {
+            io::Error::from_raw_os_error(errno)
+        }
+        _ => io::Error::other(e),
+    }
+}
+
 /// The messages a request returned (`NLMSG_DONE` and acks excluded).
+///
+/// ```
+/// let r = nlkit_mirror::Reply::default();
+/// assert!(r.is_empty() && r.warning.is_none());
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct Reply {
-    bytes: Vec<u8>,
-    count: usize,
+    inner: nlkit_socket::Reply,
     /// How many attempts a dump took (1 when the first was consistent).
     pub attempts: u32,
     /// A kernel warning carried by the acknowledgement.
@@ -48,25 +69,41 @@ pub struct Reply {
 }
 
 impl Reply {
+    fn new(inner: nlkit_socket::Reply) -> Self {
+        Reply {
+            warning: inner.warning().map(str::to_owned),
+            inner,
+            attempts: 1,
+        }
+    }
     /// The reply messages.
     pub fn messages(&self) -> Messages<'_> {
-        Messages::new(&self.bytes)
+        self.inner.messages()
     }
     /// Number of reply messages.
     pub fn len(&self) -> usize {
-        self.count
+        self.inner.len()
     }
     /// Whether there were none.
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.inner.is_empty()
     }
     /// The raw bytes of the reply messages, back to back.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
+        self.inner.as_bytes()
     }
 }
 
-/// A connection to a mirror.
+/// The pause before retrying a dump after `attempts` flagged ones: 1 ms, doubling, at most
+/// 100 ms (ten attempts wait about a third of a second in all).
+fn retry_pause(attempts: u32) -> Duration {
+    Duration::from_millis((1u64 << attempts.saturating_sub(1).min(7)).min(100))
+}
+
+/// A connection to a mirror: a [`Socket`] opened with [`Socket::connect_unix`], plus the
+/// mirror client's older conveniences — a dump retried while the mirror flags it
+/// `NLM_F_DUMP_INTR`, raw datagrams, `io::Error`s. New code can use the socket directly (see
+/// [`socket`](Self::socket)): everything built on [`Socket`] runs on the mirror unchanged.
 ///
 /// Concurrency contract: one request at a time (`&mut self`); open one client per thread.
 ///
@@ -83,9 +120,9 @@ impl Reply {
 /// ```
 #[derive(Debug)]
 pub struct MirrorClient {
-    fd: OwnedFd,
-    seq: u32,
-    buf: Vec<u8>,
+    sock: Socket,
+    /// For [`recv_raw`](Self::recv_raw).
+    buf: RecvBuffer,
     /// Dump attempts before giving up on `NLM_F_DUMP_INTR` (default 10).
     pub max_attempts: u32,
 }
@@ -93,146 +130,96 @@ pub struct MirrorClient {
 impl MirrorClient {
     /// Connects to the mirror at `path`.
     pub fn connect(path: impl AsRef<Path>) -> io::Result<Self> {
-        let fd = socket_with(
-            AddressFamily::UNIX,
-            SocketType::SEQPACKET,
-            SocketFlags::CLOEXEC,
-            None,
-        )?;
-        connect(&fd, &SocketAddrUnix::new(path.as_ref())?)?;
-        Ok(MirrorClient {
-            fd,
-            seq: 0,
-            buf: vec![0; 128 * 1024],
-            max_attempts: 10,
-        })
+        // The protocol is only recorded: the mirror tells requests apart by message type.
+        let sock = Socket::connect_unix(path, Protocol::Route).map_err(socket_io_error)?;
+        Ok(MirrorClient::from_socket(sock))
     }
 
-    /// Sets a timeout for each receive (`None`: wait forever).
+    /// Wraps a socket already connected to a mirror.
+    ///
+    /// ```no_run
+    /// use nlkit_socket::{Protocol, Socket};
+    /// let sock = Socket::connect_unix("/run/nlkit/mirror.sock", Protocol::Route)?;
+    /// let client = nlkit_mirror::MirrorClient::from_socket(sock);
+    /// # Ok::<(), nlkit_socket::Error>(())
+    /// ```
+    pub fn from_socket(sock: Socket) -> Self {
+        MirrorClient {
+            sock,
+            buf: RecvBuffer::new(),
+            max_attempts: 10,
+        }
+    }
+
+    /// The underlying socket, for everything built on [`Socket`].
+    ///
+    /// ```no_run
+    /// use nlkit_wire::{consts::*, IfInfoMsg, MessageBuilder};
+    /// let mut c = nlkit_mirror::MirrorClient::connect("/run/nlkit/mirror.sock").unwrap();
+    /// let mut req = MessageBuilder::new();
+    /// req.begin(RTM_GETLINK, NLM_F_DUMP, 0);
+    /// req.header(&IfInfoMsg::default());
+    /// req.finish().unwrap();
+    /// let end = c.socket().dump(&mut req, |_link| Ok::<(), nlkit_socket::Error>(()))?;
+    /// println!("{} links", end.received);
+    /// # Ok::<(), nlkit_socket::Error>(())
+    /// ```
+    pub fn socket(&mut self) -> &mut Socket {
+        &mut self.sock
+    }
+
+    /// Unwraps the socket.
+    pub fn into_socket(self) -> Socket {
+        self.sock
+    }
+
+    /// Sets a timeout for each receive (`None`: wait forever); a receive that times out fails
+    /// with [`io::ErrorKind::WouldBlock`].
     pub fn set_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        rustix::net::sockopt::set_socket_timeout(&self.fd, rustix::net::sockopt::Timeout::Recv, t)?;
+        rustix::net::sockopt::set_socket_timeout(
+            &self.sock,
+            rustix::net::sockopt::Timeout::Recv,
+            t,
+        )?;
         Ok(())
     }
 
-    fn next_seq(&mut self) -> u32 {
-        self.seq = self.seq.wrapping_add(1).max(1);
-        self.seq
-    }
-
-    /// Sends raw request bytes as one datagram.
+    /// Sends raw request bytes as one datagram, as they are (no flags or sequence number
+    /// set).
     pub fn send_raw(&self, bytes: &[u8]) -> io::Result<()> {
         loop {
-            match send(&self.fd, bytes, SendFlags::NOSIGNAL) {
+            match rustix::net::send(&self.sock, bytes, rustix::net::SendFlags::NOSIGNAL) {
                 Ok(_) => return Ok(()),
-                Err(Errno::INTR) => continue,
+                Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(e.into()),
             }
         }
     }
 
-    /// Receives one datagram (at most 128 KiB); an empty slice means the mirror hung up.
+    /// Receives one datagram; an empty slice means the mirror hung up.
     pub fn recv_raw(&mut self) -> io::Result<&[u8]> {
-        loop {
-            match recv(&self.fd, &mut self.buf[..], RecvFlags::empty()) {
-                Ok((n, _)) => return Ok(&self.buf[..n]),
-                Err(Errno::INTR) => continue,
-                Err(e) => return Err(e.into()),
-            }
+        match self.sock.recv(&mut self.buf) {
+            Ok(()) => Ok(self.buf.unread()),
+            Err(Error::PeerClosed) => Ok(&[]),
+            Err(e) => Err(socket_io_error(e)),
         }
     }
 
-    /// Finishes and stamps `req` (its first message), sends it, and collects the reply until the
-    /// ack, error or `NLMSG_DONE` of that sequence number. Returns the reply and whether it
-    /// was flagged `NLM_F_DUMP_INTR`.
-    fn exchange(
-        &mut self,
-        req: &mut MessageBuilder,
-        dump: bool,
-    ) -> Result<(Reply, bool), ClientError> {
+    /// Finishes `req` if its message is still open, marks it a dump when asked, and runs it as
+    /// one transaction (which sets `NLM_F_REQUEST | NLM_F_ACK` and a fresh sequence number).
+    fn exchange(&mut self, req: &mut MessageBuilder, dump: bool) -> Result<Reply, ClientError> {
         if let Err(e) = req.finish() {
             // "finish without begin" on an already finished request is fine.
             if req.is_empty() {
                 return Err(e.into());
             }
         }
-        let seq = self.next_seq();
-        req.stamp_seq(seq);
-        let bytes = req.as_bytes();
-        if bytes.len() >= 8 && dump {
-            // Make sure the dump flags are set.
-            let flags = u16::from_ne_bytes([bytes[6], bytes[7]]) | NLM_F_REQUEST | NLM_F_DUMP;
-            req.as_bytes_mut()[6..8].copy_from_slice(&flags.to_ne_bytes());
-        } else if bytes.len() >= 8 {
-            let flags = u16::from_ne_bytes([bytes[6], bytes[7]]) | NLM_F_REQUEST | NLM_F_ACK;
-            req.as_bytes_mut()[6..8].copy_from_slice(&flags.to_ne_bytes());
+        if dump && req.len() >= nlkit_wire::NLMSG_HDRLEN {
+            let b = req.as_bytes_mut();
+            let flags = u16::from_ne_bytes([b[6], b[7]]) | NLM_F_REQUEST | NLM_F_DUMP;
+            b[6..8].copy_from_slice(&flags.to_ne_bytes());
         }
-        self.send_raw(req.as_bytes())?;
-        let mut reply = Reply {
-            attempts: 1,
-            ..Default::default()
-        };
-        let mut intr = false;
-        loop {
-            // Receive straight into the reply (no copy per datagram or per message), then
-            // drop what is not a reply message of this request, in place.
-            let start = reply.bytes.len();
-            reply.bytes.reserve(RECV_SPACE);
-            let n = loop {
-                match recv(
-                    &self.fd,
-                    spare_capacity(&mut reply.bytes),
-                    RecvFlags::empty(),
-                ) {
-                    Ok((n, _)) => break n,
-                    Err(Errno::INTR) => continue,
-                    Err(e) => return Err(ClientError::Io(e.into())),
-                }
-            };
-            if n == 0 {
-                return Err(ClientError::Io(io::ErrorKind::UnexpectedEof.into()));
-            }
-            let end = reply.bytes.len();
-            let (mut off, mut kept) = (start, start);
-            while off < end {
-                let (m, advance) = Message::parse(&reply.bytes[off..end])?;
-                if m.seq() == seq {
-                    if m.flags() & NLM_F_DUMP_INTR != 0 {
-                        intr = true;
-                    }
-                    match m.ty() {
-                        NLMSG_ERROR => {
-                            let e = ErrorMsg::parse(&m)?;
-                            if let Some(err) = e.to_error() {
-                                return Err(err.into());
-                            }
-                            reply.warning = e.warning().map(str::to_owned);
-                            reply.bytes.truncate(kept);
-                            return Ok((reply, intr));
-                        }
-                        NLMSG_DONE => {
-                            let done = DoneMsg::parse(&m)?;
-                            if let Some(err) = done.to_error() {
-                                return Err(err.into());
-                            }
-                            let interrupted = intr || done.interrupted;
-                            reply.bytes.truncate(kept);
-                            return Ok((reply, interrupted));
-                        }
-                        _ => {
-                            if kept != off {
-                                reply.bytes.copy_within(off..off + advance, kept);
-                            }
-                            kept += advance;
-                            reply.count += 1;
-                        }
-                    }
-                }
-                off += advance;
-            }
-            reply.bytes.truncate(kept);
-            // A last message shorter than its aligned length: pad it.
-            reply.bytes.resize(nlkit_wire::align(kept), 0);
-        }
+        Ok(Reply::new(self.sock.transact(req)?))
     }
 
     /// Sends one request (a get or a write; `NLM_F_ACK` is added) and returns its reply.
@@ -248,16 +235,17 @@ impl MirrorClient {
     /// assert_eq!(lo.len(), 1);
     /// ```
     pub fn transact(&mut self, req: &mut MessageBuilder) -> Result<Reply, ClientError> {
-        self.exchange(req, false).map(|(r, _)| r)
+        self.exchange(req, false)
     }
 
     /// Runs a dump, retrying while the mirror flags it `NLM_F_DUMP_INTR` (up to
-    /// [`max_attempts`](Self::max_attempts)), and returns a consistent result.
+    /// [`max_attempts`](Self::max_attempts), pausing 1 ms, 2 ms, 4 ms … at most 100 ms between
+    /// attempts), and returns a consistent result.
     pub fn dump(&mut self, req: &mut MessageBuilder) -> Result<Reply, ClientError> {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let (mut r, intr) = self.exchange(req, true)?;
+            let (mut r, intr) = self.dump_once(req)?;
             if !intr {
                 r.attempts = attempts;
                 return Ok(r);
@@ -265,17 +253,22 @@ impl MirrorClient {
             if attempts >= self.max_attempts {
                 return Err(ClientError::StillInterrupted(attempts));
             }
+            // The table is changing (often a resync the mirror is applying): give the change
+            // time to finish instead of racing it, 1 ms doubling up to 100 ms.
+            std::thread::sleep(retry_pause(attempts));
         }
     }
 
     /// Runs a dump once and returns it with its `NLM_F_DUMP_INTR` flag, without retrying.
     pub fn dump_once(&mut self, req: &mut MessageBuilder) -> Result<(Reply, bool), ClientError> {
-        self.exchange(req, true)
+        let r = self.exchange(req, true)?;
+        let intr = r.inner.interrupted();
+        Ok((r, intr))
     }
 }
 
 impl AsFd for MirrorClient {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        self.sock.as_fd()
     }
 }

@@ -87,6 +87,25 @@ pub enum Error {
     /// A generic netlink family or multicast group is not known to the kernel.
     #[error("generic netlink: {0}")]
     Genl(String),
+    /// [`Socket::connect_unix`](crate::Socket::connect_unix) could not connect.
+    #[error("cannot connect to {path}: {errno}")]
+    Connect {
+        /// The socket path.
+        path: String,
+        /// The system error (`ENOENT`: nothing there; `ECONNREFUSED`: no one listening).
+        errno: Errno,
+    },
+    /// The peer of a Unix-socket transport closed the connection (it stopped, or refused or
+    /// dropped this client).
+    #[error("the peer closed the connection")]
+    PeerClosed,
+    /// The operation exists only on kernel Netlink sockets, and this socket is connected over
+    /// a Unix socket ([`Transport::Unix`](crate::Transport::Unix)).
+    #[error("{op} needs a kernel netlink socket; this one is a Unix-socket transport")]
+    NotNetlink {
+        /// The operation (`"join_group"`, …).
+        op: &'static str,
+    },
 }
 
 impl Error {
@@ -104,7 +123,8 @@ impl Error {
         match self {
             Error::Sys { errno, .. }
             | Error::OptionRefused { errno, .. }
-            | Error::Netns { errno, .. } => Some(errno.raw_os_error()),
+            | Error::Netns { errno, .. }
+            | Error::Connect { errno, .. } => Some(errno.raw_os_error()),
             Error::Kernel(k) => Some(k.errno),
             Error::ReplyLost { .. } => Some(libc::ENOBUFS),
             _ => None,

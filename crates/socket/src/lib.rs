@@ -13,6 +13,10 @@
 //! * [`EventSocket`]: multicast groups, with receive-queue overflow reported as
 //!   [`Event::Overrun`] and the peer namespace id of each notification.
 //! * [`netns`]: sockets opened inside another network namespace.
+//! * [`unix`]: the same [`Socket`] connected to a local server that speaks Netlink over a Unix
+//!   `SOCK_SEQPACKET` socket, such as the nlkit mirror: open the socket on the mirror with
+//!   [`Socket::connect_unix`] (or a pool of them with [`Pool::connect_unix`]) and every
+//!   transaction, dump, shared dump and typed request works unchanged.
 //! * [`genl`]: generic netlink family and multicast group resolution, cached.
 //! * `tokio` feature (off by default): the `tokio` module, async transactions and events.
 //!
@@ -44,6 +48,7 @@ mod sync;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 mod transact;
+pub mod unix;
 
 pub use dump::consistent::{consistent_dump, Consistent, DEFAULT_ATTEMPTS};
 pub use dump::stream::DumpEnd;
@@ -53,5 +58,6 @@ pub use event::{Event, EventSocket};
 pub use options::{AppliedOptions, Protocol, SocketOptions};
 pub use pool::{Pool, PooledSocket, POOL_IDLE_MAX};
 pub use recv::{DumpBuffer, RecvBuffer, MIN_RECV_BUFFER};
-pub use socket::{Socket, SocketStats};
+pub use socket::{Socket, SocketStats, Transport};
 pub use transact::Reply;
+pub use unix::UNIX_MAX_REQUEST;

@@ -2,12 +2,33 @@
 
 use std::ops::{Deref, DerefMut};
 use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
 use crate::options::{Protocol, SocketOptions};
-use crate::{Result, Socket};
+use crate::{Result, Socket, Transport};
+
+/// Where a pool's new sockets come from.
+#[derive(Debug)]
+enum Origin {
+    /// Kernel sockets opened in the namespace of the thread that calls `get`.
+    Local,
+    /// Kernel sockets opened inside this network namespace (see [`crate::netns`]).
+    Netns(OwnedFd),
+    /// Connections to the Unix `SOCK_SEQPACKET` socket at this path (see [`crate::unix`]).
+    Unix(PathBuf),
+}
+
+impl Origin {
+    fn transport(&self) -> Transport {
+        match self {
+            Origin::Local | Origin::Netns(_) => Transport::Netlink,
+            Origin::Unix(_) => Transport::Unix,
+        }
+    }
+}
 
 /// How many idle sockets a pool keeps (as Open vSwitch's `nl_pool`).
 pub const POOL_IDLE_MAX: usize = 16;
@@ -18,9 +39,8 @@ struct PoolInner {
     protocol: Protocol,
     /// Immutable after construction.
     options: SocketOptions,
-    /// The network namespace new sockets are opened in (`None`: the opening thread's).
-    /// Immutable after construction.
-    netns: Option<OwnedFd>,
+    /// Where new sockets are opened or connected. Immutable after construction.
+    origin: Origin,
     /// Idle sockets, all clean when pushed. Protected by its own mutex, held only to push or
     /// pop (never across a system call other than `close`).
     idle: Mutex<Vec<Socket>>,
@@ -33,7 +53,10 @@ struct PoolInner {
 /// unread data, no unfinished operation). Otherwise it is closed. Cloning a `Pool` shares it.
 ///
 /// Sockets belong to the network namespace they were opened in; a pool opened with
-/// [`Pool::shared`] serves the namespace of the thread that first calls `get`.
+/// [`Pool::shared`] serves the namespace of the thread that first calls `get`. A pool made
+/// with [`Pool::connect_unix`] holds connections to a local Netlink server (the nlkit mirror)
+/// instead, so [`SharedDump`](crate::SharedDump) and
+/// [`consistent_dump`](crate::consistent_dump) run on it unchanged.
 ///
 /// ```no_run
 /// use nlkit_socket::{Pool, Protocol};
@@ -52,11 +75,15 @@ pub struct Pool {
 impl Pool {
     /// A new, empty pool whose sockets are opened with `options`.
     pub fn new(protocol: Protocol, options: SocketOptions) -> Pool {
+        Pool::with_origin(protocol, options, Origin::Local)
+    }
+
+    fn with_origin(protocol: Protocol, options: SocketOptions, origin: Origin) -> Pool {
         Pool {
             inner: Arc::new(PoolInner {
                 protocol,
                 options,
-                netns: None,
+                origin,
                 idle: Mutex::new(Vec::new()),
             }),
         }
@@ -71,14 +98,37 @@ impl Pool {
     /// # Ok::<(), nlkit_socket::Error>(())
     /// ```
     pub fn in_netns(protocol: Protocol, options: SocketOptions, netns: OwnedFd) -> Pool {
-        Pool {
-            inner: Arc::new(PoolInner {
-                protocol,
-                options,
-                netns: Some(netns),
-                idle: Mutex::new(Vec::new()),
-            }),
-        }
+        Pool::with_origin(protocol, options, Origin::Netns(netns))
+    }
+
+    /// A pool of connections to the Unix `SOCK_SEQPACKET` socket at `path`, whose server
+    /// speaks Netlink framing (the nlkit mirror): [`get`](Pool::get) connects with
+    /// [`Socket::connect_unix`] when no idle connection is left. Nothing connects before the
+    /// first `get`. The pool's [`options`](Pool::options) are the defaults and are not used.
+    ///
+    /// ```no_run
+    /// use nlkit_socket::{DumpBuffer, Pool, Protocol, SharedDump};
+    /// use nlkit_wire::{consts::*, MessageBuilder, RtMsg};
+    ///
+    /// let mirror = Pool::connect_unix("/run/nlkit/mirror.sock", Protocol::Route);
+    /// let mut req = MessageBuilder::new();
+    /// req.begin(RTM_GETROUTE, NLM_F_DUMP, 0);
+    /// req.header(&RtMsg { family: AF_INET, ..Default::default() });
+    /// req.finish().unwrap();
+    /// let dump = SharedDump::start(&mirror, &mut req)?;
+    /// let mut buf = DumpBuffer::new();
+    /// while let Some(route) = dump.next(&mut buf)? {
+    ///     println!("route message of {} bytes", route.len());
+    /// }
+    /// dump.finish()?;
+    /// # Ok::<(), nlkit_socket::Error>(())
+    /// ```
+    pub fn connect_unix(path: impl AsRef<Path>, protocol: Protocol) -> Pool {
+        Pool::with_origin(
+            protocol,
+            SocketOptions::default(),
+            Origin::Unix(path.as_ref().to_path_buf()),
+        )
     }
 
     /// The process-wide pool for `protocol`, with default options.
@@ -97,16 +147,22 @@ impl Pool {
         &self.inner.options
     }
 
+    /// What this pool's sockets are connected over.
+    pub fn transport(&self) -> Transport {
+        self.inner.origin.transport()
+    }
+
     /// Takes an idle socket or opens a new one.
     pub fn get(&self) -> Result<PooledSocket> {
         let idle = self.inner.idle.lock().pop();
         let sock = match idle {
             Some(s) => s,
-            None => match &self.inner.netns {
-                Some(ns) => {
+            None => match &self.inner.origin {
+                Origin::Local => Socket::with_options(self.inner.protocol, &self.inner.options)?,
+                Origin::Netns(ns) => {
                     crate::netns::open_socket(ns, self.inner.protocol, &self.inner.options)?
                 }
-                None => Socket::with_options(self.inner.protocol, &self.inner.options)?,
+                Origin::Unix(path) => Socket::connect_unix(path, self.inner.protocol)?,
             },
         };
         Ok(PooledSocket {
@@ -118,7 +174,10 @@ impl Pool {
     /// Returns `sock` to the pool if it is clean and there is room; closes it otherwise.
     /// Returns whether it was kept.
     pub fn put(&self, mut sock: Socket) -> bool {
-        if sock.protocol() != self.inner.protocol || !sock.is_clean() {
+        if sock.protocol() != self.inner.protocol
+            || sock.transport() != self.transport()
+            || !sock.is_clean()
+        {
             tracing::debug!(
                 port_id = sock.port_id(),
                 "closing socket instead of pooling it"

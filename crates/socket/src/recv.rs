@@ -189,10 +189,15 @@ pub(crate) struct Received {
 
 /// Receives one datagram into `buf` with a single `recvmsg` (no `MSG_PEEK`), replacing its
 /// contents. `EINTR` is retried; every other error is returned.
+///
+/// `netlink_sender`: read the sender's `sockaddr_nl`. Without it (a connected Unix socket,
+/// whose source address is a `sockaddr_un` path that must not be read as a port id) no
+/// address is asked for and the sender is reported as 0.
 pub(crate) fn recv_datagram(
     fd: BorrowedFd<'_>,
     buf: &mut RecvBuffer,
     dontwait: bool,
+    netlink_sender: bool,
 ) -> Result<Received> {
     buf.clear();
     let primary = buf.data.len();
@@ -213,8 +218,10 @@ pub(crate) fn recv_datagram(
         let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
         // SAFETY: as above.
         let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
-        hdr.msg_name = (&mut addr as *mut libc::sockaddr_nl).cast();
-        hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
+        if netlink_sender {
+            hdr.msg_name = (&mut addr as *mut libc::sockaddr_nl).cast();
+            hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
+        }
         hdr.msg_iov = iov.as_mut_ptr();
         hdr.msg_iovlen = iov.len() as _;
         hdr.msg_control = control.as_mut_ptr().cast();

@@ -24,7 +24,28 @@ pub struct SocketStats {
     pub seq_skipped: u64,
 }
 
-/// A Netlink socket of one protocol, close-on-exec, bound to a port id the kernel chose.
+/// Which kind of descriptor a [`Socket`] carries Netlink messages over.
+///
+/// ```no_run
+/// use nlkit_socket::{Protocol, Socket, Transport};
+/// let sock = Socket::connect_unix("/run/nlkit/mirror.sock", Protocol::Route)?;
+/// assert_eq!(sock.transport(), Transport::Unix);
+/// # Ok::<(), nlkit_socket::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Transport {
+    /// An `AF_NETLINK` socket: the kernel answers.
+    Netlink,
+    /// An `AF_UNIX` `SOCK_SEQPACKET` connection to a peer that speaks Netlink framing (such as
+    /// the nlkit mirror); see [`Socket::connect_unix`].
+    Unix,
+}
+
+/// A Netlink socket of one protocol, close-on-exec: either bound to a port id the kernel
+/// chose ([`open`](Socket::open)), or connected to a local server that speaks Netlink over a
+/// Unix `SOCK_SEQPACKET` socket ([`connect_unix`](Socket::connect_unix), for example the
+/// nlkit mirror). Everything built on `Socket` works on both.
 ///
 /// Requests go through [`transact`](Socket::transact) and
 /// [`transact_batch`](Socket::transact_batch); dumps through
@@ -41,6 +62,8 @@ pub struct SocketStats {
 #[derive(Debug)]
 pub struct Socket {
     fd: OwnedFd,
+    /// Immutable after construction.
+    transport: Transport,
     protocol: Protocol,
     port_id: u32,
     next_seq: u32,
@@ -86,14 +109,32 @@ impl Socket {
         let port_id = SocketAddrNetlink::try_from(addr)
             .map_err(|e| Error::sys("getsockname", e))?
             .pid();
+        Ok(Socket::from_parts(
+            fd,
+            Transport::Netlink,
+            protocol,
+            port_id,
+            applied,
+        ))
+    }
+
+    /// Wraps a ready descriptor (bound or connected).
+    pub(crate) fn from_parts(
+        fd: OwnedFd,
+        transport: Transport,
+        protocol: Protocol,
+        port_id: u32,
+        applied: AppliedOptions,
+    ) -> Socket {
         // Start sequence numbers somewhere unlikely to match a stale reply from a previous
         // user of the same port id.
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
-        Ok(Socket {
+        Socket {
             fd,
+            transport,
             protocol,
             port_id,
             next_seq: (now ^ port_id.rotate_left(16)) | 1,
@@ -101,7 +142,7 @@ impl Socket {
             stats: SocketStats::default(),
             poisoned: false,
             scratch: None,
-        })
+        }
     }
 
     /// The protocol.
@@ -109,12 +150,20 @@ impl Socket {
         self.protocol
     }
 
-    /// The port id the kernel assigned.
+    /// What the socket is connected over.
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
+    /// The port id the kernel assigned (0 on a [`Transport::Unix`] socket: it has none, and
+    /// its requests carry 0).
     pub fn port_id(&self) -> u32 {
         self.port_id
     }
 
-    /// What the kernel applied of the requested options.
+    /// What the kernel applied of the requested options. On a [`Transport::Unix`] socket no
+    /// Netlink option applies: `rcvbuf` is the socket's `SO_RCVBUF` as read back,
+    /// `rcvbuf_forced` is false and `refused` is empty.
     pub fn applied(&self) -> &AppliedOptions {
         &self.applied
     }
@@ -138,10 +187,16 @@ impl Socket {
         first
     }
 
-    /// Sends `bytes` (one or more whole messages) to the kernel in one `sendmsg`.
+    /// Sends `bytes` (one or more whole messages) to the kernel (or the Unix peer) in one
+    /// `sendmsg`: one datagram.
     pub fn send(&mut self, bytes: &[u8]) -> Result<()> {
+        // A Unix peer that went away must give EPIPE, not SIGPIPE.
+        let flags = match self.transport {
+            Transport::Netlink => SendFlags::empty(),
+            Transport::Unix => SendFlags::NOSIGNAL,
+        };
         loop {
-            match rustix::net::send(&self.fd, bytes, SendFlags::empty()) {
+            match rustix::net::send(&self.fd, bytes, flags) {
                 Ok(n) if n == bytes.len() => return Ok(()),
                 Ok(_) => return Err(Error::Unexpected("short send on a netlink socket")),
                 Err(Errno::INTR) => continue,
@@ -151,7 +206,9 @@ impl Socket {
     }
 
     /// Receives one datagram from the kernel into `buf` (blocking), with one `recvmsg`.
-    /// Datagrams from other senders (port id ≠ 0) are dropped and counted.
+    /// Datagrams from other senders (port id ≠ 0) are dropped and counted. On a
+    /// [`Transport::Unix`] socket every datagram comes from the connected peer, and the end
+    /// of the connection is [`Error::PeerClosed`].
     ///
     /// ```no_run
     /// use nlkit_socket::{Protocol, RecvBuffer, Socket};
@@ -181,8 +238,13 @@ impl Socket {
     }
 
     pub(crate) fn recv_flags(&mut self, buf: &mut RecvBuffer, dontwait: bool) -> Result<()> {
+        let netlink = self.transport == Transport::Netlink;
         loop {
-            let r = recv_datagram(self.fd.as_fd(), buf, dontwait)?;
+            let r = recv_datagram(self.fd.as_fd(), buf, dontwait, netlink)?;
+            if !netlink && buf.is_empty() {
+                // A zero-length read on a connected SEQPACKET socket: the peer hung up.
+                return Err(Error::PeerClosed);
+            }
             if r.sender != 0 {
                 self.stats.foreign_dropped += 1;
                 buf.clear();
@@ -194,15 +256,25 @@ impl Socket {
     }
 
     /// Joins multicast group `group` (a number, as in `RTNLGRP_*`; not a bit mask). A socket
-    /// that has joined groups is never returned to a pool.
+    /// that has joined groups is never returned to a pool. A [`Transport::Unix`] socket has no
+    /// groups: [`Error::NotNetlink`].
     pub fn join_group(&mut self, group: u32) -> Result<()> {
+        self.require_netlink("join_group")?;
         self.poisoned = true;
         options::membership(&self.fd, group, true)
     }
 
-    /// Leaves multicast group `group`.
+    /// Leaves multicast group `group` ([`Error::NotNetlink`] on a [`Transport::Unix`] socket).
     pub fn leave_group(&mut self, group: u32) -> Result<()> {
+        self.require_netlink("leave_group")?;
         options::membership(&self.fd, group, false)
+    }
+
+    fn require_netlink(&self, op: &'static str) -> Result<()> {
+        match self.transport {
+            Transport::Netlink => Ok(()),
+            Transport::Unix => Err(Error::NotNetlink { op }),
+        }
     }
 
     /// Puts the descriptor in non-blocking mode (for async use).
@@ -212,7 +284,7 @@ impl Socket {
 
     /// True when the socket can be reused by someone else: no operation left it in an
     /// unknown state, no error is pending (`SO_ERROR`, read and thereby cleared), and no data
-    /// is queued.
+    /// is queued (nor, on a [`Transport::Unix`] socket, has the peer hung up).
     ///
     /// ```no_run
     /// let mut s = nlkit_socket::Socket::open(nlkit_socket::Protocol::Route)?;

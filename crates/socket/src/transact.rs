@@ -165,7 +165,11 @@ impl Socket {
                 op: "getsockopt(SO_SNDBUF)",
                 errno,
             })?;
-        let max_bytes = sndbuf.saturating_sub(64).max(4096);
+        let mut max_bytes = sndbuf.saturating_sub(64).max(4096);
+        if self.transport() == crate::Transport::Unix {
+            // One window is one datagram, and a Unix peer takes at most this much at once.
+            max_bytes = max_bytes.min(crate::UNIX_MAX_REQUEST);
+        }
         let mut results = Vec::with_capacity(offsets.len());
         let outcome = (|| {
             for range in windows(&offsets, window, max_bytes) {

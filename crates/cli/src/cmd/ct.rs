@@ -106,22 +106,27 @@ fn list(ctx: &Ctx, f: &CtFilter) -> Result<()> {
     let filter = dump_filter(ctx, f)?;
     let mut req = MessageBuilder::new();
     nlkit_conntrack::request::dump(&mut req, 0, &filter)?;
-    if ctx.threads > 1 && ctx.mirror.is_none() {
+    if ctx.threads > 1 {
         let listing = SharedListing::new(ctx.json)?;
         let shown = std::sync::atomic::AtomicU64::new(0);
-        listing.dump(Protocol::Netfilter, &mut req, ctx.threads, |m, chunk| {
-            let e = EntryView::parse(m)?;
-            if !filter.matches(&e) {
-                return Ok(false);
-            }
-            if ctx.json {
-                serde_json::to_writer(&mut *chunk, &entry_json(&e))?;
-            } else {
-                push_line(chunk, entry_text(&e));
-            }
-            shown.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Ok(true)
-        })?;
+        listing.dump(
+            &ctx.pool(Protocol::Netfilter),
+            &mut req,
+            ctx.threads,
+            |m, chunk| {
+                let e = EntryView::parse(m)?;
+                if !filter.matches(&e) {
+                    return Ok(false);
+                }
+                if ctx.json {
+                    serde_json::to_writer(&mut *chunk, &entry_json(&e))?;
+                } else {
+                    push_line(chunk, entry_text(&e));
+                }
+                shown.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Ok(true)
+            },
+        )?;
         listing.finish()?;
         if !ctx.json {
             eprintln!(

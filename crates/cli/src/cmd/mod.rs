@@ -6,7 +6,7 @@ use std::io::{BufWriter, Write};
 
 use anyhow::{bail, Context, Result};
 use nlkit_route::fmt::LinkNames;
-use nlkit_socket::{Protocol, Socket};
+use nlkit_socket::{Pool, Protocol, Socket};
 use nlkit_wire::consts::{AF_INET, AF_INET6};
 
 use crate::args::UsageError;
@@ -34,6 +34,15 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// The pool `--threads` listings take their socket from: the process-wide kernel pool,
+    /// or connections to the mirror with `--mirror`.
+    pub fn pool(&self, protocol: Protocol) -> Pool {
+        match &self.mirror {
+            Some(path) => Pool::connect_unix(path, protocol),
+            None => Pool::shared(protocol).clone(),
+        }
+    }
+
     /// The families a listing covers: the one asked for, else both.
     pub fn families(&self) -> Vec<u8> {
         match self.family {
@@ -79,50 +88,33 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// Where show commands read from: the kernel, or the mirror (`--mirror`), which answers the
-/// same requests with the kernel's message format from its tables.
-pub enum Source {
-    /// A kernel socket.
-    Kernel(Socket),
-    /// A connection to the mirror.
-    Mirror(nlkit_mirror::MirrorClient),
-}
+/// Where show commands read from: a kernel socket, or with `--mirror` a socket on the mirror
+/// (`Socket::connect_unix`), which answers the same requests in the kernel's message format
+/// from its tables. Both are the same `nlkit_socket::Socket`, so every command runs the same
+/// code on either.
+pub struct Source(Socket);
 
 impl Source {
     /// Opens the source `ctx` selects for `protocol`.
     pub fn open(ctx: &Ctx, protocol: Protocol) -> Result<Source> {
-        match &ctx.mirror {
-            Some(path) => Ok(Source::Mirror(
-                nlkit_mirror::MirrorClient::connect(path).with_context(|| {
-                    format!("cannot connect to the mirror at {}", path.display())
-                })?,
-            )),
-            None => Ok(Source::Kernel(
-                Socket::open(protocol).context("cannot open a Netlink socket")?,
-            )),
-        }
+        let sock = match &ctx.mirror {
+            Some(path) => {
+                Socket::connect_unix(path, protocol).context("cannot reach the mirror")?
+            }
+            None => Socket::open(protocol).context("cannot open a Netlink socket")?,
+        };
+        Ok(Source(sock))
     }
 
-    /// Runs the dump in `req` and calls `f` for each object message, in the kernel's order,
-    /// streaming from the kernel with a receive thread ahead of this one (the mirror's dump
-    /// arrives whole, retried until consistent).
+    /// Runs the dump in `req` and calls `f` for each object message, in the source's order,
+    /// streaming with a receive thread ahead of this one (the kernel, or the mirror, produces
+    /// the next chunk while this thread formats).
     pub fn dump(
         &mut self,
         req: &mut nlkit_wire::MessageBuilder,
         mut f: impl FnMut(&nlkit_wire::Message<'_>) -> nlkit_socket::Result<()>,
     ) -> Result<()> {
-        match self {
-            // Pipelined: the kernel produces the next chunk while this thread formats.
-            Source::Kernel(sock) => {
-                sock.dump_pipelined(req, |m| f(m))?;
-            }
-            Source::Mirror(client) => {
-                let reply = client.dump(req)?;
-                for m in reply.messages() {
-                    f(&m?)?;
-                }
-            }
-        }
+        self.0.dump_pipelined(req, |m| f(m))?;
         Ok(())
     }
 

@@ -110,7 +110,7 @@ fn show(ctx: &Ctx, args: &[String]) -> Result<()> {
     let mut src = Source::open(ctx, Protocol::Route)?;
     let names = src.link_names()?;
     let sel = selection(ctx, args, &names)?;
-    if ctx.threads > 1 && ctx.mirror.is_none() {
+    if ctx.threads > 1 {
         return show_shared(ctx, &sel, &names);
     }
     let mut sink = Sink::new(ctx.json);
@@ -138,10 +138,11 @@ fn show(ctx: &Ctx, args: &[String]) -> Result<()> {
 /// `--threads N`: see [`SharedListing`].
 fn show_shared(ctx: &Ctx, sel: &Selection, names: &LinkNames) -> Result<()> {
     let listing = SharedListing::new(ctx.json)?;
+    let pool = ctx.pool(Protocol::Route);
     for &fam in &sel.families {
         let mut req = MessageBuilder::new();
         request::dump_routes(&mut req, 0, fam, &sel.filter)?;
-        listing.dump(Protocol::Route, &mut req, ctx.threads, |m, chunk| {
+        listing.dump(&pool, &mut req, ctx.threads, |m, chunk| {
             let r = RouteView::parse(m)?;
             if !sel.keep(&r) {
                 return Ok(false);

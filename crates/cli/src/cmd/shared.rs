@@ -5,7 +5,7 @@
 use std::io::{BufWriter, Stdout, Write};
 
 use anyhow::Result;
-use nlkit_socket::{DumpBuffer, Pool, Protocol, SharedDump};
+use nlkit_socket::{DumpBuffer, Pool, SharedDump};
 use nlkit_wire::{Message, MessageBuilder};
 use parking_lot::Mutex;
 
@@ -51,12 +51,12 @@ impl SharedListing {
     /// the chunk (text line or JSON value) and returns whether it kept the message.
     pub fn dump(
         &self,
-        protocol: Protocol,
+        pool: &Pool,
         req: &mut MessageBuilder,
         threads: usize,
         render: impl Fn(&Message<'_>, &mut Vec<u8>) -> Result<bool> + Sync,
     ) -> Result<()> {
-        let dump = SharedDump::start(Pool::shared(protocol), req)?;
+        let dump = SharedDump::start(pool, req)?;
         let results: Vec<Result<()>> = std::thread::scope(|s| {
             let workers: Vec<_> = (0..threads.max(1))
                 .map(|_| s.spawn(|| self.consume(&dump, &render)))

@@ -39,8 +39,9 @@ pub(crate) use registry::{Ctx, Registry};
 use self::out::Out;
 use self::registry::NEEDS_SERVER_LOCK;
 
-/// Largest request datagram accepted.
-const MAX_REQUEST: usize = 64 * 1024;
+/// Largest request datagram accepted: what `nlkit_socket::Socket` sends at most on a Unix
+/// transport (it splits larger batches).
+const MAX_REQUEST: usize = nlkit_socket::UNIX_MAX_REQUEST;
 /// Protocol errors after which a client is disconnected.
 pub const MAX_PROTOCOL_ERRORS: u32 = 16;
 
@@ -202,14 +203,13 @@ fn serve_client(
             Err(_) => return,
         };
         let result = if n > buf.len() {
-            let mut out = Out::new(conn.as_fd(), 0, 0);
+            // Answer with the first request's header (it arrived), so the client can match
+            // the error to its sequence number instead of waiting for a reply.
+            let hdr = MessageHeader::parse(&buf[..]).unwrap_or_default();
+            let mut out = Out::new(conn.as_fd(), hdr.seq, hdr.pid);
             errors += 1;
-            out.error(
-                &MessageHeader::default(),
-                libc::EMSGSIZE,
-                "request larger than 64 KiB",
-            )
-            .and_then(|_| out.flush())
+            out.error(&hdr, libc::EMSGSIZE, "request larger than 64 KiB")
+                .and_then(|_| out.flush())
         } else {
             handle_datagram(conn.as_fd(), &buf[..n], ctx, registry, &mut errors)
         };

@@ -1,0 +1,99 @@
+//! Netlink over a Unix `SOCK_SEQPACKET` connection: [`Socket::connect_unix`].
+//!
+//! A local server can answer Netlink requests in the kernel's own format — the nlkit mirror
+//! does, from its copy of the kernel's tables. A [`Socket`] connected to such a server is used
+//! exactly like a kernel socket: [`transact`](Socket::transact),
+//! [`transact_batch`](Socket::transact_batch), [`dump`](Socket::dump),
+//! [`SharedDump`](crate::SharedDump) (over [`Pool::connect_unix`](crate::Pool::connect_unix)),
+//! [`consistent_dump`](crate::consistent_dump), and the typed layers built on them.
+//!
+//! What the peer must do (the kernel's behaviour, carried over a stream of datagrams):
+//! * take one request datagram of one or more whole messages, at most [`UNIX_MAX_REQUEST`]
+//!   bytes (larger request batches are split into windows below that size);
+//! * answer each request in datagrams of whole messages carrying the request's
+//!   `nlmsg_seq`: reply objects, then an `NLMSG_ERROR` acknowledgement (when `NLM_F_ACK` was
+//!   set) or error — with extended-ack TLVs if it has a text — or, for a dump, `NLMSG_DONE`
+//!   (flagged `NLM_F_DUMP_INTR` when the dump overlapped a change);
+//! * keep each datagram within what a [`RecvBuffer`](crate::RecvBuffer) receives whole (its
+//!   primary region plus spare tail: 96 KiB at least).
+//!
+//! What differs from a kernel socket: there is no port id (it is 0, and requests carry 0),
+//! no Netlink socket option applies, there are no multicast groups
+//! ([`Error::NotNetlink`]), and the connection can end ([`Error::PeerClosed`]). Replies are
+//! matched by sequence number as on a kernel socket, and every datagram is taken as coming
+//! from the peer (a Unix source address is a path, never a port id).
+
+use std::path::Path;
+
+use rustix::io::Errno;
+use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+
+use crate::options::{AppliedOptions, Protocol};
+use crate::socket::Transport;
+use crate::{Error, Result, Socket};
+
+/// The largest request datagram a [`Transport::Unix`] socket sends (64 KiB; what the nlkit
+/// mirror accepts). A bigger batch is sent in several windows; a single bigger message goes
+/// alone, and the peer answers it with an error (`EMSGSIZE`).
+pub const UNIX_MAX_REQUEST: usize = 64 * 1024;
+
+impl Socket {
+    /// Connects to the Unix `SOCK_SEQPACKET` socket at `path` (close-on-exec), whose server
+    /// speaks Netlink framing — for example the nlkit mirror — and returns a socket used like
+    /// one opened with [`open`](Socket::open). `protocol` is recorded (pools and typed layers
+    /// check it); the server tells requests apart by their message type.
+    ///
+    /// See the [module docs](crate::unix) for how this transport differs from a kernel
+    /// socket.
+    ///
+    /// ```no_run
+    /// use nlkit_socket::{Protocol, Socket};
+    /// use nlkit_wire::{consts::*, IfInfoMsg, MessageBuilder};
+    ///
+    /// // The mirror answers like the kernel, from its tables.
+    /// let mut sock = Socket::connect_unix("/run/nlkit/mirror.sock", Protocol::Route)?;
+    /// let mut req = MessageBuilder::new();
+    /// req.begin(RTM_GETLINK, 0, 0);
+    /// req.header(&IfInfoMsg { index: 1, ..Default::default() });
+    /// req.finish().unwrap();
+    /// let lo = sock.transact(&mut req)?;
+    /// assert_eq!(lo.len(), 1);
+    /// # Ok::<(), nlkit_socket::Error>(())
+    /// ```
+    pub fn connect_unix(path: impl AsRef<Path>, protocol: Protocol) -> Result<Socket> {
+        let path = path.as_ref();
+        let refused = |errno| Error::Connect {
+            path: path.display().to_string(),
+            errno,
+        };
+        let fd = rustix::net::socket_with(
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .map_err(|e| Error::sys("socket(AF_UNIX)", e))?;
+        let addr = SocketAddrUnix::new(path).map_err(refused)?;
+        loop {
+            match rustix::net::connect(&fd, &addr) {
+                Ok(()) => break,
+                // Interrupted while waiting for room in the listen backlog: the socket is
+                // still unconnected, so connecting again is correct.
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(refused(e)),
+            }
+        }
+        let applied = AppliedOptions {
+            rcvbuf: rustix::net::sockopt::socket_recv_buffer_size(&fd)
+                .map_err(|e| Error::sys("getsockopt(SO_RCVBUF)", e))?,
+            ..AppliedOptions::default()
+        };
+        Ok(Socket::from_parts(
+            fd,
+            Transport::Unix,
+            protocol,
+            0,
+            applied,
+        ))
+    }
+}
