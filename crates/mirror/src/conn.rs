@@ -8,9 +8,12 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use nlkit_table::{ConnConfig, ConnInsertError, ConnRef, ConnTable, GcBudget, NewConn, Tuple};
+use nlkit_table::{
+    ConnConfig, ConnInsertError, ConnRef, ConnTable, GcBudget, NewConn, NoCounters, Tuple,
+};
 use nlkit_wire::{align, Attrs, Message, NLA_HDRLEN, NLMSG_HDRLEN};
 
+use crate::ct_pack::{pack, unpack_into};
 use crate::keys::{ct_info, CtInfo};
 use crate::store::normalize;
 use nlkit_table::ChangeSeq;
@@ -18,15 +21,44 @@ use nlkit_table::ChangeSeq;
 /// Timeout used for entries without `CTA_TIMEOUT` (well inside the table clock's wrap range).
 const NO_TIMEOUT_MS: u32 = 1 << 30;
 
-/// What each connection keeps under its entry lock.
+/// What each connection keeps under its entry lock (24 bytes: a million connections pay
+/// for every field).
 #[derive(Debug, Default)]
 pub struct CtState {
-    /// Generation that last confirmed the entry.
-    pub(crate) gen: u64,
-    /// The normalised kernel message (`IPCTNL_MSG_CT_NEW`).
+    /// The normalised kernel message (`IPCTNL_MSG_CT_NEW`), stored packed: without its
+    /// tuple nests and canonical header when they re-encode exactly (see `ct_pack`).
     pub(crate) msg: Box<[u8]>,
-    /// Offset of `CTA_TIMEOUT`'s value in `msg` (0: none).
-    pub(crate) timeout_off: u32,
+    /// Generation that last confirmed the entry (its low 32 bits: generations count dump
+    /// attempts).
+    pub(crate) gen: u32,
+    /// What was dropped from `msg` (0: stored whole).
+    pub(crate) dropped: u16,
+    /// Offset of `CTA_TIMEOUT`'s value in the full (unpacked) message (0: none; messages
+    /// are under 64 KiB).
+    pub(crate) timeout_off: u16,
+}
+
+/// A generation as [`CtState`] keeps it.
+fn gen32(gen: u64) -> u32 {
+    gen as u32
+}
+
+impl CtState {
+    fn new(
+        msg: Vec<u8>,
+        orig: &Tuple,
+        reply: &Tuple,
+        gen: u64,
+        timeout_off: Option<usize>,
+    ) -> Self {
+        let (msg, dropped) = pack(msg, orig, reply);
+        CtState {
+            gen: gen32(gen),
+            msg,
+            dropped,
+            timeout_off: timeout_off.and_then(|o| u16::try_from(o).ok()).unwrap_or(0),
+        }
+    }
 }
 
 /// The conntrack table of the mirror.
@@ -41,7 +73,7 @@ pub struct CtState {
 /// assert_eq!(ct.len(), 0);
 /// ```
 pub struct CtStore {
-    pub(crate) table: ConnTable<CtState>,
+    pub(crate) table: ConnTable<CtState, NoCounters>,
     /// Bumped around every insert, update, delete and expiry.
     pub seq: ChangeSeq,
     expired: AtomicU64,
@@ -92,7 +124,12 @@ impl CtStore {
     /// A table for at most `max` connections.
     pub fn new(max: u32) -> Self {
         CtStore {
-            table: ConnTable::new(ConnConfig::new(max.max(64))),
+            // Two chains per connection over max/2 buckets: chains of four on average when
+            // full, half the bucket array of the kernel's one bucket per connection.
+            table: ConnTable::with_counters(ConnConfig {
+                buckets: (max / 2).max(64),
+                ..ConnConfig::new(max.max(64))
+            }),
             seq: ChangeSeq::default(),
             expired: AtomicU64::new(0),
         }
@@ -133,11 +170,7 @@ impl CtStore {
             return false; // an update for a connection we never saw, without its reply tuple
         };
         let timeout = timeout_ms(&info).unwrap_or(NO_TIMEOUT_MS);
-        let state = CtState {
-            gen,
-            timeout_off: info.timeout_off.unwrap_or(0) as u32,
-            msg: norm.into_boxed_slice(),
-        };
+        let state = CtState::new(norm, &info.original, &reply, gen, info.timeout_off);
         let _w = self.seq.write();
         let mut conn = NewConn::new(info.original, reply, timeout, state);
         conn.mark = info.mark.unwrap_or(0);
@@ -146,11 +179,13 @@ impl CtStore {
             Err(ConnInsertError::Clash(_)) => {
                 // A stale entry holds the reply tuple: drop it and try once more.
                 self.table.remove(&reply);
-                let state = CtState {
+                let state = CtState::new(
+                    normalize(msg),
+                    &info.original,
+                    &reply,
                     gen,
-                    timeout_off: info.timeout_off.unwrap_or(0) as u32,
-                    msg: normalize(msg).into_boxed_slice(),
-                };
+                    info.timeout_off,
+                );
                 self.table
                     .insert(NewConn::new(info.original, reply, timeout, state))
                     .is_ok()
@@ -162,8 +197,8 @@ impl CtStore {
         }
     }
 
-    /// Dump fast path: inserts a dumped connection directly (the caller holds a write guard
-    /// for its batch); falls back to [`upsert`](Self::upsert) when a tuple is already held.
+    /// Dump fast path: inserts a dumped connection directly; falls back to
+    /// [`upsert`](Self::upsert) when a tuple is already held.
     pub(crate) fn insert_dump(&self, msg: &Message<'_>, gen: u64) -> bool {
         let Some(info) = ct_info(msg) else {
             return false;
@@ -171,15 +206,21 @@ impl CtStore {
         let Some(reply) = info.reply else {
             return false;
         };
-        let state = CtState {
+        let state = CtState::new(
+            normalize(msg),
+            &info.original,
+            &reply,
             gen,
-            timeout_off: info.timeout_off.unwrap_or(0) as u32,
-            msg: normalize(msg).into_boxed_slice(),
-        };
+            info.timeout_off,
+        );
         let timeout = timeout_ms(&info).unwrap_or(NO_TIMEOUT_MS);
         let mut conn = NewConn::new(info.original, reply, timeout, state);
         conn.mark = info.mark.unwrap_or(0);
-        match self.table.insert(conn) {
+        let inserted = {
+            let _w = self.seq.write();
+            self.table.insert(conn)
+        };
+        match inserted {
             Ok(_) => true,
             Err(ConnInsertError::Clash(_)) => self.upsert(msg, gen, false),
             Err(e) => {
@@ -191,33 +232,35 @@ impl CtStore {
 
     fn update_in_place(
         &self,
-        c: &ConnRef<'_, CtState>,
+        c: &ConnRef<'_, CtState, NoCounters>,
         info: &CtInfo,
         norm: Vec<u8>,
         gen: u64,
         merge_update: bool,
     ) {
+        let (orig, reply) = (c.original(), c.reply());
         let mut st = c.state();
-        st.gen = st.gen.max(gen);
-        if *st.msg == *norm {
+        st.gen = st.gen.max(gen32(gen));
+        let mut old = Vec::with_capacity(st.msg.len() + usize::from(st.dropped));
+        unpack_into(&st.msg, st.dropped, &orig, &reply, &mut old);
+        if old == norm {
             if let Some(t) = timeout_ms(info) {
                 c.refresh(t);
             }
             return;
         }
         let new = if merge_update {
-            merge(&norm, &st.msg)
+            merge(&norm, &old)
         } else {
             norm
         };
         let off = Message::parse(&new)
             .ok()
             .and_then(|(m, _)| ct_info(&m))
-            .and_then(|i| i.timeout_off)
-            .unwrap_or(0);
+            .and_then(|i| i.timeout_off);
+        let new = CtState::new(new, &orig, &reply, u64::from(st.gen), off);
         let _w = self.seq.write();
-        st.msg = new.into_boxed_slice();
-        st.timeout_off = off as u32;
+        *st = new;
         if let Some(t) = timeout_ms(info) {
             c.refresh(t);
         }
@@ -244,13 +287,14 @@ impl CtStore {
     }
 
     /// Appends the connection's message, with `CTA_TIMEOUT` set to the time left, to `out`.
-    pub(crate) fn copy_msg(c: &ConnRef<'_, CtState>, out: &mut Vec<u8>) {
+    pub(crate) fn copy_msg(c: &ConnRef<'_, CtState, NoCounters>, out: &mut Vec<u8>) {
         let left_s = c.remaining_ms().div_ceil(1000);
+        let (orig, reply) = (c.original(), c.reply());
         let st = c.state();
         let start = out.len();
-        out.extend_from_slice(&st.msg);
+        unpack_into(&st.msg, st.dropped, &orig, &reply, out);
         let off = st.timeout_off as usize;
-        if off != 0 && off + 4 <= st.msg.len() {
+        if off != 0 && start + off + 4 <= out.len() {
             out[start + off..start + off + 4].copy_from_slice(&left_s.to_be_bytes());
         }
     }
@@ -269,7 +313,7 @@ impl CtStore {
     /// Removes connections not confirmed at generation `gen` or later.
     pub(crate) fn sweep(&self, gen: u64) -> usize {
         let _w = self.seq.write();
-        self.table.remove_matching(|c| c.state().gen < gen)
+        self.table.remove_matching(|c| c.state().gen < gen32(gen))
     }
 
     /// One incremental gc step: removes expired connections; returns how many.
@@ -287,7 +331,7 @@ impl CtStore {
     }
 
     /// Iterates over all connections (lock-free).
-    pub fn iter(&self) -> nlkit_table::ConnIter<'_, CtState> {
+    pub fn iter(&self) -> nlkit_table::ConnIter<'_, CtState, NoCounters> {
         self.table.iter()
     }
 

@@ -60,6 +60,7 @@
 
 mod client;
 mod conn;
+mod ct_pack;
 mod fill;
 pub mod kernel;
 mod keys;
