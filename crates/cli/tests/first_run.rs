@@ -19,7 +19,7 @@ fn demo_runs_end_to_end() {
         "kernel raw route dump",
         "nlkit route dump, 2 threads",
         "mirror initial sync (all tables)",
-        "mirror serves the route dump (cached)",
+        "mirror serves the route dump (again)",
         "conntrack lookups from the table",
         "mirror converged after the churn",
     ] {

@@ -106,25 +106,18 @@ pub(crate) struct Filled {
     pub interrupted: bool,
 }
 
-/// Messages applied under one [`ChangeSeq`](crate::ChangeSeq) write guard.
-const BATCH: usize = 256;
-
-/// Reads messages of a shared dump on the calling thread and applies them, taking one
-/// write guard per [`BATCH`] messages.
+/// Reads messages of a shared dump on the calling thread and applies them. No write guard is
+/// held here: each store takes one around the changes it actually makes, so re-dumping a
+/// table that did not change flags no client dump as interrupted, and a thread blocked in
+/// `recvmsg` never holds a table "in flight".
 fn consume(tables: &Tables, t: TableId, dump: &SharedDump, gen: u64) -> Result<usize, Error> {
     let mut buf = DumpBuffer::with_capacity(64 * 1024);
-    let seq = tables.seq(t);
     let mut n = 0;
-    loop {
-        let _w = seq.write();
-        for _ in 0..BATCH {
-            let Some(m) = dump.next(&mut buf)? else {
-                return Ok(n);
-            };
-            tables.apply_dump(t, &m, gen);
-            n += 1;
-        }
+    while let Some(m) = dump.next(&mut buf)? {
+        tables.apply_dump(t, &m, gen);
+        n += 1;
     }
+    Ok(n)
 }
 
 /// Threads reading one table's dump: two for the tables that can be large (the kernel builds

@@ -325,6 +325,50 @@ impl NeighKey {
     }
 }
 
+/// A mirror table's key: read from the (first) message of an entry.
+///
+/// Every entry of a [`Store`](crate::Store) is filed under the key of its own first message,
+/// so the store can re-file an entry from its bytes alone (when its log compacts).
+///
+/// ```
+/// use nlkit_mirror::{LinkKey, StoreKey};
+/// use nlkit_wire::{consts::*, IfInfoMsg, Message, MessageBuilder};
+/// let mut b = MessageBuilder::new();
+/// b.begin(RTM_NEWLINK, 0, 0);
+/// b.header(&IfInfoMsg { index: 3, ..Default::default() });
+/// b.finish().unwrap();
+/// let (m, _) = Message::parse(b.as_bytes()).unwrap();
+/// assert_eq!(LinkKey::of_message(&m), Some(LinkKey { ifindex: 3 }));
+/// ```
+pub trait StoreKey: TableKey + Copy + PartialEq + std::fmt::Debug {
+    /// The key of the entry whose first message is `msg`.
+    fn of_message(msg: &Message<'_>) -> Option<Self>;
+}
+
+impl StoreKey for LinkKey {
+    fn of_message(msg: &Message<'_>) -> Option<Self> {
+        LinkKey::from_msg(msg)
+    }
+}
+
+impl StoreKey for AddrKey {
+    fn of_message(msg: &Message<'_>) -> Option<Self> {
+        AddrKey::from_msg(msg)
+    }
+}
+
+impl StoreKey for RouteKey {
+    fn of_message(msg: &Message<'_>) -> Option<Self> {
+        RouteKey::from_msg(msg)
+    }
+}
+
+impl StoreKey for NeighKey {
+    fn of_message(msg: &Message<'_>) -> Option<Self> {
+        NeighKey::from_msg(msg)
+    }
+}
+
 /// What a conntrack message says about an entry.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CtInfo {

@@ -21,10 +21,31 @@
 //! Gets and dumps for `RTM_GETLINK`, `RTM_GETADDR`, `RTM_GETROUTE`, `RTM_GETNEIGH` and
 //! ctnetlink `IPCTNL_MSG_CT_GET` are answered from the tables through a handler registry in the
 //! spirit of `rtnl_register`. A dump spans many reads without any lock: each table has a
-//! [`ChangeSeq`], and a dump that overlapped a change carries `NLM_F_DUMP_INTR` (the
-//! [`MirrorClient`] retries it). Writes (new/delete route, address, neighbour, conntrack) go to
+//! [`ChangeSeq`], and a dump that overlapped a change carries `NLM_F_DUMP_INTR`
+//! (`nlkit_socket::consistent_dump` restarts it, as it does a kernel dump). Writes (new/delete route, address, neighbour, conntrack) go to
 //! the kernel through the worker process; the kernel's ack or error, with its extended-ack text,
 //! goes back to the client, and the change reaches the tables through events.
+//!
+//! ## Clients
+//! Open the socket on the mirror with `nlkit_socket::Socket::connect_unix(path, protocol)` (or
+//! a pool of connections with `nlkit_socket::Pool::connect_unix`): it is the same `Socket` as
+//! for the kernel, so `transact`, `transact_batch`, `dump`, `SharedDump`, `consistent_dump` and
+//! the typed requests of `nlkit-route` and `nlkit-conntrack` work on the mirror unchanged.
+//! [`MirrorClient`] is the older client type, now a thin layer over that socket.
+//!
+//! ```no_run
+//! use nlkit_socket::{Protocol, Socket};
+//! use nlkit_wire::{consts::*, MessageBuilder, RtMsg};
+//!
+//! let mut sock = Socket::connect_unix(nlkit_mirror::default_socket_path(), Protocol::Route)?;
+//! let mut req = MessageBuilder::new();
+//! req.begin(RTM_GETROUTE, NLM_F_DUMP, 0);
+//! req.header(&RtMsg { family: AF_INET, ..Default::default() });
+//! req.finish().unwrap();
+//! let end = sock.dump(&mut req, |_route| Ok::<(), nlkit_socket::Error>(()))?;
+//! println!("{} IPv4 routes from the mirror", end.received);
+//! # Ok::<(), nlkit_socket::Error>(())
+//! ```
 //!
 //! ## Privileges
 //! - The mirror process reads: rtnetlink dumps and groups need no privilege; ctnetlink dumps and
@@ -66,7 +87,7 @@ pub mod kernel;
 mod keys;
 mod metrics;
 mod notify;
-mod render;
+mod route_store;
 mod routes;
 mod server;
 mod store;
@@ -83,10 +104,11 @@ use std::time::{Duration, Instant};
 
 pub use client::{ClientError, MirrorClient, Reply};
 pub use conn::{CtState, CtStore};
-pub use keys::{AddrKey, LinkKey, NeighKey, RouteKey};
+pub use keys::{AddrKey, LinkKey, NeighKey, RouteKey, StoreKey};
 pub use metrics::Metrics;
 pub use nlkit_table::{ChangeSeq, SeqSnapshot, WriteGuard};
 pub use notify::sd_notify;
+pub use route_store::{Route4Key, RouteStore};
 pub use server::{default_socket_path, MAX_PROTOCOL_ERRORS};
 pub use store::{Entry, Store};
 pub use tables::{Capacities, TableId, TableSet, Tables};

@@ -5,6 +5,7 @@ use nlkit_wire::{IfInfoMsg, Message};
 
 use crate::conn::CtStore;
 use crate::keys::{route_info, AddrKey, LinkKey, NeighKey, RouteKey};
+use crate::route_store::RouteStore;
 use crate::routes;
 use crate::store::{normalize, Store};
 
@@ -158,7 +159,7 @@ pub struct Tables {
     /// Addresses: `[IPv4, IPv6]`.
     pub addrs: [Store<AddrKey>; 2],
     /// Routes: `[IPv4, IPv6]`.
-    pub routes: [Store<RouteKey>; 2],
+    pub routes: [RouteStore; 2],
     /// Neighbours: `[IPv4, IPv6]`.
     pub neigh: [Store<NeighKey>; 2],
     /// Conntrack entries.
@@ -184,7 +185,10 @@ impl Tables {
         Tables {
             links: Store::new(c.links),
             addrs: [Store::new(c.addrs), Store::new(c.addrs)],
-            routes: [Store::new(c.routes), Store::new(c.routes)],
+            routes: [
+                RouteStore::new(false, c.routes),
+                RouteStore::new(true, c.routes),
+            ],
             neigh: [Store::new(c.neigh), Store::new(c.neigh)],
             ct: CtStore::new(c.conntrack),
             route_locks: std::array::from_fn(|_| parking_lot::Mutex::new(())),
@@ -211,8 +215,8 @@ impl Tables {
             TableId::Links => &self.links.seq,
             TableId::Addrs4 => &self.addrs[0].seq,
             TableId::Addrs6 => &self.addrs[1].seq,
-            TableId::Routes4 => &self.routes[0].seq,
-            TableId::Routes6 => &self.routes[1].seq,
+            TableId::Routes4 => self.routes[0].seq(),
+            TableId::Routes6 => self.routes[1].seq(),
             TableId::Neigh4 => &self.neigh[0].seq,
             TableId::Neigh6 => &self.neigh[1].seq,
             TableId::Conntrack => &self.ct.seq,
@@ -220,7 +224,7 @@ impl Tables {
     }
 
     /// Applies one message of a dump of table `t`, marked with `gen`. Called by the dump's
-    /// reading threads, which hold a write guard of the table's `seq` around each batch.
+    /// reading threads; the stores bracket each change they make with their `seq`.
     pub(crate) fn apply_dump(&self, t: TableId, m: &Message<'_>, gen: u64) {
         match t {
             TableId::Links => {
@@ -403,12 +407,7 @@ impl Tables {
 }
 
 /// Inserts a dumped object: the fast insert when the key is new, else the comparing `put`.
-fn put_dump<K: nlkit_table::TableKey + Copy + std::fmt::Debug>(
-    store: &Store<K>,
-    key: K,
-    m: &Message<'_>,
-    gen: u64,
-) {
+fn put_dump<K: crate::keys::StoreKey>(store: &Store<K>, key: K, m: &Message<'_>, gen: u64) {
     if let Err(bytes) = store.insert_new(key, normalize(m), gen) {
         store.put(key, bytes, gen);
     }

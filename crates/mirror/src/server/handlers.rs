@@ -9,9 +9,11 @@ use nlkit_wire::{IfAddrMsg, IfInfoMsg, Message, Messages, NdMsg, NfGenMsg, RtMsg
 use super::out::Out;
 use super::registry::{Ctx, HandlerResult, Reject};
 use crate::conn::CtStore;
-use crate::keys::{parse_tuple, route_info, AddrKey, LinkKey, NeighKey, RouteKey};
+use crate::keys::{parse_tuple, route_info, AddrKey, LinkKey, NeighKey, RouteKey, StoreKey};
+use crate::route_store::RouteStore;
 use crate::store::Store;
 use crate::tables::family_index;
+use nlkit_table::ChangeSeq;
 
 fn io_reject(e: std::io::Error) -> Reject {
     (e.raw_os_error().unwrap_or(libc::EIO), String::new())
@@ -34,32 +36,70 @@ fn families(family: u8) -> Result<&'static [usize], Reject> {
     }
 }
 
-/// Streams a store, filtered, then `NLMSG_DONE`.
-fn dump_stores<'a, K: nlkit_table::TableKey + std::fmt::Debug>(
+/// A table a dump handler streams: its change sequence and its entries.
+pub(crate) trait Listing {
+    /// The table's change sequence.
+    fn seq(&self) -> &ChangeSeq;
+    /// Calls `f` with each entry's messages until it returns `false`.
+    fn each(&self, f: &mut dyn FnMut(&[u8]) -> bool);
+}
+
+impl<K: StoreKey> Listing for Store<K> {
+    fn seq(&self) -> &ChangeSeq {
+        &self.seq
+    }
+    fn each(&self, f: &mut dyn FnMut(&[u8]) -> bool) {
+        self.for_each(|e| f(e.messages()));
+    }
+}
+
+impl Listing for RouteStore {
+    fn seq(&self) -> &ChangeSeq {
+        RouteStore::seq(self)
+    }
+    fn each(&self, f: &mut dyn FnMut(&[u8]) -> bool) {
+        self.for_each(|e| f(e.messages()));
+    }
+}
+
+/// A dump filter: gets an entry's first message and all its messages.
+type Keep<'k> = &'k mut dyn FnMut(&Message<'_>, &[u8]) -> bool;
+
+/// Streams tables (optionally filtered: `keep` gets the entry's first message and all its
+/// messages), then `NLMSG_DONE`.
+///
+/// Each table is walked in log order: a sequential read of its live records, copied into the
+/// output with headers patched. The dump is watched from before the first read, so a change
+/// to any of the tables meanwhile flags it `NLM_F_DUMP_INTR`.
+fn dump_stores<'a>(
     ctx: &'a Ctx,
-    stores: &[&'a Store<K>],
+    stores: &[&'a dyn Listing],
     out: &mut Out<'a>,
-    cached: Option<Cached<K>>,
-    mut keep: impl FnMut(&K, &[u8]) -> bool,
+    mut keep: Option<Keep<'_>>,
 ) -> HandlerResult {
     let t0 = Instant::now();
-    let snaps: Vec<_> = stores.iter().map(|s| s.seq.snapshot()).collect();
-    for (s, snap) in stores.iter().zip(&snaps) {
-        out.watch_from(&s.seq, *snap);
+    for s in stores {
+        out.watch(s.seq());
     }
-    for (s, snap) in stores.iter().zip(&snaps) {
-        if let Some(c) = &cached {
-            if let Some(r) = s.rendered(*snap, c.group) {
-                for chunk in r.chunks(c.only) {
-                    out.push_chunk(chunk).map_err(io_reject)?;
+    let mut failed = None;
+    for s in stores {
+        s.each(&mut |msgs| {
+            if let Some(keep) = keep.as_mut() {
+                let first = Message::parse(msgs).ok();
+                if !first.is_some_and(|(m, _)| keep(&m, msgs)) {
+                    return true;
                 }
-                continue;
             }
-        }
-        for e in s.iter() {
-            if keep(&e.key(), e.messages()) {
-                out.push(e.messages(), NLM_F_MULTI).map_err(io_reject)?;
+            match out.push(msgs, NLM_F_MULTI) {
+                Ok(()) => true,
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
             }
+        });
+        if let Some(e) = failed.take() {
+            return Err(io_reject(e));
         }
     }
     out.done().map_err(io_reject)?;
@@ -67,22 +107,7 @@ fn dump_stores<'a, K: nlkit_table::TableKey + std::fmt::Debug>(
     Ok(true)
 }
 
-/// A dump that can be served from the pre-rendered chunks: how entries are grouped, and the
-/// one group wanted (`None`: all).
-struct Cached<K> {
-    group: fn(&K) -> u32,
-    only: Option<u32>,
-}
-
-fn no_group<K>(_: &K) -> u32 {
-    0
-}
-
-fn route_group(k: &RouteKey) -> u32 {
-    k.table
-}
-
-fn one<K: nlkit_table::TableKey + std::fmt::Debug>(
+fn one<K: StoreKey>(
     store: &Store<K>,
     key: &K,
     out: &mut Out<'_>,
@@ -111,8 +136,9 @@ pub(crate) fn get_link(ctx: &Ctx, m: &Message<'_>, out: &mut Out<'_>) -> Handler
             libc::EINVAL,
             String::from("need an interface index or name"),
         ))?;
-    for e in ctx.tables.links.iter() {
-        let hit = Messages::new(e.messages()).flatten().any(|lm| {
+    let mut found = None;
+    ctx.tables.links.for_each(|e| {
+        let hit = e.iter().flatten().any(|lm| {
             lm.family_header::<IfInfoMsg>().is_ok_and(|(_, a)| {
                 a.find(IFLA_IFNAME)
                     .and_then(Result::ok)
@@ -120,19 +146,17 @@ pub(crate) fn get_link(ctx: &Ctx, m: &Message<'_>, out: &mut Out<'_>) -> Handler
             })
         });
         if hit {
-            out.push(e.messages(), 0).map_err(io_reject)?;
-            return Ok(false);
+            found = Some(e.messages().to_vec());
         }
-    }
-    Err((libc::ENODEV, String::new()))
+        !hit
+    });
+    let msgs = found.ok_or((libc::ENODEV, String::new()))?;
+    out.push(&msgs, 0).map_err(io_reject)?;
+    Ok(false)
 }
 
 pub(crate) fn dump_links<'a>(ctx: &'a Ctx, _m: &Message<'_>, out: &mut Out<'a>) -> HandlerResult {
-    let cached = Some(Cached {
-        group: no_group,
-        only: None,
-    });
-    dump_stores(ctx, &[&ctx.tables.links], out, cached, |_, _| true)
+    dump_stores(ctx, &[&ctx.tables.links as &dyn Listing], out, None)
 }
 
 pub(crate) fn get_addr(ctx: &Ctx, m: &Message<'_>, out: &mut Out<'_>) -> HandlerResult {
@@ -155,16 +179,12 @@ pub(crate) fn dump_addrs<'a>(ctx: &'a Ctx, m: &Message<'_>, out: &mut Out<'a>) -
         .map_err(|_| bad("ifaddrmsg"))?;
     let stores: Vec<_> = families(h.family)?
         .iter()
-        .map(|i| &ctx.tables.addrs[*i])
+        .map(|i| &ctx.tables.addrs[*i] as &dyn Listing)
         .collect();
     let index = h.index;
-    let cached = (index == 0).then_some(Cached {
-        group: no_group,
-        only: None,
-    });
-    dump_stores(ctx, &stores, out, cached, |k, _| {
-        index == 0 || k.ifindex == index
-    })
+    let mut on_link =
+        |m: &Message<'_>, _: &[u8]| AddrKey::from_msg(m).is_some_and(|k| k.ifindex == index);
+    dump_stores(ctx, &stores, out, (index != 0).then_some(&mut on_link as _))
 }
 
 pub(crate) fn get_route(ctx: &Ctx, m: &Message<'_>, out: &mut Out<'_>) -> HandlerResult {
@@ -219,16 +239,14 @@ pub(crate) fn dump_routes<'a>(ctx: &'a Ctx, m: &Message<'_>, out: &mut Out<'a>) 
     }
     let stores: Vec<_> = families(h.family)?
         .iter()
-        .map(|i| &ctx.tables.routes[*i])
+        .map(|i| &ctx.tables.routes[*i] as &dyn Listing)
         .collect();
-    let cached = oif.is_none().then_some(Cached {
-        group: route_group,
-        only: (table != 0).then_some(table),
-    });
-    dump_stores(ctx, &stores, out, cached, |k, msgs| {
-        (table == 0 || k.table == table)
+    let mut selected = |m: &Message<'_>, msgs: &[u8]| {
+        RouteKey::from_msg(m).is_some_and(|k| table == 0 || k.table == table)
             && oif.is_none_or(|o| Messages::new(msgs).flatten().any(|rm| route_uses(&rm, o)))
-    })
+    };
+    let filtered = table != 0 || oif.is_some();
+    dump_stores(ctx, &stores, out, filtered.then_some(&mut selected as _))
 }
 
 /// Whether a route message goes through interface `oif` (directly or by one of its nexthops).
@@ -283,15 +301,11 @@ pub(crate) fn dump_neigh<'a>(ctx: &'a Ctx, m: &Message<'_>, out: &mut Out<'a>) -
     }
     let stores: Vec<_> = families(h.family)?
         .iter()
-        .map(|i| &ctx.tables.neigh[*i])
+        .map(|i| &ctx.tables.neigh[*i] as &dyn Listing)
         .collect();
-    let cached = (index == 0).then_some(Cached {
-        group: no_group,
-        only: None,
-    });
-    dump_stores(ctx, &stores, out, cached, |k, _| {
-        index == 0 || k.ifindex == index
-    })
+    let mut on_link =
+        |m: &Message<'_>, _: &[u8]| NeighKey::from_msg(m).is_some_and(|k| k.ifindex == index);
+    dump_stores(ctx, &stores, out, (index != 0).then_some(&mut on_link as _))
 }
 
 fn ct_enabled(ctx: &Ctx) -> Result<(), Reject> {

@@ -11,7 +11,8 @@ use rustix::net::{send, SendFlags};
 
 use nlkit_table::{ChangeSeq, SeqSnapshot};
 
-pub(crate) use crate::render::CHUNK;
+/// Largest datagram the server sends, like the kernel's dump skbs (~32 KiB).
+pub(crate) const CHUNK: usize = 32 * 1024;
 
 /// The output of one request: at most one datagram is buffered (the output queue is bounded
 /// by one chunk plus the socket's send buffer); sends block up to the client's send timeout.
@@ -43,36 +44,6 @@ impl<'a> Out<'a> {
     /// Starts watching a table for the rest of this dump.
     pub(crate) fn watch(&mut self, seq: &'a ChangeSeq) {
         self.watch.push((seq, seq.snapshot()));
-    }
-
-    /// Starts watching a table from a snapshot the caller already took.
-    pub(crate) fn watch_from(&mut self, seq: &'a ChangeSeq, snap: SeqSnapshot) {
-        self.watch.push((seq, snap));
-    }
-
-    /// Appends a pre-rendered chunk (complete messages flagged `NLM_F_MULTI`): only the
-    /// sequence number and port id of each message are patched. Sends a datagram whenever
-    /// the next chunk would not fit.
-    pub(crate) fn push_chunk(&mut self, chunk: &[u8]) -> io::Result<()> {
-        if !self.buf.is_empty() && self.buf.len() + chunk.len() > CHUNK {
-            self.flush()?;
-        }
-        let start = self.buf.len();
-        self.buf.extend_from_slice(chunk);
-        let mut ids = [0u8; 8];
-        ids[..4].copy_from_slice(&self.seq.to_ne_bytes());
-        ids[4..].copy_from_slice(&self.pid.to_ne_bytes());
-        let mut off = start;
-        while off + NLMSG_HDRLEN <= self.buf.len() {
-            let b = &mut self.buf[off..];
-            let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
-            b[8..16].copy_from_slice(&ids);
-            if len < NLMSG_HDRLEN {
-                break;
-            }
-            off += align(len);
-        }
-        self.maybe_flush()
     }
 
     fn check(&mut self) {

@@ -1,0 +1,244 @@
+//! [`RouteStore`]: a per-family route table, with a compact index key for IPv4.
+//!
+//! A route key has two addresses; as index words an IPv6 key takes six (48 bytes in every
+//! index slot), an IPv4 key three. A million IPv4 routes are the common big table, so the
+//! IPv4 store files its entries under [`Route4Key`] (24 bytes) and the IPv6 store under the
+//! full [`RouteKey`]; both are reached through [`RouteStore`] with a `RouteKey`.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use nlkit_table::{ChangeSeq, TableKey};
+use nlkit_wire::Message;
+
+use crate::keys::{RouteKey, StoreKey};
+use crate::store::{Entry, Store};
+
+/// An IPv4 route's key, as the IPv4 route store's index files it (three words).
+///
+/// ```
+/// use nlkit_mirror::{Route4Key, RouteKey};
+/// use nlkit_table::TableKey;
+/// let k = RouteKey {
+///     table: 254, dst: "10.1.2.0".parse().unwrap(), dst_len: 24,
+///     src: "0.0.0.0".parse().unwrap(), src_len: 0, tos: 0, priority: 100,
+/// };
+/// let c = Route4Key::new(k).unwrap();
+/// assert_eq!(Route4Key::from_words(&c.to_words()).key(), k);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Route4Key(RouteKey);
+
+impl Route4Key {
+    /// The compact form of an IPv4 route key (`None` for an IPv6 one).
+    pub fn new(k: RouteKey) -> Option<Self> {
+        (k.dst.is_ipv4() && k.src.is_ipv4()).then_some(Route4Key(k))
+    }
+
+    /// The full key.
+    pub fn key(self) -> RouteKey {
+        self.0
+    }
+}
+
+fn v4(a: IpAddr) -> u64 {
+    match a {
+        IpAddr::V4(a) => u64::from(u32::from(a)),
+        IpAddr::V6(_) => 0,
+    }
+}
+
+impl TableKey for Route4Key {
+    type Words = [u64; 3];
+    fn to_words(&self) -> [u64; 3] {
+        let k = &self.0;
+        [
+            u64::from(k.table) | u64::from(k.priority) << 32,
+            v4(k.dst) | v4(k.src) << 32,
+            u64::from(k.dst_len) | u64::from(k.src_len) << 8 | u64::from(k.tos) << 16,
+        ]
+    }
+    fn from_words(w: &[u64; 3]) -> Self {
+        Route4Key(RouteKey {
+            table: w[0] as u32,
+            priority: (w[0] >> 32) as u32,
+            dst: IpAddr::V4(Ipv4Addr::from(w[1] as u32)),
+            src: IpAddr::V4(Ipv4Addr::from((w[1] >> 32) as u32)),
+            dst_len: w[2] as u8,
+            src_len: (w[2] >> 8) as u8,
+            tos: (w[2] >> 16) as u8,
+        })
+    }
+}
+
+impl StoreKey for Route4Key {
+    fn of_message(msg: &Message<'_>) -> Option<Self> {
+        RouteKey::from_msg(msg).and_then(Route4Key::new)
+    }
+}
+
+/// The routes of one family.
+///
+/// Concurrency contract: that of [`Store`].
+///
+/// ```
+/// let s = nlkit_mirror::RouteStore::new(false, 64);
+/// assert!(s.is_empty());
+/// ```
+#[derive(Debug)]
+pub enum RouteStore {
+    /// IPv4 routes, filed under [`Route4Key`].
+    V4(Store<Route4Key>),
+    /// IPv6 routes.
+    V6(Store<RouteKey>),
+}
+
+/// Calls `$body` with `$s` bound to the inner store and `$k` to `$key` in that store's key
+/// type; `$none` when the key is of the other family.
+macro_rules! with_store {
+    ($self:expr, $key:expr, |$s:ident, $k:ident| $body:expr, $none:expr) => {
+        match $self {
+            RouteStore::V4($s) => match Route4Key::new(*$key) {
+                Some($k) => $body,
+                None => $none,
+            },
+            RouteStore::V6($s) => match $key.dst.is_ipv6() {
+                true => {
+                    let $k = *$key;
+                    $body
+                }
+                false => $none,
+            },
+        }
+    };
+}
+
+impl RouteStore {
+    /// An empty store for IPv6 (`v6`) or IPv4 routes, of `capacity` entries.
+    pub fn new(v6: bool, capacity: usize) -> Self {
+        if v6 {
+            RouteStore::V6(Store::new(capacity))
+        } else {
+            RouteStore::V4(Store::new(capacity))
+        }
+    }
+
+    /// The change sequence.
+    pub fn seq(&self) -> &ChangeSeq {
+        match self {
+            RouteStore::V4(s) => &s.seq,
+            RouteStore::V6(s) => &s.seq,
+        }
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        match self {
+            RouteStore::V4(s) => s.len(),
+            RouteStore::V6(s) => s.len(),
+        }
+    }
+
+    /// Whether the store is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Inserts refused because the table was full.
+    pub fn full_count(&self) -> u64 {
+        match self {
+            RouteStore::V4(s) => s.full_count(),
+            RouteStore::V6(s) => s.full_count(),
+        }
+    }
+
+    /// A copy of the entry's message bytes.
+    pub fn get_bytes(&self, key: &RouteKey) -> Option<Vec<u8>> {
+        with_store!(self, key, |s, k| s.get_bytes(&k), None)
+    }
+
+    /// Calls `f` with the entry.
+    pub fn with<R>(&self, key: &RouteKey, f: impl FnOnce(Entry<'_>) -> R) -> Option<R> {
+        with_store!(self, key, |s, k| s.with(&k, f), None)
+    }
+
+    /// See [`Store::put`]; a key of the other family changes nothing.
+    pub fn put(&self, key: RouteKey, msgs: Vec<u8>, gen: u64) -> bool {
+        with_store!(self, &key, |s, k| s.put(k, msgs, gen), false)
+    }
+
+    /// See `Store::insert_new`.
+    pub(crate) fn insert_new(&self, key: RouteKey, msgs: Vec<u8>, gen: u64) -> Result<(), Vec<u8>> {
+        with_store!(self, &key, |s, k| s.insert_new(k, msgs, gen), Ok(()))
+    }
+
+    /// Removes `key`; returns whether it was present.
+    pub fn remove(&self, key: &RouteKey) -> bool {
+        with_store!(self, key, |s, k| s.remove(&k), false)
+    }
+
+    /// See [`Store::sweep`].
+    pub fn sweep(&self, gen: u64, mut scope: impl FnMut(&RouteKey, Entry<'_>) -> bool) -> usize {
+        match self {
+            RouteStore::V4(s) => s.sweep(gen, |k, e| scope(&k.key(), e)),
+            RouteStore::V6(s) => s.sweep(gen, scope),
+        }
+    }
+
+    /// See [`Store::for_each`].
+    pub fn for_each(&self, f: impl FnMut(Entry<'_>) -> bool) {
+        match self {
+            RouteStore::V4(s) => s.for_each(f),
+            RouteStore::V6(s) => s.for_each(f),
+        }
+    }
+
+    /// See [`Store::memory_bytes`].
+    pub fn memory_bytes(&self) -> usize {
+        match self {
+            RouteStore::V4(s) => s.memory_bytes(),
+            RouteStore::V6(s) => s.memory_bytes(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nlkit_wire::consts::*;
+    use nlkit_wire::{MessageBuilder, Messages, RtMsg};
+
+    fn route(dst: [u8; 4], prio: u32) -> (RouteKey, Vec<u8>) {
+        let mut b = MessageBuilder::new();
+        b.begin(RTM_NEWROUTE, 0, 0);
+        b.header(&RtMsg {
+            family: AF_INET,
+            dst_len: 32,
+            table: RT_TABLE_MAIN,
+            ..Default::default()
+        });
+        b.attr_bytes(RTA_DST, &dst);
+        b.attr_u32(RTA_PRIORITY, prio);
+        b.finish().unwrap();
+        let bytes = b.as_bytes().to_vec();
+        let m = Messages::new(&bytes).next().unwrap().unwrap();
+        (RouteKey::from_msg(&m).unwrap(), bytes)
+    }
+
+    #[test]
+    fn ipv4_routes_use_the_compact_key() {
+        let s = RouteStore::new(false, 64);
+        let (k, m) = route([10, 0, 0, 1], 7);
+        assert!(s.put(k, m.clone(), 1));
+        assert_eq!(s.get_bytes(&k), Some(m));
+        let v6 = RouteKey {
+            dst: "fd00::1".parse().unwrap(),
+            src: "::".parse().unwrap(),
+            ..k
+        };
+        assert!(s.get_bytes(&v6).is_none() && !s.remove(&v6));
+        assert_eq!(s.sweep(2, |key, _| *key == k), 1);
+        assert!(s.is_empty());
+        let c = Route4Key::new(k).unwrap();
+        assert_eq!(Route4Key::from_words(&c.to_words()), c);
+    }
+}
