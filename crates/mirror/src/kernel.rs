@@ -1,13 +1,12 @@
-//! [`KernelSocket`]: the thin kernel Netlink socket the mirror still uses for events and
-//! relayed writes.
+//! [`KernelSocket`]: the thin kernel Netlink socket the mirror keeps for relayed writes.
 //!
-//! Table dumps go through `nlkit-socket` (`consistent_dump` over a `SharedDump`). What remains
-//! here is an adapter for two things `nlkit-socket` does not offer as the mirror needs them:
-//! [`KernelSocket::transact_raw`] relays a client's request bytes *as the client built them*
-//! (its sequence numbers kept) and returns the kernel's reply datagrams verbatim, ack and
-//! extended-ack TLVs included, so they can be passed back to the client unchanged
-//! (`Socket::transact` re-stamps the request and decodes the ack). The event sockets still use
-//! [`KernelSocket::recv_datagram`]; moving them to `nlkit_socket::EventSocket` is pending.
+//! Table dumps go through `nlkit-socket` (`consistent_dump` over a `SharedDump`) and events
+//! through `nlkit_socket::EventSocket`. What remains here is what `nlkit-socket` does not offer
+//! as the mirror needs it: [`KernelSocket::transact_raw`] relays a client's request bytes *as
+//! the client built them* (its sequence numbers kept) and returns the kernel's reply datagrams
+//! verbatim, ack and extended-ack TLVs included, so they can be passed back to the client
+//! unchanged (`Socket::transact` re-stamps the request and decodes the ack). Benchmarks and
+//! tests also use its bare receive loop ([`KernelSocket::dump_chunks`]) as the raw baseline.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};

@@ -16,21 +16,20 @@ use nlkit_wire::consts::*;
 use nlkit_wire::Messages;
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
+use nlkit_socket::{Event, EventSocket, Protocol, RecvBuffer, SocketOptions};
+
 use crate::fill::{fill, sweep};
-use crate::kernel::{KernelSocket, KernelSocketError};
 use crate::tables::{TableId, TableSet};
 use crate::{MirrorError, Shared};
 
 /// Bytes of queued events beyond which a sync treats the queue as lost (an overrun).
 const MAX_QUEUED_BYTES: usize = 256 << 20;
 
-fn group_mask(groups: &[u32]) -> u32 {
-    groups.iter().fold(0, |m, g| m | 1 << (g - 1))
-}
-
 /// One event socket and its overrun policy.
 struct EventSource {
-    sock: KernelSocket,
+    sock: EventSocket,
+    /// The last datagram received.
+    buf: RecvBuffer,
     /// Tables a lost event may concern.
     tables: TableSet,
     rcvbuf: usize,
@@ -40,18 +39,22 @@ struct EventSource {
 
 impl EventSource {
     fn open(
-        proto: u8,
+        protocol: Protocol,
         groups: &[u32],
         tables: TableSet,
         rcvbuf: usize,
         max: usize,
     ) -> Result<Self, MirrorError> {
-        let sock = KernelSocket::open(i32::from(proto), group_mask(groups))
+        let opts = SocketOptions {
+            rcvbuf,
+            ..EventSocket::default_options()
+        };
+        let sock = EventSocket::with_options(protocol, &opts, groups)
             .map_err(|e| MirrorError::Kernel(format!("event socket: {e}")))?;
-        let got = sock.set_recv_buffer(rcvbuf).unwrap_or(rcvbuf);
-        tracing::debug!(requested = rcvbuf, got, "event socket receive buffer");
+        tracing::debug!(requested = rcvbuf, "event socket opened");
         Ok(EventSource {
             sock,
+            buf: RecvBuffer::new(),
             tables,
             rcvbuf,
             max: max.max(rcvbuf),
@@ -96,7 +99,7 @@ impl Syncer {
     pub(crate) fn new(shared: Arc<Shared>) -> Result<Self, MirrorError> {
         let c = &shared.config;
         let mut sources = vec![EventSource::open(
-            NETLINK_ROUTE as u8,
+            Protocol::Route,
             &[
                 RTNLGRP_LINK,
                 RTNLGRP_NEIGH,
@@ -113,7 +116,7 @@ impl Syncer {
             let mut t = TableSet::default();
             t.add(TableId::Conntrack);
             match EventSource::open(
-                NETLINK_NETFILTER as u8,
+                Protocol::Netfilter,
                 &[
                     NFNLGRP_CONNTRACK_NEW,
                     NFNLGRP_CONNTRACK_UPDATE,
@@ -185,10 +188,16 @@ impl Syncer {
             loop {
                 let src = &mut self.sources[i];
                 let tables = src.tables;
-                match src.sock.recv_datagram(true) {
-                    Ok(Some(d)) => {
+                let got = match src.sock.try_recv_event(&mut src.buf) {
+                    Ok(Some(Event::Messages { .. })) => Ok(true),
+                    Ok(Some(Event::Overrun)) => Ok(false),
+                    Ok(None) => break,
+                    Err(e) => Err(e),
+                };
+                match got {
+                    Ok(true) => {
+                        let d = src.buf.unread().to_vec();
                         if apply {
-                            let d = d.to_vec();
                             self.apply_datagram(&d);
                         } else if self.queued_bytes + d.len() > MAX_QUEUED_BYTES {
                             for t in tables.iter() {
@@ -196,13 +205,11 @@ impl Syncer {
                             }
                         } else {
                             self.queued_bytes += d.len();
-                            self.queue.push_back(d.to_vec());
+                            self.queue.push_back(d);
                         }
                     }
-                    Ok(None) => break,
-                    Err(KernelSocketError::Overrun) => {
+                    Ok(false) => {
                         self.shared.metrics.overruns.fetch_add(1, Ordering::Relaxed);
-                        let src = &mut self.sources[i];
                         src.grow();
                         for t in tables.iter() {
                             self.pending.add(t);

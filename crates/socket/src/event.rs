@@ -101,6 +101,20 @@ impl EventSocket {
         self.sock.leave_group(group)
     }
 
+    /// Changes the receive buffer (for example doubling it after an [`Event::Overrun`]);
+    /// returns the size the kernel granted (it reports twice what it accounts for).
+    ///
+    /// ```no_run
+    /// use nlkit_socket::{EventSocket, Protocol};
+    /// let mut ev = EventSocket::open(Protocol::Route, &[nlkit_wire::consts::RTNLGRP_LINK])?;
+    /// let granted = ev.set_recv_buffer(8 << 20)?;
+    /// println!("receive buffer now {granted} bytes");
+    /// # Ok::<(), nlkit_socket::Error>(())
+    /// ```
+    pub fn set_recv_buffer(&mut self, bytes: usize) -> Result<usize> {
+        crate::options::set_rcvbuf(&self.sock, bytes)
+    }
+
     /// How many overruns were reported.
     pub fn overruns(&self) -> u64 {
         self.overruns

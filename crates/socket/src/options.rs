@@ -140,6 +140,18 @@ pub(crate) fn set_netlink_opt<Fd: AsFd>(fd: Fd, opt: i32, value: i32) -> Result<
     }
 }
 
+/// Sets the receive buffer to `bytes` (`SO_RCVBUFFORCE` first, then `SO_RCVBUF`) and returns
+/// what the kernel granted.
+pub(crate) fn set_rcvbuf<Fd: AsFd>(fd: Fd, bytes: usize) -> Result<usize> {
+    let fd = fd.as_fd();
+    if rustix::net::sockopt::set_socket_recv_buffer_size_force(fd, bytes).is_err() {
+        rustix::net::sockopt::set_socket_recv_buffer_size(fd, bytes)
+            .map_err(|e| Error::sys("setsockopt(SO_RCVBUF)", e))?;
+    }
+    rustix::net::sockopt::socket_recv_buffer_size(fd)
+        .map_err(|e| Error::sys("getsockopt(SO_RCVBUF)", e))
+}
+
 /// Applies `opts` to a freshly opened socket of `protocol`.
 pub(crate) fn apply<Fd: AsFd>(
     fd: Fd,
