@@ -54,7 +54,12 @@ pub fn conntrack_dump_request() -> MessageBuilder {
 
 /// The raw receive loop: send the dump request, receive datagrams, walk headers to DONE.
 pub fn raw_walk(protocol: Protocol, request: &MessageBuilder) -> Result<Sample> {
-    let mut sock = Socket::open(protocol)?;
+    raw_walk_on(&mut Socket::open(protocol)?, request)
+}
+
+/// [`raw_walk`] on a socket the caller opened (a kernel socket, or one on the mirror:
+/// `Socket::connect_unix`), so a served dump is measured the same way as the kernel's.
+pub fn raw_walk_on(sock: &mut Socket, request: &MessageBuilder) -> Result<Sample> {
     let mut req = request.clone();
     let seq = sock.alloc_seq(1);
     req.stamp_seq(seq);
