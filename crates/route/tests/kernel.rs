@@ -151,9 +151,19 @@ nlkit_testns::netns_test! {
         ops::add_addr(&mut s, &a6, false).unwrap();
         let r = Route::new("fd00:9::".parse().unwrap(), 64).via("fd00::2".parse().unwrap()).dev(v.a_index);
         ops::add_route(&mut s, &r, RouteOp::Add).unwrap();
-        let got = routes(&mut s, AF_INET6, &RouteFilter::main());
-        let ip6 = ipj(&["-6", "route", "show"]);
-        assert_eq!(got.len(), ip6.as_array().unwrap().len());
+        // IPv6 autoconfiguration keeps adding routes (link-local, multicast) for a moment
+        // after the link comes up: compare once both listings agree, within a second.
+        let mut tries = 0;
+        let (got, ip6) = loop {
+            let got = routes(&mut s, AF_INET6, &RouteFilter::main());
+            let ip6 = ipj(&["-6", "route", "show"]).as_array().unwrap().len();
+            tries += 1;
+            if got.len() == ip6 || tries == 20 {
+                break (got, ip6);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        assert_eq!(got.len(), ip6);
         assert!(got.iter().any(|x| x.dst == r.dst && x.gateway == r.gateway));
     }
 
