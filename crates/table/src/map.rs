@@ -162,6 +162,14 @@ impl<K: TableKey, V: Send + Sync> NullsTable<K, V> {
     /// assert_eq!(t.insert(1, "uno").unwrap_err().value, "uno");
     /// ```
     pub fn insert(&self, key: K, value: V) -> Result<(), InsertError<V>> {
+        // A present key fails before a slot is taken and its value boxed.
+        if self.raw.peek(&key.to_words(), |_, _| ()).is_some() {
+            self.raw.note_insert_failed(&key.to_words());
+            return Err(InsertError {
+                kind: InsertErrorKind::Exists,
+                value,
+            });
+        }
         let (idx, words) = self.prepare(&key, value, true)?;
         match self.raw.link(idx, &[words]) {
             Ok(()) => Ok(()),

@@ -90,7 +90,9 @@ impl<K: TableKey, P: Payload, const D: usize> ArenaSlot for Slot<K, P, D> {
     }
 }
 
-/// A lock stripe. `changes` and `live` are written only under `lock` and read without it.
+/// A lock stripe. `changes` and `live` are written only under `lock` and read without it;
+/// `insert_failed` is a `Relaxed` counter bumped without the lock (per stripe, so inserts of
+/// present keys on different cores do not all hit one cache line).
 #[repr(align(64))]
 struct Stripe {
     lock: Mutex<()>,
@@ -98,6 +100,8 @@ struct Stripe {
     changes: AtomicU64,
     /// Entries whose first-direction node is in a bucket of this stripe.
     live: AtomicU64,
+    /// Inserts refused because the key was present (keys of this stripe's buckets).
+    insert_failed: AtomicU64,
 }
 
 /// Why linking failed.
@@ -138,6 +142,7 @@ impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
                     lock: Mutex::new(()),
                     changes: AtomicU64::new(0),
                     live: AtomicU64::new(0),
+                    insert_failed: AtomicU64::new(0),
                 })
                 .collect(),
             stripe_mask: stripes - 1,
@@ -211,7 +216,20 @@ impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
     }
 
     pub(crate) fn stats(&self) -> Stats {
-        self.stats.snapshot()
+        let mut s = self.stats.snapshot();
+        s.insert_failed = self
+            .stripes
+            .iter()
+            .map(|st| st.insert_failed.load(Ordering::Relaxed))
+            .sum();
+        s
+    }
+
+    /// Counts an insert refused because `key` was present.
+    pub(crate) fn note_insert_failed(&self, key: &K::Words) {
+        self.stripe(self.bucket(key))
+            .insert_failed
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     #[inline]
@@ -292,14 +310,26 @@ impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
         MIN_CHAINLEN + (self.hasher.hash(&[u64::from(bucket), u64::from(idx)]) as u32 & 31)
     }
 
-    /// Under the stripe lock: the live node with `key` in `bucket`, if any.
-    fn find_locked(&self, bucket: u32, key: &K::Words, cap: u32) -> Result<Option<u32>, LinkError> {
+    /// Under the stripe lock: the live node with `key` in `bucket`, if any. With `capped`
+    /// (the slot being linked), a chain longer than its randomised cap is refused; the cap
+    /// is only computed (a hash) once the walk passes [`MIN_CHAINLEN`].
+    fn find_locked(
+        &self,
+        bucket: u32,
+        key: &K::Words,
+        capped: Option<u32>,
+    ) -> Result<Option<u32>, LinkError> {
         let mut link = self.heads[bucket as usize].load(Ordering::Relaxed);
         let mut n = 0;
+        let mut cap = None;
         while !is_nulls(link) {
             n += 1;
-            if n > cap {
-                return Err(LinkError::ChainTooLong);
+            if n > MIN_CHAINLEN {
+                if let Some(idx) = capped {
+                    if n > *cap.get_or_insert_with(|| self.chain_cap(bucket, idx)) {
+                        return Err(LinkError::ChainTooLong);
+                    }
+                }
             }
             let (i, d) = decode(link);
             let s = self.slot(i);
@@ -325,11 +355,12 @@ impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
         let buckets: [u32; D] = std::array::from_fn(|d| self.bucket(&keys[d]));
         let _g = self.lock_stripes(buckets[0], buckets[D - 1]);
         for d in 0..D {
-            let cap = self.chain_cap(buckets[d], idx);
-            match self.find_locked(buckets[d], &keys[d], cap) {
+            match self.find_locked(buckets[d], &keys[d], Some(idx)) {
                 Ok(None) => {}
                 Ok(Some(_)) => {
-                    self.stats.insert_failed.fetch_add(1, Ordering::Relaxed);
+                    self.stripe(buckets[d])
+                        .insert_failed
+                        .fetch_add(1, Ordering::Relaxed);
                     return Err(LinkError::Exists(d));
                 }
                 Err(e) => {
@@ -405,13 +436,13 @@ impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
     pub(crate) fn remove_key(&self, key: &K::Words) -> bool {
         debug_assert_eq!(D, 1, "remove_key is for one-link tables");
         let b = self.bucket(key);
-        if is_nulls(self.heads[b as usize].load(Ordering::Acquire)) {
-            // Empty chain when we looked: the key was absent then (no lock taken).
+        if self.peek(key, |_, _| ()).is_none() {
+            // No live entry with this key when we looked: absent then (no lock taken).
             return false;
         }
         let idx = {
             let _g = self.lock_stripes(b, b);
-            let Ok(Some(idx)) = self.find_locked(b, key, u32::MAX) else {
+            let Ok(Some(idx)) = self.find_locked(b, key, None) else {
                 return false;
             };
             let slot = self.slot(idx);
@@ -433,7 +464,7 @@ impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
     pub(crate) fn update_locked(&self, key: &K::Words, f: impl FnOnce(&P)) -> bool {
         let b = self.bucket(key);
         let _g = self.lock_stripes(b, b);
-        match self.find_locked(b, key, u32::MAX) {
+        match self.find_locked(b, key, None) {
             Ok(Some(idx)) => {
                 f(&self.slot(idx).payload);
                 true

@@ -7,7 +7,6 @@ use crate::sync::{AtomicU64, Ordering};
 pub(crate) struct RawStats {
     pub(crate) restarts: AtomicU64,
     pub(crate) recycled: AtomicU64,
-    pub(crate) insert_failed: AtomicU64,
     pub(crate) chain_too_long: AtomicU64,
     pub(crate) early_drop: AtomicU64,
     pub(crate) gc_expired: AtomicU64,
@@ -20,7 +19,7 @@ impl RawStats {
         Stats {
             search_restart: l(&self.restarts),
             recycled: l(&self.recycled),
-            insert_failed: l(&self.insert_failed),
+            insert_failed: 0, // summed from the stripes by `RawTable::stats`
             chain_too_long: l(&self.chain_too_long),
             early_drop: l(&self.early_drop),
             gc_expired: l(&self.gc_expired),

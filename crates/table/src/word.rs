@@ -113,6 +113,15 @@ impl<K: TableKey> WordTable<K> {
     /// ```
     pub fn insert(&self, key: K, value: u64) -> Result<(), InsertError<u64>> {
         let words = key.to_words();
+        // A present key fails without taking a slot off the free list and putting it back
+        // (the chain walked here is the one `link` walks next, now in cache).
+        if self.raw.peek(&words, |_, _| ()).is_some() {
+            self.raw.note_insert_failed(&key.to_words());
+            return Err(InsertError {
+                kind: InsertErrorKind::Exists,
+                value,
+            });
+        }
         let idx = self.prepare(&words, value)?;
         match self.raw.link(idx, &[words]) {
             Ok(()) => Ok(()),
