@@ -218,16 +218,22 @@ impl<K: StoreKey> Store<K> {
         }
     }
 
+    /// The shard `key` lives in and its writer (held for the whole change). `msgs` must be
+    /// filed under their own key: compaction re-files records by the key of their bytes.
+    fn writer_for(&self, key: &K, msgs: &[u8]) -> (usize, LogWriter<'_>) {
+        debug_assert_eq!(
+            key_of::<K>(msgs),
+            Some(*key),
+            "entry filed under its own key"
+        );
+        let shard = shard_of(key);
+        (shard, self.logs[shard].writer())
+    }
+
     /// Sets `key`'s messages to `msgs`, marked with `gen`. When the stored bytes are the same,
     /// only the mark is updated and no change is counted. Returns whether the table changed.
     pub fn put(&self, key: K, msgs: Vec<u8>, gen: u64) -> bool {
-        debug_assert_eq!(
-            key_of::<K>(&msgs),
-            Some(key),
-            "entry filed under its own key"
-        );
-        let shard = shard_of(&key);
-        let mut w = self.logs[shard].writer();
+        let (shard, mut w) = self.writer_for(&key, &msgs);
         let old = self.index.get(&key).map(|v| unpack_loc(v).1);
         if let Some(at) = old {
             let mut cur = Vec::with_capacity(msgs.len());
@@ -259,13 +265,7 @@ impl<K: StoreKey> Store<K> {
     /// Dump fast path: inserts `key` if it is absent, without comparing. Gives the bytes back
     /// when the key exists.
     pub(crate) fn insert_new(&self, key: K, msgs: Vec<u8>, gen: u64) -> Result<(), Vec<u8>> {
-        debug_assert_eq!(
-            key_of::<K>(&msgs),
-            Some(key),
-            "entry filed under its own key"
-        );
-        let shard = shard_of(&key);
-        let mut w = self.logs[shard].writer();
+        let (shard, mut w) = self.writer_for(&key, &msgs);
         if self.index.contains_key(&key) {
             return Err(msgs);
         }

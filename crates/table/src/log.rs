@@ -227,9 +227,9 @@ impl RecordLog {
         }
     }
 
-    /// Appends the bytes of the live record at `at` to `out` and returns its tag; `None` when
-    /// the record is dead (or `at` names no record of this log).
-    pub fn read_into(&self, at: Loc, out: &mut Vec<u8>) -> Option<u32> {
+    /// Calls `f` with the chunk, offset and header of the live record at `at`; `None` when the
+    /// record is dead (or `at` names no record of this log).
+    fn with_live<R>(&self, at: Loc, f: impl FnOnce(&Chunk, usize, u64) -> R) -> Option<R> {
         let list = self.snapshot();
         let c = find(&list, at.chunk())?;
         let off = at.off();
@@ -237,23 +237,21 @@ impl RecordLog {
             return None;
         }
         let h = c.words[off].load(Ordering::Acquire);
-        if h & DEAD != 0 {
-            return None;
-        }
-        c.copy_record(off, h, out);
-        Some(header_tag(h))
+        (h & DEAD == 0).then(|| f(c, off, h))
+    }
+
+    /// Appends the bytes of the live record at `at` to `out` and returns its tag; `None` when
+    /// the record is dead (or `at` names no record of this log).
+    pub fn read_into(&self, at: Loc, out: &mut Vec<u8>) -> Option<u32> {
+        self.with_live(at, |c, off, h| {
+            c.copy_record(off, h, out);
+            header_tag(h)
+        })
     }
 
     /// The tag of the live record at `at`.
     pub fn tag(&self, at: Loc) -> Option<u32> {
-        let list = self.snapshot();
-        let c = find(&list, at.chunk())?;
-        let off = at.off();
-        if off >= c.len.load(Ordering::Acquire) as usize {
-            return None;
-        }
-        let h = c.words[off].load(Ordering::Acquire);
-        (h & DEAD == 0).then_some(header_tag(h))
+        self.with_live(at, |_, _, h| header_tag(h))
     }
 
     /// Calls `f(location, tag, bytes)` for every live record, in log order, until it returns
