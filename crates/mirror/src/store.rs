@@ -174,8 +174,11 @@ impl<K: StoreKey> Store<K> {
 
     /// Appends the entry's bytes to `out`; returns its generation.
     fn read_into(&self, key: &K, out: &mut Vec<u8>) -> Option<u64> {
+        /// Retries before giving up: each one means a writer replaced or moved this very entry
+        /// meanwhile, so running out means an index entry pointing at a dead record (a bug).
+        const RETRIES: u32 = 1 << 16;
         let start = out.len();
-        loop {
+        for _ in 0..RETRIES {
             let (shard, at) = unpack_loc(self.index.get(key)?);
             if let Some(t) = self.logs[shard].read_into(at, out) {
                 return Some(u64::from(t));
@@ -184,6 +187,11 @@ impl<K: StoreKey> Store<K> {
             out.truncate(start);
             std::hint::spin_loop();
         }
+        tracing::warn!(
+            ?key,
+            "mirror entry kept pointing at a dead record; not served"
+        );
+        None
     }
 
     /// A copy of the entry's message bytes.
