@@ -7,9 +7,14 @@
 //!   out only after its chunk is published, so `get` on any index that came from a link or
 //!   the free list finds a live chunk. This is the Rust form of `SLAB_TYPESAFE_BY_RCU`:
 //!   memory read by lock-free readers is never returned to the allocator while they run.
-//! - `free_head` packs `(tag << 32) | index` of a Treiber stack threaded through each slot's
-//!   `free_next`; the tag changes on every push and pop, so ABA is caught by the CAS.
-//!   A push `Release`s everything the freeing thread wrote; a pop `Acquire`s it.
+//! - Each of the `free` heads packs `(tag << 32) | index` of a Treiber stack threaded through
+//!   each slot's `free_next`; the tag changes on every push and pop, so ABA is caught by the
+//!   CAS. A push `Release`s everything the freeing thread wrote; a pop `Acquire`s it.
+//! - There are [`FREE_LISTS`] stacks, each on its own cache line: a thread pushes to and pops
+//!   from its home stack first (so two threads inserting and deleting do not CAS one line
+//!   back and forth) and takes from the others only when its own is empty. A slot is on at
+//!   most one stack; which one does not matter to anyone else. Under loom there is one stack
+//!   (the protocol of each is the same; the models explore that one).
 
 use crate::sync::{AtomicPtr, AtomicU32, AtomicU64, Mutex, Ordering};
 
@@ -27,13 +32,41 @@ pub(crate) trait ArenaSlot: Send + Sync {
     fn free_next(&self) -> &AtomicU32;
 }
 
+/// Free-slot stacks per arena.
+#[cfg(not(loom))]
+pub(crate) const FREE_LISTS: usize = 8;
+/// Free-slot stacks per arena (one under loom).
+#[cfg(loom)]
+pub(crate) const FREE_LISTS: usize = 1;
+
+/// One Treiber stack head, alone on its cache line.
+#[repr(align(64))]
+struct FreeHead(AtomicU64);
+
+/// The free stack a thread uses first: threads are spread over the stacks in the order they
+/// first free or allocate a slot.
+#[cfg(not(loom))]
+fn home() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering as O};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static HOME: usize = NEXT.fetch_add(1, O::Relaxed) % FREE_LISTS;
+    }
+    HOME.with(|h| *h)
+}
+
+#[cfg(loom)]
+fn home() -> usize {
+    0
+}
+
 pub(crate) struct Arena<T: ArenaSlot> {
     chunks: Box<[AtomicPtr<T>]>,
     chunk_shift: u32,
     capacity: u32,
     /// Protects growth; holds the number of slots created so far.
     grow_lock: Mutex<u32>,
-    free_head: AtomicU64,
+    free: [FreeHead; FREE_LISTS],
 }
 
 impl<T: ArenaSlot> Arena<T> {
@@ -53,7 +86,7 @@ impl<T: ArenaSlot> Arena<T> {
             chunk_shift,
             capacity,
             grow_lock: Mutex::new(0),
-            free_head: AtomicU64::new(u64::from(NIL)),
+            free: std::array::from_fn(|_| FreeHead(AtomicU64::new(u64::from(NIL)))),
         }
     }
 
@@ -87,21 +120,33 @@ impl<T: ArenaSlot> Arena<T> {
         unsafe { &*chunk.add(off) }
     }
 
-    /// Pops a free slot, creating a chunk if the free list is empty. `None` when full.
+    /// Pops a free slot: from the calling thread's home stack, else from another, else from
+    /// a new chunk. `None` when full.
     pub(crate) fn pop(&self) -> Option<u32> {
+        let home = home();
         loop {
-            let head = self.free_head.load(Ordering::Acquire);
+            for i in 0..FREE_LISTS {
+                if let Some(idx) = self.pop_from(&self.free[(home + i) % FREE_LISTS].0) {
+                    return Some(idx);
+                }
+            }
+            if !self.grow(home) {
+                return None;
+            }
+        }
+    }
+
+    /// Pops from one stack; `None` when it is empty.
+    fn pop_from(&self, stack: &AtomicU64) -> Option<u32> {
+        loop {
+            let head = stack.load(Ordering::Acquire);
             let idx = head as u32;
             if idx == NIL {
-                if !self.grow() {
-                    return None;
-                }
-                continue;
+                return None;
             }
             let next = self.get(idx).free_next().load(Ordering::Relaxed);
             let new = ((head >> 32).wrapping_add(1) << 32) | u64::from(next);
-            if self
-                .free_head
+            if stack
                 .compare_exchange_weak(head, new, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
             {
@@ -111,20 +156,16 @@ impl<T: ArenaSlot> Arena<T> {
         }
     }
 
-    /// Pushes the chain `first ..= last` (linked through `free_next`) onto the free list.
-    fn push_chain(&self, first: u32, last: u32) {
-        let mut head = self.free_head.load(Ordering::Relaxed);
+    /// Pushes the chain `first ..= last` (linked through `free_next`) onto stack `to`.
+    fn push_chain(&self, to: usize, first: u32, last: u32) {
+        let stack = &self.free[to].0;
+        let mut head = stack.load(Ordering::Relaxed);
         loop {
             self.get(last)
                 .free_next()
                 .store(head as u32, Ordering::Relaxed);
             let new = ((head >> 32).wrapping_add(1) << 32) | u64::from(first);
-            match self.free_head.compare_exchange_weak(
-                head,
-                new,
-                Ordering::Release,
-                Ordering::Relaxed,
-            ) {
+            match stack.compare_exchange_weak(head, new, Ordering::Release, Ordering::Relaxed) {
                 Ok(_) => return,
                 Err(h) => {
                     head = h;
@@ -134,15 +175,20 @@ impl<T: ArenaSlot> Arena<T> {
         }
     }
 
-    /// Returns a slot to the free list. The caller must own it exclusively (refcount 0).
+    /// Returns a slot to the calling thread's home stack. The caller must own it exclusively
+    /// (refcount 0).
     pub(crate) fn push(&self, idx: u32) {
-        self.push_chain(idx, idx);
+        self.push_chain(home(), idx, idx);
     }
 
-    /// Creates the next chunk; false when the arena is at capacity.
-    fn grow(&self) -> bool {
+    /// Creates the next chunk onto stack `to`; false when the arena is at capacity.
+    fn grow(&self, to: usize) -> bool {
         let mut created = self.grow_lock.lock();
-        if self.free_head.load(Ordering::Acquire) as u32 != NIL {
+        if self
+            .free
+            .iter()
+            .any(|f| f.0.load(Ordering::Acquire) as u32 != NIL)
+        {
             return true; // another thread grew (or freed) meanwhile
         }
         if *created >= self.capacity {
@@ -158,7 +204,7 @@ impl<T: ArenaSlot> Arena<T> {
         let ptr = Box::into_raw(slots) as *mut T;
         self.chunks[chunk].store(ptr, Ordering::Release);
         *created += len as u32;
-        self.push_chain(base, base + len as u32 - 1);
+        self.push_chain(to, base, base + len as u32 - 1);
         true
     }
 
