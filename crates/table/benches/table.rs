@@ -35,11 +35,14 @@ const CHUNK: usize = 50_000;
 /// Pregenerated ops per thread (iterations start at rotating offsets).
 const STREAM: usize = 400_000;
 /// `nlkit` is `NullsTable<u64, u64>` (boxed values, refcounted `get_with`); `nlkit-word` is
-/// `WordTable<u64>` (inline values, reference-free reads). Only `nlkit` runs the connection
+/// `WordTable<u64>` (inline values, reference-free reads); `nlkit-word-batch` is the same
+/// table with runs of consecutive lookups (up to 16) sent to `WordTable::get_batch`, an API
+/// the baselines do not have (they run every op singly). Only `nlkit` runs the connection
 /// benches (`ConnTable`).
-const MAPS: [&str; 6] = [
+const MAPS: [&str; 7] = [
     "nlkit",
     "nlkit-word",
+    "nlkit-word-batch",
     "papaya",
     "scc",
     "dashmap",
@@ -89,6 +92,9 @@ fn run_ops<M: BenchMap<u64>>(
         thread::scope(|s| {
             for st in streams.iter().take(threads) {
                 s.spawn(move || {
+                    if map.batches() {
+                        return run_batched(map, &st[start..start + CHUNK]);
+                    }
                     for &(op, k) in &st[start..start + CHUNK] {
                         match op {
                             READ => {
@@ -109,6 +115,36 @@ fn run_ops<M: BenchMap<u64>>(
         total += t0.elapsed();
     }
     total
+}
+
+/// The op loop of a map that batches: runs of consecutive lookups (up to 16) go to one
+/// `get_batch` call, flushed before each write so every op still sees the writes before it.
+fn run_batched<M: BenchMap<u64>>(map: &M, ops: &[(u8, u64)]) {
+    let mut keys = [0u64; 16];
+    let mut n = 0;
+    for &(op, k) in ops {
+        if op == READ {
+            keys[n] = k;
+            n += 1;
+            if n == keys.len() {
+                map.get_batch(&keys);
+                n = 0;
+            }
+            continue;
+        }
+        map.get_batch(&keys[..n]);
+        n = 0;
+        match op {
+            INSERT => {
+                map.insert(k, k);
+            }
+            REMOVE => {
+                map.remove(&k);
+            }
+            _ => map.upsert(k, k),
+        }
+    }
+    map.get_batch(&keys[..n]);
 }
 
 fn mix_group<M: BenchMap<u64>>(
@@ -139,6 +175,7 @@ fn build_u64(name: &str, report: bool) -> Box<dyn BenchMapDyn> {
         let m: Box<dyn BenchMapDyn> = match name {
             "nlkit" => Box::new(NullsTable::<u64, u64>::with_buckets(2 * N, N)),
             "nlkit-word" => Box::new(WordTable::<u64>::with_buckets(2 * N, N)),
+            "nlkit-word-batch" => Box::new(Batched(WordTable::<u64>::with_buckets(2 * N, N))),
             "papaya" => Box::new(Papaya(papaya_map(N))),
             "scc" => Box::new(Scc(scc::HashMap::with_capacity_and_hasher(
                 N,
@@ -184,6 +221,12 @@ impl BenchMap<u64> for Box<dyn BenchMapDyn> {
     }
     fn sweep(&self, now: u64) -> usize {
         (**self).sweep(now)
+    }
+    fn batches(&self) -> bool {
+        (**self).batches()
+    }
+    fn get_batch(&self, ks: &[u64]) {
+        (**self).get_batch(ks)
     }
 }
 

@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 mod arena;
+mod batch;
 mod clock;
 mod conn;
 mod error;

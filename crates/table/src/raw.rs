@@ -511,14 +511,36 @@ impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
     /// Lock-free, reference-free read of a live entry: `read` may load only atomics of the
     /// slot; its result is returned only if `seq` proves the slot was one live incarnation with
     /// `key` throughout (seqlock validation).
+    #[inline]
     pub(crate) fn peek<R>(
         &self,
         key: &K::Words,
-        mut read: impl FnMut(&Slot<K, P, D>, usize) -> R,
+        read: impl FnMut(&Slot<K, P, D>, usize) -> R,
     ) -> Option<R> {
         let b = self.bucket(key);
+        self.peek_from(key, b, self.head(b), read)
+    }
+
+    /// The chain head of `bucket` (`Acquire`: pairs with the `Release` store that linked it).
+    #[inline]
+    pub(crate) fn head(&self, bucket: u32) -> u32 {
+        self.heads[bucket as usize].load(Ordering::Acquire)
+    }
+
+    /// [`peek`](Self::peek) of `key` in its `bucket`, starting from `first`, a value of the
+    /// bucket's head loaded (with [`head`](Self::head)) at any earlier time: a walk that
+    /// starts from an old head is the walk of a reader delayed after its first load, which
+    /// the protocol already allows. Restarts reload the head.
+    #[inline]
+    pub(crate) fn peek_from<R>(
+        &self,
+        key: &K::Words,
+        b: u32,
+        first: u32,
+        mut read: impl FnMut(&Slot<K, P, D>, usize) -> R,
+    ) -> Option<R> {
+        let mut link = first;
         'restart: loop {
-            let mut link = self.heads[b as usize].load(Ordering::Acquire);
             while !is_nulls(link) {
                 let (idx, dir) = decode(link);
                 let slot = self.slot(idx);
@@ -535,6 +557,7 @@ impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
                     }
                     self.stats.restarts.fetch_add(1, Ordering::Relaxed);
                     spin_hint();
+                    link = self.head(b);
                     continue 'restart;
                 }
                 link = next;
@@ -542,6 +565,7 @@ impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
             if link != nulls(b) {
                 self.stats.restarts.fetch_add(1, Ordering::Relaxed);
                 spin_hint();
+                link = self.head(b);
                 continue 'restart;
             }
             return None;

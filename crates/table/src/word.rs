@@ -194,6 +194,37 @@ impl<K: TableKey> WordTable<K> {
         })
     }
 
+    /// The values of many keys at once: `out[i]` becomes [`get`](Self::get)`(&keys[i])`.
+    ///
+    /// The lookups run in groups of 16 whose memory accesses overlap (all bucket heads
+    /// first, then all first slots), so for a table larger than the CPU cache a batch costs
+    /// far less than as many single lookups. Each result is exactly what `get` could have
+    /// returned at some moment during the call (see the `batch` module).
+    ///
+    /// # Panics
+    /// If `keys` and `out` differ in length.
+    ///
+    /// ```
+    /// let t = nlkit_table::WordTable::<u64>::new(64);
+    /// t.insert(3, 30).unwrap();
+    /// t.insert(5, 50).unwrap();
+    /// let mut out = [None; 3];
+    /// t.get_batch(&[5, 4, 3], &mut out);
+    /// assert_eq!(out, [Some(50), None, Some(30)]);
+    /// ```
+    pub fn get_batch(&self, keys: &[K], out: &mut [Option<u64>]) {
+        assert_eq!(
+            keys.len(),
+            out.len(),
+            "get_batch: keys and out differ in length"
+        );
+        self.raw.peek_batch(
+            keys,
+            |s, _| s.payload.value.load(Ordering::Relaxed),
+            |i, v| out[i] = v,
+        );
+    }
+
     /// Whether `key` is present (lock-free, reference-free).
     ///
     /// ```

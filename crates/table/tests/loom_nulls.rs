@@ -187,6 +187,31 @@ fn word_get_vs_delete_and_reuse() {
     });
 }
 
+/// `WordTable::get_batch` racing with delete and reuse of the only slot for another key:
+/// stage 2's prefetch loads and stage 3's walk from a head loaded before the race never
+/// return the other key's value, and a key present throughout is never missed.
+#[test]
+fn word_get_batch_vs_delete_and_reuse() {
+    model(|| {
+        let t = Arc::new(WordTable::<u64>::with_buckets(2, 2));
+        t.insert(1, 10).unwrap();
+        t.insert(3, 30).unwrap();
+        let r = {
+            let t = t.clone();
+            thread::spawn(move || {
+                let mut out = [None; 2];
+                t.get_batch(&[1, 3], &mut out);
+                assert!(out[0].is_none() || out[0] == Some(10), "read {out:?}");
+                assert_eq!(out[1], Some(30), "missed a key present throughout");
+            })
+        };
+        assert!(t.remove(&1));
+        let _ = t.insert(2, 20);
+        r.join().unwrap();
+        assert_eq!(t.get(&1), None);
+    });
+}
+
 /// An in-place replace racing with a reference-free read: the reader sees the old or the
 /// new value, never nothing; a racing remove leaves one consistent outcome.
 #[test]

@@ -145,6 +145,12 @@ proptest! {
                 MapOp::Get(k) | MapOp::Contains(k) => {
                     prop_assert_eq!(t.get(&k), m.get(&k).copied());
                     prop_assert_eq!(t.contains_key(&k), m.contains_key(&k));
+                    // The batched read agrees with the model for every key (two groups).
+                    let keys: Vec<u64> = (0..24).chain([k]).collect();
+                    let mut out = vec![None; keys.len()];
+                    t.get_batch(&keys, &mut out);
+                    let want: Vec<_> = keys.iter().map(|k| m.get(k).copied()).collect();
+                    prop_assert_eq!(out, want);
                 }
                 MapOp::Retain(d) => {
                     let before = m.len();

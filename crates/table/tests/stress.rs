@@ -161,6 +161,32 @@ fn word_table_reads_never_misread() {
                 }
             });
         }
+        // A batched reader: `get_batch` over 20 keys (a full group of 16 and a partial one),
+        // half of them stable.
+        let (t, stop) = (&t, &stop);
+        s.spawn(move || {
+            let mut rng = Rng(0xba7c);
+            let mut keys = [0u64; 20];
+            let mut out = [None; 20];
+            let mut n = 0;
+            while n < OPS / 20 || !stop.load(Ordering::Relaxed) {
+                n += 1;
+                for k in &mut keys {
+                    *k = if rng.below(2) == 0 {
+                        rng.below(STABLE)
+                    } else {
+                        1000 + rng.below(200)
+                    };
+                }
+                t.get_batch(&keys, &mut out);
+                for (&k, v) in keys.iter().zip(out) {
+                    match v {
+                        Some(v) => assert_eq!(v >> 24, k, "batch: value of another key"),
+                        None => assert!(k >= STABLE, "batch: missed key {k} present throughout"),
+                    }
+                }
+            }
+        });
     });
     println!("stats: {:?}", t.stats());
     assert_eq!(t.len(), STABLE as usize + t.retain(|k, _| k < STABLE));

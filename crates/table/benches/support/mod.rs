@@ -107,6 +107,47 @@ pub trait BenchMap<K>: Sync {
     fn upsert(&self, k: K, v: u64);
     /// Deletes entries whose value is below `now`; returns how many.
     fn sweep(&self, now: u64) -> usize;
+    /// Whether the bench loop should gather consecutive lookups into [`get_batch`] calls.
+    fn batches(&self) -> bool {
+        false
+    }
+    /// Looks up every key (only called when [`batches`] is true).
+    fn get_batch(&self, ks: &[K]) {
+        for k in ks {
+            self.get(k);
+        }
+    }
+}
+
+/// `WordTable` driven through `WordTable::get_batch`: the bench loop gathers runs of
+/// consecutive lookups (up to 16, flushed before any write) into one call.
+pub struct Batched(pub WordTable<u64>);
+impl BenchMap<u64> for Batched {
+    fn get(&self, k: &u64) -> bool {
+        BenchMap::get(&self.0, k)
+    }
+    fn insert(&self, k: u64, v: u64) -> bool {
+        BenchMap::insert(&self.0, k, v)
+    }
+    fn remove(&self, k: &u64) -> bool {
+        BenchMap::remove(&self.0, k)
+    }
+    fn upsert(&self, k: u64, v: u64) {
+        BenchMap::upsert(&self.0, k, v)
+    }
+    fn sweep(&self, now: u64) -> usize {
+        BenchMap::sweep(&self.0, now)
+    }
+    fn batches(&self) -> bool {
+        true
+    }
+    fn get_batch(&self, ks: &[u64]) {
+        let mut out = [None; 16];
+        for c in ks.chunks(16) {
+            self.0.get_batch(c, &mut out[..c.len()]);
+            std::hint::black_box(&out);
+        }
+    }
 }
 
 impl BenchMap<u64> for NullsTable<u64, u64> {
