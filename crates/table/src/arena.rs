@@ -20,8 +20,9 @@ use crate::sync::{AtomicPtr, AtomicU32, AtomicU64, Mutex, Ordering};
 
 /// Index meaning "no slot".
 pub(crate) const NIL: u32 = u32::MAX;
-/// Largest arena (indices must fit in 30 bits for the link encoding).
-pub(crate) const MAX_SLOTS: u32 = 1 << 30;
+/// Largest arena (indices must fit in 26 bits for the link encoding: `idx << 2 | dir << 1`
+/// under the four tag bits of a link word).
+pub(crate) const MAX_SLOTS: u32 = 1 << 26;
 const MAX_CHUNK: u32 = 4096;
 
 /// What the arena needs from a slot type.
@@ -73,7 +74,7 @@ impl<T: ArenaSlot> Arena<T> {
     pub(crate) fn new(capacity: u32) -> Self {
         assert!(
             capacity > 0 && capacity <= MAX_SLOTS,
-            "capacity must be in 1..=2^30"
+            "capacity must be in 1..=2^26"
         );
         let chunk = capacity.next_power_of_two().min(MAX_CHUNK);
         let chunk_shift = chunk.trailing_zeros();

@@ -69,7 +69,8 @@ impl<K: TableKey> WordTable<K> {
         Self::with_buckets(capacity, capacity)
     }
 
-    /// A table of `capacity` slots (at most 2^30) with `buckets` (rounded up to a power of two).
+    /// A table of `capacity` slots (at most 2^26) with `buckets` (rounded up to a power of two,
+    /// at most 2^27).
     ///
     /// ```
     /// let t: nlkit_table::WordTable<u32> = nlkit_table::WordTable::with_buckets(100, 16);
@@ -77,7 +78,7 @@ impl<K: TableKey> WordTable<K> {
     /// ```
     pub fn with_buckets(capacity: usize, buckets: usize) -> Self {
         let cap = u32::try_from(capacity.max(1)).unwrap_or(u32::MAX);
-        let buckets = u32::try_from(buckets.max(1)).unwrap_or(1 << 30);
+        let buckets = u32::try_from(buckets.max(1)).unwrap_or(u32::MAX);
         Self {
             raw: RawTable::new(buckets, cap.min(crate::arena::MAX_SLOTS)),
         }

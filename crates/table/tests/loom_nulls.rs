@@ -212,6 +212,33 @@ fn word_get_batch_vs_delete_and_reuse() {
     });
 }
 
+/// The chain summary (key bits in the bucket head) never loses the bit of a key that stays
+/// linked: a read of a key present throughout, racing with inserts and removes of other keys
+/// in the same chain (which rewrite the head and recompute the summary), always finds it, by
+/// the single, batched and refcounted lookups alike.
+#[test]
+fn summary_keeps_bits_of_linked_keys() {
+    model(|| {
+        let t = Arc::new(WordTable::<u64>::with_buckets(3, 1));
+        t.insert(1, 10).unwrap();
+        t.insert(2, 20).unwrap();
+        let r = {
+            let t = t.clone();
+            thread::spawn(move || {
+                assert_eq!(t.get(&1), Some(10), "missed a key present throughout");
+                let mut out = [None];
+                t.get_batch(&[1], &mut out);
+                assert_eq!(out[0], Some(10), "batch missed a key present throughout");
+            })
+        };
+        assert!(t.remove(&2));
+        t.insert(3, 30).unwrap();
+        assert!(t.remove(&3));
+        r.join().unwrap();
+        assert_eq!((t.get(&1), t.get(&2), t.get(&3)), (Some(10), None, None));
+    });
+}
+
 /// An in-place replace racing with a reference-free read: the reader sees the old or the
 /// new value, never nothing; a racing remove leaves one consistent outcome.
 #[test]

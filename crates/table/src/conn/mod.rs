@@ -108,7 +108,8 @@ impl<S> NewConn<S> {
 /// ```
 #[derive(Debug, Clone)]
 pub struct ConnConfig {
-    /// Maximum number of connections (`nf_conntrack_max`); also the number of slots.
+    /// Maximum number of connections (`nf_conntrack_max`); also the number of slots (at
+    /// most 2^26).
     pub max: u32,
     /// Number of buckets (rounded up to a power of two). The kernel uses `max`, so chains
     /// average two nodes (each connection is linked twice).

@@ -4,6 +4,11 @@
 //! # Protocol (see `shared/design/concurrent-table.md` §6.2)
 //! - **Links** are `u32`: a node is `idx << 2 | dir << 1`; a *nulls* end marker is
 //!   `bucket << 1 | 1`. Every link value is decodable, so a stale reader never leaves the arena.
+//!   The top four bits of a link word are tags, not link: a bucket head carries the chain's
+//!   *summary* (the OR of its nodes' key bits, one of four bits picked by the key's hash), a
+//!   node's `next` carries the node's own key bit. Writers keep both under the stripe lock;
+//!   the summary loses a bit only when recomputed from the nodes still linked, so a key that
+//!   is linked always has its bit in the head.
 //! - **Slot lifecycle**: free (`refcnt == 0`, `seq` odd) → prepared (key and payload written
 //!   with `Relaxed`, `seq` made even with `Release`, then `refcnt = 1` with `Release`: "key
 //!   before refcnt") → linked at the chain heads under the stripe locks (`HASHED` set, heads
@@ -11,7 +16,9 @@
 //!   locks, its own `next` left intact) → the table's reference put; the last put (`Release`
 //!   decrement, then an `Acquire` fence) makes `seq` odd, releases the payload and pushes the
 //!   slot on the free list. It may be reused at once.
-//! - **Lookup** takes no lock: load `next` (`Acquire`) before comparing the key; on a match
+//! - **Lookup** takes no lock: a head whose summary lacks the key's bit ends it at once (the
+//!   key is absent, without a slot read); otherwise load `next` (`Acquire`) before comparing
+//!   the key; on a match
 //!   take a reference with an `Acquire` CAS that never increments zero, then recheck the key
 //!   and `HASHED && !DYING`; on failure put and restart. A walk that ends on another bucket's
 //!   nulls marker restarts. Restarts are counted.
@@ -20,7 +27,7 @@
 use crate::arena::{Arena, ArenaSlot, NIL};
 use crate::key::{KeyWords, TableKey, WordHasher};
 use crate::stats::{ChangeStamp, RawStats, Stats};
-use crate::sync::{fence, spin_hint, AtomicU32, AtomicU64, Mutex, MutexGuard, Ordering};
+use crate::sync::{fence, AtomicU32, AtomicU64, Mutex, MutexGuard, Ordering};
 
 /// The entry is linked in its chains.
 pub(crate) const HASHED: u32 = 1;
@@ -31,22 +38,11 @@ const LOCK_STRIPES: u32 = 1024;
 /// Base chain-length cap for duplicate scans (the kernel's `MIN_CHAINLEN`), plus 0..31 random.
 const MIN_CHAINLEN: u32 = 50;
 
-#[inline]
-pub(crate) fn is_nulls(link: u32) -> bool {
-    link & 1 == 1
-}
-#[inline]
-fn nulls(bucket: u32) -> u32 {
-    bucket << 1 | 1
-}
-#[inline]
-pub(crate) fn node(idx: u32, dir: usize) -> u32 {
-    idx << 2 | (dir as u32) << 1
-}
-#[inline]
-pub(crate) fn decode(link: u32) -> (u32, usize) {
-    (link >> 2, ((link >> 1) & 1) as usize)
-}
+mod link;
+mod read;
+
+pub(crate) use link::{decode, is_nulls, link_of, node};
+use link::{nulls, MAX_BUCKETS, TAGS, TAG_SHIFT};
 
 /// Per-slot payload stored next to the key. Every field a lock-free reader touches is atomic.
 pub(crate) trait Payload: Send + Sync {
@@ -66,7 +62,8 @@ pub(crate) struct Slot<K: TableKey, P, const D: usize> {
     pub(crate) seq: AtomicU32,
     /// Free-list link (only meaningful while free).
     free_next: AtomicU32,
-    /// Chain links, one per direction; written only under the stripe lock of that chain.
+    /// Chain links, one per direction, each with this node's key bit in its tag bits
+    /// ([`TAGS`]); written only under the stripe lock of that chain.
     pub(crate) next: [AtomicU32; D],
     /// Keys, one per direction; written only while the slot is free/prepared.
     pub(crate) key: [<K::Words as KeyWords>::Atomic; D],
@@ -114,7 +111,10 @@ pub(crate) enum LinkError {
 }
 
 pub(crate) struct RawTable<K: TableKey, P: Payload, const D: usize> {
-    /// Bucket heads; written only under the bucket's stripe lock, read lock-free (`Acquire`).
+    /// Bucket heads: the first link and the chain's summary ([`TAGS`]) in one word, so a
+    /// reader sees a summary that covers every node of the chain it starts to walk. Written
+    /// only under the bucket's stripe lock (a summary only loses a bit when recomputed from
+    /// the remaining nodes there), read lock-free (`Acquire`).
     heads: Box<[AtomicU32]>,
     bucket_mask: u32,
     stripes: Box<[Stripe]>,
@@ -132,7 +132,7 @@ pub(crate) struct StripeGuards<'a> {
 
 impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
     pub(crate) fn new(buckets: u32, capacity: u32) -> Self {
-        let buckets = buckets.clamp(1, 1 << 30).next_power_of_two();
+        let buckets = buckets.clamp(1, MAX_BUCKETS).next_power_of_two();
         let stripes = buckets.min(LOCK_STRIPES);
         Self {
             heads: (0..buckets).map(|b| AtomicU32::new(nulls(b))).collect(),
@@ -158,7 +158,18 @@ impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
 
     #[inline]
     pub(crate) fn bucket(&self, key: &K::Words) -> u32 {
-        self.hasher.hash(key.words()) as u32 & self.bucket_mask
+        self.locate(key).0
+    }
+
+    /// The bucket of `key` (low hash bits) and its key bit: one of the four [`TAGS`] bits,
+    /// chosen by the two top hash bits (independent of the bucket).
+    #[inline]
+    pub(crate) fn locate(&self, key: &K::Words) -> (u32, u32) {
+        let h = self.hasher.hash(key.words());
+        (
+            h as u32 & self.bucket_mask,
+            1 << (TAG_SHIFT + (h >> 62) as u32),
+        )
     }
 
     #[inline]
@@ -319,7 +330,7 @@ impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
         key: &K::Words,
         capped: Option<u32>,
     ) -> Result<Option<u32>, LinkError> {
-        let mut link = self.heads[bucket as usize].load(Ordering::Relaxed);
+        let mut link = link_of(self.heads[bucket as usize].load(Ordering::Relaxed));
         let mut n = 0;
         let mut cap = None;
         while !is_nulls(link) {
@@ -336,23 +347,26 @@ impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
             if key.matches(&s.key[d]) && s.flags.load(Ordering::Relaxed) & DYING == 0 {
                 return Ok(Some(i));
             }
-            link = s.next[d].load(Ordering::Relaxed);
+            link = link_of(s.next[d].load(Ordering::Relaxed));
         }
         Ok(None)
     }
 
-    fn link_head_locked(&self, idx: u32, dir: usize, bucket: u32) {
+    /// Links node `(idx, dir)`, whose key has key bit `bit`, at the head of `bucket`'s chain.
+    fn link_head_locked(&self, idx: u32, dir: usize, bucket: u32, bit: u32) {
         let slot = self.slot(idx);
         let head = &self.heads[bucket as usize];
-        slot.next[dir].store(head.load(Ordering::Relaxed), Ordering::Relaxed);
-        head.store(node(idx, dir), Ordering::Release);
+        let old = head.load(Ordering::Relaxed);
+        slot.next[dir].store(link_of(old) | bit, Ordering::Relaxed);
+        head.store(node(idx, dir) | (old & TAGS) | bit, Ordering::Release);
         self.note_change(bucket);
     }
 
     /// Links a prepared slot at the heads of its chains, after checking (if `check`) that no
     /// live entry has any of its keys. On success the caller's reference becomes the table's.
     pub(crate) fn link(&self, idx: u32, keys: &[K::Words; D]) -> Result<(), LinkError> {
-        let buckets: [u32; D] = std::array::from_fn(|d| self.bucket(&keys[d]));
+        let located: [(u32, u32); D] = std::array::from_fn(|d| self.locate(&keys[d]));
+        let buckets: [u32; D] = std::array::from_fn(|d| located[d].0);
         let _g = self.lock_stripes(buckets[0], buckets[D - 1]);
         for d in 0..D {
             match self.find_locked(buckets[d], &keys[d], Some(idx)) {
@@ -371,31 +385,52 @@ impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
         }
         let slot = self.slot(idx);
         slot.flags.store(HASHED, Ordering::Relaxed);
-        for (d, &b) in buckets.iter().enumerate() {
-            self.link_head_locked(idx, d, b);
+        for (d, &(b, bit)) in located.iter().enumerate() {
+            self.link_head_locked(idx, d, b, bit);
         }
         self.add_live(buckets[0], 1);
         Ok(())
     }
 
-    /// Unlinks `node` from `bucket` (caller holds the stripe lock). The node's own `next` is
+    /// Unlinks `node` from `bucket` (caller holds the stripe lock) and drops its key bit from
+    /// the chain's summary unless another node has the same bit. The node's own `next` is
     /// left intact so that readers standing on it keep walking.
+    ///
+    /// The summary is recomputed from the other nodes' key bits (a walk of the whole chain,
+    /// short by design), so it only ever loses the bit of a key that is no longer linked.
     fn unlink_locked(&self, bucket: u32, target: u32) -> bool {
-        let mut prev = &self.heads[bucket as usize];
-        loop {
-            let cur = prev.load(Ordering::Relaxed);
-            if is_nulls(cur) {
-                return false;
-            }
+        let head = &self.heads[bucket as usize];
+        let first = head.load(Ordering::Relaxed);
+        let mut summary = 0;
+        let mut found: Option<(&AtomicU32, u32)> = None; // (link field pointing at target, target's `next`)
+        let mut prev = head;
+        let mut cur = link_of(first);
+        while !is_nulls(cur) {
             let (i, d) = decode(cur);
             let next = &self.slot(i).next[d];
-            if cur == target {
-                prev.store(next.load(Ordering::Relaxed), Ordering::Release);
-                self.note_change(bucket);
-                return true;
+            let word = next.load(Ordering::Relaxed);
+            if cur == target && found.is_none() {
+                found = Some((prev, word));
+            } else {
+                summary |= word & TAGS;
             }
             prev = next;
+            cur = link_of(word);
         }
+        let Some((at, word)) = found else {
+            return false;
+        };
+        if std::ptr::eq(at, head) {
+            head.store(link_of(word) | summary, Ordering::Release);
+        } else {
+            let own = at.load(Ordering::Relaxed) & TAGS;
+            at.store(own | link_of(word), Ordering::Release);
+            if summary != first & TAGS {
+                head.store(link_of(first) | summary, Ordering::Release);
+            }
+        }
+        self.note_change(bucket);
+        true
     }
 
     /// Deletes a live entry the caller holds a reference on. Exactly one caller wins (returns
@@ -473,105 +508,6 @@ impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
         }
     }
 
-    /// Lock-free lookup; on success returns `(idx, dir)` with a reference held.
-    pub(crate) fn lookup(&self, key: &K::Words) -> Option<(u32, usize)> {
-        let b = self.bucket(key);
-        'restart: loop {
-            let mut link = self.heads[b as usize].load(Ordering::Acquire);
-            while !is_nulls(link) {
-                let (idx, dir) = decode(link);
-                let slot = self.slot(idx);
-                // Minyard's rule: read the link before looking at the key.
-                let next = slot.next[dir].load(Ordering::Acquire);
-                if key.matches(&slot.key[dir]) {
-                    if self.try_get(slot) {
-                        if key.matches(&slot.key[dir])
-                            && Self::is_live(slot.flags.load(Ordering::Acquire))
-                        {
-                            return Some((idx, dir));
-                        }
-                        self.stats.recycled.fetch_add(1, Ordering::Relaxed);
-                        self.put(idx);
-                    }
-                    self.stats.restarts.fetch_add(1, Ordering::Relaxed);
-                    spin_hint();
-                    continue 'restart;
-                }
-                link = next;
-            }
-            if link != nulls(b) {
-                self.stats.restarts.fetch_add(1, Ordering::Relaxed);
-                spin_hint();
-                continue 'restart;
-            }
-            return None;
-        }
-    }
-
-    /// Lock-free, reference-free read of a live entry: `read` may load only atomics of the
-    /// slot; its result is returned only if `seq` proves the slot was one live incarnation with
-    /// `key` throughout (seqlock validation).
-    #[inline]
-    pub(crate) fn peek<R>(
-        &self,
-        key: &K::Words,
-        read: impl FnMut(&Slot<K, P, D>, usize) -> R,
-    ) -> Option<R> {
-        let b = self.bucket(key);
-        self.peek_from(key, b, self.head(b), read)
-    }
-
-    /// The chain head of `bucket` (`Acquire`: pairs with the `Release` store that linked it).
-    #[inline]
-    pub(crate) fn head(&self, bucket: u32) -> u32 {
-        self.heads[bucket as usize].load(Ordering::Acquire)
-    }
-
-    /// [`peek`](Self::peek) of `key` in its `bucket`, starting from `first`, a value of the
-    /// bucket's head loaded (with [`head`](Self::head)) at any earlier time: a walk that
-    /// starts from an old head is the walk of a reader delayed after its first load, which
-    /// the protocol already allows. Restarts reload the head.
-    #[inline]
-    pub(crate) fn peek_from<R>(
-        &self,
-        key: &K::Words,
-        b: u32,
-        first: u32,
-        mut read: impl FnMut(&Slot<K, P, D>, usize) -> R,
-    ) -> Option<R> {
-        let mut link = first;
-        'restart: loop {
-            while !is_nulls(link) {
-                let (idx, dir) = decode(link);
-                let slot = self.slot(idx);
-                let next = slot.next[dir].load(Ordering::Acquire);
-                if key.matches(&slot.key[dir]) {
-                    let s1 = slot.seq.load(Ordering::Acquire);
-                    let live = Self::is_live(slot.flags.load(Ordering::Relaxed));
-                    let same = key.matches(&slot.key[dir]);
-                    let r = read(slot, dir);
-                    fence(Ordering::Acquire);
-                    let s2 = slot.seq.load(Ordering::Relaxed);
-                    if s1 & 1 == 0 && s1 == s2 && live && same {
-                        return Some(r);
-                    }
-                    self.stats.restarts.fetch_add(1, Ordering::Relaxed);
-                    spin_hint();
-                    link = self.head(b);
-                    continue 'restart;
-                }
-                link = next;
-            }
-            if link != nulls(b) {
-                self.stats.restarts.fetch_add(1, Ordering::Relaxed);
-                spin_hint();
-                link = self.head(b);
-                continue 'restart;
-            }
-            return None;
-        }
-    }
-
     /// Under the bucket's stripe lock, takes a reference on every live node of `bucket` in
     /// direction `dir` and appends it to `out`. Consistent per bucket.
     pub(crate) fn collect_bucket(&self, bucket: u32, dir: usize, out: &mut Vec<u32>) {
@@ -580,7 +516,7 @@ impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
             return;
         }
         let _g = self.lock_stripes(bucket, bucket);
-        let mut link = self.heads[bucket as usize].load(Ordering::Relaxed);
+        let mut link = link_of(self.heads[bucket as usize].load(Ordering::Relaxed));
         while !is_nulls(link) {
             let (i, d) = decode(link);
             let s = self.slot(i);
@@ -590,23 +526,7 @@ impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
                 self.get_more(i);
                 out.push(i);
             }
-            link = s.next[d].load(Ordering::Relaxed);
-        }
-    }
-
-    /// Best-effort lock-free walk of `bucket` (no nulls restart, bounded steps), calling `f`
-    /// for each node until it returns false. Used by garbage collection, as the kernel's gc worker does.
-    pub(crate) fn walk_lockfree(&self, bucket: u32, mut f: impl FnMut(u32, usize) -> bool) {
-        let mut link = self.heads[bucket as usize].load(Ordering::Acquire);
-        let mut steps = 0;
-        while !is_nulls(link) && steps < 4 * (MIN_CHAINLEN + 32) {
-            let (i, d) = decode(link);
-            let next = self.slot(i).next[d].load(Ordering::Acquire);
-            if !f(i, d) {
-                return;
-            }
-            link = next;
-            steps += 1;
+            link = link_of(s.next[d].load(Ordering::Relaxed));
         }
     }
 
@@ -618,14 +538,15 @@ impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
         idx: u32,
         key: &K::Words,
     ) -> Result<Option<u32>, LinkError> {
-        let b = self.bucket(key);
+        let (b, bit) = self.locate(key);
         let cap = self.chain_cap(b, idx);
         let _g = self.lock_stripes(b, b);
         let new = self.slot(idx);
         let mut prev = &self.heads[b as usize];
         let mut n = 0;
         loop {
-            let cur = prev.load(Ordering::Relaxed);
+            let word = prev.load(Ordering::Relaxed);
+            let cur = link_of(word);
             if is_nulls(cur) {
                 break;
             }
@@ -641,15 +562,17 @@ impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
                 && old.flags.fetch_or(DYING, Ordering::AcqRel) & DYING == 0
             {
                 new.flags.store(HASHED, Ordering::Relaxed);
+                // Same key, same key bit: the old node's `next` word (link and bit) and the
+                // tags of the word pointing at it (summary or a node's bit) stay as they are.
                 new.next[0].store(old.next[d].load(Ordering::Relaxed), Ordering::Relaxed);
-                prev.store(node(idx, 0), Ordering::Release);
+                prev.store((word & TAGS) | node(idx, 0), Ordering::Release);
                 self.note_change(b);
                 return Ok(Some(i));
             }
             prev = &old.next[d];
         }
         new.flags.store(HASHED, Ordering::Relaxed);
-        self.link_head_locked(idx, 0, b);
+        self.link_head_locked(idx, 0, b, bit);
         self.add_live(b, 1);
         Ok(None)
     }

@@ -1,0 +1,131 @@
+//! The lock-free read paths: refcounted lookup, seqlock-validated peek, and the best-effort
+//! walk used by garbage collection (protocol notes in the parent module).
+
+use super::{decode, is_nulls, link_of, nulls, Payload, RawTable, Slot, MIN_CHAINLEN};
+use crate::key::{KeyWords, TableKey};
+use crate::sync::{fence, spin_hint, Ordering};
+
+impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
+    /// Lock-free lookup; on success returns `(idx, dir)` with a reference held.
+    pub(crate) fn lookup(&self, key: &K::Words) -> Option<(u32, usize)> {
+        let (b, bit) = self.locate(key);
+        'restart: loop {
+            let head = self.head(b);
+            if head & bit == 0 {
+                return None; // no node of this chain has the key's bit
+            }
+            let mut link = link_of(head);
+            while !is_nulls(link) {
+                let (idx, dir) = decode(link);
+                let slot = self.slot(idx);
+                // Minyard's rule: read the link before looking at the key.
+                let next = link_of(slot.next[dir].load(Ordering::Acquire));
+                if key.matches(&slot.key[dir]) {
+                    if self.try_get(slot) {
+                        if key.matches(&slot.key[dir])
+                            && Self::is_live(slot.flags.load(Ordering::Acquire))
+                        {
+                            return Some((idx, dir));
+                        }
+                        self.stats.recycled.fetch_add(1, Ordering::Relaxed);
+                        self.put(idx);
+                    }
+                    self.stats.restarts.fetch_add(1, Ordering::Relaxed);
+                    spin_hint();
+                    continue 'restart;
+                }
+                link = next;
+            }
+            if link != nulls(b) {
+                self.stats.restarts.fetch_add(1, Ordering::Relaxed);
+                spin_hint();
+                continue 'restart;
+            }
+            return None;
+        }
+    }
+
+    /// Lock-free, reference-free read of a live entry: `read` may load only atomics of the
+    /// slot; its result is returned only if `seq` proves the slot was one live incarnation with
+    /// `key` throughout (seqlock validation).
+    #[inline]
+    pub(crate) fn peek<R>(
+        &self,
+        key: &K::Words,
+        read: impl FnMut(&Slot<K, P, D>, usize) -> R,
+    ) -> Option<R> {
+        let (b, bit) = self.locate(key);
+        self.peek_from(key, (b, bit), self.head(b), read)
+    }
+
+    /// The chain head of `bucket` (`Acquire`: pairs with the `Release` store that linked it).
+    #[inline]
+    pub(crate) fn head(&self, bucket: u32) -> u32 {
+        self.heads[bucket as usize].load(Ordering::Acquire)
+    }
+
+    /// [`peek`](Self::peek) of `key`, whose bucket and key bit are `(b, bit)`
+    /// ([`locate`](Self::locate)), starting from `head`, a value of the bucket's head loaded
+    /// (with [`head`](Self::head)) at any earlier time: a walk that starts from an old head is
+    /// the walk of a reader delayed after its first load, which the protocol already allows.
+    /// Restarts reload the head.
+    #[inline]
+    pub(crate) fn peek_from<R>(
+        &self,
+        key: &K::Words,
+        (b, bit): (u32, u32),
+        mut head: u32,
+        mut read: impl FnMut(&Slot<K, P, D>, usize) -> R,
+    ) -> Option<R> {
+        'restart: loop {
+            if head & bit == 0 {
+                return None; // no node of this chain has the key's bit
+            }
+            let mut link = link_of(head);
+            while !is_nulls(link) {
+                let (idx, dir) = decode(link);
+                let slot = self.slot(idx);
+                let next = link_of(slot.next[dir].load(Ordering::Acquire));
+                if key.matches(&slot.key[dir]) {
+                    let s1 = slot.seq.load(Ordering::Acquire);
+                    let live = Self::is_live(slot.flags.load(Ordering::Relaxed));
+                    let same = key.matches(&slot.key[dir]);
+                    let r = read(slot, dir);
+                    fence(Ordering::Acquire);
+                    let s2 = slot.seq.load(Ordering::Relaxed);
+                    if s1 & 1 == 0 && s1 == s2 && live && same {
+                        return Some(r);
+                    }
+                    self.stats.restarts.fetch_add(1, Ordering::Relaxed);
+                    spin_hint();
+                    head = self.head(b);
+                    continue 'restart;
+                }
+                link = next;
+            }
+            if link != nulls(b) {
+                self.stats.restarts.fetch_add(1, Ordering::Relaxed);
+                spin_hint();
+                head = self.head(b);
+                continue 'restart;
+            }
+            return None;
+        }
+    }
+
+    /// Best-effort lock-free walk of `bucket` (no nulls restart, bounded steps), calling `f`
+    /// for each node until it returns false. Used by garbage collection, as the kernel's gc worker does.
+    pub(crate) fn walk_lockfree(&self, bucket: u32, mut f: impl FnMut(u32, usize) -> bool) {
+        let mut link = link_of(self.head(bucket));
+        let mut steps = 0;
+        while !is_nulls(link) && steps < 4 * (MIN_CHAINLEN + 32) {
+            let (i, d) = decode(link);
+            let next = link_of(self.slot(i).next[d].load(Ordering::Acquire));
+            if !f(i, d) {
+                return;
+            }
+            link = next;
+            steps += 1;
+        }
+    }
+}
