@@ -51,3 +51,70 @@ impl<T> Mutex<T> {
         return self.inner.lock().unwrap_or_else(|e| e.into_inner());
     }
 }
+
+/// The lock of a bucket stripe: a test-and-test-and-set spin lock, as the kernel's conntrack
+/// uses for its bucket locks. Critical sections are a few loads and stores on one chain, so a
+/// waiter spins briefly instead of parking; after many spins it yields the CPU (a holder may
+/// have been preempted). Unlock is a plain `Release` store, one atomic read-modify-write fewer
+/// per write than a parking mutex (whose unlock must check for parked waiters). Under loom it
+/// is loom's mutex, whose acquire/release semantics are the same.
+///
+/// Written here rather than taken from a crate: `parking_lot`'s raw mutex unlocks with a
+/// compare-exchange, and `spin`'s mutex never yields.
+#[derive(Debug, Default)]
+pub(crate) struct StripeLock {
+    #[cfg(not(loom))]
+    locked: std::sync::atomic::AtomicBool,
+    #[cfg(loom)]
+    inner: loom::sync::Mutex<()>,
+}
+
+/// Holds a [`StripeLock`]; unlocks on drop.
+pub(crate) struct StripeGuard<'a> {
+    #[cfg(not(loom))]
+    lock: &'a StripeLock,
+    #[cfg(loom)]
+    _inner: loom::sync::MutexGuard<'a, ()>,
+}
+
+impl StripeLock {
+    /// Spins (pausing the CPU) this many times before each yield.
+    #[cfg(not(loom))]
+    const SPINS: u32 = 128;
+
+    #[inline]
+    pub(crate) fn lock(&self) -> StripeGuard<'_> {
+        #[cfg(not(loom))]
+        {
+            use std::sync::atomic::Ordering as O;
+            // `Acquire` on the winning swap pairs with the `Release` store of the last unlock.
+            while self.locked.swap(true, O::Acquire) {
+                let mut spins = 0;
+                while self.locked.load(O::Relaxed) {
+                    if spins < Self::SPINS {
+                        spins += 1;
+                        std::hint::spin_loop();
+                    } else {
+                        spins = 0;
+                        std::thread::yield_now();
+                    }
+                }
+            }
+            StripeGuard { lock: self }
+        }
+        #[cfg(loom)]
+        StripeGuard {
+            _inner: self.inner.lock().unwrap_or_else(|e| e.into_inner()),
+        }
+    }
+}
+
+#[cfg(not(loom))]
+impl Drop for StripeGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.lock
+            .locked
+            .store(false, std::sync::atomic::Ordering::Release);
+    }
+}

@@ -4,7 +4,8 @@
 /// chain's *summary*: the OR of the key bits ([`RawTable::locate`]) of its nodes, so a lookup
 /// whose key bit is clear there knows the key is absent without reading any slot (for an
 /// absent key that saves the slot's cache miss three times in four). In a node's `next`
-/// they are that node's own key bit, from which writers recompute the summary on unlink.
+/// they are the key bits of the nodes after it, from which writers recompute the summary on
+/// unlink without walking the rest of the chain.
 pub(super) const TAG_SHIFT: u32 = 28;
 /// The link part of a link word (node or nulls marker).
 const LINK_MASK: u32 = (1 << TAG_SHIFT) - 1;

@@ -6,9 +6,9 @@
 //!   `bucket << 1 | 1`. Every link value is decodable, so a stale reader never leaves the arena.
 //!   The top four bits of a link word are tags, not link: a bucket head carries the chain's
 //!   *summary* (the OR of its nodes' key bits, one of four bits picked by the key's hash), a
-//!   node's `next` carries the node's own key bit. Writers keep both under the stripe lock;
-//!   the summary loses a bit only when recomputed from the nodes still linked, so a key that
-//!   is linked always has its bit in the head.
+//!   node's `next` carries the OR of the key bits of the nodes after it. Writers keep both
+//!   under the stripe lock; the summary loses a bit only when recomputed from the nodes still
+//!   linked, so a key that is linked always has its bit in the head.
 //! - **Slot lifecycle**: free (`refcnt == 0`, `seq` odd) → prepared (key and payload written
 //!   with `Relaxed`, `seq` made even with `Release`, then `refcnt = 1` with `Release`: "key
 //!   before refcnt") → linked at the chain heads under the stripe locks (`HASHED` set, heads
@@ -27,7 +27,7 @@
 use crate::arena::{Arena, ArenaSlot, NIL};
 use crate::key::{KeyWords, TableKey, WordHasher};
 use crate::stats::{ChangeStamp, RawStats, Stats};
-use crate::sync::{fence, AtomicU32, AtomicU64, Mutex, MutexGuard, Ordering};
+use crate::sync::{fence, AtomicU32, AtomicU64, Ordering, StripeGuard, StripeLock};
 
 /// The entry is linked in its chains.
 pub(crate) const HASHED: u32 = 1;
@@ -62,8 +62,8 @@ pub(crate) struct Slot<K: TableKey, P, const D: usize> {
     pub(crate) seq: AtomicU32,
     /// Free-list link (only meaningful while free).
     free_next: AtomicU32,
-    /// Chain links, one per direction, each with this node's key bit in its tag bits
-    /// ([`TAGS`]); written only under the stripe lock of that chain.
+    /// Chain links, one per direction, each with the key bits of the nodes after this one in
+    /// its tag bits ([`TAGS`]); written only under the stripe lock of that chain.
     pub(crate) next: [AtomicU32; D],
     /// Keys, one per direction; written only while the slot is free/prepared.
     pub(crate) key: [<K::Words as KeyWords>::Atomic; D],
@@ -92,7 +92,7 @@ impl<K: TableKey, P: Payload, const D: usize> ArenaSlot for Slot<K, P, D> {
 /// present keys on different cores do not all hit one cache line).
 #[repr(align(64))]
 struct Stripe {
-    lock: Mutex<()>,
+    lock: StripeLock,
     /// Number of chain mutations under this stripe (monotonic; see [`ChangeStamp`]).
     changes: AtomicU64,
     /// Entries whose first-direction node is in a bucket of this stripe.
@@ -126,8 +126,8 @@ pub(crate) struct RawTable<K: TableKey, P: Payload, const D: usize> {
 
 /// Guards of one or two stripes, taken in index order.
 pub(crate) struct StripeGuards<'a> {
-    _first: MutexGuard<'a, ()>,
-    _second: Option<MutexGuard<'a, ()>>,
+    _first: StripeGuard<'a>,
+    _second: Option<StripeGuard<'a>>,
 }
 
 impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
@@ -139,7 +139,7 @@ impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
             bucket_mask: buckets - 1,
             stripes: (0..stripes)
                 .map(|_| Stripe {
-                    lock: Mutex::new(()),
+                    lock: StripeLock::default(),
                     changes: AtomicU64::new(0),
                     live: AtomicU64::new(0),
                     insert_failed: AtomicU64::new(0),
@@ -353,11 +353,12 @@ impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
     }
 
     /// Links node `(idx, dir)`, whose key has key bit `bit`, at the head of `bucket`'s chain.
+    /// Its `next` takes the old head's link and summary (the key bits of the nodes after it).
     fn link_head_locked(&self, idx: u32, dir: usize, bucket: u32, bit: u32) {
         let slot = self.slot(idx);
         let head = &self.heads[bucket as usize];
         let old = head.load(Ordering::Relaxed);
-        slot.next[dir].store(link_of(old) | bit, Ordering::Relaxed);
+        slot.next[dir].store(old, Ordering::Relaxed);
         head.store(node(idx, dir) | (old & TAGS) | bit, Ordering::Release);
         self.note_change(bucket);
     }
@@ -392,43 +393,60 @@ impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
         Ok(())
     }
 
-    /// Unlinks `node` from `bucket` (caller holds the stripe lock) and drops its key bit from
-    /// the chain's summary unless another node has the same bit. The node's own `next` is
-    /// left intact so that readers standing on it keep walking.
+    /// Unlinks `target` from `bucket` (caller holds the stripe lock). The node's own `next`
+    /// is left intact so that readers standing on it keep walking.
     ///
-    /// The summary is recomputed from the other nodes' key bits (a walk of the whole chain,
-    /// short by design), so it only ever loses the bit of a key that is no longer linked.
+    /// Tags: each node's `next` carries the key bits of the nodes after it, so the bits of
+    /// the chain past the target are in the target's own `next` and need no walk; the nodes
+    /// before it (walked anyway) get their tags recomputed, and the head gets the new summary
+    /// last, by then covering every node still linked. Readers only consult the head's
+    /// summary, which therefore never lacks the bit of a linked key.
     fn unlink_locked(&self, bucket: u32, target: u32) -> bool {
         let head = &self.heads[bucket as usize];
         let first = head.load(Ordering::Relaxed);
-        let mut summary = 0;
-        let mut found: Option<(&AtomicU32, u32)> = None; // (link field pointing at target, target's `next`)
-        let mut prev = head;
+        // Pass 1: find the target; for each of the four key bits, the position (1-based) of
+        // the last node before the target that has it.
+        let mut last = [0u32; 4];
+        let mut pos = 0;
         let mut cur = link_of(first);
-        while !is_nulls(cur) {
-            let (i, d) = decode(cur);
-            let next = &self.slot(i).next[d];
-            let word = next.load(Ordering::Relaxed);
-            if cur == target && found.is_none() {
-                found = Some((prev, word));
-            } else {
-                summary |= word & TAGS;
+        let after = loop {
+            if is_nulls(cur) {
+                return false;
             }
-            prev = next;
+            let (i, d) = decode(cur);
+            let slot = self.slot(i);
+            let word = slot.next[d].load(Ordering::Relaxed);
+            if cur == target {
+                break word;
+            }
+            pos += 1;
+            let bit = self.locate(&K::Words::load(&slot.key[d])).1;
+            last[(bit >> TAG_SHIFT).trailing_zeros() as usize] = pos;
+            cur = link_of(word);
+        };
+        // Key bits of the nodes after position `i`, once the target is gone.
+        let tags_after = |i: u32| {
+            (0..4)
+                .filter(|&b| last[b] > i)
+                .fold(after & TAGS, |t, b| t | 1 << (TAG_SHIFT + b as u32))
+        };
+        let skip = |link: u32| if link == target { link_of(after) } else { link };
+        // Pass 2: rewrite the tags of the nodes before the target; the one just before it
+        // (if any) now links past it.
+        let mut cur = link_of(first);
+        let mut i = 0;
+        while cur != target {
+            let (n, d) = decode(cur);
+            let next = &self.slot(n).next[d];
+            let word = next.load(Ordering::Relaxed);
+            i += 1;
+            let new = skip(link_of(word)) | tags_after(i);
+            if new != word {
+                next.store(new, Ordering::Release);
+            }
             cur = link_of(word);
         }
-        let Some((at, word)) = found else {
-            return false;
-        };
-        if std::ptr::eq(at, head) {
-            head.store(link_of(word) | summary, Ordering::Release);
-        } else {
-            let own = at.load(Ordering::Relaxed) & TAGS;
-            at.store(own | link_of(word), Ordering::Release);
-            if summary != first & TAGS {
-                head.store(link_of(first) | summary, Ordering::Release);
-            }
-        }
+        head.store(skip(link_of(first)) | tags_after(0), Ordering::Release);
         self.note_change(bucket);
         true
     }
@@ -508,28 +526,6 @@ impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
         }
     }
 
-    /// Under the bucket's stripe lock, takes a reference on every live node of `bucket` in
-    /// direction `dir` and appends it to `out`. Consistent per bucket.
-    pub(crate) fn collect_bucket(&self, bucket: u32, dir: usize, out: &mut Vec<u32>) {
-        if is_nulls(self.heads[bucket as usize].load(Ordering::Acquire)) {
-            // Empty when we looked: skip the lock. A racing insert bumps the change stamp.
-            return;
-        }
-        let _g = self.lock_stripes(bucket, bucket);
-        let mut link = link_of(self.heads[bucket as usize].load(Ordering::Relaxed));
-        while !is_nulls(link) {
-            let (i, d) = decode(link);
-            let s = self.slot(i);
-            if d == dir && s.flags.load(Ordering::Relaxed) & DYING == 0 {
-                // Linked and not dying: the table's reference keeps the count above zero
-                // while we hold the lock, so a plain increment is enough.
-                self.get_more(i);
-                out.push(i);
-            }
-            link = link_of(s.next[d].load(Ordering::Relaxed));
-        }
-    }
-
     /// Replaces the live entry with the same key by the prepared slot `idx` in place (the new
     /// node takes the old one's chain position), or links `idx` at the head if there is none.
     /// Returns the replaced slot, whose table reference the caller must `put`.
@@ -562,8 +558,9 @@ impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
                 && old.flags.fetch_or(DYING, Ordering::AcqRel) & DYING == 0
             {
                 new.flags.store(HASHED, Ordering::Relaxed);
-                // Same key, same key bit: the old node's `next` word (link and bit) and the
-                // tags of the word pointing at it (summary or a node's bit) stay as they are.
+                // Same key, same key bit, same position: the old node's `next` word (link and
+                // the bits of the nodes after it) and the tags of the word pointing at it stay
+                // as they are.
                 new.next[0].store(old.next[d].load(Ordering::Relaxed), Ordering::Relaxed);
                 prev.store((word & TAGS) | node(idx, 0), Ordering::Release);
                 self.note_change(b);

@@ -1,7 +1,8 @@
-//! The lock-free read paths: refcounted lookup, seqlock-validated peek, and the best-effort
-//! walk used by garbage collection (protocol notes in the parent module).
+//! The read paths: refcounted lookup, seqlock-validated peek, the best-effort walk used by
+//! garbage collection (all lock-free), and the per-bucket snapshot taken under the stripe
+//! lock (protocol notes in the parent module).
 
-use super::{decode, is_nulls, link_of, nulls, Payload, RawTable, Slot, MIN_CHAINLEN};
+use super::{decode, is_nulls, link_of, nulls, Payload, RawTable, Slot, DYING, MIN_CHAINLEN};
 use crate::key::{KeyWords, TableKey};
 use crate::sync::{fence, spin_hint, Ordering};
 
@@ -126,6 +127,28 @@ impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
             }
             link = next;
             steps += 1;
+        }
+    }
+
+    /// Under the bucket's stripe lock, takes a reference on every live node of `bucket` in
+    /// direction `dir` and appends it to `out`. Consistent per bucket.
+    pub(crate) fn collect_bucket(&self, bucket: u32, dir: usize, out: &mut Vec<u32>) {
+        if is_nulls(self.heads[bucket as usize].load(Ordering::Acquire)) {
+            // Empty when we looked: skip the lock. A racing insert bumps the change stamp.
+            return;
+        }
+        let _g = self.lock_stripes(bucket, bucket);
+        let mut link = link_of(self.heads[bucket as usize].load(Ordering::Relaxed));
+        while !is_nulls(link) {
+            let (i, d) = decode(link);
+            let s = self.slot(i);
+            if d == dir && s.flags.load(Ordering::Relaxed) & DYING == 0 {
+                // Linked and not dying: the table's reference keeps the count above zero
+                // while we hold the lock, so a plain increment is enough.
+                self.get_more(i);
+                out.push(i);
+            }
+            link = link_of(s.next[d].load(Ordering::Relaxed));
         }
     }
 }
