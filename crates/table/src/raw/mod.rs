@@ -484,12 +484,14 @@ impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
     /// chain may be under another stripe, unknown before the entry is found.
     ///
     /// Under the lock a linked, non-dying node holds the table's reference, so claiming
-    /// `DYING` (`fetch_or`, one winner, as in `kill`) and unlinking it before putting that
-    /// reference follows the same protocol as `kill`.
+    /// `DYING` (one winner, as in `kill`: here a plain store, since every writer of `DYING`
+    /// in a one-link table holds this lock) and unlinking it before putting that reference
+    /// follows the same protocol as `kill`.
     pub(crate) fn remove_key(&self, key: &K::Words) -> bool {
         debug_assert_eq!(D, 1, "remove_key is for one-link tables");
-        let b = self.bucket(key);
-        if self.peek(key, |_, _| ()).is_none() {
+        let loc = self.locate(key);
+        let b = loc.0;
+        if self.peek_from(key, loc, self.head(b), |_, _| ()).is_none() {
             // No live entry with this key when we looked: absent then (no lock taken).
             return false;
         }
@@ -498,10 +500,11 @@ impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
             let Ok(Some(idx)) = self.find_locked(b, key, None) else {
                 return false;
             };
-            let slot = self.slot(idx);
-            if slot.flags.fetch_or(DYING, Ordering::AcqRel) & DYING != 0 {
-                return false; // unreachable under the lock: `DYING` is claimed under it too
-            }
+            // `find_locked` returned a node without `DYING`, and in a one-link table every
+            // writer of `DYING` holds this stripe lock: we are the one winner, and a plain
+            // store (no read-modify-write) claims it.
+            let flags = &self.slot(idx).flags;
+            flags.store(flags.load(Ordering::Relaxed) | DYING, Ordering::Release);
             let found = self.unlink_locked(b, node(idx, 0));
             debug_assert!(found, "removed entry not on its chain");
             self.add_live(b, -1);
