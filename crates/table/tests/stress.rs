@@ -254,7 +254,7 @@ fn conn_table_under_churn_gc_and_cleanup() {
                 while !stop.load(Ordering::Relaxed) {
                     n += 1;
                     t.gc_step(GcBudget {
-                        max_buckets: 8,
+                        max_scanned: 8,
                         ..GcBudget::default()
                     });
                     if n % 16 == 0 {
