@@ -238,10 +238,8 @@ impl<S: Default + Send, C: ConnCounters> ConnTable<S, C> {
         if conn.original == conn.reply {
             return Err(ConnInsertError::SameTuple);
         }
-        // Reap expired holders of either tuple, so an expired entry never causes a clash.
-        drop(self.get(&conn.original));
-        drop(self.get(&conn.reply));
-        let keys = [conn.original.to_words(), conn.reply.to_words()];
+        let tuples = [conn.original, conn.reply];
+        let keys = tuples.map(|t| t.to_words());
         let idx = match self.raw.alloc() {
             Some(i) => i,
             None => {
@@ -273,17 +271,28 @@ impl<S: Default + Send, C: ConnCounters> ConnTable<S, C> {
         });
         // Our handle's reference, taken before linking so a concurrent delete cannot free it.
         self.raw.get_more(idx);
-        match self.raw.link(idx, &keys) {
-            Ok(()) => Ok(ConnRef::new(self, idx, Direction::Original)),
-            Err(e) => {
-                self.raw.put(idx);
-                self.raw.put(idx);
-                Err(match e {
-                    LinkError::Exists(d) => ConnInsertError::Clash(Direction::from_index(d)),
-                    LinkError::ChainTooLong => ConnInsertError::ChainTooLong,
-                })
+        let mut reaped = false;
+        let e = loop {
+            match self.raw.link(idx, &keys) {
+                Ok(()) => return Ok(ConnRef::new(self, idx, Direction::Original)),
+                // An expired holder never causes a clash: on a clash, `get` each tuple (which
+                // deletes an expired holder on the way, as before any insert in the kernel's
+                // clash walk) and link again. Done only on a clash, so the common insert does
+                // no lookup before linking.
+                Err(LinkError::Exists(_)) if !reaped => {
+                    reaped = true;
+                    drop(self.get(&tuples[0]));
+                    drop(self.get(&tuples[1]));
+                }
+                Err(e) => break e,
             }
-        }
+        };
+        self.raw.put(idx);
+        self.raw.put(idx);
+        Err(match e {
+            LinkError::Exists(d) => ConnInsertError::Clash(Direction::from_index(d)),
+            LinkError::ChainTooLong => ConnInsertError::ChainTooLong,
+        })
     }
 
     /// Looks a tuple up (either direction) without locks; an expired connection is never

@@ -321,16 +321,26 @@ impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
         MIN_CHAINLEN + (self.hasher.hash(&[u64::from(bucket), u64::from(idx)]) as u32 & 31)
     }
 
-    /// Under the stripe lock: the live node with `key` in `bucket`, if any. With `capped`
-    /// (the slot being linked), a chain longer than its randomised cap is refused; the cap
-    /// is only computed (a hash) once the walk passes [`MIN_CHAINLEN`].
+    /// Under the stripe lock: the live node with `key` (whose bucket and key bit are
+    /// `(bucket, bit)`) in `bucket`, if any. With `capped` (the slot being linked), a chain
+    /// longer than its randomised cap is refused; the cap is only computed (a hash) once the
+    /// walk passes [`MIN_CHAINLEN`].
+    ///
+    /// A chain whose summary lacks the key's bit is not walked at all (the key is absent),
+    /// so its length is not checked either: a chain that long lacks a given bit with
+    /// probability (3/4)^50 under the table's seeded hash, which the cap's attacker cannot
+    /// steer.
     fn find_locked(
         &self,
-        bucket: u32,
+        (bucket, bit): (u32, u32),
         key: &K::Words,
         capped: Option<u32>,
     ) -> Result<Option<u32>, LinkError> {
-        let mut link = link_of(self.heads[bucket as usize].load(Ordering::Relaxed));
+        let head = self.heads[bucket as usize].load(Ordering::Relaxed);
+        if head & bit == 0 {
+            return Ok(None);
+        }
+        let mut link = link_of(head);
         let mut n = 0;
         let mut cap = None;
         while !is_nulls(link) {
@@ -370,7 +380,7 @@ impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
         let buckets: [u32; D] = std::array::from_fn(|d| located[d].0);
         let _g = self.lock_stripes(buckets[0], buckets[D - 1]);
         for d in 0..D {
-            match self.find_locked(buckets[d], &keys[d], Some(idx)) {
+            match self.find_locked(located[d], &keys[d], Some(idx)) {
                 Ok(None) => {}
                 Ok(Some(_)) => {
                     self.stripe(buckets[d])
@@ -497,7 +507,7 @@ impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
         }
         let idx = {
             let _g = self.lock_stripes(b, b);
-            let Ok(Some(idx)) = self.find_locked(b, key, None) else {
+            let Ok(Some(idx)) = self.find_locked(loc, key, None) else {
                 return false;
             };
             // `find_locked` returned a node without `DYING`, and in a one-link table every
@@ -518,9 +528,9 @@ impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
     /// false if there is none. `f` may only store atomics of the payload (the entry stays
     /// live and linked meanwhile, since deletes claim `DYING` under the same lock).
     pub(crate) fn update_locked(&self, key: &K::Words, f: impl FnOnce(&P)) -> bool {
-        let b = self.bucket(key);
-        let _g = self.lock_stripes(b, b);
-        match self.find_locked(b, key, None) {
+        let loc = self.locate(key);
+        let _g = self.lock_stripes(loc.0, loc.0);
+        match self.find_locked(loc, key, None) {
             Ok(Some(idx)) => {
                 f(&self.slot(idx).payload);
                 true
