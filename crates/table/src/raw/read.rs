@@ -7,11 +7,22 @@ use crate::key::{KeyWords, TableKey};
 use crate::sync::{fence, spin_hint, Ordering};
 
 impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
-    /// Lock-free lookup; on success returns `(idx, dir)` with a reference held.
-    pub(crate) fn lookup(&self, key: &K::Words) -> Option<(u32, usize)> {
-        let (b, bit) = self.locate(key);
+    /// The lock-free chain walk of every lookup: walks `key`'s chain (bucket and key bit
+    /// `(b, bit)`) from `head`, a value of the bucket's head loaded at any earlier time,
+    /// reading each node's link before its key (Minyard's rule), and calls `validate` on the
+    /// first node whose key matches. `validate` returns the result, or `None` when the node
+    /// turned out recycled or dying: then, as when the walk ends on another bucket's nulls
+    /// marker (the node it stood on moved chains), the walk restarts from a fresh head load.
+    /// Restarts are counted. A head whose summary lacks the key's bit ends the walk at once.
+    #[inline(always)]
+    fn walk_chain<R>(
+        &self,
+        key: &K::Words,
+        (b, bit): (u32, u32),
+        mut head: u32,
+        mut validate: impl FnMut(u32, usize, &Slot<K, P, D>) -> Option<R>,
+    ) -> Option<R> {
         'restart: loop {
-            let head = self.head(b);
             if head & bit == 0 {
                 return None; // no node of this chain has the key's bit
             }
@@ -19,31 +30,39 @@ impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
             while !is_nulls(link) {
                 let (idx, dir) = decode(link);
                 let slot = self.slot(idx);
-                // Minyard's rule: read the link before looking at the key.
                 let next = link_of(slot.next[dir].load(Ordering::Acquire));
                 if key.matches(&slot.key[dir]) {
-                    if self.try_get(slot) {
-                        if key.matches(&slot.key[dir])
-                            && Self::is_live(slot.flags.load(Ordering::Acquire))
-                        {
-                            return Some((idx, dir));
-                        }
-                        self.stats.recycled.fetch_add(1, Ordering::Relaxed);
-                        self.put(idx);
+                    if let Some(r) = validate(idx, dir, slot) {
+                        return Some(r);
                     }
-                    self.stats.restarts.fetch_add(1, Ordering::Relaxed);
-                    spin_hint();
-                    continue 'restart;
+                    break;
                 }
                 link = next;
             }
-            if link != nulls(b) {
-                self.stats.restarts.fetch_add(1, Ordering::Relaxed);
-                spin_hint();
-                continue 'restart;
+            if is_nulls(link) && link == nulls(b) {
+                return None;
             }
-            return None;
+            self.stats.restarts.fetch_add(1, Ordering::Relaxed);
+            spin_hint();
+            head = self.head(b);
+            continue 'restart;
         }
+    }
+
+    /// Lock-free lookup; on success returns `(idx, dir)` with a reference held.
+    pub(crate) fn lookup(&self, key: &K::Words) -> Option<(u32, usize)> {
+        let loc = self.locate(key);
+        self.walk_chain(key, loc, self.head(loc.0), |idx, dir, slot| {
+            if self.try_get(slot) {
+                if key.matches(&slot.key[dir]) && Self::is_live(slot.flags.load(Ordering::Acquire))
+                {
+                    return Some((idx, dir));
+                }
+                self.stats.recycled.fetch_add(1, Ordering::Relaxed);
+                self.put(idx);
+            }
+            None
+        })
     }
 
     /// Lock-free, reference-free read of a live entry: `read` may load only atomics of the
@@ -74,44 +93,19 @@ impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
     pub(crate) fn peek_from<R>(
         &self,
         key: &K::Words,
-        (b, bit): (u32, u32),
-        mut head: u32,
+        loc: (u32, u32),
+        head: u32,
         mut read: impl FnMut(&Slot<K, P, D>, usize) -> R,
     ) -> Option<R> {
-        'restart: loop {
-            if head & bit == 0 {
-                return None; // no node of this chain has the key's bit
-            }
-            let mut link = link_of(head);
-            while !is_nulls(link) {
-                let (idx, dir) = decode(link);
-                let slot = self.slot(idx);
-                let next = link_of(slot.next[dir].load(Ordering::Acquire));
-                if key.matches(&slot.key[dir]) {
-                    let s1 = slot.seq.load(Ordering::Acquire);
-                    let live = Self::is_live(slot.flags.load(Ordering::Relaxed));
-                    let same = key.matches(&slot.key[dir]);
-                    let r = read(slot, dir);
-                    fence(Ordering::Acquire);
-                    let s2 = slot.seq.load(Ordering::Relaxed);
-                    if s1 & 1 == 0 && s1 == s2 && live && same {
-                        return Some(r);
-                    }
-                    self.stats.restarts.fetch_add(1, Ordering::Relaxed);
-                    spin_hint();
-                    head = self.head(b);
-                    continue 'restart;
-                }
-                link = next;
-            }
-            if link != nulls(b) {
-                self.stats.restarts.fetch_add(1, Ordering::Relaxed);
-                spin_hint();
-                head = self.head(b);
-                continue 'restart;
-            }
-            return None;
-        }
+        self.walk_chain(key, loc, head, |_, dir, slot| {
+            let s1 = slot.seq.load(Ordering::Acquire);
+            let live = Self::is_live(slot.flags.load(Ordering::Relaxed));
+            let same = key.matches(&slot.key[dir]);
+            let r = read(slot, dir);
+            fence(Ordering::Acquire);
+            let s2 = slot.seq.load(Ordering::Relaxed);
+            (s1 & 1 == 0 && s1 == s2 && live && same).then_some(r)
+        })
     }
 
     /// Best-effort lock-free walk of `bucket` (no nulls restart, bounded steps), calling `f`
