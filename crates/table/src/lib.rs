@@ -9,7 +9,11 @@
 //!   ([`EntryRef`]), a reference-free presence check and word peek, iteration and a
 //!   [`ChangeStamp`] for detecting dumps that overlapped a change.
 //! - [`WordTable`]: the same table with a `u64` value inline in each slot: lookups touch no
-//!   lock and no reference count (seqlock-validated reads), replaces update in place.
+//!   lock and no reference count (seqlock-validated reads), replaces update in place, and
+//!   [`WordTable::get_batch`] reads many keys with their cache misses overlapped.
+//!
+//! Every bucket head carries a four-bit summary of its chain's keys, so a lookup of an
+//! absent key usually ends at the head without reading a slot.
 //! - [`RecordLog`]: byte records of any size in append-only chunks, read without locks and
 //!   compacted in the background of writes: with a [`WordTable`] of [`Loc`]s it stores
 //!   variable-size values with no allocation per entry, and a full scan is a sequential read.
