@@ -283,6 +283,11 @@ proptest! {
                         prop_assert_eq!(got.map(|c| c.direction()), want);
                     } else {
                         prop_assert_eq!(t.peek(&tuple(id)).map(|v| v.direction), want);
+                        // The batched read agrees (the tuple twice, with another in between).
+                        let mut out = [None; 3];
+                        t.peek_batch(&[tuple(id), tuple(id ^ 1), tuple(id)], &mut out);
+                        prop_assert_eq!(out[0].map(|v| v.direction), want);
+                        prop_assert_eq!(out[2].map(|v| v.direction), want);
                     }
                 }
                 ConnOp::Remove(id) => {

@@ -14,7 +14,7 @@ pub use tuple::{Direction, Tuple};
 use crate::clock::{expired, Clock};
 use crate::error::ConnInsertError;
 use crate::key::TableKey;
-use crate::raw::{LinkError, Payload, RawTable};
+use crate::raw::{LinkError, Payload, RawTable, Slot};
 use crate::stats::{ChangeStamp, Stats};
 use crate::sync::{AtomicU32, Mutex, Ordering};
 
@@ -331,19 +331,53 @@ impl<S: Default + Send, C: ConnCounters> ConnTable<S, C> {
     /// count (seqlock-validated); `None` if absent or expired. On a table with
     /// [`NoCounters`], the view's `packets` and `bytes` are zeros.
     pub fn peek(&self, tuple: &Tuple) -> Option<ConnView> {
-        let view = self.raw.peek(&tuple.to_words(), |s, dir| {
-            let p = &s.payload;
-            let (packets, bytes) = p.counters.load();
-            ConnView {
-                direction: Direction::from_index(dir),
-                expires_at: p.expires_at.load(Ordering::Relaxed),
-                status: p.status.load(Ordering::Relaxed),
-                mark: p.mark.load(Ordering::Relaxed),
-                packets,
-                bytes,
-            }
-        })?;
+        let view = self.raw.peek(&tuple.to_words(), Self::view_of)?;
         (!expired(view.expires_at, self.now_ms())).then_some(view)
+    }
+
+    /// [`peek`](Self::peek) of many tuples at once: `out[i]` becomes `peek(&tuples[i])`. The
+    /// lookups run in groups of 16 whose cache misses overlap (bucket heads first, then the
+    /// first chain nodes), the batched fast path of a datapath that looks up a burst of
+    /// packets' flows; on a table larger than the CPU cache it costs far less than as many
+    /// single peeks.
+    ///
+    /// # Panics
+    /// If `tuples` and `out` differ in length.
+    ///
+    /// ```
+    /// use nlkit_table::{ConnConfig, ConnTable, Direction, NewConn, Tuple};
+    /// let t: ConnTable = ConnTable::new(ConnConfig::new(64));
+    /// let a = Tuple::new("10.0.0.1".parse().unwrap(), 1, "10.0.0.2".parse().unwrap(), 2, 6);
+    /// let b = Tuple::new("10.0.0.3".parse().unwrap(), 1, "10.0.0.2".parse().unwrap(), 2, 6);
+    /// t.insert(NewConn::new(a, a.reverse(), 1000, ())).unwrap();
+    /// let mut out = [None; 3];
+    /// t.peek_batch(&[a.reverse(), b, a], &mut out);
+    /// assert_eq!(out.map(|v| v.map(|v| v.direction)), [Some(Direction::Reply), None, Some(Direction::Original)]);
+    /// ```
+    pub fn peek_batch(&self, tuples: &[Tuple], out: &mut [Option<ConnView>]) {
+        assert_eq!(
+            tuples.len(),
+            out.len(),
+            "peek_batch: tuples and out differ in length"
+        );
+        let now = self.now_ms();
+        self.raw.peek_batch(tuples, Self::view_of, |i, v| {
+            out[i] = v.filter(|v| !expired(v.expires_at, now));
+        });
+    }
+
+    /// The view of a slot's atomic fields (for the seqlock-validated reads).
+    fn view_of(s: &Slot<Tuple, ConnPayload<S, C>, 2>, dir: usize) -> ConnView {
+        let p = &s.payload;
+        let (packets, bytes) = p.counters.load();
+        ConnView {
+            direction: Direction::from_index(dir),
+            expires_at: p.expires_at.load(Ordering::Relaxed),
+            status: p.status.load(Ordering::Relaxed),
+            mark: p.mark.load(Ordering::Relaxed),
+            packets,
+            bytes,
+        }
     }
 
     /// Deletes the connection with this tuple (either direction); returns whether this call
