@@ -119,6 +119,7 @@ pub fn build_u64(name: &str, report: bool) -> Box<dyn BenchMapDyn> {
         let m: Box<dyn BenchMapDyn> = match name {
             "nlkit" => Box::new(NullsTable::<u64, u64>::with_buckets(2 * N, N)),
             "nlkit-word" => Box::new(WordTable::<u64>::with_buckets(2 * N, N)),
+            "nlkit-word-default" => Box::new(WordTable::<u64>::new(2 * N)),
             "nlkit-word-batch" => Box::new(Batched(WordTable::<u64>::with_buckets(2 * N, N))),
             "papaya" => Box::new(Papaya(papaya_map(N))),
             "scc" => Box::new(Scc(scc::HashMap::with_capacity_and_hasher(
