@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::{status, ConnCounters, ConnTable};
 use crate::clock::expired;
-use crate::raw::RawTable;
+use crate::raw::is_live;
 use crate::sync::Ordering;
 
 /// Buckets scanned by early drop (`NF_CT_EVICTION_RANGE`).
@@ -128,9 +128,7 @@ impl<S: Default + Send, C: ConnCounters> ConnTable<S, C> {
             let slot = self.raw.slot(idx);
             // A filter only (free, being prepared, or dying: nothing to collect); `reap`
             // pins and rechecks.
-            if !RawTable::<super::Tuple, super::ConnPayload<S, C>, 2>::is_live(
-                slot.flags.load(Ordering::Relaxed),
-            ) {
+            if !is_live(slot.flags.load(Ordering::Relaxed)) {
                 continue;
             }
             let p = &slot.payload;
@@ -179,9 +177,7 @@ impl<S: Default + Send, C: ConnCounters> ConnTable<S, C> {
         if !self.raw.try_get(slot) {
             return false;
         }
-        let live = RawTable::<super::Tuple, super::ConnPayload<S, C>, 2>::is_live(
-            slot.flags.load(Ordering::Acquire),
-        );
+        let live = is_live(slot.flags.load(Ordering::Acquire));
         let p = &slot.payload;
         let ok =
             live && check(

@@ -34,6 +34,12 @@ pub(crate) const HASHED: u32 = 1;
 /// The entry is being (or has been) deleted; set once, by the winner.
 pub(crate) const DYING: u32 = 2;
 
+/// Whether `flags` say linked and not being deleted.
+#[inline]
+pub(crate) fn is_live(flags: u32) -> bool {
+    flags & (HASHED | DYING) == HASHED
+}
+
 const LOCK_STRIPES: u32 = 1024;
 /// Base chain-length cap for duplicate scans (the kernel's `MIN_CHAINLEN`), plus 0..31 random.
 const MIN_CHAINLEN: u32 = 50;
@@ -241,11 +247,6 @@ impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
         self.stripe(self.bucket(key))
             .insert_failed
             .fetch_add(1, Ordering::Relaxed);
-    }
-
-    #[inline]
-    pub(crate) fn is_live(flags: u32) -> bool {
-        flags & (HASHED | DYING) == HASHED
     }
 
     /// Takes a reference unless the count is zero. `Acquire` on success pairs with the

@@ -2,7 +2,9 @@
 //! garbage collection (all lock-free), and the per-bucket snapshot taken under the stripe
 //! lock (protocol notes in the parent module).
 
-use super::{decode, is_nulls, link_of, nulls, Payload, RawTable, Slot, DYING, MIN_CHAINLEN};
+use super::{
+    decode, is_live, is_nulls, link_of, nulls, Payload, RawTable, Slot, DYING, MIN_CHAINLEN,
+};
 use crate::key::{KeyWords, TableKey};
 use crate::sync::{fence, spin_hint, Ordering};
 
@@ -54,8 +56,7 @@ impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
         let loc = self.locate(key);
         self.walk_chain(key, loc, self.head(loc.0), |idx, dir, slot| {
             if self.try_get(slot) {
-                if key.matches(&slot.key[dir]) && Self::is_live(slot.flags.load(Ordering::Acquire))
-                {
+                if key.matches(&slot.key[dir]) && is_live(slot.flags.load(Ordering::Acquire)) {
                     return Some((idx, dir));
                 }
                 self.stats.recycled.fetch_add(1, Ordering::Relaxed);
@@ -99,7 +100,7 @@ impl<K: TableKey, P: Payload, const D: usize> RawTable<K, P, D> {
     ) -> Option<R> {
         self.walk_chain(key, loc, head, |_, dir, slot| {
             let s1 = slot.seq.load(Ordering::Acquire);
-            let live = Self::is_live(slot.flags.load(Ordering::Relaxed));
+            let live = is_live(slot.flags.load(Ordering::Relaxed));
             let same = key.matches(&slot.key[dir]);
             let r = read(slot, dir);
             fence(Ordering::Acquire);
