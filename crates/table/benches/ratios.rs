@@ -9,6 +9,11 @@
 //! figure is the median over the rounds. Drift then hits all maps alike, and the ratios are
 //! what to read.
 //!
+//! Beside the maps run two floors (`support/floors.rs`, read-heavy only): structures that
+//! make a lookup's memory accesses and nothing else. `two-probe` reads a bucket head, then the
+//! slot it names, as the nulls table must; its ratio to dashmap bounds what any table of that
+//! layout can reach here with single lookups.
+//!
 //! `cargo bench -p nlkit-table --bench ratios` (a few minutes; `NLKIT_BENCH_ROUNDS` sets
 //! the number of rounds, default 25).
 
@@ -30,13 +35,18 @@ const SLICES: u64 = 4;
 /// `nlkit-word` is the criterion bench's `WordTable` (capacity 2M, 1M buckets: chains of
 /// about one); `nlkit-word-default` is the table as `WordTable::new(capacity)` makes it, with
 /// as many buckets as slots (2M, the kernel's default for conntrack), 4 bytes more per entry.
-const MAPS: [&str; 6] = [
+/// `one-probe` and `two-probe` are not maps but floors (`support/floors.rs`): the memory
+/// accesses of a lookup with nothing else, one pair, or a bucket head then a slot (the nulls
+/// table's layout). They run on read-heavy mixes only.
+const MAPS: [&str; 8] = [
     "nlkit-word",
     "nlkit-word-default",
     "nlkit-word-batch",
     "papaya",
     "scc",
     "dashmap",
+    "one-probe",
+    "two-probe",
 ];
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -53,7 +63,7 @@ fn main() {
     let zipf = Zipf::new(2 * N);
     println!("interleaved medians over {rounds} rounds, M ops/s; ratios = WordTable / baseline");
     println!(
-        "{:<18} {:>3} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} | {:>17} | {:>17} | {:>8}",
+        "{:<18} {:>3} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} | {:>17} | {:>17} | {:>8} | {:>8} {:>8} {:>8}",
         "mix",
         "thr",
         "word",
@@ -62,16 +72,24 @@ fn main() {
         "papaya",
         "scc",
         "dashmp",
+        "1probe",
+        "2probe",
         "word /pa /scc /dm",
         "dflt /pa /scc /dm",
-        "batch/dm"
+        "batch/dm",
+        "1probe/dm",
+        "2probe/dm",
+        "dflt/2probe"
     );
     for (mix_name, mix) in [("readheavy", [98, 1, 1, 0]), ("exchange", [10, 40, 40, 10])] {
         for (dist, z) in [("uniform", None), ("zipf", Some(&zipf))] {
             let streams: Vec<_> = (0..2).map(|t| stream(mix, z, 0x5eed + t)).collect();
             let names: Vec<&str> = MAPS
                 .into_iter()
-                .filter(|&m| m != "nlkit-word-batch" || mix_name == "readheavy")
+                .filter(|&m| {
+                    !matches!(m, "nlkit-word-batch" | "one-probe" | "two-probe")
+                        || mix_name == "readheavy"
+                })
                 // papaya on exchange with Zipf keys runs at ~0.1 M ops/s and its memory grows
                 // by gigabytes a minute (tombstones are reused only by a resize copy): over
                 // this bench's rounds it exhausted 24 GiB. The criterion bench still has it.
@@ -93,6 +111,8 @@ fn main() {
                 let m: Vec<f64> = samples.into_iter().map(median).collect();
                 let get = |n: &str| names.iter().position(|&x| x == n).map(|i| m[i]);
                 let fmt = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}"));
+                let probe = get("one-probe");
+                let probe2 = get("two-probe");
                 let (word, dflt, batch, pa, sc, dm) = (
                     get("nlkit-word").unwrap_or(f64::NAN),
                     get("nlkit-word-default").unwrap_or(f64::NAN),
@@ -103,7 +123,7 @@ fn main() {
                 );
                 let ratios = |w: f64| [pa, sc, dm].map(|b| fmt(b.map(|b| w / b))).join(" ");
                 println!(
-                    "{:<18} {:>3} {:>6.2} {:>6.2} {:>6} {:>6} {:>6} {:>6} | {:>17} | {:>17} | {:>8}",
+                    "{:<18} {:>3} {:>6.2} {:>6.2} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} | {:>17} | {:>17} | {:>8} | {:>8} {:>8} {:>8}",
                     format!("{mix_name}/{dist}"),
                     threads,
                     word,
@@ -112,9 +132,14 @@ fn main() {
                     fmt(pa),
                     fmt(sc),
                     fmt(dm),
+                    fmt(probe),
+                    fmt(probe2),
                     ratios(word),
                     ratios(dflt),
                     fmt(batch.zip(dm).map(|(b, d)| b / d)),
+                    fmt(probe.zip(dm).map(|(p, d)| p / d)),
+                    fmt(probe2.zip(dm).map(|(p, d)| p / d)),
+                    fmt(probe2.map(|p| dflt / p)),
                 );
             }
         }

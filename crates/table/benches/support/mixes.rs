@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use nlkit_table::{NullsTable, WordTable};
 use parking_lot::RwLock;
 
+use super::floors::{OneProbe, TwoProbe};
 use super::*;
 
 /// Entries in every table.
@@ -121,6 +122,8 @@ pub fn build_u64(name: &str, report: bool) -> Box<dyn BenchMapDyn> {
             "nlkit-word" => Box::new(WordTable::<u64>::with_buckets(2 * N, N)),
             "nlkit-word-default" => Box::new(WordTable::<u64>::new(2 * N)),
             "nlkit-word-batch" => Box::new(Batched(WordTable::<u64>::with_buckets(2 * N, N))),
+            "one-probe" => Box::new(OneProbe::new(N)),
+            "two-probe" => Box::new(TwoProbe::new(2 * N, N)),
             "papaya" => Box::new(Papaya(papaya_map(N))),
             "scc" => Box::new(Scc(scc::HashMap::with_capacity_and_hasher(
                 N,

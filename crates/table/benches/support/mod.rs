@@ -1,6 +1,7 @@
 //! Bench support: map adapters, key streams (uniform and Zipf), heap accounting, and the
 //! u64 mixes ([`mixes`]).
 
+pub mod floors;
 pub mod mixes;
 
 use std::alloc::{GlobalAlloc, Layout, System};
