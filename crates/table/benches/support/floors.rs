@@ -13,6 +13,25 @@ fn index(k: u64, shift: u32) -> usize {
     ((k ^ 0x5555_5555_5555_5555).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> shift) as usize
 }
 
+/// Lookup in a `(key, value)` pair: the key's load decides, the value's is kept alive.
+fn read(pair: &[AtomicU64], k: u64) -> bool {
+    pair[0].load(Ordering::Acquire) == k
+        && std::hint::black_box(pair[1].load(Ordering::Relaxed)) != 0
+}
+
+/// Overwrites a pair with `k → v` (value first, key published last).
+fn write(pair: &[AtomicU64], k: u64, v: u64) {
+    pair[1].store(v, Ordering::Relaxed);
+    pair[0].store(k, Ordering::Release);
+}
+
+/// Empties a pair if it holds `k`.
+fn clear(pair: &[AtomicU64], k: u64) -> bool {
+    pair[0]
+        .compare_exchange(k, 0, Ordering::Relaxed, Ordering::Relaxed)
+        .is_ok()
+}
+
 /// One access per op: a direct-mapped array of `(key, value)` pairs, as many as entries
 /// (16 bytes per entry, as small as a table of u64 pairs can be). A lookup hashes, loads one
 /// pair and compares the key: the floor of any hash map's single lookup.
@@ -33,20 +52,14 @@ impl OneProbe {
 
 impl BenchMap<u64> for OneProbe {
     fn get(&self, k: &u64) -> bool {
-        let p = &self.pairs[index(*k, self.shift)];
-        p[0].load(Ordering::Acquire) == *k
-            && std::hint::black_box(p[1].load(Ordering::Relaxed)) != 0
+        read(&self.pairs[index(*k, self.shift)], *k)
     }
     fn insert(&self, k: u64, v: u64) -> bool {
-        let p = &self.pairs[index(k, self.shift)];
-        p[1].store(v, Ordering::Relaxed);
-        p[0].store(k, Ordering::Release);
+        write(&self.pairs[index(k, self.shift)], k, v);
         true
     }
     fn remove(&self, k: &u64) -> bool {
-        let p = &self.pairs[index(*k, self.shift)];
-        p[0].compare_exchange(*k, 0, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
+        clear(&self.pairs[index(*k, self.shift)], *k)
     }
     fn upsert(&self, k: u64, v: u64) {
         self.insert(k, v);
@@ -87,23 +100,17 @@ impl TwoProbe {
 
 impl BenchMap<u64> for TwoProbe {
     fn get(&self, k: &u64) -> bool {
-        let s = self.slot(*k);
-        s[0].load(Ordering::Acquire) == *k
-            && std::hint::black_box(s[1].load(Ordering::Relaxed)) != 0
+        read(self.slot(*k), *k)
     }
     fn insert(&self, k: u64, v: u64) -> bool {
         let b = index(k, self.shift);
         let i = (b as u32).wrapping_mul(0x9e37_79b1) & self.slot_mask;
-        let s = &self.slots[i as usize];
-        s[1].store(v, Ordering::Relaxed);
-        s[0].store(k, Ordering::Release);
+        write(&self.slots[i as usize], k, v);
         self.heads[b].store(i, Ordering::Release);
         true
     }
     fn remove(&self, k: &u64) -> bool {
-        self.slot(*k)[0]
-            .compare_exchange(*k, 0, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
+        clear(self.slot(*k), *k)
     }
     fn upsert(&self, k: u64, v: u64) {
         self.insert(k, v);
