@@ -47,6 +47,9 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
+    if let Err(e) = cmd::check_flags(&cli) {
+        return report(&e);
+    }
     // Before any thread exists, so every thread lives in the namespace.
     if let Some(ns) = &cli.netns {
         if let Err(e) = netns::enter_named(ns) {

@@ -374,5 +374,8 @@ netns_test! {
         assert!(e.contains("--mirror does not apply to `nlkit demo`"), "{e}");
         let e = fails(&["--mirror", "mirror"], 2);
         assert!(e.contains("--mirror-socket PATH"), "{e}");
+        // -n names a namespace the mirror does not answer for.
+        let e = fails(&["-n", "other", "--mirror", "link", "show"], 2);
+        assert!(e.contains("--netns and --mirror cannot be combined"), "{e}");
     }
 }

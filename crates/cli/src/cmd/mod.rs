@@ -116,6 +116,21 @@ impl Ctx {
     }
 }
 
+/// Global flag combinations that make no sense, checked before `-n` enters a namespace:
+/// `-n NAME` with `--mirror` (the mirror answers for the namespace it runs in, not NAME).
+/// `nlkit -n NAME --mirror-socket PATH mirror` (a mirror of NAME) is fine.
+pub fn check_flags(cli: &Cli) -> Result<()> {
+    let asks_mirror = cli.mirror || cli.mirror_socket.is_some();
+    if asks_mirror && cli.netns.is_some() && !matches!(cli.command, Command::Mirror(_)) {
+        return Err(UsageError(
+            "--netns and --mirror cannot be combined: the mirror answers for its own namespace"
+                .into(),
+        )
+        .into());
+    }
+    Ok(())
+}
+
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     let target = match (&cli.mirror_socket, cli.mirror) {
@@ -144,6 +159,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Ok(())
     };
     let asks_mirror = ctx.target != Target::Kernel;
+
     match cli.command {
         Command::Link(a) => link::run(&ctx, a),
         Command::Addr(a) => addr::run(&ctx, a),
