@@ -216,6 +216,8 @@ netns_test! {
         // link add / set / del.
         via_mirror(&m, &["link", "add", "vc", "type", "veth", "peer", "name", "vd"]);
         assert!(ip(&["-o", "link", "show"]).contains(": vc@vd:"));
+        // The mirror follows the kernel by events: wait until it knows vc before naming it.
+        eventually("the mirror lists vc", || far(&m.socket, &["link", "show", "vc"]).code == Some(0));
         via_mirror(&m, &["link", "set", "vc", "mtu", "1400"]);
         via_mirror(&m, &["link", "set", "vc", "up"]);
         let vc = ip(&["link", "show", "vc"]);

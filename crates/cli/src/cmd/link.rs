@@ -87,7 +87,11 @@ fn add(ctx: &Ctx, args: &[String]) -> Result<()> {
     let peer = k
         .get("name")
         .ok_or_else(|| UsageError("veth needs \"peer name PEER\"".into()))?;
-    ops::add_veth(&mut ctx.socket(Protocol::Route)?, name, peer)?;
+    // The create request alone (not `ops::add_veth`, which then looks the new links up): with
+    // `--mirror` that lookup would race the mirror's event for the new link.
+    let mut req = MessageBuilder::new();
+    request::add_veth(&mut req, 0, name, peer)?;
+    ctx.socket(Protocol::Route)?.transact(&mut req)?;
     Ok(())
 }
 
