@@ -21,12 +21,15 @@ pub struct Cli {
     /// Threads sharing each dump.
     #[arg(long, global = true, value_name = "N", default_value_t = 1)]
     pub threads: usize,
-    /// Send every request to the nlkit mirror instead of the kernel: reads are answered from
-    /// its tables, writes go through it to the kernel of its namespace. Commands the mirror
-    /// cannot answer (monitor, ct events, ct stats) refuse it (exit 2).
+    /// Ask the nlkit mirror instead of the kernel (at the default socket path).
+    ///
+    /// Reads are answered from the mirror's tables; writes go through the mirror to the kernel
+    /// of the mirror's namespace, and the kernel's ack or error comes back. Commands the mirror
+    /// cannot answer (monitor, ct events, ct stats) refuse it with exit 2.
     #[arg(long, global = true)]
     pub mirror: bool,
-    /// The mirror's socket (implies --mirror for requests; `nlkit mirror` serves on it).
+    /// The mirror's socket path (implies --mirror; `nlkit mirror` serves on it).
+    ///
     /// Default: $XDG_RUNTIME_DIR/nlkit/mirror.sock, or /run/nlkit/mirror.sock as root.
     #[arg(long, global = true, value_name = "PATH")]
     pub mirror_socket: Option<std::path::PathBuf>,
