@@ -64,6 +64,7 @@
 //! |---|---|
 //! | `list_routes` | list routes like `ip route` (`-6`, `table all\|N`) |
 //! | `change_route` | add, replace or delete a route; the kernel's extended-ack error on a bad request |
+//! | `batch_routes` | many route changes in one batch (`transact_batch`), one result per request |
 //! | `watch_links` | follow link events, resynchronising (a fresh dump) after `ENOBUFS` |
 //! | `consistent_dump` | a dump restarted until the kernel does not flag it `NLM_F_DUMP_INTR` |
 //! | `shared_dump` | one kernel dump consumed by several threads |

@@ -18,6 +18,9 @@ use nlkit::prelude::*;
 #[path = "../examples/ask_mirror.rs"]
 mod ask_mirror;
 #[allow(dead_code)]
+#[path = "../examples/batch_routes.rs"]
+mod batch_routes;
+#[allow(dead_code)]
 #[path = "../examples/change_route.rs"]
 mod change_route;
 #[allow(dead_code)]
@@ -136,6 +139,34 @@ nlkit_testns::netns_test! {
         assert_eq!(gateway_of_10_9(&mut sock), None);
         let e = change_route::run(&args(&["del", "10.9.0.0/16"]), &mut Vec::new()).unwrap_err();
         assert!(e.to_string().starts_with("Error: "), "{e}");
+    }
+
+    /// `batch_routes` sends a thousand changes at once and reports each one's result.
+    fn batch_routes_reports_every_result() {
+        setup();
+        let run = |a: &[&str]| {
+            let mut out = Vec::new();
+            let s = batch_routes::run(&args(a), &mut out).unwrap();
+            (s, text(&out))
+        };
+        let (s, out) = run(&["add", "--dev", "va", "--count", "1000"]);
+        assert_eq!((s.done, s.refused), (1000, 0), "{out}");
+        assert_eq!(out, "add: 1000 done, 0 refused\n");
+        let listed = list_routes::run(&[], &mut Vec::new()).unwrap();
+        assert_eq!(listed, 1001, "the batch's routes and the connected one");
+
+        // Half of them again, from the middle: each refused on its own, the rest added.
+        let (s, out) = run(&["add", "--dev", "va", "--count", "1000", "--from", "10.128.1.245"]);
+        assert_eq!((s.done, s.refused), (500, 500), "{out}");
+        assert_eq!(s.errors.get("Error: File exists."), Some(&500), "{out}");
+        assert!(out.ends_with("  500 × Error: File exists.\n"), "{out}");
+
+        let (s, _) = run(&["del", "--dev", "va", "--count", "1500"]);
+        assert_eq!((s.done, s.refused), (1500, 0));
+        assert_eq!(list_routes::run(&[], &mut Vec::new()).unwrap(), 1);
+        let e = batch_routes::run(&args(&["add", "--dev", "nosuch", "--count", "1"]), &mut Vec::new())
+            .unwrap_err();
+        assert!(e.downcast_ref::<Error>().is_some_and(|e| e.errno() == Some(libc::ENODEV)), "{e}");
     }
 
     /// `watch_links --count N` prints the links first, then the events of links created
