@@ -29,7 +29,8 @@ fn main() -> ExitCode {
     match run(&args, &mut std::io::stdout().lock()) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{e}"); // e.g. "cannot connect to /run/nlkit/mirror.sock: No such file or directory"
+            // e.g. "cannot connect to /run/nlkit/mirror.sock: No such file or directory"
+            eprintln!("{e}");
             ExitCode::FAILURE
         }
     }

@@ -17,7 +17,8 @@ use nlkit::conntrack::fmt::entry_text;
 use nlkit::conntrack::request::{DumpFilter, TupleFilter};
 use nlkit::prelude::*;
 
-const USAGE: &str = "usage: conntrack_dump [--mark M[/MASK]] [-p udp|tcp|N] [-s SRC] [-d DST] [--sport N] [--dport N]";
+const USAGE: &str = "usage: conntrack_dump [--mark M[/MASK]] [-p udp|tcp|N] [-s SRC] [-d DST] \
+                     [--sport N] [--dport N]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -5,7 +5,6 @@
 //! up by `nlkit_testns` fixtures, and checks what they print and return. (`cargo test` also
 //! builds each example as its own program.) Examples that wait for events run with
 //! `--count N` while the test makes the changes that produce them.
-#![allow(clippy::unwrap_used)]
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::thread::JoinHandle;
@@ -71,7 +70,9 @@ fn drive<T>(worker: JoinHandle<T>, mut change: impl FnMut(u32)) -> T {
         i += 1;
         std::thread::sleep(Duration::from_millis(20));
     }
-    worker.join().unwrap()
+    worker
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 nlkit_testns::netns_test! {
@@ -106,18 +107,18 @@ nlkit_testns::netns_test! {
         let mut sock = Socket::open(Protocol::Route).unwrap();
 
         let mut out = Vec::new();
-        change_route::run(&args(&["add", "10.9.0.0/16", "via", "10.0.0.2", "dev", "va"]), &mut out)
-            .unwrap();
+        let add = args(&["add", "10.9.0.0/16", "via", "10.0.0.2", "dev", "va"]);
+        change_route::run(&add, &mut out).unwrap();
         assert_eq!(text(&out), "add 10.9.0.0/16: done\n");
         assert_eq!(gateway_of_10_9(&mut sock), Some(Some(v4(10, 0, 0, 2))));
 
-        change_route::run(&args(&["replace", "10.9.0.0/16", "via", "10.0.0.3", "metric", "0"]), &mut Vec::new())
-            .unwrap();
+        let replace = args(&["replace", "10.9.0.0/16", "via", "10.0.0.3", "metric", "0"]);
+        change_route::run(&replace, &mut Vec::new()).unwrap();
         assert_eq!(gateway_of_10_9(&mut sock), Some(Some(v4(10, 0, 0, 3))));
 
         // The same route again: EEXIST.
-        let e = change_route::run(&args(&["add", "10.9.0.0/16", "via", "10.0.0.3"]), &mut Vec::new())
-            .unwrap_err();
+        let again = args(&["add", "10.9.0.0/16", "via", "10.0.0.3"]);
+        let e = change_route::run(&again, &mut Vec::new()).unwrap_err();
         let e = e.downcast_ref::<Error>().expect("a socket error");
         assert_eq!(e.errno(), Some(libc::EEXIST));
         assert_eq!(e.to_string(), "Error: File exists.");
@@ -164,9 +165,10 @@ nlkit_testns::netns_test! {
         let (s, _) = run(&["del", "--dev", "va", "--count", "1500"]);
         assert_eq!((s.done, s.refused), (1500, 0));
         assert_eq!(list_routes::run(&[], &mut Vec::new()).unwrap(), 1);
-        let e = batch_routes::run(&args(&["add", "--dev", "nosuch", "--count", "1"]), &mut Vec::new())
-            .unwrap_err();
-        assert!(e.downcast_ref::<Error>().is_some_and(|e| e.errno() == Some(libc::ENODEV)), "{e}");
+        let no_dev = args(&["add", "--dev", "nosuch", "--count", "1"]);
+        let e = batch_routes::run(&no_dev, &mut Vec::new()).unwrap_err();
+        let errno = e.downcast_ref::<Error>().and_then(Error::errno);
+        assert_eq!(errno, Some(libc::ENODEV), "{e}");
     }
 
     /// `watch_links --count N` prints the links first, then the events of links created
@@ -265,7 +267,8 @@ nlkit_testns::netns_test! {
         let (delivered, received, out) = run(&["--mark", "7"]);
         assert_eq!((delivered, received), (50, 50), "the kernel sent only mark 7: {out}");
         assert!(out.lines().next().unwrap().starts_with("udp      17 "), "{out}");
-        assert!(out.lines().take(50).all(|l| l.contains(" dport=53 ") && l.contains(" mark=7 ")), "{out}");
+        let mark7 = |l: &str| l.contains(" dport=53 ") && l.contains(" mark=7 ");
+        assert!(out.lines().take(50).all(mark7), "{out}");
 
         let (delivered, received, _) =
             run(&["--mark", "9/0xff", "-p", "udp", "-d", "10.203.0.1", "--dport", "123"]);
@@ -279,7 +282,8 @@ nlkit_testns::netns_test! {
     fn conntrack_events_prints_new_entries() {
         let worker = std::thread::spawn(|| {
             let mut out = Vec::new();
-            let n = conntrack_events::run(&args(&["--count", "1", "-e", "new"]), &mut out).unwrap();
+            let a = args(&["--count", "1", "-e", "new"]);
+            let n = conntrack_events::run(&a, &mut out).unwrap();
             (n, text(&out))
         });
         let mut sock = Socket::open(Protocol::Netfilter).unwrap();
@@ -298,7 +302,7 @@ nlkit_testns::netns_test! {
         let v = setup();
         nlkit_testns::load_ipv4_routes(v.a_index, 200, 254);
         nlkit_testns::load_conntrack(25, 3);
-        let dir = std::env::temp_dir().join(format!("nlkit-example-mirror-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("nlkit-examples-{}", std::process::id()));
         let path = dir.join("mirror.sock");
         let mut cfg = nlkit_mirror::MirrorConfig {
             socket_path: Some(path.clone()),
@@ -311,7 +315,8 @@ nlkit_testns::netns_test! {
         let mirror = nlkit_mirror::Mirror::start(cfg).unwrap();
 
         let mut out = Vec::new();
-        let (routes, entries) = ask_mirror::run(&args(&["--socket", path.to_str().unwrap()]), &mut out).unwrap();
+        let socket = args(&["--socket", path.to_str().unwrap()]);
+        let (routes, entries) = ask_mirror::run(&socket, &mut out).unwrap();
         let mut kernel = Vec::new();
         assert_eq!(routes, list_routes::run(&[], &mut kernel).unwrap());
         assert_eq!(routes, 201);
@@ -325,14 +330,13 @@ nlkit_testns::netns_test! {
         ours.sort_unstable();
         theirs.sort_unstable();
         assert_eq!(ours, theirs);
-        if mirror.mirrors_conntrack() {
-            assert_eq!(entries, 25, "{out}");
-        }
+        assert!(mirror.mirrors_conntrack(), "ctnetlink works in test namespaces");
+        assert_eq!(entries, 25, "{out}");
         mirror.shutdown();
         let _ = std::fs::remove_dir_all(&dir);
 
         // Nobody listening any more: a typed connect error naming the path.
-        let e = ask_mirror::run(&args(&["--socket", path.to_str().unwrap()]), &mut Vec::new()).unwrap_err();
+        let e = ask_mirror::run(&socket, &mut Vec::new()).unwrap_err();
         assert!(matches!(e.downcast_ref::<Error>(), Some(Error::Connect { .. })), "{e:?}");
     }
 }
