@@ -45,6 +45,33 @@
 //! }
 //! ```
 //!
+//! One dump shared by several threads, each parsing from its own buffer (the refills are
+//! serialised, as the kernel requires):
+//!
+//! ```no_run
+//! use nlkit::prelude::*;
+//! use nlkit::route::request::RouteFilter;
+//!
+//! let mut req = MessageBuilder::new();
+//! route::request::dump_routes(&mut req, 0, consts::AF_INET, &RouteFilter::main())?;
+//! let dump = SharedDump::start(Pool::shared(Protocol::Route), &mut req)?;
+//! let total: usize = std::thread::scope(|s| {
+//!     let count = || {
+//!         let (mut buf, mut n) = (DumpBuffer::new(), 0);
+//!         while let Some(m) = dump.next(&mut buf)? {
+//!             RouteView::parse(&m)?; // a view into this thread's buffer
+//!             n += 1;
+//!         }
+//!         Ok::<usize, Error>(n)
+//!     };
+//!     let (a, b) = (s.spawn(count), s.spawn(count));
+//!     [a, b].into_iter().map(|t| t.join().unwrap()).sum::<Result<usize>>()
+//! })?;
+//! dump.finish()?; // the kernel's error, or Error::Inconsistent after NLM_F_DUMP_INTR
+//! println!("{total} routes");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! The same calls run on the nlkit mirror instead of the kernel: open the socket with
 //! `Socket::connect_unix(nlkit::mirror::default_mirror_path(), Protocol::Route)`.
 //!
