@@ -23,7 +23,7 @@
 //! matched by sequence number as on a kernel socket, and every datagram is taken as coming
 //! from the peer (a Unix source address is a path, never a port id).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rustix::io::Errno;
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
@@ -36,6 +36,27 @@ use crate::{Error, Result, Socket};
 /// mirror accepts). A bigger batch is sent in several windows; a single bigger message goes
 /// alone, and the peer answers it with an error (`EMSGSIZE`).
 pub const UNIX_MAX_REQUEST: usize = 64 * 1024;
+
+/// Where the nlkit mirror listens unless configured otherwise: `/run/nlkit/mirror.sock` as
+/// root, else `$XDG_RUNTIME_DIR/nlkit/mirror.sock` (or `/tmp/nlkit-$UID/mirror.sock` without
+/// it). Clients pass it to [`Socket::connect_unix`]; the mirror binds it (and re-exports it as
+/// `nlkit_mirror::default_socket_path`).
+///
+/// ```
+/// use nlkit_socket::unix::default_mirror_path;
+/// assert!(default_mirror_path().ends_with("mirror.sock"));
+/// // With a mirror running: Socket::connect_unix(default_mirror_path(), Protocol::Route)
+/// ```
+pub fn default_mirror_path() -> PathBuf {
+    let euid = rustix::process::geteuid();
+    if euid.is_root() {
+        return PathBuf::from("/run/nlkit/mirror.sock");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d).join("nlkit/mirror.sock"),
+        _ => PathBuf::from(format!("/tmp/nlkit-{}/mirror.sock", euid.as_raw())),
+    }
+}
 
 impl Socket {
     /// Connects to the Unix `SOCK_SEQPACKET` socket at `path` (close-on-exec), whose server

@@ -19,7 +19,7 @@ mod registry;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,25 +45,14 @@ const MAX_REQUEST: usize = nlkit_socket::UNIX_MAX_REQUEST;
 /// Protocol errors after which a client is disconnected.
 pub const MAX_PROTOCOL_ERRORS: u32 = 16;
 
-/// The default socket path: `/run/nlkit/mirror.sock` as root, else
-/// `$XDG_RUNTIME_DIR/nlkit/mirror.sock` (or `/tmp/nlkit-$UID/mirror.sock` without it).
+/// The default socket path (`nlkit_socket::unix::default_mirror_path`, where clients find
+/// it without depending on the mirror).
 ///
 /// ```
 /// let p = nlkit_mirror::default_socket_path();
 /// assert!(p.ends_with("mirror.sock"));
 /// ```
-pub fn default_socket_path() -> PathBuf {
-    if rustix::process::geteuid().is_root() {
-        return PathBuf::from("/run/nlkit/mirror.sock");
-    }
-    match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(d) if !d.is_empty() => PathBuf::from(d).join("nlkit/mirror.sock"),
-        _ => PathBuf::from(format!(
-            "/tmp/nlkit-{}/mirror.sock",
-            rustix::process::geteuid().as_raw()
-        )),
-    }
-}
+pub use nlkit_socket::unix::default_mirror_path as default_socket_path;
 
 /// Creates the socket's directory (0700 when created), removes a stale socket, binds, sets
 /// mode 0600 before listening.
