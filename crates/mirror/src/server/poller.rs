@@ -8,9 +8,11 @@
 //!   it (a few datagrams at most, for fairness; a dump is sent whole, its iterator on the
 //!   thread's stack) and hands it back through the return queue and an eventfd; the poll
 //!   thread re-arms it.
-//! * A refused client (another uid, or over `max_clients`) is parked too, until its first
-//!   request arrives: it is answered with an `NLMSG_ERROR` carrying the refusal text and that
-//!   request's sequence number, then closed — the client reads the reason instead of `EPIPE`.
+//! * A refused client (another uid, or over `max_clients`) gets an `NLMSG_ERROR` with the
+//!   refusal text at once (sequence number 0, for a client that reads first), and is parked
+//!   until its first request arrives: that is answered with the same error and the request's
+//!   sequence number, then the connection is closed — the client reads the reason instead of
+//!   `EPIPE`.
 //!   At most [`MAX_REFUSING`] wait like this, each at most [`REFUSE_WAIT`]; beyond that a
 //!   refused connection is closed at once.
 //! * Everything waits on the mirror's [`Shutdown`] descriptor as well, and nothing waits with
@@ -313,6 +315,9 @@ impl Poller {
                 .metrics
                 .clients_refused
                 .fetch_add(1, Ordering::Relaxed);
+            // At once, for a client that reads first (sequence number 0: a client waiting
+            // for its own request's answer skips it), then again answering the first request.
+            send_refusal(&fd, &MessageHeader::default(), errno, &text, &self.shutdown);
             if self.refusing >= MAX_REFUSING {
                 return; // dropped: closed at once
             }
@@ -427,16 +432,21 @@ impl Poller {
     }
 }
 
-/// Answers a refused client's first request with the refusal (never waiting for room).
+/// Answers a refused client's first request with the refusal.
 fn refuse(fd: &OwnedFd, errno: i32, text: &str, shutdown: &Shutdown) {
     let mut buf = [0u8; 64];
     let hdr = match recv(fd, &mut buf[..], RecvFlags::DONTWAIT) {
         Ok((_, n)) if n > 0 => MessageHeader::parse(&buf[..n.min(buf.len())]).unwrap_or_default(),
         _ => return, // hung up, or nothing after all
     };
+    send_refusal(fd, &hdr, errno, text, shutdown);
+}
+
+/// Sends an `NLMSG_ERROR` answering `hdr`, never waiting for room.
+fn send_refusal(fd: &OwnedFd, hdr: &MessageHeader, errno: i32, text: &str, shutdown: &Shutdown) {
     let link = Link::new(fd.as_fd(), shutdown.fd(), Duration::ZERO);
     let mut out = Out::new(&link, hdr.seq, hdr.pid);
-    let _ = out.error(&hdr, errno, text).and_then(|_| out.flush());
+    let _ = out.error(hdr, errno, text).and_then(|_| out.flush());
 }
 
 /// A serving thread: takes ready connections until the queue closes.
