@@ -7,8 +7,9 @@
 //!    or others — otherwise another user could replace the socket with their own server;
 //! 2. `<socket>.lock` in it is locked with `flock(LOCK_EX | LOCK_NB)` for the mirror's life: a
 //!    second mirror on the path stops there ([`PathError::AlreadyRunning`]);
-//! 3. at bind time, an existing socket file is probed with a connect: a live server (a mirror
-//!    without the lock, such as an older version) is left alone, a dead one is removed;
+//! 3. an existing socket file is probed with a connect (when the lock is taken, and again at
+//!    bind time): a live server (a mirror without the lock, such as an older version) is left
+//!    alone, a dead one is removed;
 //! 4. the socket is created 0600 (the mode is set on the socket before `bind`, so it is never
 //!    more open) and its inode recorded; at shutdown the path is removed only if it is still
 //!    that inode, then the lock file.
@@ -98,12 +99,18 @@ impl PathClaim {
         lock_name.push(".lock");
         let lock_path = dir.join(lock_name);
         let lock = lock_file(&lock_path, path)?;
-        Ok(PathClaim {
+        let claim = PathClaim {
             path: path.to_path_buf(),
             lock_path,
             lock: Some(lock),
             bound: None,
-        })
+        };
+        // A live server without the lock (its lock file removed, or an older mirror): fail
+        // now rather than after the initial sync (dropping the claim removes our lock file).
+        if is_live(path) {
+            return Err(PathError::AlreadyRunning(path.to_path_buf()));
+        }
+        Ok(claim)
     }
 
     /// Probes and replaces a stale socket, binds, sets 0600 and listens (steps 3 and 4).
