@@ -155,4 +155,19 @@ nlkit_testns::netns_test! {
             other => panic!("fake server not refused by the pool: {other:?}"),
         }
     }
+
+    /// `Mirror::run` returns as soon as the shutdown pipe is written (what the CLI's signal
+    /// handler does), with a client still connected, and the socket is gone.
+    fn run_stops_on_the_shutdown_pipe() {
+        let m = start("run", |_| {});
+        let path = m.socket_path().to_path_buf();
+        let pipe = m.shutdown_handle().signal_pipe().unwrap();
+        let t = std::thread::spawn(move || m.run());
+        let mut sock = Socket::connect_unix(&path, Protocol::Route).unwrap();
+        assert_eq!(get_lo(&mut sock).unwrap(), 1);
+        rustix::io::write(&pipe, b"X").unwrap();
+        t.join().unwrap().unwrap();
+        assert!(!path.exists(), "socket left behind");
+        assert!(get_lo(&mut sock).is_err(), "served after the shutdown");
+    }
 }
