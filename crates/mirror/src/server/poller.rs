@@ -46,6 +46,9 @@ use crate::stop::{timespec, Shutdown};
 pub(crate) const MAX_REFUSING: usize = 64;
 /// How long a refused connection may take to send its first request.
 pub(crate) const REFUSE_WAIT: Duration = Duration::from_secs(2);
+/// After `accept` failed (out of descriptors), accepting is retried when a client leaves, or
+/// after this long.
+const RESUME_ACCEPT: Duration = Duration::from_secs(1);
 
 const TOKEN_LISTENER: u64 = u64::MAX;
 const TOKEN_STOP: u64 = u64::MAX - 1;
@@ -150,6 +153,7 @@ pub(crate) fn run(
         epoll: epoll::create(epoll::CreateFlags::CLOEXEC)?,
         listener,
         listening: true,
+        resume_at: None,
         parked: HashMap::new(),
         next_check: None,
         refusing: 0,
@@ -178,6 +182,9 @@ struct Poller {
     listener: OwnedFd,
     /// False while accepting is paused (out of descriptors).
     listening: bool,
+    /// When a paused listener is tried again even if no client left (the descriptors may be
+    /// held by something else).
+    resume_at: Option<Instant>,
     parked: HashMap<RawFd, ParkedConn>,
     /// The earliest deadline of a parked connection (no later than the real one).
     next_check: Option<Instant>,
@@ -277,6 +284,12 @@ impl Poller {
         .is_ok()
         {
             self.listening = !pause;
+        }
+        self.resume_at = None;
+        if pause {
+            let at = Instant::now() + RESUME_ACCEPT;
+            self.resume_at = Some(at);
+            self.next_check = Some(self.next_check.map_or(at, |t| t.min(at)));
         }
     }
 
@@ -408,9 +421,13 @@ impl Poller {
         }
     }
 
-    /// Closes parked connections whose deadline passed; finds the next deadline.
+    /// Closes parked connections whose deadline passed, retries a paused listener when due,
+    /// and finds the next deadline.
     fn expire(&mut self) {
         let now = Instant::now();
+        if self.resume_at.is_some_and(|t| t <= now) {
+            self.pause_listener(false);
+        }
         let expired: Vec<RawFd> = self
             .parked
             .iter()
@@ -428,7 +445,12 @@ impl Poller {
                 self.forget(s.parked);
             }
         }
-        self.next_check = self.parked.values().filter_map(|s| s.deadline).min();
+        self.next_check = self
+            .parked
+            .values()
+            .filter_map(|s| s.deadline)
+            .chain(self.resume_at)
+            .min();
     }
 }
 
