@@ -247,6 +247,9 @@ pub(crate) struct Shared {
     pub gen: AtomicU64,
     pub conntrack_on: AtomicBool,
     pub stopping: AtomicBool,
+    /// The mirror's stop signal: a loop polls [`Shutdown::fd`] with its other descriptors, or
+    /// waits between periodic steps with [`Shutdown::wait_timeout`].
+    pub shutdown: Shutdown,
 }
 
 /// A running mirror.
@@ -254,7 +257,6 @@ pub struct Mirror {
     shared: Arc<Shared>,
     socket_path: PathBuf,
     metrics_addr: Option<SocketAddr>,
-    shutdown: Shutdown,
     /// The socket path's lock; releasing it removes our socket.
     claim: server::PathClaim,
     active_clients: Arc<AtomicUsize>,
@@ -345,6 +347,7 @@ impl Mirror {
             metrics: metrics.clone(),
             gen: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
+            shutdown: shutdown.clone(),
         });
         let mut syncer = sync::Syncer::new(shared.clone())?;
         syncer.initial_sync()?;
@@ -395,7 +398,6 @@ impl Mirror {
             shared,
             socket_path,
             metrics_addr,
-            shutdown,
             claim,
             active_clients,
             threads,
@@ -436,7 +438,7 @@ impl Mirror {
     /// a signal handler through [`Shutdown::signal_pipe`]) to make [`run`](Mirror::run)
     /// return.
     pub fn shutdown_handle(&self) -> Shutdown {
-        self.shutdown.clone()
+        self.shared.shutdown.clone()
     }
 
     /// Serves until the shutdown signal is triggered — by the caller, or because one of the
@@ -453,7 +455,7 @@ impl Mirror {
     /// mirror.run().unwrap();
     /// ```
     pub fn run(self) -> Result<(), MirrorError> {
-        self.shutdown.wait();
+        self.shared.shutdown.wait();
         if let Some(t) = self.threads.iter().find(|t| t.is_finished()) {
             tracing::warn!(thread = ?t.thread().name(), "a mirror thread ended; stopping");
         }
@@ -474,7 +476,7 @@ impl Mirror {
         if self.shared.config.notify_systemd {
             let _ = sd_notify("STOPPING=1");
         }
-        self.shutdown.trigger();
+        self.shared.shutdown.trigger();
         for t in self.threads.drain(..) {
             let _ = t.join();
         }

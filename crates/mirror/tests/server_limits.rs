@@ -141,7 +141,14 @@ nlkit_testns::netns_test! {
             }
             other => panic!("expected the EBUSY refusal, got {other:?}"),
         }
-        assert!(m.metrics().clients_refused.load(Ordering::Relaxed) >= 1);
+        // A dump is refused the same way.
+        let mut extra = Socket::connect_unix(m.socket_path(), Protocol::Route).unwrap();
+        let mut req = common::dump_request(nlkit_mirror::TableId::Links);
+        match extra.dump(&mut req, |_| Ok::<(), Error>(())) {
+            Err(Error::Kernel(k)) => assert_eq!(k.errno, libc::EBUSY),
+            other => panic!("expected the EBUSY refusal, got {other:?}"),
+        }
+        assert!(m.metrics().clients_refused.load(Ordering::Relaxed) >= 2);
         // The held ones are served; freeing one admits a new client.
         assert_eq!(get_lo(&mut held[0]).unwrap(), 1);
         held.pop();
