@@ -219,7 +219,10 @@ nlkit_testns::netns_test! {
             assert_eq!(k, full, "the kernel does not dump with flags {flags:#x}");
             assert_eq!(n, full, "mirror answered {n} routes for flags {flags:#x}, kernel {full}");
         }
-        assert_eq!(m.metrics().dumps.load(Ordering::Relaxed), dumps_before + 2);
+        // Counted as served dumps (after NLMSG_DONE is sent: wait for the serving thread).
+        let dumps = || m.metrics().dumps.load(Ordering::Relaxed);
+        assert!(wait_until(Duration::from_secs(10), || dumps() >= dumps_before + 2));
+        assert_eq!(dumps(), dumps_before + 2);
         // The same bits on a write mean NLM_F_REPLACE (0x100): a write, not a dump.
         let mut add = MessageBuilder::new();
         add.begin(RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, 0);
