@@ -46,6 +46,8 @@ use crate::stop::{timespec, Shutdown};
 pub(crate) const MAX_REFUSING: usize = 64;
 /// How long a refused connection may take to send its first request.
 pub(crate) const REFUSE_WAIT: Duration = Duration::from_secs(2);
+/// How long shutdown waits for busy serving threads.
+const STOP_GRACE: Duration = Duration::from_secs(2);
 /// After `accept` failed (out of descriptors), accepting is retried when a client leaves, or
 /// after this long.
 const RESUME_ACCEPT: Duration = Duration::from_secs(1);
@@ -86,6 +88,9 @@ struct Queues {
     returned: Mutex<Vec<Returned>>,
     /// Written (1) by a serving thread after it pushed to `returned`.
     wake: OwnedFd,
+    /// Serving threads not yet exited; `exited_cv` is notified as each exits.
+    running: Mutex<usize>,
+    exited_cv: Condvar,
 }
 
 struct Ready {
@@ -133,6 +138,8 @@ pub(crate) fn run(
         ready_cv: Condvar::new(),
         returned: Mutex::new(Vec::new()),
         wake: eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?,
+        running: Mutex::new(0),
+        exited_cv: Condvar::new(),
     });
     let mut workers = Vec::new();
     for i in 0..cfg.serve_threads.max(1) {
@@ -143,11 +150,24 @@ pub(crate) fn run(
             shutdown.clone(),
             cfg.clone(),
         );
-        workers.push(
-            std::thread::Builder::new()
-                .name(format!("mirror-serve-{i}"))
-                .spawn(move || serving_thread(&q, &ctx, &reg, &cfg, &sd))?,
-        );
+        *queues.running.lock() += 1;
+        let spawned = std::thread::Builder::new()
+            .name(format!("mirror-serve-{i}"))
+            .spawn(move || {
+                serving_thread(&q, &ctx, &reg, &cfg, &sd);
+                *q.running.lock() -= 1;
+                q.exited_cv.notify_all();
+            });
+        match spawned {
+            Ok(h) => workers.push(h),
+            Err(e) => {
+                *queues.running.lock() -= 1;
+                queues.ready.lock().closed = true;
+                queues.ready_cv.notify_all();
+                join_all(workers, &queues);
+                return Err(e);
+            }
+        }
     }
     let mut poller = Poller {
         epoll: epoll::create(epoll::CreateFlags::CLOEXEC)?,
@@ -167,11 +187,25 @@ pub(crate) fn run(
     // Stop the serving threads (a waiting send also watches the shutdown descriptor).
     queues.ready.lock().closed = true;
     queues.ready_cv.notify_all();
-    join_all(workers);
+    join_all(workers, &queues);
     r
 }
 
-fn join_all(workers: Vec<JoinHandle<()>>) {
+/// Joins the serving threads, waiting at most [`STOP_GRACE`] for them: one may be inside a
+/// kernel write through the worker, which has its own deadline; it is left to finish alone.
+fn join_all(workers: Vec<JoinHandle<()>>, q: &Queues) {
+    let deadline = Instant::now() + STOP_GRACE;
+    let mut running = q.running.lock();
+    while *running > 0 {
+        if q.exited_cv.wait_until(&mut running, deadline).timed_out() {
+            tracing::warn!(
+                threads = *running,
+                "mirror serving threads still busy at shutdown"
+            );
+            return;
+        }
+    }
+    drop(running);
     for w in workers {
         let _ = w.join();
     }
