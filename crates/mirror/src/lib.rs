@@ -20,7 +20,9 @@
 //! ## Serving
 //! Gets and dumps for `RTM_GETLINK`, `RTM_GETADDR`, `RTM_GETROUTE`, `RTM_GETNEIGH` and
 //! ctnetlink `IPCTNL_MSG_CT_GET` are answered from the tables through a handler registry in the
-//! spirit of `rtnl_register`. A dump spans many reads without any lock: each table has a
+//! spirit of `rtnl_register`; as in the kernel, a get with either bit of `NLM_F_DUMP`
+//! (`NLM_F_ROOT` or `NLM_F_MATCH`) is a dump. One epoll thread holds the idle connections and
+//! a few serving threads answer the ones with a request pending. A dump spans many reads without any lock: each table has a
 //! [`ChangeSeq`], and a dump that overlapped a change carries `NLM_F_DUMP_INTR`
 //! (`nlkit_socket::consistent_dump` restarts it, as it does a kernel dump). Writes (new/delete route, address, neighbour, conntrack) go to
 //! the kernel through the worker process; the kernel's ack or error, with its extended-ack text,
