@@ -17,6 +17,11 @@
 //! * keep each datagram within what a [`RecvBuffer`](crate::RecvBuffer) receives whole (its
 //!   primary region plus spare tail: 96 KiB at least).
 //!
+//! Who answers: after connecting, the server's credentials (`SO_PEERCRED`, taken by the
+//! kernel when the server called `listen`) are checked, and a server that runs as neither the
+//! caller's effective uid nor root is refused with [`Error::UntrustedPeer`] — whoever could
+//! create a socket at the path could otherwise answer with forged routes.
+//!
 //! What differs from a kernel socket: there is no port id (it is 0, and requests carry 0),
 //! no Netlink socket option applies, there are no multicast groups
 //! ([`Error::NotNetlink`]), and the connection can end ([`Error::PeerClosed`]). Replies are
@@ -64,6 +69,9 @@ impl Socket {
     /// one opened with [`open`](Socket::open). `protocol` is recorded (pools and typed layers
     /// check it); the server tells requests apart by their message type.
     ///
+    /// The server must run as the caller's effective uid or as root (`SO_PEERCRED`);
+    /// otherwise the connection is closed and [`Error::UntrustedPeer`] returned.
+    ///
     /// See the [module docs](crate::unix) for how this transport differs from a kernel
     /// socket.
     ///
@@ -104,6 +112,7 @@ impl Socket {
                 Err(e) => return Err(refused(e)),
             }
         }
+        check_peer(&fd, path)?;
         let applied = AppliedOptions {
             rcvbuf: rustix::net::sockopt::socket_recv_buffer_size(&fd)
                 .map_err(|e| Error::sys("getsockopt(SO_RCVBUF)", e))?,
@@ -117,4 +126,17 @@ impl Socket {
             applied,
         ))
     }
+}
+
+/// Refuses a server that runs as neither our effective uid nor root.
+fn check_peer(fd: &impl std::os::fd::AsFd, path: &Path) -> Result<()> {
+    let cred = rustix::net::sockopt::socket_peercred(fd)
+        .map_err(|e| Error::sys("getsockopt(SO_PEERCRED)", e))?;
+    if cred.uid == rustix::process::geteuid() || cred.uid.is_root() {
+        return Ok(());
+    }
+    Err(Error::UntrustedPeer {
+        path: path.display().to_string(),
+        uid: cred.uid.as_raw(),
+    })
 }
