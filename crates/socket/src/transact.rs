@@ -363,7 +363,12 @@ impl Socket {
     /// Reads replies to the raw requests `first..first + original.len()` until each has its
     /// acknowledgement, error or `NLMSG_DONE`; returns the reply messages with the callers'
     /// sequence numbers restored.
-    fn collect_raw(&mut self, buf: &mut RecvBuffer, first: u32, original: &[u32]) -> Result<Vec<u8>> {
+    fn collect_raw(
+        &mut self,
+        buf: &mut RecvBuffer,
+        first: u32,
+        original: &[u32],
+    ) -> Result<Vec<u8>> {
         let mut open = vec![true; original.len()];
         let mut left = original.len();
         let mut out = Vec::new();

@@ -43,8 +43,13 @@ fn forged_eperm(seq: u32, pid: u32) -> Vec<u8> {
 }
 
 fn send_forged(from: &std::os::fd::OwnedFd, to: u32, bytes: &[u8]) {
-    let n = rustix::net::sendto(from, bytes, SendFlags::empty(), &SocketAddrNetlink::new(to, 0))
-        .expect("sendto a netlink port id (needs CAP_NET_ADMIN in the namespace)");
+    let n = rustix::net::sendto(
+        from,
+        bytes,
+        SendFlags::empty(),
+        &SocketAddrNetlink::new(to, 0),
+    )
+    .expect("sendto a netlink port id (needs CAP_NET_ADMIN in the namespace)");
     assert_eq!(n, bytes.len());
 }
 
