@@ -170,6 +170,11 @@ pub struct MirrorConfig {
     pub neigh_resync_interval: Option<Duration>,
     /// Send `READY=1`/`STOPPING=1` to `$NOTIFY_SOCKET` (systemd).
     pub notify_systemd: bool,
+    /// Deadline of one client write (from its submission to the kernel's answer). A write
+    /// not answered in time fails with `ETIMEDOUT` (it may or may not have been applied), and
+    /// in [`WriterMode::Worker`] the worker, stopped or stuck in the kernel, is killed and
+    /// replaced; writes queued behind it run on the fresh worker.
+    pub write_timeout: Duration,
 }
 
 impl Default for MirrorConfig {
@@ -187,6 +192,7 @@ impl Default for MirrorConfig {
             ct_gc_interval: Duration::from_secs(1),
             neigh_resync_interval: Some(Duration::from_secs(30)),
             notify_systemd: true,
+            write_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -239,7 +245,7 @@ impl Mirror {
         });
         let mut syncer = sync::Syncer::new(shared.clone())?;
         syncer.initial_sync()?;
-        let writer = writer::Writer::start(config.writer, metrics.clone())?;
+        let writer = writer::Writer::start(config.writer, config.write_timeout, metrics.clone())?;
         let socket_path = config
             .socket_path
             .clone()
