@@ -131,9 +131,7 @@ fn run() {
     println!(
         "nlkit-mirror write bench: {per} IPv4 routes per client (netns; mirror worker over the ring)"
     );
-    println!(
-        "| clients | routes | through the mirror | direct transact_batch | mirror / direct |"
-    );
+    println!("| clients | routes | through the mirror | direct transact_batch | mirror / direct |");
     println!("|---|---|---|---|---|");
     for clients in [1usize, 4, 16] {
         let n = per * clients as u32;

@@ -24,7 +24,9 @@
 //! [`ChangeSeq`], and a dump that overlapped a change carries `NLM_F_DUMP_INTR`
 //! (`nlkit_socket::consistent_dump` restarts it, as it does a kernel dump). Writes (new/delete route, address, neighbour, conntrack) go to
 //! the kernel through the worker process; the kernel's ack or error, with its extended-ack text,
-//! goes back to the client, and the change reaches the tables through events.
+//! goes back to the client, and the change reaches the tables through events. Writes of
+//! different clients are pipelined to the worker; each has a deadline
+//! ([`MirrorConfig::write_timeout`]), and a late, stopped or dead worker is replaced.
 //!
 //! ## Clients
 //! Open the socket on the mirror with `nlkit_socket::Socket::connect_unix(path, protocol)` (or

@@ -18,9 +18,10 @@
 //!   with `ETIMEDOUT`; the worker (stopped, or stuck in the kernel) is killed and a fresh one
 //!   started. Jobs queued behind the late one had not started (the worker runs jobs one at a
 //!   time, in order): they go to the fresh worker.
-//! - A worker that dies fails the jobs it held with `EIO` (the first may or may not have been
-//!   applied). A worker that dies while idle is noticed through its pidfd or the channel's
-//!   hang-up and restarted at once, so the next write finds a live worker.
+//! - A worker that dies fails the job it was running with `EIO` (it may or may not have been
+//!   applied); the jobs queued behind it had not started and go to the fresh worker. A worker
+//!   that dies while idle is noticed through its pidfd or the channel's hang-up and restarted
+//!   at once, so the next write finds a live worker.
 //!
 //! In the worker, each protocol's kernel socket is an `nlkit_socket::Socket`: datagrams not
 //! sent by the kernel are dropped, and replies are matched to requests by the socket's own
@@ -36,9 +37,7 @@ use std::time::{Duration, Instant};
 
 use nlkit_socket::{Protocol, Socket};
 use nlkit_wire::consts::*;
-use nlkit_worker::{
-    HandlerError, Opcode, Registry, Response, Worker, WorkerConfig, WorkerError,
-};
+use nlkit_worker::{HandlerError, Opcode, Registry, Response, Worker, WorkerConfig, WorkerError};
 
 use crate::metrics::Metrics;
 
@@ -67,6 +66,9 @@ const KERNEL_RECV_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a client waits beyond its deadline for the writer to answer (the writer may be
 /// starting a fresh worker, which has its own start-up timeout).
 const CLIENT_GRACE: Duration = Duration::from_secs(15);
+
+/// After a failed worker start, how long to wait before trying again with no write waiting.
+const RESTART_RETRY: Duration = Duration::from_secs(1);
 
 thread_local! {
     /// Per thread (per worker process): the route and netfilter sockets, opened on first use.
@@ -171,6 +173,9 @@ pub(crate) struct Writer {
     /// Rung after each job is queued (worker mode), and on drop so the writer sees the end.
     wake: Option<Arc<OwnedFd>>,
     timeout: Duration,
+    /// How long a client waits for its answer: the deadline, plus (worker mode) time for the
+    /// writer to start a fresh worker.
+    client_wait: Duration,
 }
 
 impl Writer {
@@ -185,6 +190,7 @@ impl Writer {
                 tx: None,
                 wake: None,
                 timeout,
+                client_wait: timeout,
             });
         }
         let (tx, rx) = channel::<Job>();
@@ -200,13 +206,17 @@ impl Writer {
                 WriterMode::Worker => {
                     WorkerWriter::new(rx, thread_wake, timeout, metrics).run(ready_tx)
                 }
-                _ => writer_thread(rx, ready_tx),
+                _ => writer_thread(rx, timeout, ready_tx),
             })?;
         match ready_rx.recv() {
             Ok(Ok(())) => Ok(Writer {
                 tx: Some(tx),
                 wake: Some(wake),
                 timeout,
+                client_wait: match mode {
+                    WriterMode::Worker => timeout + CLIENT_GRACE,
+                    _ => timeout,
+                },
             }),
             Ok(Err(e)) => Err(std::io::Error::other(e)),
             Err(_) => Err(std::io::Error::other("writer thread exited")),
@@ -233,9 +243,9 @@ impl Writer {
         if let Some(w) = &self.wake {
             ring(w);
         }
-        match rrx.recv_timeout(self.timeout + CLIENT_GRACE) {
+        match rrx.recv_timeout(self.client_wait) {
             Ok(r) => r,
-            Err(RecvTimeoutError::Timeout) => Err(timed_out(self.timeout)),
+            Err(RecvTimeoutError::Timeout) => Err(timed_out_waiting(self.timeout)),
             Err(RecvTimeoutError::Disconnected) => Err(gone()),
         }
     }
@@ -256,6 +266,7 @@ fn ring(fd: &OwnedFd) {
     let _ = rustix::io::write(fd, &1u64.to_ne_bytes());
 }
 
+/// A write the worker held past its deadline (the worker is then killed and replaced).
 fn timed_out(timeout: Duration) -> WriteError {
     (
         libc::ETIMEDOUT,
@@ -267,10 +278,37 @@ fn timed_out(timeout: Duration) -> WriteError {
     )
 }
 
+/// A write whose deadline passed before it reached the kernel.
+fn timed_out_unsent(timeout: Duration) -> WriteError {
+    (
+        libc::ETIMEDOUT,
+        format!(
+            "kernel write timed out after {timeout:?} before it reached the kernel (the mirror's \
+             writer was busy with earlier writes or restarting its worker); it was not applied"
+        ),
+    )
+}
+
+/// The client stopped waiting for the writer.
+fn timed_out_waiting(timeout: Duration) -> WriteError {
+    (
+        libc::ETIMEDOUT,
+        format!(
+            "kernel write timed out after {timeout:?} waiting for the mirror's writer; the write \
+             may or may not have been applied"
+        ),
+    )
+}
+
 /// [`WriterMode::Thread`]: run each job in this thread, in order.
-fn writer_thread(rx: Receiver<Job>, ready: SyncSender<Result<(), String>>) {
+fn writer_thread(rx: Receiver<Job>, timeout: Duration, ready: SyncSender<Result<(), String>>) {
     let _ = ready.send(Ok(()));
     for job in rx {
+        if Instant::now() >= job.deadline {
+            // Its client has given up (queued behind a slow write): do not apply it late.
+            let _ = job.reply.send(Err(timed_out_unsent(timeout)));
+            continue;
+        }
         let r = kernel_transact(&job.payload)
             .map_err(|e| (libc::EIO, format!("kernel write failed: {e}")));
         let _ = job.reply.send(r);
@@ -307,10 +345,17 @@ struct WorkerWriter {
     closing: bool,
     /// Set while the worker's failures come from our kill for a missed deadline.
     killing: bool,
+    /// After a failed start: when to try again without a job waiting.
+    retry_at: Option<Instant>,
 }
 
 impl WorkerWriter {
-    fn new(rx: Receiver<Job>, wake: Arc<OwnedFd>, timeout: Duration, metrics: Arc<Metrics>) -> Self {
+    fn new(
+        rx: Receiver<Job>,
+        wake: Arc<OwnedFd>,
+        timeout: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         WorkerWriter {
             rx,
             wake,
@@ -323,6 +368,7 @@ impl WorkerWriter {
             next_id: 0,
             closing: false,
             killing: false,
+            retry_at: None,
         }
     }
 
@@ -376,8 +422,7 @@ impl WorkerWriter {
     /// Replaces a dead worker (at once, even when idle, so the next write finds a live one).
     /// When no worker can be started, the waiting jobs fail.
     fn ensure_worker(&mut self) {
-        let alive = self.worker.as_ref().is_some_and(|(w, _)| w.is_alive());
-        if alive || (self.closing && self.backlog.is_empty()) {
+        if !self.needs_restart() {
             return;
         }
         if let Some((mut old, _)) = self.worker.take() {
@@ -390,14 +435,28 @@ impl WorkerWriter {
             tracing::warn!(pid = old.pid(), "worker process gone; starting a new one");
         }
         match Self::spawn() {
-            Ok(w) => self.worker = Some(w),
+            Ok(w) => {
+                self.worker = Some(w);
+                self.retry_at = None;
+            }
             Err(e) => {
                 tracing::error!(error = %e, "worker restart failed");
+                self.retry_at = Some(Instant::now() + RESTART_RETRY);
                 for job in self.backlog.drain(..) {
                     let _ = job.reply.send(Err((libc::EIO, e.clone())));
                 }
             }
         }
+    }
+
+    /// Whether a worker must be started now: none is alive, and a job waits (or the last
+    /// failed start is old enough to try again), unless the writer is closing idle.
+    fn needs_restart(&self) -> bool {
+        let alive = self.worker.as_ref().is_some_and(|(w, _)| w.is_alive());
+        if alive || (self.closing && self.backlog.is_empty()) {
+            return false;
+        }
+        !self.backlog.is_empty() || self.retry_at.is_none_or(|t| t <= Instant::now())
     }
 
     /// Hands every backlog job to the worker.
@@ -446,8 +505,13 @@ impl WorkerWriter {
     }
 
     /// Sends each finished job's result to its client.
+    ///
+    /// The worker runs jobs one at a time, in order, and its replies arrive in order: when it
+    /// is gone, only the first job it did not answer can have started. That one fails; the
+    /// jobs behind it go to the next worker.
     fn deliver(&mut self) {
         let mut requeue = Vec::new();
+        let mut failed_one = false;
         loop {
             let Some((id, result)) = self.done.borrow_mut().pop_front() else {
                 break;
@@ -461,18 +525,22 @@ impl WorkerWriter {
             let r = match result {
                 Ok(bytes) => Ok(bytes),
                 Err(_) if f.expired => Err(timed_out(self.timeout)),
-                Err(e) if e.is_worker_gone() && self.killing => {
-                    // Queued behind the late job: never started. The fresh worker runs it.
+                Err(e) if e.is_worker_gone() && (self.killing || failed_one) => {
+                    // Queued behind the late or interrupted job: never started. The fresh
+                    // worker runs it.
                     requeue.push(f.job);
                     continue;
                 }
-                Err(e) if e.is_worker_gone() => Err((
-                    libc::EIO,
-                    format!(
-                        "the mirror's worker process died during the write ({e}); it is being \
+                Err(e) if e.is_worker_gone() => {
+                    failed_one = true;
+                    Err((
+                        libc::EIO,
+                        format!(
+                            "the mirror's worker process died during the write ({e}); it is being \
                          restarted; the write may or may not have been applied"
-                    ),
-                )),
+                        ),
+                    ))
+                }
                 Err(e) => Err((libc::EIO, format!("kernel write failed: {e}"))),
             };
             let _ = f.job.reply.send(r);
@@ -490,9 +558,9 @@ impl WorkerWriter {
             self.backlog.drain(..).partition(|j| j.deadline <= now);
         self.backlog.extend(waiting);
         for job in late {
-            let _ = job.reply.send(Err(timed_out(self.timeout)));
+            let _ = job.reply.send(Err(timed_out_unsent(self.timeout)));
         }
-        if !self.in_flight.front().is_some_and(|f| f.job.deadline <= now) {
+        if self.in_flight.front().is_none_or(|f| f.job.deadline > now) {
             return;
         }
         for f in self.in_flight.iter_mut().filter(|f| f.job.deadline <= now) {
@@ -523,11 +591,15 @@ impl WorkerWriter {
 
     /// Waits for a client job, the worker, or the oldest deadline.
     fn sleep(&mut self) {
+        if self.needs_restart() {
+            return;
+        }
         let deadline = self
             .in_flight
             .iter()
             .map(|f| f.job.deadline)
             .chain(self.backlog.iter().map(|j| j.deadline))
+            .chain(self.retry_at)
             .min();
         let timeout = deadline.map(|d| {
             let left = d.saturating_duration_since(Instant::now());

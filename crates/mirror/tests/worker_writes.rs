@@ -117,7 +117,10 @@ fn the_worker() -> i32 {
 /// this namespace, by inode) and `/proc/PID/fd` — what an attacker in the namespace can see.
 fn netlink_ports(pid: i32, protocol: i32) -> Vec<u32> {
     let mut inodes = Vec::new();
-    for e in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().flatten() {
+    for e in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+    {
         if let Ok(link) = std::fs::read_link(e.path()) {
             let link = link.to_string_lossy().into_owned();
             if let Some(ino) = link
@@ -291,44 +294,68 @@ fn idle_death_is_noticed() {
     m.shutdown();
 }
 
-/// kill -9 of a worker holding a write: the write fails promptly (long before its deadline)
-/// with a clear error, and the next write restarts the worker.
+/// kill -9 of a worker holding writes: the write it was running fails promptly (long before its
+/// deadline) with a clear error, the write queued behind it runs on the restarted worker.
 fn kill_9_fails_in_flight() {
     let (v, m) = setup("kill9", Duration::from_secs(60));
     let mut c = client(&m);
     c.transact(&mut route_req("10.77.4.1", v.a_index)).unwrap();
     let pid = the_worker();
-    // Stopped, the worker holds the next write without answering it.
+    // Stopped, the worker holds the next writes without answering them.
     signal(pid, libc::SIGSTOP);
     let writes = m.metrics().writes.load(Ordering::Relaxed);
-    let path = m.socket_path().to_owned();
-    let oif = v.a_index;
-    let held = std::thread::spawn(move || {
-        let mut c = Socket::connect_unix(path, Protocol::Route).unwrap();
-        let r = c.transact(&mut route_req("10.77.4.2", oif));
-        (r, Instant::now())
-    });
+    let held: Vec<_> = ["10.77.4.2", "10.77.4.3"]
+        .into_iter()
+        .map(|dst| {
+            let path = m.socket_path().to_owned();
+            let oif = v.a_index;
+            std::thread::spawn(move || {
+                let mut c = Socket::connect_unix(path, Protocol::Route).unwrap();
+                let r = c.transact(&mut route_req(dst, oif));
+                (dst, r, Instant::now())
+            })
+        })
+        .collect();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while m.metrics().writes.load(Ordering::Relaxed) == writes {
-        assert!(Instant::now() < deadline, "the write never reached the mirror");
+    while m.metrics().writes.load(Ordering::Relaxed) < writes + 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the writes never reached the mirror"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
-    // Let the writer hand it to the worker.
+    // Let the writer hand them to the worker.
     std::thread::sleep(Duration::from_millis(100));
     signal(pid, libc::SIGKILL);
     let killed = Instant::now();
-    let (r, at) = held.join().unwrap();
-    let took = at.saturating_duration_since(killed);
-    match r {
-        Err(Error::Kernel(e)) => {
-            assert_eq!(e.errno, libc::EIO, "{e}");
-            assert!(e.to_string().contains("died"), "{e}");
+    let (mut failed, mut applied) = (0, 0);
+    for h in held {
+        let (dst, r, at) = h.join().unwrap();
+        let took = at.saturating_duration_since(killed);
+        match r {
+            Err(Error::Kernel(e)) => {
+                assert_eq!(e.errno, libc::EIO, "{e}");
+                assert!(e.to_string().contains("died"), "{e}");
+                assert!(
+                    took < Duration::from_secs(30),
+                    "failed by the deadline, not the death"
+                );
+                println!("    kill -9: the running write failed {took:?} after the kill");
+                failed += 1;
+            }
+            Ok(_) => {
+                assert!(kernel_has_route(dst));
+                applied += 1;
+            }
+            Err(e) => panic!("unexpected error: {e}"),
         }
-        other => panic!("expected EIO from the killed worker, got {other:?}"),
     }
-    assert!(took < Duration::from_secs(30), "failed by the deadline, not the death");
-    println!("    kill -9: the in-flight write failed {took:?} after the kill");
-    c.transact(&mut route_req("10.77.4.3", v.a_index)).unwrap();
+    assert_eq!(
+        (failed, applied),
+        (1, 1),
+        "the running write fails, the queued one runs"
+    );
+    c.transact(&mut route_req("10.77.4.4", v.a_index)).unwrap();
     assert_ne!(the_worker(), pid);
     m.shutdown();
 }
