@@ -360,16 +360,76 @@ fn kill_9_fails_in_flight() {
     m.shutdown();
 }
 
+/// The mirror process killed with SIGKILL: its worker exits promptly. The mirror runs in a
+/// child process (this binary, `MIRROR_CHILD_ENV`) in this test's namespace; its worker's
+/// exit is timed with a pidfd (whoever reaps it). Loose bound, the time is printed.
+fn mirror_sigkilled() {
+    use std::io::BufRead;
+    let v = nlkit_testns::veth_pair("wa", "wb");
+    nlkit_testns::add_addr(v.a_index, "10.0.0.1".parse().unwrap(), 24);
+    nlkit_testns::load_ipv4_routes(v.a_index, 20_000, 254);
+    let mut child = std::process::Command::new("/proc/self/exe")
+        .env(MIRROR_CHILD_ENV, v.a_index.to_string())
+        .env_remove(nlkit_testns::CHILD_ENV)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pid: i32 = line.trim().parse().expect("worker pid");
+    let pidfd = rustix::process::pidfd_open(
+        rustix::process::Pid::from_raw(pid).unwrap(),
+        rustix::process::PidfdFlags::empty(),
+    )
+    .unwrap();
+    child.kill().unwrap(); // SIGKILL
+    let killed = Instant::now();
+    let mut fds = [rustix::event::PollFd::new(
+        &pidfd,
+        rustix::event::PollFlags::IN,
+    )];
+    let limit = rustix::event::Timespec {
+        tv_sec: 20,
+        tv_nsec: 0,
+    };
+    let ready = rustix::event::poll(&mut fds, Some(&limit)).unwrap();
+    let took = killed.elapsed();
+    assert_eq!(ready, 1, "worker {pid} outlived its SIGKILLed mirror");
+    child.wait().unwrap();
+    println!("    mirror SIGKILLed → its worker exited after {took:?}");
+}
+
+/// Set in the mirror process of `mirror_sigkilled`.
+const MIRROR_CHILD_ENV: &str = "NLKIT_TEST_MIRROR_CHILD";
+
+/// The mirror process of `mirror_sigkilled`: a mirror with routes and a worker that has run a
+/// write; prints the worker's pid, then waits to be killed.
+fn mirror_child() {
+    let oif: u32 = std::env::var(MIRROR_CHILD_ENV).unwrap().parse().unwrap();
+    let m = start("sigkilled", |c| c.writer = WriterMode::Worker);
+    let mut c = client(&m);
+    c.transact(&mut route_req("10.77.5.1", oif)).unwrap();
+    println!("{}", the_worker());
+    std::io::Write::flush(&mut std::io::stdout()).unwrap();
+    std::thread::sleep(Duration::from_secs(600));
+}
+
 type Test = (&'static str, fn());
 
 fn main() {
     nlkit_worker::maybe_run_worker(nlkit_mirror::worker_registry);
-    let tests: [Test; 5] = [
+    if std::env::var_os(MIRROR_CHILD_ENV).is_some() {
+        return mirror_child();
+    }
+    let tests: [Test; 6] = [
         ("acks_and_errors", acks_and_errors),
         ("forged_replies_are_ignored", forged_replies_are_ignored),
         ("stopped_worker_times_out", stopped_worker_times_out),
         ("idle_death_is_noticed", idle_death_is_noticed),
         ("kill_9_fails_in_flight", kill_9_fails_in_flight),
+        ("mirror_sigkilled", mirror_sigkilled),
     ];
     let child = std::env::var(nlkit_testns::CHILD_ENV).ok();
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
