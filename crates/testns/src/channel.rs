@@ -102,6 +102,12 @@ impl Channel {
         })
     }
 
+    /// The port id the kernel assigned to this channel's socket.
+    pub fn port_id(&self) -> Result<u32, ChannelError> {
+        let addr = rustix::net::getsockname(&self.fd)?;
+        Ok(netlink::SocketAddrNetlink::try_from(addr)?.pid())
+    }
+
     /// How many datagrams this channel dropped because their sender's port id was not 0
     /// (not the kernel).
     pub fn foreign_dropped(&self) -> u64 {
