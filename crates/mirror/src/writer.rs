@@ -225,6 +225,12 @@ impl Writer {
 
     /// Submits a transaction and waits for the kernel's reply bytes (or the deadline).
     pub(crate) fn transact(&self, proto: u8, req: &[u8]) -> Result<Vec<u8>, WriteError> {
+        self.submit(proto, req)?.wait()
+    }
+
+    /// Submits a transaction without waiting. A caller that submits several writes and then
+    /// waits for each in turn has them all in flight together, answered in its order.
+    pub(crate) fn submit(&self, proto: u8, req: &[u8]) -> Result<PendingWrite, WriteError> {
         let tx = self
             .tx
             .as_ref()
@@ -233,22 +239,46 @@ impl Writer {
         payload.push(proto);
         payload.extend_from_slice(req);
         let (rtx, rrx) = sync_channel(1);
-        let gone = || (libc::EIO, String::from("the mirror's writer is gone"));
+        let now = Instant::now();
         tx.send(Job {
             payload,
-            deadline: Instant::now() + self.timeout,
+            deadline: now + self.timeout,
             reply: rtx,
         })
-        .map_err(|_| gone())?;
+        .map_err(|_| writer_gone())?;
         if let Some(w) = &self.wake {
             ring(w);
         }
-        match rrx.recv_timeout(self.client_wait) {
+        Ok(PendingWrite {
+            rx: rrx,
+            give_up: now + self.client_wait,
+            timeout: self.timeout,
+        })
+    }
+}
+
+/// A write handed to the writer: [`wait`](PendingWrite::wait) for the kernel's answer.
+pub(crate) struct PendingWrite {
+    rx: Receiver<Result<Vec<u8>, WriteError>>,
+    /// When the client stops waiting (the writer answers well before, see `client_wait`).
+    give_up: Instant,
+    timeout: Duration,
+}
+
+impl PendingWrite {
+    /// The kernel's reply bytes, or why the write failed.
+    pub(crate) fn wait(self) -> Result<Vec<u8>, WriteError> {
+        let left = self.give_up.saturating_duration_since(Instant::now());
+        match self.rx.recv_timeout(left) {
             Ok(r) => r,
             Err(RecvTimeoutError::Timeout) => Err(timed_out_waiting(self.timeout)),
-            Err(RecvTimeoutError::Disconnected) => Err(gone()),
+            Err(RecvTimeoutError::Disconnected) => Err(writer_gone()),
         }
     }
+}
+
+fn writer_gone() -> WriteError {
+    (libc::EIO, String::from("the mirror's writer is gone"))
 }
 
 impl Drop for Writer {
