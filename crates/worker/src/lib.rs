@@ -23,6 +23,10 @@
 //! the requests already buffered and exits 0; `PR_SET_PDEATHSIG(SIGTERM)` (checked against
 //! `getppid()` for a parent that died first) does the same if the channel somehow stays open.
 //! Spawn from a long-lived thread: the parent-death signal follows the spawning *thread*.
+//! A main process killed with SIGKILL loses that thread at once (before the kernel tears its
+//! memory down), so the worker exits within milliseconds; the orphan then stays a zombie until
+//! the init that inherits it reaps it, on that init's own schedule (`ps` and `kill -0` still
+//! show it meanwhile).
 //!
 //! ## The channel
 //! - Handlers are registered by id and name in a [`Registry`] (same code on both sides); the
