@@ -23,8 +23,10 @@
 //! the requests already buffered and exits 0; `PR_SET_PDEATHSIG(SIGTERM)` (checked against
 //! `getppid()` for a parent that died first) does the same if the channel somehow stays open.
 //! Spawn from a long-lived thread: the parent-death signal follows the spawning *thread*.
-//! A main process killed with SIGKILL loses that thread at once (before the kernel tears its
-//! memory down), so the worker exits within milliseconds; the orphan then stays a zombie until
+//! When a main process with several threads is killed with SIGKILL, the spawning thread's exit
+//! sends the signal at once, and the worker exits within milliseconds (`parent_sigkilled` in
+//! `tests/ipc.rs`); a process's last thread first has the kernel tear its memory down, so a
+//! large single-threaded main process is noticed later. The orphan then stays a zombie until
 //! the init that inherits it reaps it, on that init's own schedule (`ps` and `kill -0` still
 //! show it meanwhile).
 //!
