@@ -57,6 +57,11 @@ pub enum Command {
     /// Neighbour (ARP/NDP) entries (`ip neigh`).
     #[command(visible_alias = "neighbour", visible_alias = "neighbor")]
     Neigh(ObjectArgs),
+    /// Nexthop objects (`ip nexthop`).
+    #[command(visible_alias = "nh")]
+    Nexthop(ObjectArgs),
+    /// Policy routing rules (`ip rule`).
+    Rule(ObjectArgs),
     /// Connection tracking (`conntrack`).
     #[command(visible_alias = "conntrack")]
     Ct(CtArgs),

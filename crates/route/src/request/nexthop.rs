@@ -111,7 +111,10 @@ pub fn add_nexthop(b: &mut MessageBuilder, seq: u32, nh: &NexthopObject, replace
         if let Some(r) = &nh.resilient {
             b.attr_u16(NHA_GROUP_TYPE, NEXTHOP_GRP_TYPE_RES);
             let n = b.nest_begin(NHA_RES_GROUP);
-            b.attr_u16(NHA_RES_GROUP_BUCKETS, r.buckets);
+            // 0: not given; the kernel then says that the bucket count is missing.
+            if r.buckets != 0 {
+                b.attr_u16(NHA_RES_GROUP_BUCKETS, r.buckets);
+            }
             b.attr_u32(NHA_RES_GROUP_IDLE_TIMER, r.idle_timer);
             b.attr_u32(NHA_RES_GROUP_UNBALANCED_TIMER, r.unbalanced_timer);
             b.nest_end(n);
