@@ -168,6 +168,37 @@ fn rule_round_trips() {
 }
 
 #[test]
+fn rule_filter_selects_like_ip_rule_show() {
+    let r = Rule::new(AF_INET)
+        .priority(5)
+        .from("10.1.2.0".parse().unwrap(), 24)
+        .table(7);
+    let mut b = MessageBuilder::new();
+    request::add_rule(&mut b, 1, &r).unwrap();
+    let v = RuleView::parse(&first(&b)).unwrap();
+    let src = |a: &str, l| RuleFilter {
+        src: Some((a.parse().unwrap(), l)),
+        ..Default::default()
+    };
+    assert!(src("10.0.0.0", 8).matches(&v));
+    assert!(src("10.1.2.0", 24).matches(&v));
+    assert!(!src("10.1.2.0", 25).matches(&v));
+    assert!(!src("10.2.0.0", 16).matches(&v));
+    assert!(!src("fd00::", 8).matches(&v));
+    let dst = RuleFilter {
+        dst: Some(("10.0.0.0".parse().unwrap(), 8)),
+        ..Default::default()
+    };
+    assert!(!dst.matches(&v));
+    let t = RuleFilter {
+        table: Some(7),
+        priority: Some(5),
+        ..Default::default()
+    };
+    assert!(t.matches(&v));
+}
+
+#[test]
 fn unknown_attributes_are_skipped_and_counted() {
     let nh = NexthopObject::via(1, "10.0.0.2".parse().unwrap()).dev(3);
     let mut b = MessageBuilder::new();

@@ -70,7 +70,7 @@ fn family(ctx: &Ctx) -> u8 {
     ctx.family.unwrap_or(AF_INET)
 }
 
-/// `ip rule show|flush` selectors this command supports.
+/// `ip rule show|flush` selectors, with iproute2's meanings.
 fn filter(args: &[String]) -> Result<RuleFilter> {
     let mut f = RuleFilter::default();
     let mut it = args.iter();
@@ -82,35 +82,88 @@ fn filter(args: &[String]) -> Result<RuleFilter> {
         };
         match a.as_str() {
             w if is_pref(w) => f.priority = Some(num(val()?, "preference")?),
+            "not" => f.invert = true,
+            "tos" | "dsfield" => {
+                let t = val()?;
+                f.tos = Some(
+                    parse_dsfield(t)
+                        .ok_or_else(|| usage(format!("TOS value is invalid: \"{t}\"")))?,
+                );
+            }
+            "fwmark" => {
+                let v = val()?;
+                match v.split_once('/') {
+                    Some((m, k)) => {
+                        f.fwmark = Some(num(m, "fwmark")?);
+                        f.fwmask = Some(num(k, "fwmask")?);
+                    }
+                    None => f.fwmark = Some(num(v, "fwmark")?),
+                }
+                // As in iproute2, a zero mark or mask selects nothing.
+                f.fwmark = f.fwmark.filter(|&m| m != 0);
+                f.fwmask = f.fwmask.filter(|&m| m != 0);
+            }
+            "iif" | "dev" => f.iif = Some(val()?.to_owned()),
+            "oif" => f.oif = Some(val()?.to_owned()),
+            "l3mdev" => f.l3mdev = true,
+            "uidrange" => f.uid_range = Some(uid_range(val()?)?),
             "table" | "lookup" => {
                 let t = val()?;
                 f.table =
                     Some(parse_table(t).ok_or_else(|| usage(format!("invalid table \"{t}\"")))?);
             }
+            "from" | "src" => f.src = prefix(val()?)?,
             "protocol" | "proto" => {
                 let p = val()?;
-                f.protocol = Some(
-                    parse_protocol(p).ok_or_else(|| usage(format!("invalid protocol \"{p}\"")))?,
-                );
+                f.protocol = match p {
+                    "all" => None,
+                    _ => Some(
+                        parse_protocol(p)
+                            .ok_or_else(|| usage(format!("invalid protocol \"{p}\"")))?,
+                    ),
+                };
             }
-            "iif" | "dev" => f.iif = Some(val()?.to_owned()),
-            "oif" => f.oif = Some(val()?.to_owned()),
-            "fwmark" => f.fwmark = Some(num(val()?, "fwmark")?),
-            "not" => f.invert = true,
-            other => {
-                return Err(usage(format!(
-                    "rule selector \"{other}\" is not supported yet (supported: pref, table, \
-                     protocol, iif, oif, fwmark, not)"
-                )))
-            }
+            "ipproto" => f.ip_proto = Some(ip_proto(val()?)?),
+            "sport" => f.sport = Some(port_range(val()?)?),
+            "dport" => f.dport = Some(port_range(val()?)?),
+            "dscp" => f.dscp = Some(dscp(val()?)?),
+            "to" | "dst" => f.dst = prefix(val()?)?,
+            p => f.dst = prefix(p)?,
         }
     }
     Ok(f)
 }
 
+/// A selector prefix; `all`/`default` select nothing.
+fn prefix(s: &str) -> Result<Option<(IpAddr, u8)>> {
+    let p: Prefix = s.parse()?;
+    Ok(p.addr.map(|a| (a, p.len)))
+}
+
+fn uid_range(v: &str) -> Result<(u32, u32)> {
+    let bad = || usage(format!("invalid UID range \"{v}\""));
+    let (s, e) = v.split_once('-').ok_or_else(bad)?;
+    Ok((s.parse().map_err(|_| bad())?, e.parse().map_err(|_| bad())?))
+}
+
+fn ip_proto(v: &str) -> Result<u8> {
+    parse_ip_proto(v).ok_or_else(|| usage(format!("Invalid \"ipproto\" value \"{v}\"")))
+}
+
+/// A DSCP as a number or a DS field name (`AF11` is DSCP 10).
+fn dscp(d: &str) -> Result<u8> {
+    let v = match num(d, "dscp") {
+        Ok(v) => u8::try_from(v).ok().filter(|&v| v < 64),
+        Err(_) => parse_dsfield(d).map(|ds| ds >> 2),
+    };
+    v.ok_or_else(|| usage(format!("invalid dscp \"{d}\"")))
+}
+
 fn show(ctx: &Ctx, args: &[String]) -> Result<()> {
     ctx.kernel_only("rule show", NOT_MIRRORED)?;
-    let f = filter(args)?;
+    let mut f = filter(args)?;
+    // iproute2 applies `protocol` only to `flush`; `show` lists every protocol.
+    f.protocol = None;
     let fam = family(ctx);
     let mut src = Source::open(ctx, Protocol::Route)?;
     let mut req = MessageBuilder::new();
@@ -178,14 +231,7 @@ fn parse_rule(ctx: &Ctx, args: &[String], add: bool) -> Result<Rule> {
                 r.tos = parse_dsfield(t)
                     .ok_or_else(|| usage(format!("TOS value is invalid: \"{t}\"")))?;
             }
-            "dscp" => {
-                let d = val()?;
-                let v = match num(d, "dscp") {
-                    Ok(v) => u8::try_from(v).ok(),
-                    Err(_) => parse_dsfield(d).map(|ds| ds >> 2),
-                };
-                r.dscp = Some(v.ok_or_else(|| usage(format!("invalid dscp \"{d}\"")))?);
-            }
+            "dscp" => r.dscp = Some(dscp(val()?)?),
             "fwmark" => {
                 let v = val()?;
                 let (mark, mask) = match v.split_once('/') {
@@ -244,19 +290,8 @@ fn parse_rule(ctx: &Ctx, args: &[String], add: bool) -> Result<Rule> {
                 r.l3mdev = true;
                 table_given = true;
             }
-            "uidrange" => {
-                let v = val()?;
-                let bad = || usage(format!("invalid UID range \"{v}\""));
-                let (s, e) = v.split_once('-').ok_or_else(bad)?;
-                r.uid_range = Some((s.parse().map_err(|_| bad())?, e.parse().map_err(|_| bad())?));
-            }
-            "ipproto" => {
-                let v = val()?;
-                r.ip_proto = Some(
-                    parse_ip_proto(v)
-                        .ok_or_else(|| usage(format!("Invalid \"ipproto\" value \"{v}\"")))?,
-                );
-            }
+            "uidrange" => r.uid_range = Some(uid_range(val()?)?),
+            "ipproto" => r.ip_proto = Some(ip_proto(val()?)?),
             "sport" => r.sport = Some(port_range(val()?)?),
             "dport" => r.dport = Some(port_range(val()?)?),
             "goto" => {

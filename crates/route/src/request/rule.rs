@@ -1,23 +1,31 @@
 //! Policy rule requests (part of [`request`](super)).
 
+use std::net::IpAddr;
+
 use nlkit_wire::consts::*;
 use nlkit_wire::{FibRuleHdr, MessageBuilder};
 
 use super::{Built, CHANGE, DUMP};
 use crate::{Rule, RuleView};
 
-/// A user-space rule filter (`ip rule show pref P table T …`).
+/// A user-space rule filter (`ip rule show pref P table T …`), with `ip rule`'s semantics.
 ///
 /// The kernel has **no** rule dump filters: with strict checking it rejects a rule dump
 /// request that carries any attribute or header field besides the family. Rule tables are
 /// small, so the dump is filtered here.
+///
+/// ```
+/// use nlkit_route::request::RuleFilter;
+/// let f = RuleFilter { src: Some(("10.1.0.0".parse().unwrap(), 16)), ..Default::default() };
+/// # let _ = f;
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RuleFilter {
     /// Only this priority.
     pub priority: Option<u32>,
     /// Only rules looking up this table.
     pub table: Option<u32>,
-    /// Only rules with this `FRA_PROTOCOL`.
+    /// Only rules with this `FRA_PROTOCOL` (a rule without one counts as 0).
     pub protocol: Option<u8>,
     /// Only rules on this input interface name.
     pub iif: Option<String>,
@@ -25,8 +33,50 @@ pub struct RuleFilter {
     pub oif: Option<String>,
     /// Only rules with this fwmark.
     pub fwmark: Option<u32>,
+    /// Only rules with this fwmark mask.
+    pub fwmask: Option<u32>,
     /// Only inverted (`not`) rules.
     pub invert: bool,
+    /// Only rules whose source prefix lies within `addr/len`.
+    pub src: Option<(IpAddr, u8)>,
+    /// Only rules whose destination prefix lies within `addr/len`.
+    pub dst: Option<(IpAddr, u8)>,
+    /// Only rules with this TOS.
+    pub tos: Option<u8>,
+    /// Only `l3mdev` rules.
+    pub l3mdev: bool,
+    /// Only rules with this uid range.
+    pub uid_range: Option<(u32, u32)>,
+    /// Only rules with this L4 protocol.
+    pub ip_proto: Option<u8>,
+    /// Only rules with this source port range.
+    pub sport: Option<(u16, u16)>,
+    /// Only rules with this destination port range.
+    pub dport: Option<(u16, u16)>,
+    /// Only rules with this DSCP.
+    pub dscp: Option<u8>,
+}
+
+/// True when prefix `addr/len` of a rule lies within the filter's `f/flen` (same family, at
+/// least as long, equal in the filter's first `flen` bits), as `ip rule show from P` tests.
+fn within(f: (IpAddr, u8), addr: Option<IpAddr>, len: u8) -> bool {
+    let Some(addr) = addr else { return false };
+    let (fa, flen) = f;
+    let bits = |a: IpAddr| -> u128 {
+        match a {
+            IpAddr::V4(v) => u128::from(u32::from(v)) << 96,
+            IpAddr::V6(v) => u128::from(v),
+        }
+    };
+    if fa.is_ipv4() != addr.is_ipv4() || flen > len {
+        return false;
+    }
+    let mask = if flen == 0 {
+        0
+    } else {
+        u128::MAX << (128 - u32::from(flen.min(128)))
+    };
+    bits(fa) & mask == bits(addr) & mask
 }
 
 impl RuleFilter {
@@ -38,7 +88,17 @@ impl RuleFilter {
             && self.iif.as_deref().is_none_or(|i| r.iif() == Some(i))
             && self.oif.as_deref().is_none_or(|o| r.oif() == Some(o))
             && self.fwmark.is_none_or(|m| r.fwmark().unwrap_or(0) == m)
+            && self.fwmask.is_none_or(|m| r.fwmask().unwrap_or(0) == m)
             && (!self.invert || r.is_inverted())
+            && self.src.is_none_or(|f| within(f, r.src(), r.src_len()))
+            && self.dst.is_none_or(|f| within(f, r.dst(), r.dst_len()))
+            && self.tos.is_none_or(|t| r.tos() == t)
+            && (!self.l3mdev || r.is_l3mdev())
+            && self.uid_range.is_none_or(|u| r.uid_range() == Some(u))
+            && self.ip_proto.is_none_or(|p| r.ip_proto().unwrap_or(0) == p)
+            && self.sport.is_none_or(|p| r.sport() == Some(p))
+            && self.dport.is_none_or(|p| r.dport() == Some(p))
+            && self.dscp.is_none_or(|d| r.dscp() == Some(d))
     }
 }
 
