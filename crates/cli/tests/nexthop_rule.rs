@@ -67,6 +67,8 @@ const IP_NEXTHOPS: &[&[&str]] = &[
         "120",
     ],
     &["nexthop", "add", "id", "12", "group", "2", "type", "mpath"],
+    &["-6", "nexthop", "add", "id", "7", "dev", "vb"],
+    &["nexthop", "add", "id", "13", "group", "5/7,2"],
     &["nexthop", "add", "id", "20", "via", "10.0.0.9", "fdb"],
     &["nexthop", "add", "id", "21", "group", "20", "fdb"],
     &["route", "add", "10.15.0.0/16", "nhid", "10"],
@@ -129,7 +131,7 @@ netns_test! {
         // Deleting a nexthop deletes the routes that use it.
         ok(&["nexthop", "del", "id", "10"]);
         assert!(!ip(&["route", "show"]).contains("10.15.0.0"));
-        assert_eq!(ok(&["nexthop", "flush", "dev", "vb"]).trim(), "Flushed 1 nexthops");
+        assert_eq!(ok(&["nexthop", "flush", "dev", "vb"]).trim(), "Flushed 2 nexthops");
         let n = ip(&["nexthop", "show"]).lines().count();
         assert_eq!(ok(&["nexthop", "flush"]).trim(), format!("Flushed {n} nexthops"));
         assert_eq!(ok(&["nexthop", "flush"]).trim(), "Nothing to flush");
