@@ -73,6 +73,18 @@ const IP_NEXTHOPS: &[&[&str]] = &[
     &["nexthop", "add", "id", "21", "group", "20", "fdb"],
     &["route", "add", "10.15.0.0/16", "nhid", "10"],
     &["route", "add", "10.16.0.0/16", "nhid", "1"],
+    &["-6", "route", "add", "fd05::/64", "nhid", "13"],
+    &[
+        "route",
+        "add",
+        "10.17.0.0/16",
+        "nhid",
+        "1",
+        "table",
+        "100",
+        "metric",
+        "7",
+    ],
 ];
 
 netns_test! {
@@ -94,6 +106,8 @@ netns_test! {
             &["-4", "nexthop", "show"],
             &["route", "show"],
             &["route", "show", "10.16.0.0/16"],
+            &["-6", "route", "show"],
+            &["route", "show", "table", "100"],
         ] {
             same_as_ip(args);
         }
