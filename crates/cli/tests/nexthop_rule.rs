@@ -99,6 +99,8 @@ netns_test! {
             &["nexthop", "list", "groups"],
             &["nexthop", "show", "dev", "va"],
             &["nexthop", "show", "dev", "vb"],
+            // NHA_MASTER: no nexthop device is enslaved here, so both list nothing.
+            &["nexthop", "show", "master", "va"],
             &["nexthop", "show", "id", "11"],
             &["nexthop", "get", "id", "10"],
             &["nexthop", "show", "protocol", "99"],
@@ -116,6 +118,17 @@ netns_test! {
         let fdb: Vec<String> = ip(&["nexthop", "show"]).lines().filter(|l| l.ends_with("fdb")).map(str::to_owned).collect();
         let ours: Vec<String> = ok(&["nexthop", "show", "fdb"]).lines().map(str::to_owned).collect();
         assert_eq!(ours, fdb);
+        // NHA_MASTER with a real master: the nexthops out of a bridge port.
+        let br = nlkit_testns::run("ip", &["link", "add", "br0", "type", "bridge"]);
+        if br.status.success() {
+            ip(&["link", "set", "vb", "master", "br0"]);
+            let listed = ok(&["nexthop", "show", "master", "br0"]);
+            assert_eq!(listed.lines().count(), 2, "{listed}");
+            same_as_ip(&["nexthop", "show", "master", "br0"]);
+            ip(&["link", "set", "vb", "nomaster"]);
+        } else {
+            eprintln!("no bridge here: {}", String::from_utf8_lossy(&br.stderr));
+        }
         // A link going down shows as dead/linkdown, the same on both.
         ip(&["link", "set", "vb", "down"]);
         same_as_ip(&["nexthop", "show"]);
