@@ -25,7 +25,8 @@ pub struct Cli {
     ///
     /// Reads are answered from the mirror's tables; writes go through the mirror to the kernel
     /// of the mirror's namespace, and the kernel's ack or error comes back. Commands the mirror
-    /// cannot answer (monitor, ct events, ct stats) refuse it with exit 2.
+    /// cannot answer (monitor, ct events, ct stats, nexthop and rule reads) refuse it with
+    /// exit 2.
     #[arg(long, global = true)]
     pub mirror: bool,
     /// The mirror's socket path (implies --mirror; `nlkit mirror` serves on it).
@@ -57,6 +58,11 @@ pub enum Command {
     /// Neighbour (ARP/NDP) entries (`ip neigh`).
     #[command(visible_alias = "neighbour", visible_alias = "neighbor")]
     Neigh(ObjectArgs),
+    /// Nexthop objects (`ip nexthop`).
+    #[command(visible_alias = "nh")]
+    Nexthop(ObjectArgs),
+    /// Policy routing rules (`ip rule`).
+    Rule(ObjectArgs),
     /// Connection tracking (`conntrack`).
     #[command(visible_alias = "conntrack")]
     Ct(CtArgs),

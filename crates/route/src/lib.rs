@@ -1,6 +1,8 @@
-//! `nlkit-route`: typed rtnetlink for links, addresses, routes and neighbours.
+//! `nlkit-route`: typed rtnetlink for links, addresses, routes, neighbours, nexthop objects
+//! and policy rules.
 //!
-//! * **Views** ([`LinkView`], [`AddrView`], [`RouteView`], [`NeighView`]) borrow a received
+//! * **Views** ([`LinkView`], [`AddrView`], [`RouteView`], [`NeighView`],
+//!   [`NexthopObjectView`], [`RuleView`]) borrow a received
 //!   message and decode it in one pass over its attributes. Nothing is copied; `to_owned()`
 //!   gives an owned value when the caller needs one. Attributes a view does not decode — in
 //!   particular those added by newer kernels — are skipped and counted (`unknown_attrs()`),
@@ -9,7 +11,7 @@
 //! * **Requests** ([`request`]) append dump, get, add/replace/delete and link-setting
 //!   requests to a [`MessageBuilder`](nlkit_wire::MessageBuilder), with the kernel-side
 //!   filters that strict checking (`NETLINK_GET_STRICT_CHK`) enables. [`Route`],
-//!   [`Address`] and [`Neighbour`] are the owned request specs.
+//!   [`Address`], [`Neighbour`], [`NexthopObject`] and [`Rule`] are the owned request specs.
 //! * **Formatting** ([`fmt`]) prints like iproute2 (`ip route`, `ip link`, `ip addr`,
 //!   `ip neigh`) and serializes JSON shaped like `ip -j`; [`names`] maps numbers to the words
 //!   iproute2 uses and back.
@@ -42,14 +44,18 @@ pub mod fmt;
 mod link;
 pub mod names;
 mod neigh;
+pub mod nexthop;
 pub mod ops;
 pub mod request;
 pub mod route;
+mod rule;
 
 pub use addr::{AddrCacheInfo, AddrView, Address};
 pub use link::{Link, LinkStats64, LinkView};
 pub use neigh::{NeighView, Neighbour};
+pub use nexthop::{NexthopObject, NexthopObjectView};
 pub use route::{NextHop, NexthopView, Route, RouteCacheInfo, RouteView};
+pub use rule::{Rule, RuleView};
 
 /// `AF_INET` or `AF_INET6` for an address.
 ///

@@ -30,9 +30,13 @@ use nlkit_wire::{Message, MessageBuilder};
 
 use crate::fmt::LinkNames;
 use crate::request::{
-    self, AddrFilter, LinkFilter, LinkRef, NeighFilter, RouteFilter, RouteLookup, RouteOp,
+    self, AddrFilter, LinkFilter, LinkRef, NeighFilter, NexthopFilter, RouteFilter, RouteLookup,
+    RouteOp, RuleFilter,
 };
-use crate::{AddrView, Address, Link, LinkView, NeighView, Neighbour, Route, RouteView};
+use crate::{
+    AddrView, Address, Link, LinkView, NeighView, Neighbour, NexthopObject, NexthopObjectView,
+    Route, RouteView, Rule, RuleView,
+};
 
 /// What a finished dump reports besides its objects.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -288,4 +292,121 @@ pub fn add_veth(sock: &mut Socket, name: &str, peer: &str) -> Result<(u32, u32)>
 /// Deletes a link (both ends of a veth pair).
 pub fn del_link(sock: &mut Socket, link: LinkRef<'_>) -> Result<()> {
     change(sock, |b| request::del_link(b, 0, link))
+}
+
+/// Streams a nexthop object dump of `family` (`AF_UNSPEC`: all) with kernel-side filters.
+pub fn dump_nexthops(
+    sock: &mut Socket,
+    family: u8,
+    filter: &NexthopFilter,
+    f: impl FnMut(NexthopObjectView<'_>) -> Result<()>,
+) -> Result<DumpSummary> {
+    let mut req = MessageBuilder::new();
+    built(request::dump_nexthops(&mut req, 0, family, filter))?;
+    typed_dump!(
+        sock,
+        req,
+        NexthopObjectView,
+        |v: &NexthopObjectView<'_>| filter.matches(v),
+        f
+    )
+}
+
+/// Gets one nexthop object by id (`ip nexthop get id ID`).
+pub fn get_nexthop(sock: &mut Socket, id: u32) -> Result<NexthopObject> {
+    let mut req = MessageBuilder::new();
+    built(request::get_nexthop(&mut req, 0, id))?;
+    single(sock, &mut req, |m| {
+        Ok(Some(NexthopObjectView::parse(m)?.to_owned()))
+    })
+}
+
+/// Adds (or replaces) a nexthop object.
+pub fn add_nexthop(sock: &mut Socket, nh: &NexthopObject, replace: bool) -> Result<()> {
+    change(sock, |b| request::add_nexthop(b, 0, nh, replace))
+}
+
+/// Deletes a nexthop object (the kernel also removes the routes using it).
+pub fn del_nexthop(sock: &mut Socket, id: u32) -> Result<()> {
+    change(sock, |b| request::del_nexthop(b, 0, id))
+}
+
+/// Deletes the nexthop objects a dump with `filter` finds, groups first (as
+/// `ip nexthop flush` does, so that no group is left pointing at a deleted member), and
+/// returns how many were deleted. Objects that vanish meanwhile (`ENOENT`) are not counted.
+pub fn flush_nexthops(sock: &mut Socket, family: u8, filter: &NexthopFilter) -> Result<usize> {
+    let mut groups = Vec::new();
+    let mut singles = Vec::new();
+    dump_nexthops(sock, family, filter, |v| {
+        if let Some(id) = v.id() {
+            if v.is_group() {
+                groups.push(id);
+            } else {
+                singles.push(id);
+            }
+        }
+        Ok(())
+    })?;
+    let mut n = 0;
+    for id in groups.into_iter().chain(singles) {
+        match del_nexthop(sock, id) {
+            Ok(()) => n += 1,
+            Err(e) if e.errno() == Some(ENOENT) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// `ENOENT` (the same on every Linux architecture), without a libc dependency here.
+const ENOENT: i32 = 2;
+
+/// Streams a rule dump of one family (`AF_INET` or `AF_INET6`), filtered in user space (the
+/// kernel has no rule dump filters).
+pub fn dump_rules(
+    sock: &mut Socket,
+    family: u8,
+    filter: &RuleFilter,
+    f: impl FnMut(RuleView<'_>) -> Result<()>,
+) -> Result<DumpSummary> {
+    let mut req = MessageBuilder::new();
+    built(request::dump_rules(&mut req, 0, family))?;
+    typed_dump!(
+        sock,
+        req,
+        RuleView,
+        |v: &RuleView<'_>| filter.matches(v) && v.family() == family,
+        f
+    )
+}
+
+/// Adds a rule.
+pub fn add_rule(sock: &mut Socket, r: &Rule) -> Result<()> {
+    change(sock, |b| request::add_rule(b, 0, r))
+}
+
+/// Deletes the first rule matching `r` (see [`request::del_rule`]).
+pub fn del_rule(sock: &mut Socket, r: &Rule) -> Result<()> {
+    change(sock, |b| request::del_rule(b, 0, r))
+}
+
+/// Deletes every rule of `family` that `filter` matches, except priority 0 (the kernel's
+/// `local` rule), as `ip rule flush` does; returns how many were deleted.
+pub fn flush_rules(sock: &mut Socket, family: u8, filter: &RuleFilter) -> Result<usize> {
+    let mut victims = Vec::new();
+    dump_rules(sock, family, filter, |v| {
+        if v.priority() != 0 {
+            victims.push(v.to_owned());
+        }
+        Ok(())
+    })?;
+    let mut n = 0;
+    for r in &victims {
+        match del_rule(sock, r) {
+            Ok(()) => n += 1,
+            Err(e) if e.errno() == Some(ENOENT) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }

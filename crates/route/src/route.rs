@@ -276,8 +276,11 @@ impl<'a> RouteView<'a> {
         self.unknown_attrs
     }
 
-    /// An owned copy, usable as a request (e.g. to delete or re-add it).
+    /// An owned copy, usable as a request (e.g. to delete or re-add it). A route that uses a
+    /// nexthop object keeps only its `nhid`: the gateway, device and nexthops the kernel
+    /// reports for it come from the object and cannot be sent with the id.
     pub fn to_owned(&self) -> Route {
+        let own_path = self.nh_id.is_none();
         Route {
             family: self.family(),
             dst: self.dst,
@@ -290,15 +293,17 @@ impl<'a> RouteView<'a> {
             scope: self.scope(),
             route_type: self.route_type(),
             flags: self.flags() & !(RTM_F_CLONED | RTM_F_NOTIFY),
-            gateway: self.gateway(),
-            oif: self.oif,
+            gateway: self.gateway().filter(|_| own_path),
+            oif: self.oif.filter(|_| own_path),
             priority: self.priority,
             prefsrc: self.prefsrc,
             mark: self.mark,
             pref: self.pref,
+            nh_id: self.nh_id,
             metrics: self.metrics().collect(),
             nexthops: self
                 .nexthops()
+                .filter(|_| own_path)
                 .map(|n| NextHop {
                     gateway: n.gateway,
                     ifindex: n.ifindex,
@@ -494,6 +499,8 @@ pub struct Route {
     pub mark: Option<u32>,
     /// `RTA_PREF` (IPv6).
     pub pref: Option<u8>,
+    /// `RTA_NH_ID`: use this nexthop object instead of an inline gateway or nexthops.
+    pub nh_id: Option<u32>,
     /// `RTA_METRICS` entries `(RTAX_*, value)`.
     pub metrics: Vec<(u16, u32)>,
     /// Multipath nexthops (`RTA_MULTIPATH`); empty for a single path.
@@ -529,6 +536,7 @@ impl Route {
             prefsrc: None,
             mark: None,
             pref: None,
+            nh_id: None,
             metrics: Vec::new(),
             nexthops: Vec::new(),
         }
@@ -577,6 +585,12 @@ impl Route {
     pub fn mtu(mut self, mtu: u32) -> Self {
         self.metrics.retain(|&(t, _)| t != RTAX_MTU);
         self.metrics.push((RTAX_MTU, mtu));
+        self
+    }
+    /// Uses nexthop object `id` (`ip route add … nhid ID`); the route then has no gateway,
+    /// device or multipath nexthops of its own.
+    pub fn nhid(mut self, id: u32) -> Self {
+        self.nh_id = Some(id);
         self
     }
     /// Adds a multipath nexthop.

@@ -1,6 +1,7 @@
 //! Kernel uAPI constants, named exactly as in the Linux headers (`linux/netlink.h`,
 //! `linux/rtnetlink.h`, `linux/if_link.h`, `linux/neighbour.h`,
-//! `linux/netfilter/nfnetlink_conntrack.h`, `linux/genetlink.h`), so that a reader who knows the
+//! `linux/netfilter/nfnetlink_conntrack.h`, `linux/genetlink.h`, `linux/nexthop.h`,
+//! `linux/fib_rules.h`), so that a reader who knows the
 //! kernel's names finds them here. Each name means what the kernel header says it means.
 //!
 //! ```
@@ -11,11 +12,13 @@
 #![allow(missing_docs)]
 
 mod ctnl;
+mod fib;
 mod genl;
 mod netlink;
 mod rtnl;
 
 pub use ctnl::*;
+pub use fib::*;
 pub use genl::*;
 pub use netlink::*;
 pub use rtnl::*;

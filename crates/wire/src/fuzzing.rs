@@ -15,9 +15,9 @@
 
 use crate::consts::{NLMSG_DONE, NLMSG_ERROR};
 use crate::{
-    Attr, Attrs, DoneMsg, ErrorMsg, ExtAck, FamilyHeader, GenlMsgHdr, IfAddrMsg, IfInfoMsg,
-    Message, MessageBuilder, MessageHeader, Messages, NdMsg, NfGenMsg, RtMsg, WireError,
-    NLA_HDRLEN, NLMSG_HDRLEN,
+    Attr, Attrs, DoneMsg, ErrorMsg, ExtAck, FamilyHeader, FibRuleHdr, GenlMsgHdr, IfAddrMsg,
+    IfInfoMsg, Message, MessageBuilder, MessageHeader, Messages, NdMsg, NfGenMsg, NhMsg, RtMsg,
+    WireError, NLA_HDRLEN, NLMSG_HDRLEN,
 };
 
 /// How deep [`parse_all`] descends when it reads attribute payloads as nests. Every level
@@ -173,6 +173,8 @@ fn message(m: &Message<'_>, r: &mut ParseReport) {
     header_then_attrs::<NdMsg>(m, r);
     header_then_attrs::<NfGenMsg>(m, r);
     header_then_attrs::<GenlMsgHdr>(m, r);
+    header_then_attrs::<NhMsg>(m, r);
+    header_then_attrs::<FibRuleHdr>(m, r);
 
     match ErrorMsg::parse(m) {
         Ok(e) => {
@@ -242,6 +244,8 @@ fn family_headers(bytes: &[u8], r: &mut ParseReport) {
     one::<NdMsg>(bytes, r);
     one::<NfGenMsg>(bytes, r);
     one::<GenlMsgHdr>(bytes, r);
+    one::<NhMsg>(bytes, r);
+    one::<FibRuleHdr>(bytes, r);
 }
 
 /// Walks an attribute list, calling every getter on every attribute and reading every payload

@@ -250,3 +250,83 @@ impl FamilyHeader for GenlMsgHdr {
         out[..4].copy_from_slice(&[self.cmd, self.version, 0, 0]);
     }
 }
+
+/// `struct nhmsg` (nexthop objects, `RTM_*NEXTHOP`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NhMsg {
+    /// `nh_family`: `AF_INET`, `AF_INET6`, or `AF_UNSPEC` (groups, blackholes on dumps).
+    pub family: u8,
+    /// `nh_scope`: RT_SCOPE_*.
+    pub scope: u8,
+    /// `nh_protocol`: RTPROT_*.
+    pub protocol: u8,
+    /// `nh_flags`: RTNH_F_*.
+    pub flags: u32,
+}
+
+impl FamilyHeader for NhMsg {
+    const LEN: usize = 8;
+    const NAME: &'static str = "nhmsg";
+    fn parse(bytes: &[u8]) -> Result<Self, WireError> {
+        let b: [u8; 8] = fixed(bytes, Self::NAME)?;
+        Ok(NhMsg {
+            family: b[0],
+            scope: b[1],
+            protocol: b[2],
+            flags: u32::from_ne_bytes([b[4], b[5], b[6], b[7]]),
+        })
+    }
+    fn write(&self, out: &mut [u8]) {
+        out[..4].copy_from_slice(&[self.family, self.scope, self.protocol, 0]);
+        out[4..8].copy_from_slice(&self.flags.to_ne_bytes());
+    }
+}
+
+/// `struct fib_rule_hdr` (policy rules, `RTM_*RULE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FibRuleHdr {
+    /// `family`: `AF_INET` or `AF_INET6`.
+    pub family: u8,
+    /// `dst_len`: destination prefix length.
+    pub dst_len: u8,
+    /// `src_len`: source prefix length.
+    pub src_len: u8,
+    /// `tos`: the TOS / DS field to match.
+    pub tos: u8,
+    /// `table` (255 at most; `FRA_TABLE` carries larger ids).
+    pub table: u8,
+    /// `action`: FR_ACT_*.
+    pub action: u8,
+    /// `flags`: FIB_RULE_*.
+    pub flags: u32,
+}
+
+impl FamilyHeader for FibRuleHdr {
+    const LEN: usize = 12;
+    const NAME: &'static str = "fib_rule_hdr";
+    fn parse(bytes: &[u8]) -> Result<Self, WireError> {
+        let b: [u8; 12] = fixed(bytes, Self::NAME)?;
+        Ok(FibRuleHdr {
+            family: b[0],
+            dst_len: b[1],
+            src_len: b[2],
+            tos: b[3],
+            table: b[4],
+            action: b[7],
+            flags: u32::from_ne_bytes([b[8], b[9], b[10], b[11]]),
+        })
+    }
+    fn write(&self, out: &mut [u8]) {
+        out[..8].copy_from_slice(&[
+            self.family,
+            self.dst_len,
+            self.src_len,
+            self.tos,
+            self.table,
+            0,
+            0,
+            self.action,
+        ]);
+        out[8..12].copy_from_slice(&self.flags.to_ne_bytes());
+    }
+}

@@ -52,7 +52,9 @@ pub use ack::{DoneMsg, ErrorMsg, ExtAck, KernelError};
 pub use attr::{Attr, Attrs};
 pub use builder::{MessageBuilder, Nest};
 pub use error::WireError;
-pub use header::{FamilyHeader, GenlMsgHdr, IfAddrMsg, IfInfoMsg, NdMsg, NfGenMsg, RtMsg};
+pub use header::{
+    FamilyHeader, FibRuleHdr, GenlMsgHdr, IfAddrMsg, IfInfoMsg, NdMsg, NfGenMsg, NhMsg, RtMsg,
+};
 pub use msg::{Message, MessageHeader, Messages};
 
 /// Rounds `len` up to the Netlink alignment (4 bytes), like `NLMSG_ALIGN` and `NLA_ALIGN`.

@@ -23,7 +23,9 @@ mod ct;
 mod link;
 mod monitor;
 mod neigh;
+mod nexthop;
 mod route;
+mod rule;
 mod shared;
 
 /// Settings every command shares (from the global flags).
@@ -165,6 +167,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Addr(a) => addr::run(&ctx, a),
         Command::Route(a) => route::run(&ctx, a),
         Command::Neigh(a) => neigh::run(&ctx, a),
+        Command::Nexthop(a) => nexthop::run(&ctx, a),
+        Command::Rule(a) => rule::run(&ctx, a),
         Command::Ct(a) => ct::run(&ctx, a),
         Command::Monitor { objects } => monitor::run(&ctx, &objects),
         Command::Mirror(a) => {

@@ -197,7 +197,7 @@ fn get(ctx: &Ctx, args: &[String]) -> Result<()> {
 }
 
 /// Parses `PREFIX [via GW] [dev D] [table T] [metric N] [proto P] [scope S] [src A] [mtu N]
-/// [nexthop via GW dev D weight W]…`, optionally led by a type (`blackhole`, `unreachable`…).
+/// [nhid ID] [nexthop via GW dev D weight W]…`, optionally led by a type (`blackhole`, `unreachable`…).
 fn parse_route(ctx: &Ctx, args: &[String], names: &LinkNames) -> Result<Route> {
     let split = args
         .iter()
@@ -227,6 +227,7 @@ fn parse_route(ctx: &Ctx, args: &[String], names: &LinkNames) -> Result<Route> {
             "src",
             "mtu",
             "to",
+            "nhid",
         ],
         &["onlink"],
     )?;
@@ -282,6 +283,9 @@ fn parse_route(ctx: &Ctx, args: &[String], names: &LinkNames) -> Result<Route> {
     }
     if let Some(m) = k.parsed::<u32>("mtu")? {
         r = r.mtu(m);
+    }
+    if let Some(id) = k.parsed::<u32>("nhid")? {
+        r = r.nhid(id);
     }
     for hop in hops.split(|a| a == "nexthop").filter(|h| !h.is_empty()) {
         let hk = Keywords::parse(hop, &["via", "dev", "weight"], &["onlink"])?;

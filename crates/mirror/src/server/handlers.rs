@@ -430,7 +430,8 @@ fn forward(ctx: &Ctx, proto: u8, m: &Message<'_>, out: &mut Out<'_>) -> HandlerR
     Ok(true)
 }
 
-/// A write request (routes, addresses, neighbours, links, conntrack entries and flushes): to
+/// A write request (routes, addresses, neighbours, links, nexthop objects, rules, conntrack
+/// entries and flushes): to
 /// the kernel through the worker; the kernel's ack or error goes back.
 pub(crate) fn write(ctx: &Ctx, m: &Message<'_>, out: &mut Out<'_>) -> HandlerResult {
     let proto = if m.ty() >> 8 == u16::from(NFNL_SUBSYS_CTNETLINK) {

@@ -138,6 +138,10 @@ impl Registry {
             RTM_DELADDR,
             RTM_NEWNEIGH,
             RTM_DELNEIGH,
+            RTM_NEWNEXTHOP,
+            RTM_DELNEXTHOP,
+            RTM_NEWRULE,
+            RTM_DELRULE,
             ct(IPCTNL_MSG_CT_NEW),
             ct(IPCTNL_MSG_CT_DELETE),
         ] {

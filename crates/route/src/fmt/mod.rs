@@ -1,4 +1,5 @@
-//! Text output in the style of iproute2 (`ip route`, `ip link`, `ip addr`, `ip neigh`) and
+//! Text output in the style of iproute2 (`ip route`, `ip link`, `ip addr`, `ip neigh`,
+//! `ip nexthop`, `ip rule`) and
 //! JSON output shaped like `ip -j`.
 //!
 //! Every formatter is a small wrapper that borrows a view and implements
@@ -30,13 +31,20 @@ use crate::LinkView;
 
 mod link;
 mod neigh;
+mod nexthop;
 mod route;
+mod rule;
 
 pub use link::{
     addr_json, addr_text, link_json, link_text, AddrJson, AddrText, LinkJson, LinkText,
 };
 pub use neigh::{neigh_json, neigh_text, NeighJson, NeighText};
+pub use nexthop::{nexthop_json, nexthop_text, NexthopJson, NexthopText};
 pub use route::{route_json, route_text, RouteFmt, RouteJson, RouteText};
+pub use rule::{
+    dsfield_name, ip_proto_name, parse_dsfield, parse_ip_proto, rule_json, rule_text, RuleJson,
+    RuleText,
+};
 
 /// Interface index → name, for printing `dev NAME`.
 ///

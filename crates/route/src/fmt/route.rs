@@ -177,6 +177,10 @@ impl fmt::Display for RouteText<'_, '_, '_> {
                 }
             }
         }
+        // iproute2 prints the IPv6 preference before the multipath nexthops.
+        if let Some(p) = r.pref() {
+            write!(f, "pref {}", names::pref(p))?;
+        }
         for nh in r.nexthops() {
             f.write_str("\n\tnexthop ")?;
             if let Some(gw) = nh.gateway {
@@ -189,9 +193,6 @@ impl fmt::Display for RouteText<'_, '_, '_> {
             for n in flag_names(nh.flags as u32) {
                 write!(f, "{n} ")?;
             }
-        }
-        if let Some(p) = r.pref() {
-            write!(f, "pref {}", names::pref(p))?;
         }
         Ok(())
     }
@@ -335,11 +336,11 @@ impl serde::Serialize for RouteJson<'_, '_, '_> {
         if r.metrics().any(|(t, _)| names::metric(t).is_some()) {
             m.serialize_entry("metrics", &MetricsJson(r))?;
         }
-        if r.is_multipath() {
-            m.serialize_entry("nexthops", &NexthopsJson(r, self.names))?;
-        }
         if let Some(p) = r.pref() {
             m.serialize_entry("pref", names::pref(p))?;
+        }
+        if r.is_multipath() {
+            m.serialize_entry("nexthops", &NexthopsJson(r, self.names))?;
         }
         m.end()
     }

@@ -36,8 +36,12 @@ use nlkit_wire::{IfAddrMsg, IfInfoMsg, MessageBuilder, NdMsg, WireError};
 
 use crate::{AddrView, Address, LinkView, NeighView, Neighbour};
 
+mod nexthop;
 mod routes;
+mod rule;
+pub use nexthop::{add_nexthop, del_nexthop, dump_nexthops, get_nexthop, NexthopFilter};
 pub use routes::{add_route, del_route, dump_routes, get_route, RouteFilter, RouteLookup, RouteOp};
+pub use rule::{add_rule, del_rule, dump_rules, RuleFilter};
 
 /// The result of appending a request: the message's byte range in the builder.
 pub type Built = Result<Range<usize>, WireError>;

@@ -215,6 +215,9 @@ fn route_common(b: &mut MessageBuilder, r: &Route) {
     if let Some(p) = r.priority {
         b.attr_u32(RTA_PRIORITY, p);
     }
+    if let Some(id) = r.nh_id {
+        b.attr_u32(RTA_NH_ID, id);
+    }
 }
 
 /// `RTM_NEWROUTE`: add, replace or append a route (single path or multipath).
