@@ -14,8 +14,8 @@
 //! tables it feeds: dump again, mark what the dump confirms with a new generation, sweep the
 //! rest. Kernel dumps flagged `NLM_F_DUMP_INTR` are retried. Events that imply silent kernel
 //! deletions — a link deleted or losing carrier/admin state, an IPv4 address removed, one
-//! nexthop of an IPv6 ECMP route deleted — trigger a resync of the routes (and neighbours) they
-//! may have removed. Conntrack entries expire at the `CTA_TIMEOUT` of their last update.
+//! nexthop of an IPv6 ECMP route deleted, a nexthop object (`ip nexthop`) deleted or changed —
+//! trigger a resync of the routes (and neighbours) they may have removed. Conntrack entries expire at the `CTA_TIMEOUT` of their last update.
 //!
 //! ## Serving
 //! Gets and dumps for `RTM_GETLINK`, `RTM_GETADDR`, `RTM_GETROUTE`, `RTM_GETNEIGH` and
@@ -86,6 +86,7 @@ mod fill;
 pub mod kernel;
 mod keys;
 mod metrics;
+mod nexthops;
 mod notify;
 mod route_store;
 mod routes;

@@ -1,6 +1,7 @@
 //! `nlkit-route`: typed rtnetlink for links, addresses, routes and neighbours.
 //!
-//! * **Views** ([`LinkView`], [`AddrView`], [`RouteView`], [`NeighView`]) borrow a received
+//! * **Views** ([`LinkView`], [`AddrView`], [`RouteView`], [`NeighView`],
+//!   [`NexthopObjectView`]) borrow a received
 //!   message and decode it in one pass over its attributes. Nothing is copied; `to_owned()`
 //!   gives an owned value when the caller needs one. Attributes a view does not decode — in
 //!   particular those added by newer kernels — are skipped and counted (`unknown_attrs()`),
@@ -42,6 +43,7 @@ pub mod fmt;
 mod link;
 pub mod names;
 mod neigh;
+mod nexthop;
 pub mod ops;
 pub mod request;
 pub mod route;
@@ -49,6 +51,7 @@ pub mod route;
 pub use addr::{AddrCacheInfo, AddrView, Address};
 pub use link::{Link, LinkStats64, LinkView};
 pub use neigh::{NeighView, Neighbour};
+pub use nexthop::{NexthopGroupMember, NexthopObjectView, NhMsg};
 pub use route::{NextHop, NexthopView, Route, RouteCacheInfo, RouteView};
 
 /// `AF_INET` or `AF_INET6` for an address.

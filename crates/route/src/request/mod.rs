@@ -381,3 +381,22 @@ pub fn del_neigh(b: &mut MessageBuilder, seq: u32, n: &Neighbour) -> Built {
     neigh_msg(b, RTM_DELNEIGH, CHANGE, seq, n);
     b.finish()
 }
+
+// ---------------------------------------------------------------------------------------------
+// Nexthop objects
+
+/// Dump of the nexthop objects (`ip nexthop show`) of `family` (`AF_UNSPEC` for all); the
+/// replies are `RTM_NEWNEXTHOP` (see [`NexthopObjectView`](crate::NexthopObjectView)).
+///
+/// ```
+/// let mut b = nlkit_wire::MessageBuilder::new();
+/// nlkit_route::request::dump_nexthops(&mut b, 1, nlkit_wire::consts::AF_UNSPEC).unwrap();
+/// ```
+pub fn dump_nexthops(b: &mut MessageBuilder, seq: u32, family: u8) -> Built {
+    b.begin(RTM_GETNEXTHOP, DUMP, seq);
+    b.header(&crate::NhMsg {
+        family,
+        ..Default::default()
+    });
+    b.finish()
+}

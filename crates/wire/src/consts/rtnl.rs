@@ -116,6 +116,28 @@ pub const RTA_SPORT: u16 = 28;
 pub const RTA_DPORT: u16 = 29;
 pub const RTA_NH_ID: u16 = 30;
 
+// Nexthop objects (`linux/nexthop.h`; messages RTM_*NEXTHOP, header `struct nhmsg`).
+pub const NHA_UNSPEC: u16 = 0;
+pub const NHA_ID: u16 = 1;
+pub const NHA_GROUP: u16 = 2;
+pub const NHA_GROUP_TYPE: u16 = 3;
+pub const NHA_BLACKHOLE: u16 = 4;
+pub const NHA_OIF: u16 = 5;
+pub const NHA_GATEWAY: u16 = 6;
+pub const NHA_ENCAP_TYPE: u16 = 7;
+pub const NHA_ENCAP: u16 = 8;
+pub const NHA_GROUPS: u16 = 9;
+pub const NHA_MASTER: u16 = 10;
+pub const NHA_FDB: u16 = 11;
+pub const NHA_RES_GROUP: u16 = 12;
+pub const NHA_RES_BUCKET: u16 = 13;
+pub const NHA_OP_FLAGS: u16 = 14;
+pub const NHA_GROUP_STATS: u16 = 15;
+pub const NHA_HW_STATS_ENABLE: u16 = 16;
+pub const NHA_HW_STATS_USED: u16 = 17;
+pub const NEXTHOP_GRP_TYPE_MPATH: u16 = 0;
+pub const NEXTHOP_GRP_TYPE_RES: u16 = 1;
+
 // Route metrics (nested in RTA_METRICS).
 pub const RTAX_LOCK: u16 = 1;
 pub const RTAX_MTU: u16 = 2;
