@@ -9,7 +9,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use nlkit_mirror::{ClientError, MirrorClient, TableId, WriterMode};
+use nlkit_mirror::{TableId, WriterMode};
+use nlkit_socket::Error;
 use nlkit_wire::consts::*;
 use nlkit_wire::{MessageBuilder, RtMsg};
 
@@ -34,11 +35,11 @@ fn body() {
     let v = nlkit_testns::veth_pair("wa", "wb");
     nlkit_testns::add_addr(v.a_index, "10.0.0.1".parse().unwrap(), 24);
     let m = start("worker", |c| c.writer = WriterMode::Worker);
-    let mut c = MirrorClient::connect(m.socket_path()).unwrap();
-    c.set_timeout(Some(Duration::from_secs(10))).unwrap();
-    c.transact(&mut route_req("10.77.0.1", v.a_index)).unwrap();
-    match c.transact(&mut route_req("10.77.0.1", v.a_index)) {
-        Err(ClientError::Kernel(e)) => assert_eq!(e.errno, libc::EEXIST),
+    let mut c = connect(&m);
+    set_recv_timeout(&c, Duration::from_secs(10));
+    ask(&mut c, &mut route_req("10.77.0.1", v.a_index)).unwrap();
+    match ask(&mut c, &mut route_req("10.77.0.1", v.a_index)) {
+        Err(Error::Kernel(e)) => assert_eq!(e.errno, libc::EEXIST),
         other => panic!("expected EEXIST, got {other:?}"),
     }
     assert_converges(&m, &[TableId::Routes4], Duration::from_secs(10));
