@@ -31,7 +31,6 @@
 //! a pool of connections with `nlkit_socket::Pool::connect_unix`): it is the same `Socket` as
 //! for the kernel, so `transact`, `transact_batch`, `dump`, `SharedDump`, `consistent_dump` and
 //! the typed requests of `nlkit-route` and `nlkit-conntrack` work on the mirror unchanged.
-//! [`MirrorClient`] is the older client type, now a thin layer over that socket.
 //!
 //! ```no_run
 //! use nlkit_socket::{Protocol, Socket};
@@ -79,7 +78,6 @@
 
 #![warn(missing_docs)]
 
-mod client;
 mod conn;
 mod ct_pack;
 mod fill;
@@ -103,7 +101,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub use client::{ClientError, MirrorClient, Reply};
 pub use conn::{CtState, CtStore};
 pub use keys::{AddrKey, LinkKey, NeighKey, RouteKey, StoreKey};
 pub use metrics::Metrics;
