@@ -21,9 +21,18 @@ pub struct Cli {
     /// Threads sharing each dump.
     #[arg(long, global = true, value_name = "N", default_value_t = 1)]
     pub threads: usize,
-    /// Ask the nlkit mirror instead of the kernel (default socket path when PATH is omitted).
-    #[arg(long, global = true, value_name = "PATH", num_args = 0..=1, default_missing_value = "")]
-    pub mirror: Option<String>,
+    /// Ask the nlkit mirror instead of the kernel (at the default socket path).
+    ///
+    /// Reads are answered from the mirror's tables; writes go through the mirror to the kernel
+    /// of the mirror's namespace, and the kernel's ack or error comes back. Commands the mirror
+    /// cannot answer (monitor, ct events, ct stats) refuse it with exit 2.
+    #[arg(long, global = true)]
+    pub mirror: bool,
+    /// The mirror's socket path (implies --mirror; `nlkit mirror` serves on it).
+    ///
+    /// Default: $XDG_RUNTIME_DIR/nlkit/mirror.sock, or /run/nlkit/mirror.sock as root.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub mirror_socket: Option<std::path::PathBuf>,
     /// IPv4 only.
     #[arg(short = '4', global = true, conflicts_with = "ipv6")]
     pub ipv4: bool,
@@ -150,12 +159,9 @@ pub struct CtFilter {
     pub icmp_id: Option<u16>,
 }
 
-/// `nlkit mirror`.
+/// `nlkit mirror` (its socket path is the global `--mirror-socket PATH`).
 #[derive(Debug, Args)]
 pub struct MirrorArgs {
-    /// Socket path (default: $XDG_RUNTIME_DIR/nlkit/mirror.sock, or /run/nlkit/mirror.sock as root).
-    #[arg(long, value_name = "PATH")]
-    pub socket: Option<std::path::PathBuf>,
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9433).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<std::net::SocketAddr>,

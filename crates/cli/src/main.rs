@@ -5,12 +5,17 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser};
 
 mod args;
+// `bench`, `demo` and `measure` open sockets in private namespaces of their own, never the
+// caller's: the `--mirror` choice (`cmd::Ctx`) does not apply to them.
+#[allow(clippy::disallowed_methods)]
 mod bench;
 mod chart;
 mod cli;
 mod cmd;
+#[allow(clippy::disallowed_methods)]
 mod demo;
 mod fixtures;
+#[allow(clippy::disallowed_methods)]
 mod measure;
 mod mirror;
 mod netns;
@@ -42,6 +47,9 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
+    if let Err(e) = cmd::check_flags(&cli) {
+        return report(&e);
+    }
     // Before any thread exists, so every thread lives in the namespace.
     if let Some(ns) = &cli.netns {
         if let Err(e) = netns::enter_named(ns) {

@@ -12,14 +12,15 @@ use nlkit_mirror::{Mirror, MirrorConfig, WriterMode};
 
 use crate::cli::MirrorArgs;
 
-/// Runs the mirror until SIGTERM or SIGINT.
-pub fn run(args: MirrorArgs) -> Result<()> {
+/// Runs the mirror until SIGTERM or SIGINT, serving on `socket` (`--mirror-socket`; the
+/// default path when `None`).
+pub fn run(args: MirrorArgs, socket: Option<std::path::PathBuf>) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, stop.clone()).context("install signal handler")?;
     }
     let mut config = MirrorConfig {
-        socket_path: args.socket,
+        socket_path: socket,
         metrics_addr: args.metrics,
         writer: WriterMode::Worker,
         conntrack: args.conntrack,

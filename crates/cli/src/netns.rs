@@ -2,9 +2,10 @@
 //! `ip -n` does) and the private namespace `nlkit demo` and `nlkit bench` run in.
 //!
 //! The private namespace is a re-execution of `nlkit` itself in a fresh network namespace
-//! (and a user namespace when not root), set up by [`nlkit_socket::netns::isolate`]. When the
-//! child exits, for any reason including Ctrl-C, the kernel destroys the namespace with every
-//! link, route and conntrack entry in it: cleanup cannot be forgotten.
+//! (and a user namespace when not root), set up by [`nlkit_testns::isolate`], the same sandbox
+//! every kernel test runs in. When the child exits, for any reason including Ctrl-C, the kernel
+//! destroys the namespace with every link, route and conntrack entry in it: cleanup cannot be
+//! forgotten.
 
 use std::process::{Command, ExitStatus};
 
@@ -42,7 +43,7 @@ pub fn run_private() -> anyhow::Result<ExitStatus> {
     let exe = std::env::current_exe().context("cannot find own executable")?;
     let mut cmd = Command::new(exe);
     cmd.args(std::env::args_os().skip(1)).env(PRIVATE_ENV, "1");
-    nlkit_socket::netns::isolate(&mut cmd, false);
+    nlkit_testns::isolate(&mut cmd, false);
     // Ctrl-C: the child handles it and exits; the parent only waits.
     cmd.status()
         .context("cannot start a private network namespace")

@@ -78,7 +78,7 @@ netns_test! {
         assert_eq!(ok(&["route", "get", "10.9.1.1"]), ip(&["route", "get", "10.9.1.1"]));
     }
 
-    /// `--mirror=PATH`: listings read from a running `nlkit mirror` through the same socket
+    /// `--mirror-socket PATH`: listings read from a running `nlkit mirror` through the same socket
     /// code as from the kernel (one thread, and a shared dump over mirror connections), and
     /// show what the kernel shows.
     fn mirror_flag_lists_what_the_kernel_lists() {
@@ -87,12 +87,12 @@ netns_test! {
         let dir = std::env::temp_dir().join(format!("nlkit-cli-mirror-{}", std::process::id()));
         let path = dir.join("mirror.sock");
         let mut mirror = std::process::Command::new(env!("CARGO_BIN_EXE_nlkit"))
-            .args(["mirror", "--socket", path.to_str().unwrap()])
+            .args(["--mirror-socket", path.to_str().unwrap(), "mirror"])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("start nlkit mirror");
-        let flag = format!("--mirror={}", path.display());
+        let flag = format!("--mirror-socket={}", path.display());
         // The mirror listens once its initial sync is done.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while !nlkit(&[&flag, "link", "show"]).status.success() {

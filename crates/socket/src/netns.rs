@@ -9,6 +9,9 @@
 //! `setns` needs `CAP_SYS_ADMIN` over the target namespace's user namespace: root, or a
 //! process inside the user namespace that owns it. Named namespaces live under
 //! `/run/netns/NAME` (created by `ip netns add`, which needs real root).
+//!
+//! Creating a fresh private namespace for a child process (as the tests and `nlkit demo` do)
+//! is not this module's job: that is `nlkit_testns::isolate`, which needs no socket code.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
@@ -100,102 +103,4 @@ pub fn open_socket(ns: impl AsFd, protocol: Protocol, opts: &SocketOptions) -> R
 pub fn open_socket_named(name: &str, protocol: Protocol, opts: &SocketOptions) -> Result<Socket> {
     let ns = open_named(name)?;
     open_socket(&ns, protocol, opts)
-}
-
-/// True when this process is root in the initial user namespace (real root: it may create
-/// network namespaces without a user namespace of its own).
-///
-/// ```
-/// let _ = nlkit_socket::netns::is_initial_root();
-/// ```
-pub fn is_initial_root() -> bool {
-    rustix::process::geteuid().is_root()
-        && std::fs::read_to_string("/proc/self/uid_map")
-            .map(|m| m.split_whitespace().nth(2) == Some("4294967295"))
-            .unwrap_or(false)
-}
-
-/// Everything the child needs between `fork` and `exec`, prepared before the fork.
-struct PrivateNamespace {
-    user_ns: bool,
-    files: [(std::ffi::CString, Vec<u8>); 3],
-}
-
-impl PrivateNamespace {
-    fn new(user_ns: bool) -> Self {
-        let uid = rustix::process::getuid().as_raw();
-        let gid = rustix::process::getgid().as_raw();
-        let path = |p: &str| std::ffi::CString::new(p).expect("static path");
-        PrivateNamespace {
-            user_ns,
-            files: [
-                (path("/proc/self/setgroups"), b"deny".to_vec()),
-                (
-                    path("/proc/self/uid_map"),
-                    format!("0 {uid} 1\n").into_bytes(),
-                ),
-                (
-                    path("/proc/self/gid_map"),
-                    format!("0 {gid} 1\n").into_bytes(),
-                ),
-            ],
-        }
-    }
-
-    /// Runs in the child between fork and exec: raw system calls only (async-signal-safe).
-    fn enter(&self) -> std::io::Result<()> {
-        let flags = if self.user_ns {
-            libc::CLONE_NEWUSER | libc::CLONE_NEWNET
-        } else {
-            libc::CLONE_NEWNET
-        };
-        // SAFETY: unshare takes no pointers; after fork the child is single-threaded.
-        if unsafe { libc::unshare(flags) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        if self.user_ns {
-            for (path, data) in &self.files {
-                // SAFETY: `path` is NUL-terminated and outlives the call.
-                let fd = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
-                if fd < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // SAFETY: `data` is valid for its length; `fd` was just opened.
-                let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
-                // SAFETY: `fd` is owned here and closed exactly once.
-                unsafe { libc::close(fd) };
-                if n < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Makes `cmd` start in a fresh network namespace of its own: with only `CLONE_NEWNET` when
-/// this process is real root and `user_ns` is false, otherwise inside a new user namespace
-/// too, in which the child is mapped to root (so an ordinary user gets a namespace it can
-/// configure). The namespace, with every link, route and conntrack entry in it, disappears
-/// when the child exits.
-///
-/// Why in the child: `unshare(CLONE_NEWUSER)` fails with `EINVAL` in a multithreaded process.
-/// The child unshares between `fork` and `exec`, where it is single-threaded, making only raw
-/// system calls on buffers prepared before the fork.
-///
-/// ```no_run
-/// let mut cmd = std::process::Command::new("ip");
-/// cmd.args(["link", "show"]);
-/// nlkit_socket::netns::isolate(&mut cmd, false);
-/// let out = cmd.output()?; // only `lo`, down
-/// # Ok::<(), std::io::Error>(())
-/// ```
-pub fn isolate(cmd: &mut std::process::Command, user_ns: bool) {
-    use std::os::unix::process::CommandExt;
-    let setup = PrivateNamespace::new(user_ns || !is_initial_root());
-    // SAFETY: the hook performs only raw system calls on data prepared before the fork
-    // (async-signal-safe); it allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || setup.enter());
-    }
 }

@@ -21,8 +21,10 @@
 //!   lock for protocol state, timeouts, incremental gc, early drop and predicate clean-up;
 //!   per-connection traffic counters ([`TrafficCounters`]) or none ([`NoCounters`]).
 //!
-//! Design notes: `shared/design/concurrent-table.md`. Memory orderings and their reasons are
-//! documented in the `raw` module; loom models are in `tests/loom_*.rs`.
+//! Design notes: `crates/table/DESIGN.md`, beside this crate's sources in the repository (the
+//! data layout, the slot lifecycle and every memory ordering with its reason, what a lookup
+//! validates and why it restarts, reclamation, access modes, the conntrack specifics and how
+//! all of it is tested). The loom models are in `tests/loom_*.rs`.
 //!
 //! ```
 //! use nlkit_table::NullsTable;

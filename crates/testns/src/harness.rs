@@ -9,11 +9,6 @@ pub const CHILD_ENV: &str = "NLKIT_TESTNS_CHILD";
 /// Set once the current process is inside a test namespace (child side only).
 static IN_NETNS: AtomicBool = AtomicBool::new(false);
 
-/// True when the current process is real root (uid 0 in the initial user namespace).
-pub fn is_root() -> bool {
-    nlkit_socket::netns::is_initial_root()
-}
-
 /// True inside a [`netns_test!`](crate::netns_test) body.
 pub fn in_test_netns() -> bool {
     IN_NETNS.load(Ordering::Relaxed)
@@ -64,7 +59,7 @@ fn spawn_child(path: &str) -> Output {
         .env(CHILD_ENV, path)
         .env_remove("NLKIT_TESTNS_USERNS")
         .stdin(Stdio::null());
-    nlkit_socket::netns::isolate(&mut cmd, force_userns);
+    crate::isolate(&mut cmd, force_userns);
     cmd.output()
         .unwrap_or_else(|e| panic!("cannot start test {path} in a new network namespace: {e}"))
 }

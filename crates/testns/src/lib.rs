@@ -7,11 +7,13 @@
 //!
 //! Why a child process: `unshare(CLONE_NEWUSER)` fails with `EINVAL` in a multithreaded process,
 //! and the test harness runs tests on threads. The child unshares between `fork` and `exec`,
-//! where it is single-threaded ([`nlkit_socket::netns::isolate`], shared with `nlkit demo`).
+//! where it is single-threaded ([`isolate()`], also used by the sandboxes of `nlkit demo` and
+//! `nlkit bench`).
 //!
 //! The fixtures ([`veth_pair`], [`load_ipv4_routes`], [`load_conntrack`], …) speak Netlink
 //! through a deliberately small channel of their own built on `nlkit-wire`, so that the
-//! fixtures tests rely on do not depend on the socket code under test.
+//! fixtures tests rely on do not depend on the socket code under test. Nothing in this crate
+//! depends on `nlkit-socket`.
 //!
 //! ```no_run
 //! nlkit_testns::netns_test! {
@@ -27,13 +29,15 @@
 mod channel;
 mod fixtures;
 mod harness;
+mod isolate;
 
 pub use channel::{Channel, ChannelError};
 pub use fixtures::{
     add_addr, delete_link, load_conntrack, load_ipv4_routes, load_ipv6_routes, set_link_up,
     veth_pair, Veth,
 };
-pub use harness::{have_command, in_test_netns, ip, is_root, run, run_in_netns, CHILD_ENV};
+pub use harness::{have_command, in_test_netns, ip, run, run_in_netns, CHILD_ENV};
+pub use isolate::{is_root, isolate};
 
 /// Declares tests that each run in a fresh network namespace (see the crate docs).
 ///

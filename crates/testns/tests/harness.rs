@@ -41,3 +41,33 @@ netns_test! {
         assert_eq!(ip(&["-o", "link", "show"]).lines().count(), 3);
     }
 }
+
+/// `isolate` on its own: the child sees a fresh namespace with only loopback (down, since
+/// nothing brought it up), and with a user namespace it is root there whoever runs the test.
+/// It never touches the host's namespace: only the child's own fresh one.
+#[test]
+fn isolate_gives_a_child_its_own_namespace() {
+    for user_ns in [false, true] {
+        let mut cmd = std::process::Command::new("sh");
+        cmd.args(["-c", "id -u && ip -o link show"]);
+        nlkit_testns::isolate(&mut cmd, user_ns);
+        let out = cmd.output().expect("spawn in a private namespace");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut lines = stdout.lines();
+        let uid = lines.next().unwrap_or_default();
+        if user_ns || !nlkit_testns::is_root() {
+            assert_eq!(uid, "0", "mapped to root in its user namespace");
+        }
+        let links: Vec<&str> = lines.collect();
+        assert_eq!(links.len(), 1, "{stdout}");
+        assert!(
+            links[0].contains("lo:") && !links[0].contains(",UP"),
+            "{stdout}"
+        );
+    }
+}

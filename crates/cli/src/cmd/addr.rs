@@ -11,16 +11,16 @@ use nlkit_socket::Protocol;
 use nlkit_wire::consts::*;
 use nlkit_wire::{MessageBuilder, Messages};
 
-use super::{action, ifindex, link_names, route_socket, unknown_action, Ctx, Sink, Source};
+use super::{action, ifindex, link_names, unknown_action, Ctx, Sink, Source};
 use crate::args::{Keywords, Prefix, UsageError};
 use crate::cli::ObjectArgs;
 
 pub fn run(ctx: &Ctx, a: ObjectArgs) -> Result<()> {
     match action(&a.action) {
         "show" => show(ctx, &a.args),
-        "add" => change(&a.args, Some(false)),
-        "replace" => change(&a.args, Some(true)),
-        "del" => change(&a.args, None),
+        "add" => change(ctx, &a.args, Some(false)),
+        "replace" => change(ctx, &a.args, Some(true)),
+        "del" => change(ctx, &a.args, None),
         other => Err(unknown_action("address", other, "show, add, replace, del")),
     }
 }
@@ -101,7 +101,7 @@ impl std::fmt::Display for LinkWithAddrs<'_, '_, '_> {
     }
 }
 
-fn change(args: &[String], add: Option<bool>) -> Result<()> {
+fn change(ctx: &Ctx, args: &[String], add: Option<bool>) -> Result<()> {
     let k = Keywords::parse(
         args,
         &[
@@ -130,7 +130,7 @@ fn change(args: &[String], add: Option<bool>) -> Result<()> {
     let dev = k
         .get("dev")
         .ok_or_else(|| UsageError("addr needs \"dev DEVICE\"".into()))?;
-    let mut sock = route_socket()?;
+    let mut sock = ctx.socket(Protocol::Route)?;
     let names = link_names(&mut sock)?;
     let mut a = Address::new(ifindex(&names, dev)?, addr, p.len);
     a.label = k.get("label").map(str::to_owned);

@@ -6,9 +6,9 @@ use std::net::IpAddr;
 
 use anyhow::Result;
 use nlkit_conntrack::fmt::{entry_json, entry_text, event_text};
-use nlkit_conntrack::ops::{self, Events, Received};
+use nlkit_conntrack::ops::{self, Received};
 use nlkit_conntrack::request::{DumpFilter, TupleFilter};
-use nlkit_conntrack::{Entry, EntryView, EventKind, Tuple};
+use nlkit_conntrack::{Entry, EntryView, Tuple};
 use nlkit_wire::consts::*;
 
 use super::shared::{push_line, SharedListing};
@@ -23,11 +23,11 @@ pub fn run(ctx: &Ctx, a: CtArgs) -> Result<()> {
     match action(&a.action) {
         "show" => list(ctx, f),
         "get" => get(ctx, f),
-        "create" | "add" => create(f, false),
-        "update" => create(f, true),
-        "del" => delete(f),
+        "create" | "add" => create(ctx, f, false),
+        "update" => create(ctx, f, true),
+        "del" => delete(ctx, f),
         "flush" => flush(ctx, f),
-        "count" => count(),
+        "count" => count(ctx),
         "stats" => stats(ctx),
         "events" => events(ctx, f),
         other => Err(unknown_action(
@@ -207,7 +207,7 @@ fn print_entry(ctx: &Ctx, e: &EntryView<'_>) -> Result<()> {
 
 fn get(ctx: &Ctx, f: &CtFilter) -> Result<()> {
     let t = orig_tuple(f)?;
-    let mut sock = ops::open()?;
+    let mut sock = ctx.socket(Protocol::Netfilter)?;
     let mut req = nlkit_wire::MessageBuilder::new();
     nlkit_conntrack::request::get(&mut req, 0, &t, f.zone)?;
     let reply = sock.transact(&mut req)?;
@@ -217,7 +217,7 @@ fn get(ctx: &Ctx, f: &CtFilter) -> Result<()> {
     Ok(())
 }
 
-fn create(f: &CtFilter, update: bool) -> Result<()> {
+fn create(ctx: &Ctx, f: &CtFilter, update: bool) -> Result<()> {
     let orig = orig_tuple(f)?;
     let mut reply = orig.reversed();
     if let Some(a) = f.reply_src {
@@ -253,7 +253,7 @@ fn create(f: &CtFilter, update: bool) -> Result<()> {
             .ok_or_else(|| UsageError(format!("unknown TCP state \"{s}\"")))?;
         e = e.tcp_state(st);
     }
-    let mut sock = ops::open()?;
+    let mut sock = ctx.socket(Protocol::Netfilter)?;
     if update {
         ops::update(&mut sock, &e)?;
     } else {
@@ -266,16 +266,22 @@ fn create(f: &CtFilter, update: bool) -> Result<()> {
     Ok(())
 }
 
-fn delete(f: &CtFilter) -> Result<()> {
+/// What conntrack(8) prints after deleting; none deleted is a failure (exit 1), as there.
+fn deleted(n: u64) -> Result<()> {
+    let text = format!("nlkit (conntrack): {n} flow entries have been deleted.");
+    if n == 0 {
+        return Err(anyhow::anyhow!(text));
+    }
+    eprintln!("{text}");
+    Ok(())
+}
+
+fn delete(ctx: &Ctx, f: &CtFilter) -> Result<()> {
     let full = f.proto.is_some() && f.src.is_some() && f.dst.is_some();
     if full && (f.sport.is_some() || f.icmp_id.is_some()) {
         let t = orig_tuple(f)?;
-        let gone = ops::delete(&mut ops::open()?, &t, f.zone)?;
-        eprintln!(
-            "nlkit (conntrack): {} flow entries have been deleted.",
-            u8::from(gone)
-        );
-        return Ok(());
+        let gone = ops::delete(&mut ctx.socket(Protocol::Netfilter)?, &t, f.zone)?;
+        return deleted(u64::from(gone));
     }
     // Everything that matches: streamed dump, batched deletes (a spinner on a terminal).
     let spinner = {
@@ -289,53 +295,55 @@ fn delete(f: &CtFilter) -> Result<()> {
     }
     let filter = dump_filter(
         &Ctx {
-            json: false,
-            threads: 1,
             family: None,
-            mirror: None,
+            ..ctx.clone()
         },
         f,
     )?;
     let s = ops::delete_matching(
-        &mut ops::open()?,
-        &mut ops::open()?,
+        &mut ctx.socket(Protocol::Netfilter)?,
+        &mut ctx.socket(Protocol::Netfilter)?,
         &filter,
         |e| filter.matches(e),
         ops::DEFAULT_DELETE_BATCH,
     )?;
-    eprintln!(
-        "nlkit (conntrack): {} flow entries have been deleted.",
-        s.deleted
-    );
-    Ok(())
+    if let Some(p) = spinner {
+        p.finish_and_clear();
+    }
+    deleted(s.deleted)
 }
 
 fn flush(ctx: &Ctx, f: &CtFilter) -> Result<()> {
     let fam = family(ctx, f)?;
-    let mut sock = ops::open()?;
+    let mut sock = ctx.socket(Protocol::Netfilter)?;
     match (f.mark.as_deref(), f.zone) {
         (Some(m), None) => {
             let (v, mask) = parse_mark(m)?;
             ops::flush_mark(&mut sock, fam, v, mask)?;
         }
         (None, Some(z)) => {
-            ops::flush_zone(&mut sock, &mut ops::open()?, z)?;
+            ops::flush_zone(&mut sock, &mut ctx.socket(Protocol::Netfilter)?, z)?;
         }
-        (Some(_), Some(_)) => return delete(f),
+        (Some(_), Some(_)) => return delete(ctx, f),
         (None, None) => ops::flush(&mut sock, fam)?,
     }
     eprintln!("nlkit (conntrack): connection tracking table has been emptied.");
     Ok(())
 }
 
-fn count() -> Result<()> {
-    let n = ops::count(&mut ops::open()?)?;
+/// `ct count`: with `--mirror`, the entries the mirror holds (what `ct list` would show).
+fn count(ctx: &Ctx) -> Result<()> {
+    let n = ops::count(&mut ctx.socket(Protocol::Netfilter)?)?;
     println!("{n}");
     Ok(())
 }
 
 fn stats(ctx: &Ctx) -> Result<()> {
-    let cpus = ops::stats_cpu(&mut ops::open()?)?;
+    ctx.kernel_only(
+        "ct stats",
+        "per-CPU conntrack statistics are kernel counters the mirror does not keep",
+    )?;
+    let cpus = ops::stats_cpu(&mut ctx.socket(Protocol::Netfilter)?)?;
     let mut out = stdout();
     for c in &cpus {
         if ctx.json {
@@ -370,10 +378,7 @@ fn events(ctx: &Ctx, f: &CtFilter) -> Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(u64::MAX);
-    let mut ev = Events::open(
-        &[EventKind::New, EventKind::Update, EventKind::Destroy],
-        false,
-    )?;
+    let mut ev = ctx.ct_events("ct events")?;
     let mut seen = 0u64;
     let mut out = stdout();
     while seen < max {

@@ -7,16 +7,16 @@ use nlkit_route::{ops, LinkView};
 use nlkit_socket::Protocol;
 use nlkit_wire::MessageBuilder;
 
-use super::{action, ifindex, link_names, route_socket, unknown_action, Ctx, Sink, Source};
+use super::{action, ifindex, link_names, unknown_action, Ctx, Sink, Source};
 use crate::args::{Keywords, UsageError};
 use crate::cli::ObjectArgs;
 
 pub fn run(ctx: &Ctx, a: ObjectArgs) -> Result<()> {
     match action(&a.action) {
         "show" => show(ctx, &a.args),
-        "set" => set(&a.args),
-        "add" => add(&a.args),
-        "del" => del(&a.args),
+        "set" => set(ctx, &a.args),
+        "add" => add(ctx, &a.args),
+        "del" => del(ctx, &a.args),
         other => Err(unknown_action("link", other, "show, set, add, del")),
     }
 }
@@ -50,7 +50,7 @@ fn show(ctx: &Ctx, args: &[String]) -> Result<()> {
     sink.finish(res)
 }
 
-fn set(args: &[String]) -> Result<()> {
+fn set(ctx: &Ctx, args: &[String]) -> Result<()> {
     let k = Keywords::parse(args, &["dev", "mtu"], &["up", "down"])?;
     let dev = k
         .get("dev")
@@ -58,7 +58,7 @@ fn set(args: &[String]) -> Result<()> {
         .ok_or_else(|| {
             UsageError("link set needs a device: nlkit link set DEV up|down|mtu N".into())
         })?;
-    let mut sock = route_socket()?;
+    let mut sock = ctx.socket(Protocol::Route)?;
     let names = link_names(&mut sock)?;
     let index = ifindex(&names, dev)?;
     let mtu: Option<u32> = k.parsed("mtu")?;
@@ -75,7 +75,7 @@ fn set(args: &[String]) -> Result<()> {
 }
 
 /// `nlkit link add NAME type veth peer name PEER`.
-fn add(args: &[String]) -> Result<()> {
+fn add(ctx: &Ctx, args: &[String]) -> Result<()> {
     let k = Keywords::parse(args, &["name", "type", "dev"], &["peer"])?;
     let name = k
         .get("dev")
@@ -87,16 +87,20 @@ fn add(args: &[String]) -> Result<()> {
     let peer = k
         .get("name")
         .ok_or_else(|| UsageError("veth needs \"peer name PEER\"".into()))?;
-    ops::add_veth(&mut route_socket()?, name, peer)?;
+    // The create request alone (not `ops::add_veth`, which then looks the new links up): with
+    // `--mirror` that lookup would race the mirror's event for the new link.
+    let mut req = MessageBuilder::new();
+    request::add_veth(&mut req, 0, name, peer)?;
+    ctx.socket(Protocol::Route)?.transact(&mut req)?;
     Ok(())
 }
 
-fn del(args: &[String]) -> Result<()> {
+fn del(ctx: &Ctx, args: &[String]) -> Result<()> {
     let k = Keywords::parse(args, &["dev"], &[])?;
     let dev = k
         .get("dev")
         .or(k.positional.first().map(String::as_str))
         .ok_or_else(|| UsageError("link del needs a device".into()))?;
-    ops::del_link(&mut route_socket()?, LinkRef::Name(dev))?;
+    ops::del_link(&mut ctx.socket(Protocol::Route)?, LinkRef::Name(dev))?;
     Ok(())
 }

@@ -1,12 +1,18 @@
-//! Command implementations. Each talks to the kernel through `nlkit-socket` and prints with
-//! the formatters of `nlkit-route` / `nlkit-conntrack`, so the output is what `ip` and
-//! `conntrack` users expect.
+//! Command implementations. Each talks to the kernel (or, with `--mirror`, the mirror) through
+//! `nlkit-socket` and prints with the formatters of `nlkit-route` / `nlkit-conntrack`, so the
+//! output is what `ip` and `conntrack` users expect.
+//!
+//! Every socket a command uses comes from [`Ctx`] (`socket`, `pool`, `rtnl_events`,
+//! `ct_events`): that is the one place deciding between the kernel and the mirror, and the
+//! crate's `clippy.toml` forbids opening sockets anywhere else.
 
 use std::io::{BufWriter, Write};
 
 use anyhow::{bail, Context, Result};
+use nlkit_conntrack::ops::Events;
+use nlkit_conntrack::EventKind;
 use nlkit_route::fmt::LinkNames;
-use nlkit_socket::{Pool, Protocol, Socket};
+use nlkit_socket::{EventSocket, Pool, Protocol, Socket};
 use nlkit_wire::consts::{AF_INET, AF_INET6};
 
 use crate::args::UsageError;
@@ -29,18 +35,76 @@ pub struct Ctx {
     pub threads: usize,
     /// `-4` / `-6`.
     pub family: Option<u8>,
-    /// `--mirror [PATH]`: read from the mirror instead of the kernel.
-    pub mirror: Option<std::path::PathBuf>,
+    /// Where requests go. Private: commands get their sockets from [`Ctx::socket`],
+    /// [`Ctx::pool`] and the event methods, the only places that look at it.
+    target: Target,
 }
 
+/// Where a command's requests go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    /// Kernel sockets in this process's network namespace.
+    Kernel,
+    /// `--mirror` / `--mirror-socket PATH`: the mirror at this socket path. Reads are answered
+    /// from its tables; writes go through it (its worker) to the kernel of its namespace, and
+    /// the kernel's ack or error comes back.
+    Mirror(std::path::PathBuf),
+}
+
+/// Why event commands refuse `--mirror`.
+const NO_CHANGE_FEED: &str = "the mirror has no change feed yet";
+
+// The one place that opens sockets (see the crate's clippy.toml).
+#[allow(clippy::disallowed_methods)]
 impl Ctx {
-    /// The pool `--threads` listings take their socket from: the process-wide kernel pool,
+    /// The socket every request of `protocol` goes through: a kernel socket, or with
+    /// `--mirror` a connection to the mirror. Commands never open request sockets themselves,
+    /// so none can silently ask the caller's kernel when the mirror was asked for.
+    pub fn socket(&self, protocol: Protocol) -> Result<Socket> {
+        match &self.target {
+            Target::Mirror(path) => Socket::connect_unix(path, protocol)
+                .with_context(|| format!("cannot reach the mirror at {}", path.display())),
+            Target::Kernel => Socket::open(protocol).context("cannot open a Netlink socket"),
+        }
+    }
+
+    /// The pool `--threads` listings take their sockets from: the process-wide kernel pool,
     /// or connections to the mirror with `--mirror`.
     pub fn pool(&self, protocol: Protocol) -> Pool {
-        match &self.mirror {
-            Some(path) => Pool::connect_unix(path, protocol),
-            None => Pool::shared(protocol).clone(),
+        match &self.target {
+            Target::Mirror(path) => Pool::connect_unix(path, protocol),
+            Target::Kernel => Pool::shared(protocol).clone(),
         }
+    }
+
+    /// Refuses `--mirror` for `command`, which only the kernel can answer (`why` says what
+    /// the mirror lacks): a usage error (exit 2) rather than an answer from another namespace.
+    pub fn kernel_only(&self, command: &str, why: &str) -> Result<()> {
+        match &self.target {
+            Target::Kernel => Ok(()),
+            Target::Mirror(_) => Err(UsageError(format!(
+                "{command} does not work with --mirror: {why}; run it without --mirror in the \
+                 mirror's network namespace"
+            ))
+            .into()),
+        }
+    }
+
+    /// An rtnetlink event socket joined to `groups` (`monitor`; kernel only).
+    pub fn rtnl_events(&self, command: &str, groups: &[u32]) -> Result<EventSocket> {
+        self.kernel_only(command, NO_CHANGE_FEED)?;
+        EventSocket::open(Protocol::Route, groups).context("cannot open an event socket")
+    }
+
+    /// A conntrack event socket for new, update and destroy events (`ct events`, `monitor
+    /// ct`; kernel only).
+    pub fn ct_events(&self, command: &str) -> Result<Events> {
+        self.kernel_only(command, NO_CHANGE_FEED)?;
+        Events::open(
+            &[EventKind::New, EventKind::Update, EventKind::Destroy],
+            false,
+        )
+        .context("cannot open a conntrack event socket")
     }
 
     /// The families a listing covers: the one asked for, else both.
@@ -52,8 +116,28 @@ impl Ctx {
     }
 }
 
+/// Global flag combinations that make no sense, checked before `-n` enters a namespace:
+/// `-n NAME` with `--mirror` (the mirror answers for the namespace it runs in, not NAME).
+/// `nlkit -n NAME --mirror-socket PATH mirror` (a mirror of NAME) is fine.
+pub fn check_flags(cli: &Cli) -> Result<()> {
+    let asks_mirror = cli.mirror || cli.mirror_socket.is_some();
+    if asks_mirror && cli.netns.is_some() && !matches!(cli.command, Command::Mirror(_)) {
+        return Err(UsageError(
+            "--netns and --mirror cannot be combined: the mirror answers for its own namespace"
+                .into(),
+        )
+        .into());
+    }
+    Ok(())
+}
+
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
+    let target = match (&cli.mirror_socket, cli.mirror) {
+        (Some(p), _) => Target::Mirror(p.clone()),
+        (None, true) => Target::Mirror(nlkit_mirror::default_socket_path()),
+        (None, false) => Target::Kernel,
+    };
     let ctx = Ctx {
         json: cli.json,
         threads: cli.threads.max(1),
@@ -64,14 +148,18 @@ pub fn run(cli: Cli) -> Result<()> {
         } else {
             None
         },
-        mirror: cli.mirror.map(|p| {
-            if p.is_empty() {
-                nlkit_mirror::default_socket_path()
-            } else {
-                p.into()
-            }
-        }),
+        target,
     };
+    // `nlkit mirror` takes `--mirror-socket` as the path it serves on; demo and bench run
+    // their own mirror in a private namespace.
+    let not_with_mirror = |what: &str, flag_given: bool| -> Result<()> {
+        if flag_given {
+            return Err(UsageError(format!("--mirror does not apply to {what}")).into());
+        }
+        Ok(())
+    };
+    let asks_mirror = ctx.target != Target::Kernel;
+
     match cli.command {
         Command::Link(a) => link::run(&ctx, a),
         Command::Addr(a) => addr::run(&ctx, a),
@@ -79,31 +167,37 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Neigh(a) => neigh::run(&ctx, a),
         Command::Ct(a) => ct::run(&ctx, a),
         Command::Monitor { objects } => monitor::run(&ctx, &objects),
-        Command::Mirror(a) => crate::mirror::run(a),
-        Command::Demo(a) => crate::netns::private(|| crate::demo::run(a)),
-        Command::Bench(a) => crate::netns::private(|| crate::bench::run(a)),
+        Command::Mirror(a) => {
+            not_with_mirror(
+                "`nlkit mirror` (choose its socket with --mirror-socket PATH)",
+                cli.mirror,
+            )?;
+            crate::mirror::run(a, cli.mirror_socket)
+        }
+        Command::Demo(a) => {
+            not_with_mirror("`nlkit demo` (it runs its own mirror)", asks_mirror)?;
+            crate::netns::private(|| crate::demo::run(a))
+        }
+        Command::Bench(a) => {
+            not_with_mirror("`nlkit bench` (it runs its own mirror)", asks_mirror)?;
+            crate::netns::private(|| crate::bench::run(a))
+        }
         Command::Completions { .. } | Command::Man { .. } => {
             bail!("completions and man pages are written by main")
         }
     }
 }
 
-/// Where show commands read from: a kernel socket, or with `--mirror` a socket on the mirror
-/// (`Socket::connect_unix`), which answers the same requests in the kernel's message format
-/// from its tables. Both are the same `nlkit_socket::Socket`, so every command runs the same
-/// code on either.
+/// Where show commands read from: [`Ctx::socket`] — a kernel socket, or with `--mirror` a
+/// socket on the mirror (`Socket::connect_unix`), which answers the same requests in the
+/// kernel's message format from its tables. Both are the same `nlkit_socket::Socket`, so every
+/// command runs the same code on either.
 pub struct Source(Socket);
 
 impl Source {
     /// Opens the source `ctx` selects for `protocol`.
     pub fn open(ctx: &Ctx, protocol: Protocol) -> Result<Source> {
-        let sock = match &ctx.mirror {
-            Some(path) => {
-                Socket::connect_unix(path, protocol).context("cannot reach the mirror")?
-            }
-            None => Socket::open(protocol).context("cannot open a Netlink socket")?,
-        };
-        Ok(Source(sock))
+        Ok(Source(ctx.socket(protocol)?))
     }
 
     /// Runs the dump in `req` and calls `f` for each object message, in the source's order,
@@ -129,11 +223,6 @@ impl Source {
         })?;
         Ok(names)
     }
-}
-
-/// A route socket with the default options (strict checking, extended acks).
-pub fn route_socket() -> Result<Socket> {
-    Socket::open(Protocol::Route).context("cannot open a NETLINK_ROUTE socket")
 }
 
 /// The interface index → name map, from a link dump.

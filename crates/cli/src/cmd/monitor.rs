@@ -4,8 +4,7 @@
 
 use anyhow::Result;
 use nlkit_conntrack::fmt::{entry_json, event_text};
-use nlkit_conntrack::ops::{Events, Received};
-use nlkit_conntrack::EventKind;
+use nlkit_conntrack::ops::Received;
 use nlkit_route::fmt::{
     addr_json, addr_text, link_json, link_text, neigh_json, neigh_text, route_json, route_text,
     LinkNames, RouteFmt,
@@ -17,7 +16,7 @@ use nlkit_wire::Message;
 use rustix::event::{poll, PollFd, PollFlags};
 use std::io::Write;
 
-use super::{link_names, route_socket, stdout, Ctx};
+use super::{link_names, stdout, Ctx};
 use crate::args::UsageError;
 
 fn groups(objects: &[String], ctx: &Ctx) -> Result<(Vec<u32>, bool)> {
@@ -128,17 +127,14 @@ pub fn run(ctx: &Ctx, objects: &[String]) -> Result<()> {
     let mut rt = if rt_groups.is_empty() {
         None
     } else {
-        Some(EventSocket::open(Protocol::Route, &rt_groups)?)
+        Some(ctx.rtnl_events("monitor", &rt_groups)?)
     };
     let mut ct = if want_ct {
-        Some(Events::open(
-            &[EventKind::New, EventKind::Update, EventKind::Destroy],
-            false,
-        )?)
+        Some(ctx.ct_events("monitor")?)
     } else {
         None
     };
-    let mut names = link_names(&mut route_socket()?)?;
+    let mut names = link_names(&mut ctx.socket(Protocol::Route)?)?;
     let mut buf = RecvBuffer::new();
     let mut out = stdout();
     let mut seen = 0u64;

@@ -11,16 +11,16 @@ use nlkit_socket::Protocol;
 use nlkit_wire::consts::{NUD_NOARP, NUD_PERMANENT};
 use nlkit_wire::MessageBuilder;
 
-use super::{action, ifindex, link_names, route_socket, unknown_action, Ctx, Sink, Source};
+use super::{action, ifindex, link_names, unknown_action, Ctx, Sink, Source};
 use crate::args::{parse_mac, Keywords, UsageError};
 use crate::cli::ObjectArgs;
 
 pub fn run(ctx: &Ctx, a: ObjectArgs) -> Result<()> {
     match action(&a.action) {
         "show" => show(ctx, &a.args),
-        "add" => change(&a.args, Some(false)),
-        "replace" => change(&a.args, Some(true)),
-        "del" => change(&a.args, None),
+        "add" => change(ctx, &a.args, Some(false)),
+        "replace" => change(ctx, &a.args, Some(true)),
+        "del" => change(ctx, &a.args, None),
         other => Err(unknown_action(
             "neighbour",
             other,
@@ -78,7 +78,7 @@ fn show(ctx: &Ctx, args: &[String]) -> Result<()> {
     sink.finish(res)
 }
 
-fn change(args: &[String], add: Option<bool>) -> Result<()> {
+fn change(ctx: &Ctx, args: &[String], add: Option<bool>) -> Result<()> {
     let k = Keywords::parse(args, &["dev", "lladdr", "nud", "to"], &[])?;
     let dst: IpAddr = k
         .get("to")
@@ -90,7 +90,7 @@ fn change(args: &[String], add: Option<bool>) -> Result<()> {
     let dev = k
         .get("dev")
         .ok_or_else(|| UsageError("neigh needs \"dev DEVICE\"".into()))?;
-    let mut sock = route_socket()?;
+    let mut sock = ctx.socket(Protocol::Route)?;
     let names = link_names(&mut sock)?;
     let mut n = Neighbour::new(ifindex(&names, dev)?, dst);
     if let Some(l) = k.get("lladdr") {

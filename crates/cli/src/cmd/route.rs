@@ -13,7 +13,7 @@ use nlkit_wire::consts::*;
 use nlkit_wire::MessageBuilder;
 
 use super::shared::{push_line, SharedListing};
-use super::{action, ifindex, link_names, route_socket, stdout, unknown_action, Ctx, Sink, Source};
+use super::{action, ifindex, link_names, stdout, unknown_action, Ctx, Sink, Source};
 use crate::args::{Keywords, Prefix, UsageError};
 use crate::cli::ObjectArgs;
 
@@ -166,7 +166,7 @@ fn get(ctx: &Ctx, args: &[String]) -> Result<()> {
         .ok_or_else(|| UsageError("route get needs an address".into()))?
         .parse()
         .map_err(|_| UsageError("route get: invalid address".into()))?;
-    let mut sock = route_socket()?;
+    let mut sock = ctx.socket(Protocol::Route)?;
     let names = link_names(&mut sock)?;
     let q = RouteLookup {
         dst,
@@ -307,7 +307,7 @@ fn parse_route(ctx: &Ctx, args: &[String], names: &LinkNames) -> Result<Route> {
 }
 
 fn change(ctx: &Ctx, args: &[String], op: Option<RouteOp>) -> Result<()> {
-    let mut sock = route_socket()?;
+    let mut sock = ctx.socket(Protocol::Route)?;
     let names = link_names(&mut sock)?;
     let r = parse_route(ctx, args, &names)?;
     match op {

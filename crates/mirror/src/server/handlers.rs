@@ -387,6 +387,32 @@ pub(crate) fn dump_ct<'a>(ctx: &'a Ctx, m: &Message<'_>, out: &mut Out<'a>) -> H
     Ok(true)
 }
 
+/// `IPCTNL_MSG_CT_GET_STATS` (`conntrack -C`): the number of entries the mirror holds and would
+/// list (expired ones excluded), in the kernel's reply format. `CTA_STATS_GLOBAL_MAX_ENTRIES`
+/// is left out: the kernel's `nf_conntrack_max` is not the mirror's to report.
+pub(crate) fn ct_count(ctx: &Ctx, _m: &Message<'_>, out: &mut Out<'_>) -> HandlerResult {
+    ct_enabled(ctx)?;
+    let live = ctx.tables.ct.iter().filter(|c| !c.is_expired()).count();
+    let mut b = nlkit_wire::MessageBuilder::new();
+    b.begin(
+        nfnl_msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET_STATS),
+        0,
+        0,
+    );
+    b.header(&NfGenMsg {
+        family: AF_UNSPEC,
+        version: NFNETLINK_V0,
+        res_id: 0,
+    });
+    b.attr_be32(
+        CTA_STATS_GLOBAL_ENTRIES,
+        u32::try_from(live).unwrap_or(u32::MAX),
+    );
+    b.finish().map_err(|_| bad("reply"))?;
+    out.push(b.as_bytes(), 0).map_err(io_reject)?;
+    Ok(false)
+}
+
 /// Passes a request to the kernel through the writer and relays the kernel's reply.
 fn forward(ctx: &Ctx, proto: u8, m: &Message<'_>, out: &mut Out<'_>) -> HandlerResult {
     let wanted_ack = m.flags() & NLM_F_ACK != 0;
@@ -404,7 +430,8 @@ fn forward(ctx: &Ctx, proto: u8, m: &Message<'_>, out: &mut Out<'_>) -> HandlerR
     Ok(true)
 }
 
-/// A write request: to the kernel through the worker; the kernel's ack or error goes back.
+/// A write request (routes, addresses, neighbours, links, conntrack entries and flushes): to
+/// the kernel through the worker; the kernel's ack or error goes back.
 pub(crate) fn write(ctx: &Ctx, m: &Message<'_>, out: &mut Out<'_>) -> HandlerResult {
     let proto = if m.ty() >> 8 == u16::from(NFNL_SUBSYS_CTNETLINK) {
         ct_enabled(ctx)?;

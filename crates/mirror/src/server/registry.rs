@@ -122,7 +122,16 @@ impl Registry {
             Some(handlers::dump_ct),
             0,
         );
+        r.register(
+            ct(IPCTNL_MSG_CT_GET_STATS),
+            Some(handlers::ct_count),
+            None,
+            0,
+        );
         for ty in [
+            RTM_NEWLINK,
+            RTM_DELLINK,
+            RTM_SETLINK,
             RTM_NEWROUTE,
             RTM_DELROUTE,
             RTM_NEWADDR,

@@ -1,7 +1,7 @@
 //! The nulls hash table core, shared by [`NullsTable`](crate::NullsTable) (one link per slot)
 //! and [`ConnTable`](crate::ConnTable) (two links per slot, original and reply).
 //!
-//! # Protocol (see `shared/design/concurrent-table.md` §6.2)
+//! # Protocol (in full, with the reason for each ordering: `crates/table/DESIGN.md` §2–§6)
 //! - **Links** are `u32`: a node is `idx << 2 | dir << 1`; a *nulls* end marker is
 //!   `bucket << 1 | 1`. Every link value is decodable, so a stale reader never leaves the arena.
 //!   The top four bits of a link word are tags, not link: a bucket head carries the chain's
