@@ -4,20 +4,19 @@
 //! then reports readiness to systemd), serves until SIGTERM or SIGINT, then shuts down
 //! cleanly: the listening socket is removed and the worker process exits with us.
 
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
-
 use anyhow::{Context, Result};
-use nlkit_mirror::{Mirror, MirrorConfig, WriterMode};
+use nlkit_mirror::{Mirror, MirrorConfig, Shutdown, WriterMode};
 
 use crate::cli::MirrorArgs;
 
 /// Runs the mirror until SIGTERM or SIGINT, serving on `socket` (`--mirror-socket`; the
 /// default path when `None`).
 pub fn run(args: MirrorArgs, socket: Option<std::path::PathBuf>) -> Result<()> {
-    let stop = Arc::new(AtomicBool::new(false));
+    // The signal handler writes the mirror's shutdown pipe: everything waiting wakes at once.
+    let shutdown = Shutdown::new().context("create the shutdown pipe")?;
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, stop.clone()).context("install signal handler")?;
+        signal_hook::low_level::pipe::register(sig, shutdown.signal_pipe()?)
+            .context("install signal handler")?;
     }
     let mut config = MirrorConfig {
         socket_path: socket,
@@ -30,7 +29,7 @@ pub fn run(args: MirrorArgs, socket: Option<std::path::PathBuf>) -> Result<()> {
         config.event_rcvbuf = b;
         config.event_rcvbuf_max = b.saturating_mul(64);
     }
-    let mirror = Mirror::start(config).context("cannot start the mirror")?;
+    let mirror = Mirror::start_with(config, shutdown).context("cannot start the mirror")?;
     eprintln!(
         "nlkit mirror: serving on {}",
         mirror.socket_path().display()
@@ -38,7 +37,7 @@ pub fn run(args: MirrorArgs, socket: Option<std::path::PathBuf>) -> Result<()> {
     if let Some(a) = mirror.metrics_addr() {
         eprintln!("nlkit mirror: metrics on http://{a}/metrics");
     }
-    mirror.run_until(&stop)?;
+    mirror.run()?;
     eprintln!("nlkit mirror: stopped");
     Ok(())
 }

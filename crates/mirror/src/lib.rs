@@ -20,7 +20,9 @@
 //! ## Serving
 //! Gets and dumps for `RTM_GETLINK`, `RTM_GETADDR`, `RTM_GETROUTE`, `RTM_GETNEIGH` and
 //! ctnetlink `IPCTNL_MSG_CT_GET` are answered from the tables through a handler registry in the
-//! spirit of `rtnl_register`. A dump spans many reads without any lock: each table has a
+//! spirit of `rtnl_register`; as in the kernel, a get with either bit of `NLM_F_DUMP`
+//! (`NLM_F_ROOT` or `NLM_F_MATCH`) is a dump. One epoll thread holds the idle connections and
+//! a few serving threads answer the ones with a request pending. A dump spans many reads without any lock: each table has a
 //! [`ChangeSeq`], and a dump that overlapped a change carries `NLM_F_DUMP_INTR`
 //! (`nlkit_socket::consistent_dump` restarts it, as it does a kernel dump). Writes (new/delete route, address, neighbour, conntrack) go to
 //! the kernel through the worker process; the kernel's ack or error, with its extended-ack text,
@@ -51,7 +53,17 @@
 //!   events need `CAP_NET_ADMIN` (in the network namespace's user namespace), as does
 //!   `SO_RCVBUFFORCE` (without it the buffer is capped by `net.core.rmem_max`).
 //! - The server threads parse client input; they hold no kernel socket and only read the
-//!   tables. Clients are checked with `SO_PEERCRED` (same uid or root) and the socket is 0600.
+//!   tables. Clients are checked with `SO_PEERCRED` (same uid or root) and the socket is 0600,
+//!   in a directory the mirror creates 0700 (an existing one must be owned by the mirror's
+//!   uid or root and not group/other writable: [`MirrorError::UnsafeSocketDir`]). A lock file
+//!   beside the socket is held for the mirror's life, so a second mirror on the same path is
+//!   refused ([`MirrorError::AlreadyRunning`]); a mirror removes only the socket it bound.
+//! - Clients verify the server in turn: `Socket::connect_unix` refuses a server that runs as
+//!   neither the client's uid nor root (`nlkit_socket::Error::UntrustedPeer`).
+//! - Idle clients cost a descriptor, not a thread, and are closed after
+//!   [`MirrorConfig::client_idle_timeout`]; a client over [`MirrorConfig::max_clients`] is
+//!   answered with `EBUSY` and a text; one that stops reading is dropped after
+//!   [`MirrorConfig::client_send_timeout`].
 //! - Kernel writes (which need `CAP_NET_ADMIN`) run in the worker process
 //!   ([`WriterMode::Worker`]); with [`WriterMode::Disabled`] the mirror never writes.
 //! - Capabilities are per process here: the mirror keeps `CAP_NET_ADMIN` for ctnetlink reads.
@@ -59,21 +71,24 @@
 //!
 //! ## Use
 //! ```no_run
-//! use std::sync::atomic::AtomicBool;
-//! use nlkit_mirror::{Mirror, MirrorConfig, WriterMode};
+//! use nlkit_mirror::{Mirror, MirrorConfig, Shutdown, WriterMode};
 //!
 //! // In `main`, before anything else, so the worker process can start:
 //! nlkit_worker::maybe_run_worker(nlkit_mirror::worker_registry);
 //!
-//! static STOP: AtomicBool = AtomicBool::new(false); // set from a SIGTERM/SIGINT handler
+//! let shutdown = Shutdown::new()?;
+//! // A SIGTERM/SIGINT handler writes the shutdown pipe, e.g. with signal-hook:
+//! // signal_hook::low_level::pipe::register(SIGTERM, shutdown.signal_pipe()?)?;
 //! let config = MirrorConfig {
 //!     metrics_addr: Some("127.0.0.1:9464".parse().unwrap()),
 //!     writer: WriterMode::Worker,
 //!     ..MirrorConfig::default()
 //! };
-//! let mirror = Mirror::start(config).unwrap(); // returns once the initial sync is done
+//! // Returns once the initial sync is done.
+//! let mirror = Mirror::start_with(config, shutdown.clone()).unwrap();
 //! println!("serving on {}", mirror.socket_path().display());
-//! mirror.run_until(&STOP).unwrap();             // clean shutdown when STOP is set
+//! mirror.run().unwrap(); // clean shutdown once `shutdown` is triggered
+//! # Ok::<(), std::io::Error>(())
 //! ```
 
 #![warn(missing_docs)]
@@ -89,6 +104,7 @@ mod notify;
 mod route_store;
 mod routes;
 mod server;
+mod stop;
 mod store;
 mod sync;
 mod tables;
@@ -99,7 +115,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use conn::{CtState, CtStore};
 pub use keys::{AddrKey, LinkKey, NeighKey, RouteKey, StoreKey};
@@ -107,7 +123,8 @@ pub use metrics::Metrics;
 pub use nlkit_table::{ChangeSeq, SeqSnapshot, WriteGuard};
 pub use notify::sd_notify;
 pub use route_store::{Route4Key, RouteStore};
-pub use server::{default_socket_path, MAX_PROTOCOL_ERRORS};
+pub use server::{default_socket_path, DirProblem, MAX_PROTOCOL_ERRORS};
+pub use stop::Shutdown;
 pub use store::{Entry, Store};
 pub use tables::{Capacities, TableId, TableSet, Tables};
 pub use writer::{
@@ -121,6 +138,23 @@ pub enum MirrorError {
     /// Talking to the kernel failed (sockets, dumps).
     #[error("kernel: {0}")]
     Kernel(String),
+    /// The socket's directory exists but is not safe: another user could replace the socket
+    /// with their own server. Use a directory of your own (mode 0700), or let the mirror
+    /// create it.
+    #[error("unsafe mirror socket directory {dir}: {problem}")]
+    UnsafeSocketDir {
+        /// The directory.
+        dir: PathBuf,
+        /// What is wrong with it.
+        problem: DirProblem,
+    },
+    /// Another mirror holds the socket path (its lock file is locked, or a server answers on
+    /// the socket).
+    #[error("another mirror is already serving on {path}")]
+    AlreadyRunning {
+        /// The socket path.
+        path: PathBuf,
+    },
     /// The server socket could not be set up.
     #[error("mirror socket {path}: {source}")]
     Socket {
@@ -157,10 +191,19 @@ pub struct MirrorConfig {
     pub event_rcvbuf: usize,
     /// Cap for event receive buffers grown after overruns.
     pub event_rcvbuf_max: usize,
-    /// Most clients served at once; more are refused with `EBUSY`.
+    /// Most clients connected at once (default 1024); more are refused with `EBUSY` and a
+    /// text (answering their first request). An idle client costs a descriptor, not a
+    /// thread; the mirror raises its soft `RLIMIT_NOFILE` towards what this needs.
     pub max_clients: usize,
-    /// A client whose socket stays full this long (it does not read) is disconnected.
+    /// A client whose socket stays full this long (it does not read) is disconnected: one
+    /// deadline for the whole stall (default 10 s).
     pub client_send_timeout: Duration,
+    /// A client with no request for this long is disconnected (default 60 s). Pools of
+    /// `nlkit_socket` drop such connections when they are next taken.
+    pub client_idle_timeout: Duration,
+    /// Threads that serve requests (default 4). A client that stops reading holds one for
+    /// at most `client_send_timeout`.
+    pub server_threads: usize,
     /// Interval between conntrack gc steps.
     pub ct_gc_interval: Duration,
     /// Interval between neighbour re-dumps: the kernel creates some neighbours (multicast and
@@ -180,8 +223,10 @@ impl Default for MirrorConfig {
             capacities: Capacities::default(),
             event_rcvbuf: 4 << 20,
             event_rcvbuf_max: 64 << 20,
-            max_clients: 256,
+            max_clients: 1024,
             client_send_timeout: Duration::from_secs(10),
+            client_idle_timeout: Duration::from_secs(60),
+            server_threads: 4,
             ct_gc_interval: Duration::from_secs(1),
             neigh_resync_interval: Some(Duration::from_secs(30)),
             notify_systemd: true,
@@ -193,7 +238,8 @@ impl Default for MirrorConfig {
 ///
 /// Concurrency contract: `config` and `tables` are immutable after construction (the tables
 /// synchronise internally); `gen` hands out generations (`Relaxed` `fetch_add`, read by the
-/// sync thread only for marking); the flags are `Relaxed` booleans polled by loops.
+/// sync thread only for marking); the flags are `Relaxed` booleans (`stopping`: shutdown has
+/// begun; the sync thread still polls it until it waits on the [`Shutdown`] descriptor).
 pub(crate) struct Shared {
     pub config: MirrorConfig,
     pub tables: Arc<Tables>,
@@ -201,6 +247,9 @@ pub(crate) struct Shared {
     pub gen: AtomicU64,
     pub conntrack_on: AtomicBool,
     pub stopping: AtomicBool,
+    /// The mirror's stop signal: a loop polls [`Shutdown::fd`] with its other descriptors, or
+    /// waits between periodic steps with [`Shutdown::wait_timeout`].
+    pub shutdown: Shutdown,
 }
 
 /// A running mirror.
@@ -208,9 +257,57 @@ pub struct Mirror {
     shared: Arc<Shared>,
     socket_path: PathBuf,
     metrics_addr: Option<SocketAddr>,
-    stop: Arc<AtomicBool>,
+    /// The socket path's lock; releasing it removes our socket.
+    claim: server::PathClaim,
     active_clients: Arc<AtomicUsize>,
     threads: Vec<JoinHandle<()>>,
+}
+
+impl From<server::PathError> for MirrorError {
+    fn from(e: server::PathError) -> Self {
+        match e {
+            server::PathError::UnsafeDir { dir, problem } => {
+                MirrorError::UnsafeSocketDir { dir, problem }
+            }
+            server::PathError::AlreadyRunning(path) => MirrorError::AlreadyRunning { path },
+            server::PathError::Io { path, source } => MirrorError::Socket { path, source },
+        }
+    }
+}
+
+/// Spawns a named thread that triggers `shutdown` when it ends, however it ends.
+fn spawn_guarded(
+    name: &str,
+    shutdown: &Shutdown,
+    f: impl FnOnce() + Send + 'static,
+) -> std::io::Result<JoinHandle<()>> {
+    let guard = stop::TriggerOnExit(shutdown.clone());
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let _guard = guard;
+            f()
+        })
+}
+
+/// Raises the soft descriptor limit towards `needed` (never above the hard limit).
+fn raise_nofile(needed: u64) {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let lim = getrlimit(Resource::Nofile);
+    let (Some(cur), hard) = (lim.current, lim.maximum) else {
+        return; // unlimited
+    };
+    if cur >= needed {
+        return;
+    }
+    let want = hard.map_or(needed, |h| needed.min(h));
+    if want > cur {
+        let mut new = lim;
+        new.current = Some(want);
+        if let Err(e) = setrlimit(Resource::Nofile, new) {
+            tracing::warn!(error = %e, "cannot raise RLIMIT_NOFILE");
+        }
+    }
 }
 
 impl std::fmt::Debug for Mirror {
@@ -224,7 +321,23 @@ impl std::fmt::Debug for Mirror {
 impl Mirror {
     /// Joins the event groups, runs the initial sync, starts the writer, the server and the
     /// metrics endpoint, and reports readiness. Returns once clients can be served.
+    ///
+    /// The socket path is claimed first (its directory secured, its lock taken), so a second
+    /// mirror on the same path fails at once with [`MirrorError::AlreadyRunning`].
     pub fn start(config: MirrorConfig) -> Result<Mirror, MirrorError> {
+        Mirror::start_with(config, Shutdown::new()?)
+    }
+
+    /// [`start`](Mirror::start) with a shutdown signal made beforehand (so a signal handler
+    /// can be installed before the initial sync). Triggering it stops the mirror; see
+    /// [`run`](Mirror::run).
+    pub fn start_with(config: MirrorConfig, shutdown: Shutdown) -> Result<Mirror, MirrorError> {
+        let socket_path = config
+            .socket_path
+            .clone()
+            .unwrap_or_else(default_socket_path);
+        let mut claim = server::PathClaim::acquire(&socket_path)?;
+        raise_nofile(config.max_clients as u64 + 256);
         let tables = Arc::new(Tables::new(&config.capacities));
         let metrics = Arc::new(Metrics::default());
         let shared = Arc::new(Shared {
@@ -234,20 +347,12 @@ impl Mirror {
             metrics: metrics.clone(),
             gen: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
+            shutdown: shutdown.clone(),
         });
         let mut syncer = sync::Syncer::new(shared.clone())?;
         syncer.initial_sync()?;
         let writer = writer::Writer::start(config.writer, metrics.clone())?;
-        let socket_path = config
-            .socket_path
-            .clone()
-            .unwrap_or_else(default_socket_path);
-        let listener =
-            server::bind_listener(&socket_path).map_err(|source| MirrorError::Socket {
-                path: socket_path.clone(),
-                source,
-            })?;
-        let stop = Arc::new(AtomicBool::new(false));
+        let listener = claim.bind()?;
         let active_clients = Arc::new(AtomicUsize::new(0));
         let ctx = Arc::new(server::Ctx {
             tables: tables.clone(),
@@ -257,41 +362,31 @@ impl Mirror {
             conntrack: shared.conntrack_on.load(Ordering::Relaxed),
         });
         let mut threads = Vec::new();
-        let (st, ac) = (stop.clone(), active_clients.clone());
+        let (sd, ac) = (shutdown.clone(), active_clients.clone());
         let cfg = server::ServerConfig {
             max_clients: config.max_clients,
             send_timeout: config.client_send_timeout,
+            idle_timeout: config.client_idle_timeout,
+            serve_threads: config.server_threads,
         };
-        threads.push(
-            std::thread::Builder::new()
-                .name("mirror-accept".into())
-                .spawn(move || {
-                    server::accept_loop(
-                        listener,
-                        ctx,
-                        Arc::new(server::Registry::standard()),
-                        cfg,
-                        st,
-                        ac,
-                    )
-                })?,
-        );
-        let st = stop.clone();
-        threads.push(
-            std::thread::Builder::new()
-                .name("mirror-sync".into())
-                .spawn(move || syncer.run(&st))?,
-        );
+        threads.push(spawn_guarded("mirror-server", &shutdown, move || {
+            let registry = Arc::new(server::Registry::standard());
+            if let Err(e) = server::run(listener, ctx, registry, cfg, sd, ac) {
+                tracing::error!(error = %e, "mirror server failed");
+            }
+        })?);
+        let sd = shutdown.clone();
+        threads.push(spawn_guarded("mirror-sync", &shutdown, move || {
+            syncer.run(sd.flag())
+        })?);
         let mut metrics_addr = None;
         if let Some(addr) = config.metrics_addr {
             let l = metrics::bind(addr)?;
             metrics_addr = Some(l.local_addr()?);
-            let (m, t, st) = (metrics.clone(), tables.clone(), stop.clone());
-            threads.push(
-                std::thread::Builder::new()
-                    .name("mirror-metrics".into())
-                    .spawn(move || metrics::serve(l, m, t, st))?,
-            );
+            let (m, t, sd) = (metrics.clone(), tables.clone(), shutdown.clone());
+            threads.push(spawn_guarded("mirror-metrics", &shutdown, move || {
+                metrics::serve(l, m, t, sd)
+            })?);
         }
         if config.notify_systemd {
             if let Err(e) = sd_notify("READY=1") {
@@ -303,7 +398,7 @@ impl Mirror {
             shared,
             socket_path,
             metrics_addr,
-            stop,
+            claim,
             active_clients,
             threads,
         })
@@ -339,16 +434,37 @@ impl Mirror {
         self.active_clients.load(Ordering::Relaxed)
     }
 
-    /// Serves until `shutdown` is set (e.g. by a SIGTERM/SIGINT handler), then shuts down.
-    pub fn run_until(self, shutdown: &AtomicBool) -> Result<(), MirrorError> {
-        while !shutdown.load(Ordering::Relaxed) && !self.threads.iter().any(|t| t.is_finished()) {
-            std::thread::sleep(Duration::from_millis(100));
+    /// The mirror's shutdown signal: [`trigger`](Shutdown::trigger) it (from any thread, or
+    /// a signal handler through [`Shutdown::signal_pipe`]) to make [`run`](Mirror::run)
+    /// return.
+    pub fn shutdown_handle(&self) -> Shutdown {
+        self.shared.shutdown.clone()
+    }
+
+    /// Serves until the shutdown signal is triggered — by the caller, or because one of the
+    /// mirror's threads ended — then shuts down. Waits in `poll(2)` on the shutdown
+    /// descriptor: no timeout, no sleep.
+    ///
+    /// ```no_run
+    /// let mirror = nlkit_mirror::Mirror::start(Default::default()).unwrap();
+    /// let stop = mirror.shutdown_handle();
+    /// std::thread::spawn(move || {
+    ///     std::thread::sleep(std::time::Duration::from_secs(5));
+    ///     stop.trigger();
+    /// });
+    /// mirror.run().unwrap();
+    /// ```
+    pub fn run(self) -> Result<(), MirrorError> {
+        self.shared.shutdown.wait();
+        if let Some(t) = self.threads.iter().find(|t| t.is_finished()) {
+            tracing::warn!(thread = ?t.thread().name(), "a mirror thread ended; stopping");
         }
         self.shutdown();
         Ok(())
     }
 
-    /// Stops every thread, waits (up to two seconds) for client threads, removes the socket.
+    /// Stops every thread (each wakes on the shutdown descriptor), closes the clients and
+    /// removes the socket if it is still the one this mirror bound.
     pub fn shutdown(mut self) {
         self.stop_all();
     }
@@ -360,15 +476,11 @@ impl Mirror {
         if self.shared.config.notify_systemd {
             let _ = sd_notify("STOPPING=1");
         }
-        self.stop.store(true, Ordering::Relaxed);
+        self.shared.shutdown.trigger();
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while self.active_clients.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = std::fs::remove_file(&self.socket_path);
+        self.claim.release();
     }
 }
 

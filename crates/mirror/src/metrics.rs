@@ -7,11 +7,15 @@
 
 use std::fmt::Write as _;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::io::Errno;
+
+use crate::stop::{timespec, Shutdown};
 use crate::tables::{TableId, Tables};
 
 /// Upper bounds (seconds) of the served-dump duration histogram.
@@ -51,6 +55,8 @@ pub struct Metrics {
     pub clients_refused: AtomicU64,
     /// Clients disconnected for protocol errors or not reading.
     pub clients_dropped: AtomicU64,
+    /// Clients disconnected after the idle timeout.
+    pub clients_idle_closed: AtomicU64,
     /// Client protocol errors answered.
     pub client_errors: AtomicU64,
     /// Worker process restarts.
@@ -105,7 +111,7 @@ impl Metrics {
                 tables.seq(t).changes()
             );
         }
-        let counters: [(&str, &str, &AtomicU64); 12] = [
+        let counters: [(&str, &str, &AtomicU64); 13] = [
             (
                 "events_total",
                 "Kernel event messages applied.",
@@ -151,6 +157,11 @@ impl Metrics {
                 "clients_dropped_total",
                 "Clients disconnected by the server.",
                 &self.clients_dropped,
+            ),
+            (
+                "clients_idle_closed_total",
+                "Clients disconnected after the idle timeout.",
+                &self.clients_idle_closed,
             ),
             (
                 "client_errors_total",
@@ -207,43 +218,73 @@ impl Metrics {
     }
 }
 
-/// Serves the metrics page on `listener` until `stop` is set.
+/// Serves the metrics page on `listener` until the shutdown: waits in `poll(2)` on the
+/// listener and the shutdown descriptor (no timeout), one scrape at a time.
 pub(crate) fn serve(
     listener: TcpListener,
     metrics: Arc<Metrics>,
     tables: Arc<Tables>,
-    stop: Arc<AtomicBool>,
+    shutdown: Shutdown,
 ) {
     let _ = listener.set_nonblocking(true);
-    while !stop.load(Ordering::Relaxed) {
-        match listener.accept() {
-            Ok((mut conn, _)) => {
-                let _ = conn.set_nonblocking(false);
-                let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
-                let _ = conn.set_write_timeout(Some(Duration::from_secs(5)));
-                let mut req = [0u8; 2048];
-                let n = conn.read(&mut req).unwrap_or(0);
-                let head = String::from_utf8_lossy(&req[..n]);
-                let (status, body) = if head.starts_with("GET ") || head.starts_with("HEAD ") {
-                    ("200 OK", metrics.render(&tables))
-                } else {
-                    ("405 Method Not Allowed", String::from("GET only\n"))
-                };
-                let _ = write!(
-                    conn,
-                    "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(50));
-            }
+    let stop_fd = shutdown.fd();
+    loop {
+        let mut fds = [
+            PollFd::new(&listener, PollFlags::IN),
+            PollFd::new(&stop_fd, PollFlags::IN),
+        ];
+        match poll(&mut fds, None) {
+            Ok(_) | Err(Errno::INTR) => {}
             Err(e) => {
+                tracing::warn!(error = %e, "metrics poll failed; metrics stop");
+                return;
+            }
+        }
+        if !fds[1].revents().is_empty() {
+            return;
+        }
+        match listener.accept() {
+            Ok((conn, _)) => scrape(conn, &metrics, &tables, &shutdown),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => {
+                // Out of descriptors, most likely: back off (waking at once on shutdown)
+                // instead of spinning on a listener that stays readable.
                 tracing::warn!(error = %e, "metrics accept failed");
-                std::thread::sleep(Duration::from_millis(200));
+                if shutdown.wait_timeout(Duration::from_millis(200)) {
+                    return;
+                }
             }
         }
     }
+}
+
+/// Answers one scrape: waits up to 2 s for the request (or the shutdown), answers with the
+/// page (writes time out after 5 s) and closes.
+fn scrape(mut conn: TcpStream, metrics: &Metrics, tables: &Tables, shutdown: &Shutdown) {
+    let _ = conn.set_nonblocking(false);
+    let _ = conn.set_write_timeout(Some(Duration::from_secs(5)));
+    let stop_fd = shutdown.fd();
+    let mut fds = [
+        PollFd::new(&conn, PollFlags::IN),
+        PollFd::new(&stop_fd, PollFlags::IN),
+    ];
+    let ready = matches!(poll(&mut fds, Some(&timespec(Duration::from_secs(2)))), Ok(n) if n > 0);
+    if !ready || !fds[1].revents().is_empty() {
+        return;
+    }
+    let mut req = [0u8; 2048];
+    let n = conn.read(&mut req).unwrap_or(0);
+    let head = String::from_utf8_lossy(&req[..n]);
+    let (status, body) = if head.starts_with("GET ") || head.starts_with("HEAD ") {
+        ("200 OK", metrics.render(tables))
+    } else {
+        ("405 Method Not Allowed", String::from("GET only\n"))
+    };
+    let _ = write!(
+        conn,
+        "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
 }
 
 /// Binds the metrics listener.

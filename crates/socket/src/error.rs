@@ -95,6 +95,16 @@ pub enum Error {
         /// The system error (`ENOENT`: nothing there; `ECONNREFUSED`: no one listening).
         errno: Errno,
     },
+    /// [`Socket::connect_unix`](crate::Socket::connect_unix) connected, but the server
+    /// listening there runs as another user (`SO_PEERCRED`): only a server of the caller's
+    /// own effective uid or root is trusted, since anyone else could answer with forged data.
+    #[error("refusing the server at {path}: it runs as uid {uid}, neither this user nor root")]
+    UntrustedPeer {
+        /// The socket path.
+        path: String,
+        /// The server's uid (as seen in the caller's user namespace).
+        uid: u32,
+    },
     /// The peer of a Unix-socket transport closed the connection (it stopped, or refused or
     /// dropped this client).
     #[error("the peer closed the connection")]
@@ -125,6 +135,7 @@ impl Error {
             | Error::OptionRefused { errno, .. }
             | Error::Netns { errno, .. }
             | Error::Connect { errno, .. } => Some(errno.raw_os_error()),
+            Error::UntrustedPeer { .. } => Some(libc::EACCES),
             Error::Kernel(k) => Some(k.errno),
             Error::ReplyLost { .. } => Some(libc::ENOBUFS),
             _ => None,

@@ -154,7 +154,15 @@ impl Pool {
 
     /// Takes an idle socket or opens a new one.
     pub fn get(&self) -> Result<PooledSocket> {
-        let idle = self.inner.idle.lock().pop();
+        let mut idle = self.inner.idle.lock().pop();
+        // A Unix peer may have closed an idle connection since it was pooled (the mirror
+        // times out idle clients): such a connection is dropped, not handed out.
+        while let Some(s) = idle.as_mut() {
+            if s.transport() == Transport::Netlink || s.is_clean() {
+                break;
+            }
+            idle = self.inner.idle.lock().pop();
+        }
         let sock = match idle {
             Some(s) => s,
             None => match &self.inner.origin {

@@ -17,13 +17,18 @@
 //! * keep each datagram within what a [`RecvBuffer`](crate::RecvBuffer) receives whole (its
 //!   primary region plus spare tail: 96 KiB at least).
 //!
+//! Who answers: after connecting, the server's credentials (`SO_PEERCRED`, taken by the
+//! kernel when the server called `listen`) are checked, and a server that runs as neither the
+//! caller's effective uid nor root is refused with [`Error::UntrustedPeer`] — whoever could
+//! create a socket at the path could otherwise answer with forged routes.
+//!
 //! What differs from a kernel socket: there is no port id (it is 0, and requests carry 0),
 //! no Netlink socket option applies, there are no multicast groups
 //! ([`Error::NotNetlink`]), and the connection can end ([`Error::PeerClosed`]). Replies are
 //! matched by sequence number as on a kernel socket, and every datagram is taken as coming
 //! from the peer (a Unix source address is a path, never a port id).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rustix::io::Errno;
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
@@ -37,11 +42,35 @@ use crate::{Error, Result, Socket};
 /// alone, and the peer answers it with an error (`EMSGSIZE`).
 pub const UNIX_MAX_REQUEST: usize = 64 * 1024;
 
+/// Where the nlkit mirror listens unless configured otherwise: `/run/nlkit/mirror.sock` as
+/// root, else `$XDG_RUNTIME_DIR/nlkit/mirror.sock` (or `/tmp/nlkit-$UID/mirror.sock` without
+/// it). Clients pass it to [`Socket::connect_unix`]; the mirror binds it (and re-exports it as
+/// `nlkit_mirror::default_socket_path`).
+///
+/// ```
+/// use nlkit_socket::unix::default_mirror_path;
+/// assert!(default_mirror_path().ends_with("mirror.sock"));
+/// // With a mirror running: Socket::connect_unix(default_mirror_path(), Protocol::Route)
+/// ```
+pub fn default_mirror_path() -> PathBuf {
+    let euid = rustix::process::geteuid();
+    if euid.is_root() {
+        return PathBuf::from("/run/nlkit/mirror.sock");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d).join("nlkit/mirror.sock"),
+        _ => PathBuf::from(format!("/tmp/nlkit-{}/mirror.sock", euid.as_raw())),
+    }
+}
+
 impl Socket {
     /// Connects to the Unix `SOCK_SEQPACKET` socket at `path` (close-on-exec), whose server
     /// speaks Netlink framing — for example the nlkit mirror — and returns a socket used like
     /// one opened with [`open`](Socket::open). `protocol` is recorded (pools and typed layers
     /// check it); the server tells requests apart by their message type.
+    ///
+    /// The server must run as the caller's effective uid or as root (`SO_PEERCRED`);
+    /// otherwise the connection is closed and [`Error::UntrustedPeer`] returned.
     ///
     /// See the [module docs](crate::unix) for how this transport differs from a kernel
     /// socket.
@@ -83,6 +112,7 @@ impl Socket {
                 Err(e) => return Err(refused(e)),
             }
         }
+        check_peer(&fd, path)?;
         let applied = AppliedOptions {
             rcvbuf: rustix::net::sockopt::socket_recv_buffer_size(&fd)
                 .map_err(|e| Error::sys("getsockopt(SO_RCVBUF)", e))?,
@@ -96,4 +126,17 @@ impl Socket {
             applied,
         ))
     }
+}
+
+/// Refuses a server that runs as neither our effective uid nor root.
+fn check_peer(fd: &impl std::os::fd::AsFd, path: &Path) -> Result<()> {
+    let cred = rustix::net::sockopt::socket_peercred(fd)
+        .map_err(|e| Error::sys("getsockopt(SO_PEERCRED)", e))?;
+    if cred.uid == rustix::process::geteuid() || cred.uid.is_root() {
+        return Ok(());
+    }
+    Err(Error::UntrustedPeer {
+        path: path.display().to_string(),
+        uid: cred.uid.as_raw(),
+    })
 }

@@ -1,13 +1,98 @@
 //! [`Out`]: one client's output — replies packed into datagrams of at most [`CHUNK`] bytes,
 //! with headers patched for the client and `NLM_F_DUMP_INTR` set once a watched table changed.
+//!
+//! Sends never block the thread indefinitely: the connection is non-blocking, and a send that
+//! finds the client's socket full waits in `poll(2)` for room or for the shutdown, up to the
+//! [`Link`]'s send timeout counted from when that stall began. A stall that reaches the
+//! timeout kills the link: every later send on it fails at once (no second wait for the
+//! error message), so a client that stops reading is dropped after the configured time.
 
+use std::cell::Cell;
 use std::io;
 use std::os::fd::BorrowedFd;
+use std::time::{Duration, Instant};
 
 use nlkit_wire::consts::*;
 use nlkit_wire::{align, MessageBuilder, MessageHeader, NLMSG_HDRLEN};
+use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
 use rustix::net::{send, SendFlags};
+
+/// One client connection as the senders see it.
+///
+/// Concurrency contract: used by the one serving thread that holds the connection (`dead`
+/// is a `Cell`: the type is not `Sync`).
+pub(crate) struct Link<'a> {
+    fd: BorrowedFd<'a>,
+    /// The mirror's shutdown descriptor: a waiting send gives up when it becomes readable.
+    stop: BorrowedFd<'a>,
+    send_timeout: Duration,
+    /// A stall timed out, the shutdown came, or a send failed: nothing more is sent.
+    dead: Cell<bool>,
+}
+
+impl<'a> Link<'a> {
+    pub(crate) fn new(fd: BorrowedFd<'a>, stop: BorrowedFd<'a>, send_timeout: Duration) -> Self {
+        Link {
+            fd,
+            stop,
+            send_timeout,
+            dead: Cell::new(false),
+        }
+    }
+
+    /// Whether the link failed (the connection must be closed).
+    pub(crate) fn is_dead(&self) -> bool {
+        self.dead.get()
+    }
+
+    /// Sends one datagram, waiting for room at most `send_timeout` from the start of the
+    /// stall.
+    fn send(&self, bytes: &[u8]) -> io::Result<()> {
+        if self.dead.get() {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        let r = self.send_inner(bytes);
+        if r.is_err() {
+            self.dead.set(true);
+        }
+        r
+    }
+
+    fn send_inner(&self, bytes: &[u8]) -> io::Result<()> {
+        let mut stalled_since = None;
+        loop {
+            match send(self.fd, bytes, SendFlags::NOSIGNAL | SendFlags::DONTWAIT) {
+                Ok(_) => return Ok(()),
+                Err(Errno::INTR) => continue,
+                Err(Errno::AGAIN) => {}
+                Err(e) => return Err(e.into()),
+            }
+            let since = *stalled_since.get_or_insert_with(Instant::now);
+            let left = self.send_timeout.saturating_sub(since.elapsed());
+            if left.is_zero() {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the client did not read within the send timeout",
+                ));
+            }
+            let mut fds = [
+                PollFd::new(&self.fd, PollFlags::OUT),
+                PollFd::new(&self.stop, PollFlags::IN),
+            ];
+            match poll(&mut fds, Some(&crate::stop::timespec(left))) {
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+            if !fds[1].revents().is_empty() {
+                return Err(io::Error::new(
+                    io::ErrorKind::Interrupted,
+                    "the mirror is shutting down",
+                ));
+            }
+        }
+    }
+}
 
 use nlkit_table::{ChangeSeq, SeqSnapshot};
 
@@ -15,9 +100,10 @@ use nlkit_table::{ChangeSeq, SeqSnapshot};
 pub(crate) const CHUNK: usize = 32 * 1024;
 
 /// The output of one request: at most one datagram is buffered (the output queue is bounded
-/// by one chunk plus the socket's send buffer); sends block up to the client's send timeout.
+/// by one chunk plus the socket's send buffer); a send waits for room up to the link's send
+/// timeout (see the module docs).
 pub(crate) struct Out<'a> {
-    fd: BorrowedFd<'a>,
+    link: &'a Link<'a>,
     buf: Vec<u8>,
     /// Where the messages of the current datagram start (all of `buf`).
     pub seq: u32,
@@ -29,9 +115,9 @@ pub(crate) struct Out<'a> {
 }
 
 impl<'a> Out<'a> {
-    pub(crate) fn new(fd: BorrowedFd<'a>, seq: u32, pid: u32) -> Self {
+    pub(crate) fn new(link: &'a Link<'a>, seq: u32, pid: u32) -> Self {
         Out {
-            fd,
+            link,
             buf: Vec::with_capacity(CHUNK + 4096),
             seq,
             pid,
@@ -113,13 +199,7 @@ impl<'a> Out<'a> {
                 off += align(len);
             }
         }
-        loop {
-            match send(self.fd, &self.buf, SendFlags::NOSIGNAL) {
-                Ok(_) => break,
-                Err(Errno::INTR) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
+        self.link.send(&self.buf)?;
         self.bytes_sent += self.buf.len();
         self.buf.clear();
         Ok(())

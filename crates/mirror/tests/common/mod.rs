@@ -362,3 +362,33 @@ pub fn churn_size(default: u32) -> u32 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// The configuration [`start`] uses (before its tweak), for tests that expect
+/// `Mirror::start` to fail.
+pub fn test_config(tag: &str) -> MirrorConfig {
+    let mut cfg = MirrorConfig {
+        socket_path: Some(socket_path(tag)),
+        writer: WriterMode::Thread,
+        notify_systemd: false,
+        client_send_timeout: Duration::from_secs(2),
+        neigh_resync_interval: Some(Duration::from_millis(500)),
+        ..MirrorConfig::default()
+    };
+    cfg.capacities.routes = 1 << 14;
+    cfg.capacities.conntrack = 1 << 12;
+    cfg
+}
+
+/// Waits until `cond` holds, for at most `timeout`; returns whether it did.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
