@@ -53,6 +53,8 @@ pub fn conntrack_dump_request() -> MessageBuilder {
 }
 
 /// The raw receive loop: send the dump request, receive datagrams, walk headers to DONE.
+/// Datagrams not sent by the kernel are dropped by [`Socket::recv`]; messages with another
+/// sequence number (a stale reply) are skipped.
 pub fn raw_walk(protocol: Protocol, request: &MessageBuilder) -> Result<Sample> {
     raw_walk_on(&mut Socket::open(protocol)?, request)
 }
@@ -74,6 +76,9 @@ pub fn raw_walk_on(sock: &mut Socket, request: &MessageBuilder) -> Result<Sample
         sock.recv(&mut buf)?;
         for m in Messages::new(buf.unread()) {
             let m = m?;
+            if m.seq() != seq {
+                continue;
+            }
             match m.ty() {
                 NLMSG_DONE => {
                     return Ok(Sample {

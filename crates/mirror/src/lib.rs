@@ -26,7 +26,9 @@
 //! [`ChangeSeq`], and a dump that overlapped a change carries `NLM_F_DUMP_INTR`
 //! (`nlkit_socket::consistent_dump` restarts it, as it does a kernel dump). Writes (new/delete route, address, neighbour, conntrack) go to
 //! the kernel through the worker process; the kernel's ack or error, with its extended-ack text,
-//! goes back to the client, and the change reaches the tables through events.
+//! goes back to the client, and the change reaches the tables through events. Writes of
+//! different clients are pipelined to the worker; each has a deadline
+//! ([`MirrorConfig::write_timeout`]), and a late, stopped or dead worker is replaced.
 //!
 //! ## Clients
 //! Open the socket on the mirror with `nlkit_socket::Socket::connect_unix(path, protocol)` (or
@@ -211,6 +213,11 @@ pub struct MirrorConfig {
     pub neigh_resync_interval: Option<Duration>,
     /// Send `READY=1`/`STOPPING=1` to `$NOTIFY_SOCKET` (systemd).
     pub notify_systemd: bool,
+    /// Deadline of one client write (from its submission to the kernel's answer). A write
+    /// not answered in time fails with `ETIMEDOUT` (it may or may not have been applied), and
+    /// in [`WriterMode::Worker`] the worker, stopped or stuck in the kernel, is killed and
+    /// replaced; writes queued behind it run on the fresh worker.
+    pub write_timeout: Duration,
 }
 
 impl Default for MirrorConfig {
@@ -230,6 +237,7 @@ impl Default for MirrorConfig {
             ct_gc_interval: Duration::from_secs(1),
             neigh_resync_interval: Some(Duration::from_secs(30)),
             notify_systemd: true,
+            write_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -351,7 +359,7 @@ impl Mirror {
         });
         let mut syncer = sync::Syncer::new(shared.clone())?;
         syncer.initial_sync()?;
-        let writer = writer::Writer::start(config.writer, metrics.clone())?;
+        let writer = writer::Writer::start(config.writer, config.write_timeout, metrics.clone())?;
         let listener = claim.bind()?;
         let active_clients = Arc::new(AtomicUsize::new(0));
         let ctx = Arc::new(server::Ctx {

@@ -302,6 +302,137 @@ impl Socket {
         Ok(completed)
     }
 
+    /// Relays request bytes built elsewhere (one or more whole messages, for example a
+    /// client's request passed on by a proxy such as the nlkit mirror) and returns the
+    /// kernel's reply messages verbatim: reply messages, `NLMSG_DONE`, and each request's
+    /// `NLMSG_ERROR` acknowledgement with its extended-ack TLVs.
+    ///
+    /// The requests are sent with `NLM_F_REQUEST | NLM_F_ACK` and this socket's own fresh
+    /// sequence numbers, so a reply is matched to its request by sequence number and by port
+    /// (the datagram's sender must be the kernel, port 0, and on a kernel socket the reply
+    /// must be addressed to this socket's port id): never by arrival order, and never by a
+    /// sequence number that someone else chose. In the returned bytes each message's sequence
+    /// number (and the echoed request header of an acknowledgement) is restored to the value
+    /// the caller's request carried. Datagrams from other senders are dropped and counted in
+    /// [`SocketStats::foreign_dropped`](crate::SocketStats); stale replies in
+    /// [`SocketStats::seq_skipped`](crate::SocketStats).
+    ///
+    /// The outer `Err` means the transaction failed as a whole (send or receive error,
+    /// malformed reply, [`Error::ReplyLost`] when the receive queue overflowed); a kernel
+    /// refusal is an `NLMSG_ERROR` inside the returned bytes.
+    ///
+    /// ```no_run
+    /// use nlkit_socket::{Protocol, Socket};
+    /// use nlkit_wire::{consts::*, IfInfoMsg, MessageBuilder, Messages};
+    /// let mut sock = Socket::open(Protocol::Route)?;
+    /// let mut req = MessageBuilder::new();
+    /// req.begin(RTM_GETLINK, NLM_F_REQUEST, 42); // the client's own sequence number
+    /// req.header(&IfInfoMsg { index: 1, ..Default::default() });
+    /// req.finish().unwrap();
+    /// let reply = sock.transact_raw(req.as_bytes())?;
+    /// for m in Messages::new(&reply) {
+    ///     assert_eq!(m?.seq(), 42); // RTM_NEWLINK for lo, then the ack
+    /// }
+    /// # Ok::<(), nlkit_socket::Error>(())
+    /// ```
+    pub fn transact_raw(&mut self, requests: &[u8]) -> Result<Vec<u8>> {
+        let mut bytes = requests.to_vec();
+        let offsets = mark_requests(&mut bytes)?;
+        if offsets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let first = self.alloc_seq(offsets.len() as u32);
+        let mut original = Vec::with_capacity(offsets.len());
+        for (i, &(off, _, _)) in offsets.iter().enumerate() {
+            let mut h = nlkit_wire::MessageHeader::parse(&bytes[off..])?;
+            original.push(h.seq);
+            h.seq = first.wrapping_add(i as u32);
+            h.write(&mut bytes[off..off + NLMSG_HDRLEN]);
+        }
+        let mut buf = self.scratch.take().unwrap_or_default();
+        let outcome = self
+            .send(&bytes)
+            .and_then(|()| self.collect_raw(&mut buf, first, &original));
+        if outcome.is_err() {
+            self.poisoned = true;
+        }
+        self.scratch = Some(buf);
+        outcome
+    }
+
+    /// Reads replies to the raw requests `first..first + original.len()` until each has its
+    /// acknowledgement, error or `NLMSG_DONE`; returns the reply messages with the callers'
+    /// sequence numbers restored.
+    fn collect_raw(
+        &mut self,
+        buf: &mut RecvBuffer,
+        first: u32,
+        original: &[u32],
+    ) -> Result<Vec<u8>> {
+        let mut open = vec![true; original.len()];
+        let mut left = original.len();
+        let mut out = Vec::new();
+        let mut overflowed = false;
+        // On a kernel socket a reply is addressed to our port id; a Unix peer has none.
+        let own_port = (self.transport() == crate::Transport::Netlink).then_some(self.port_id());
+        while left > 0 {
+            match self.recv_flags(buf, overflowed) {
+                Ok(()) => {}
+                Err(Error::Sys {
+                    errno: Errno::NOBUFS,
+                    ..
+                }) => {
+                    tracing::warn!("netlink receive queue overflow during a relayed transaction");
+                    overflowed = true;
+                    continue;
+                }
+                Err(Error::Sys {
+                    errno: Errno::AGAIN,
+                    ..
+                }) if overflowed => {
+                    let i = open.iter().position(|o| *o).unwrap_or(0);
+                    return Err(Error::ReplyLost { seq: original[i] });
+                }
+                Err(e) => return Err(e),
+            }
+            while let Some(msg) = buf.next_message() {
+                let msg = msg?;
+                let idx = msg.seq().wrapping_sub(first) as usize;
+                let ours = own_port.is_none_or(|p| msg.pid() == p);
+                if !ours || !open.get(idx).copied().unwrap_or(false) {
+                    self.stats.seq_skipped += 1;
+                    continue;
+                }
+                let start = out.len();
+                out.extend_from_slice(msg.bytes());
+                out.resize(start + align(msg.len()), 0);
+                let mut h = msg.header();
+                h.seq = original[idx];
+                h.write(&mut out[start..start + NLMSG_HDRLEN]);
+                match msg.ty() {
+                    NLMSG_ERROR => {
+                        // The acknowledgement echoes the request's header: restore it too.
+                        let echoed = start + NLMSG_HDRLEN + 4;
+                        if let Ok(mut r) = nlkit_wire::MessageHeader::parse(
+                            out.get(echoed..start + msg.len()).unwrap_or(&[]),
+                        ) {
+                            r.seq = original[idx];
+                            r.write(&mut out[echoed..echoed + NLMSG_HDRLEN]);
+                        }
+                        open[idx] = false;
+                        left -= 1;
+                    }
+                    NLMSG_DONE => {
+                        open[idx] = false;
+                        left -= 1;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Prepares a single request for sending: flags, a fresh sequence number, its pending
     /// slot. Used by the async wrapper.
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]

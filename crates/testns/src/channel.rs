@@ -2,13 +2,16 @@
 //!
 //! This is intentionally not `nlkit-socket`: the harness must not depend on the crate it tests.
 //! It sends requests (singly or in batches) and waits for the kernel's acknowledgement.
+//! Like every kernel socket of the project it reads the sender of each datagram and drops
+//! those not sent by the kernel (port id 0), and it matches acknowledgements to its requests
+//! by sequence number.
 
 use std::os::fd::OwnedFd;
 
 use nlkit_wire::consts::*;
 use nlkit_wire::{ErrorMsg, KernelError, MessageBuilder, Messages, WireError};
 use rustix::net::{
-    bind, netlink, recv, send, socket_with, AddressFamily, RecvFlags, SendFlags, SocketFlags,
+    bind, netlink, recvfrom, send, socket_with, AddressFamily, RecvFlags, SendFlags, SocketFlags,
     SocketType,
 };
 
@@ -57,6 +60,8 @@ pub struct Channel {
     fd: OwnedFd,
     seq: u32,
     buf: Vec<u8>,
+    /// Datagrams dropped because their sender was not the kernel.
+    foreign_dropped: u64,
 }
 
 impl Channel {
@@ -93,7 +98,20 @@ impl Channel {
             fd,
             seq: 1,
             buf: vec![0; 64 * 1024],
+            foreign_dropped: 0,
         })
+    }
+
+    /// The port id the kernel assigned to this channel's socket.
+    pub fn port_id(&self) -> Result<u32, ChannelError> {
+        let addr = rustix::net::getsockname(&self.fd)?;
+        Ok(netlink::SocketAddrNetlink::try_from(addr)?.pid())
+    }
+
+    /// How many datagrams this channel dropped because their sender's port id was not 0
+    /// (not the kernel).
+    pub fn foreign_dropped(&self) -> u64 {
+        self.foreign_dropped
     }
 
     /// Sends every message in `b` (each should carry `NLM_F_REQUEST`) with fresh sequence
@@ -115,11 +133,19 @@ impl Channel {
         }
         let mut first_err = None;
         loop {
-            let (_, n) = recv(&self.fd, &mut self.buf[..], RecvFlags::empty())?;
+            let (_, n, from) = recvfrom(&self.fd, &mut self.buf[..], RecvFlags::empty())?;
+            let sender = from
+                .and_then(|a| netlink::SocketAddrNetlink::try_from(a).ok())
+                .map(|a| a.pid());
+            if sender != Some(0) {
+                self.foreign_dropped += 1;
+                continue;
+            }
             let n = n.min(self.buf.len());
             for m in Messages::new(&self.buf[..n]) {
                 let m = m.map_err(ChannelError::Wire)?;
-                if m.ty() != NLMSG_ERROR {
+                let ours = m.seq().wrapping_sub(first) < next.wrapping_sub(first);
+                if m.ty() != NLMSG_ERROR || !ours {
                     continue;
                 }
                 let e = ErrorMsg::parse(&m).map_err(ChannelError::Wire)?;

@@ -23,6 +23,12 @@
 //! the requests already buffered and exits 0; `PR_SET_PDEATHSIG(SIGTERM)` (checked against
 //! `getppid()` for a parent that died first) does the same if the channel somehow stays open.
 //! Spawn from a long-lived thread: the parent-death signal follows the spawning *thread*.
+//! When a main process with several threads is killed with SIGKILL, the spawning thread's exit
+//! sends the signal at once, and the worker exits within milliseconds (`parent_sigkilled` in
+//! `tests/ipc.rs`); a process's last thread first has the kernel tear its memory down, so a
+//! large single-threaded main process is noticed later. The orphan then stays a zombie until
+//! the init that inherits it reaps it, on that init's own schedule (`ps` and `kill -0` still
+//! show it meanwhile).
 //!
 //! ## The channel
 //! - Handlers are registered by id and name in a [`Registry`] (same code on both sides); the

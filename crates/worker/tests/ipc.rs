@@ -386,6 +386,16 @@ fn main_exiting(t: Transport) {
 
 /// The short-lived main process of `main_exiting`: submit 50 slow requests, exit at once.
 fn inner_main(role: &str) {
+    match role {
+        "sleep-socket" => return sleeping_main(Transport::SocketPair),
+        "sleep-ring" => {
+            return sleeping_main(Transport::Ring {
+                frame_size: 2048,
+                frames: 64,
+            })
+        }
+        _ => {}
+    }
     let t = if role == "exit-socket" {
         Transport::SocketPair
     } else {
@@ -405,6 +415,90 @@ fn inner_main(role: &str) {
     println!("{}", w.pid());
     std::io::stdout().flush().unwrap();
     std::process::exit(0); // no Drop: the main process simply goes away
+}
+
+/// A main process killed with SIGKILL: its worker must notice (hang-up, parent-death signal)
+/// and exit promptly. This process becomes a child subreaper so the orphaned worker is
+/// reparented to it and reaped here, which times its exit exactly (a zombie is not "alive").
+/// The main process holds some memory and runs a few threads, as a mirror does: the kernel
+/// tears a dying process's memory down before it closes its descriptors, and the worker must
+/// not wait for that. Checked loosely (no speed assertion; the time is printed).
+fn parent_sigkilled(t: Transport) {
+    use std::io::BufRead;
+    // SAFETY: plain prctl(2) with integer arguments.
+    assert_eq!(
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) },
+        0
+    );
+    let role = if t == Transport::SocketPair {
+        "sleep-socket"
+    } else {
+        "sleep-ring"
+    };
+    let mut parent = std::process::Command::new("/proc/self/exe")
+        .env(ROLE_ENV, role)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(parent.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pid: i32 = line.trim().parse().expect("worker pid");
+    // The pidfd turns readable when the worker exits, whoever reaps it and when.
+    let pidfd = rustix::process::pidfd_open(
+        rustix::process::Pid::from_raw(pid).unwrap(),
+        rustix::process::PidfdFlags::empty(),
+    )
+    .unwrap();
+    parent.kill().unwrap(); // SIGKILL
+    let killed = Instant::now();
+    let mut fds = [rustix::event::PollFd::new(
+        &pidfd,
+        rustix::event::PollFlags::IN,
+    )];
+    let limit = rustix::event::Timespec {
+        tv_sec: 20,
+        tv_nsec: 0,
+    };
+    let ready = rustix::event::poll(&mut fds, Some(&limit)).unwrap();
+    let took = killed.elapsed();
+    assert_eq!(ready, 1, "worker {pid} outlived its SIGKILLed main process");
+    parent.wait().unwrap();
+    let reaped = killed.elapsed();
+    // The orphan is ours to reap once its main process is gone (subreaper).
+    let mut status = 0;
+    // SAFETY: waitpid(2) on the orphaned worker, now our child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    // SAFETY: plain prctl(2) with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) };
+    println!(
+        "    main process SIGKILLed → worker exited after {took:?} (main reaped after {reaped:?})"
+    );
+}
+
+/// The main process of `parent_sigkilled`: a few idle threads and `NLKIT_TEST_BALLAST_MB`
+/// (default 256) of touched memory; the worker is spawned and owned by a long-lived thread;
+/// report the worker's pid and wait to be killed.
+fn sleeping_main(t: Transport) {
+    let mb: usize = std::env::var("NLKIT_TEST_BALLAST_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
+    let ballast = vec![1u8; mb << 20];
+    std::hint::black_box(&ballast);
+    for _ in 0..3 {
+        std::thread::spawn(|| std::thread::sleep(Duration::from_secs(600)));
+    }
+    std::thread::spawn(move || {
+        let mut w = spawn(t);
+        let echo = w.opcode("echo").unwrap();
+        assert_eq!(w.call(echo, b"up", Vec::new()).unwrap().payload, b"up");
+        println!("{}", w.pid());
+        std::io::stdout().flush().unwrap();
+        std::thread::sleep(Duration::from_secs(600));
+    });
+    std::thread::sleep(Duration::from_secs(600));
 }
 
 fn poll_fd_is_pollable(t: Transport) {
@@ -440,7 +534,7 @@ fn main() {
         inner_main(&role);
         return;
     }
-    let tests: [Test; 8] = [
+    let tests: [Test; 9] = [
         ("ordering_under_load", ordering_under_load),
         ("fd_passing", fd_passing),
         ("large_payloads", large_payloads),
@@ -449,6 +543,7 @@ fn main() {
         ("corrupted_channel", corrupted_channel),
         ("main_exiting", main_exiting),
         ("poll_fd_is_pollable", poll_fd_is_pollable),
+        ("parent_sigkilled", parent_sigkilled),
     ];
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let (mut passed, mut failed, mut filtered) = (0, 0, 0);

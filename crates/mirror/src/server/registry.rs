@@ -1,10 +1,10 @@
 //! The handler registry, in the spirit of the kernel's `rtnl_register`: for each message type
 //! a *do* handler (single request) and/or a *dump* handler, and flags.
 //!
-//! [`NEEDS_SERVER_LOCK`] marks handlers that must run under the server-wide lock (today: the
-//! write handlers, which serialise submissions to the writer). Everything else — every get and
-//! every dump — is registered without it and never takes it: readers only touch the lock-free
-//! tables.
+//! [`NEEDS_SERVER_LOCK`] marks handlers that must run under the server-wide lock (today: none;
+//! the writer pipelines the writes of all clients, each client's in its own order). Every get
+//! and every dump is registered without it and never takes it: readers only touch the
+//! lock-free tables.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -141,7 +141,8 @@ impl Registry {
             ct(IPCTNL_MSG_CT_NEW),
             ct(IPCTNL_MSG_CT_DELETE),
         ] {
-            r.register(ty, Some(handlers::write), None, NEEDS_SERVER_LOCK);
+            // No server lock: the writer pipelines the writes of all clients.
+            r.register(ty, Some(handlers::write), None, 0);
         }
         r
     }
