@@ -98,7 +98,6 @@
 mod conn;
 mod ct_pack;
 mod fill;
-pub mod kernel;
 mod keys;
 mod metrics;
 mod nexthops;
