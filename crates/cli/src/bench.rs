@@ -123,17 +123,9 @@ fn measure_mirror(
         if n == 0 {
             continue;
         }
-        let mut client = nlkit_mirror::MirrorClient::connect(&path)?;
-        let s = median(args.repeat, || {
-            let mut r = req.clone();
-            let t = Instant::now();
-            let reply = client.dump(&mut r)?;
-            Ok(Sample {
-                messages: reply.messages().count(),
-                secs: t.elapsed().as_secs_f64(),
-                peak_kib: None,
-            })
-        })?;
+        // Read by the same bare receive loop as the kernel's raw dump.
+        let mut client = Socket::connect_unix(&path, Protocol::Route)?;
+        let s = median(args.repeat, || measure::raw_walk_on(&mut client, &req))?;
         let raw = rows
             .iter()
             .find(|r| r.object == object && r.size == n && r.tool.starts_with("kernel raw"))

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use nlkit_mirror::{Mirror, MirrorClient, MirrorConfig, TableId, WriterMode};
+use nlkit_mirror::{Mirror, MirrorConfig, TableId, WriterMode};
 use nlkit_socket::{Protocol, Socket};
 
 use crate::cli::DemoArgs;
@@ -144,7 +144,7 @@ fn demo(args: &DemoArgs, path: &std::path::Path) -> Result<()> {
             mirror.tables().len(TableId::Conntrack)
         ),
     ));
-    let mut client = MirrorClient::connect(path)?;
+    let mut client = Socket::connect_unix(path, Protocol::Route)?;
     let raw = raw_walk(Protocol::Route, &measure::route_dump_request())?;
     // Served straight from the tables' logs (the first dump costs what later ones do), and
     // read by the same bare receive loop as the kernel's dump above.
@@ -221,8 +221,10 @@ fn demo(args: &DemoArgs, path: &std::path::Path) -> Result<()> {
     ));
     let want = raw_walk(Protocol::Route, &measure::route_dump_request())?.messages;
     let conv = converge(Duration::from_secs(30), || {
+        // A dump flagged NLM_F_DUMP_INTR (the mirror is applying changes) is not yet equal.
         let mut req = measure::route_dump_request();
-        Ok(client.dump(&mut req)?.messages().count() == want)
+        let end = client.dump(&mut req, |_| Ok::<(), nlkit_socket::Error>(()))?;
+        Ok(!end.interrupted && end.received == want as u64)
     })?;
     lines.push(line(
         "mirror converged after the churn",

@@ -8,8 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use nlkit_mirror::kernel::KernelSocket;
-use nlkit_mirror::{Mirror, MirrorClient, MirrorConfig, WriterMode};
+use nlkit_mirror::{Mirror, MirrorConfig, WriterMode};
 use nlkit_socket::{Protocol, RecvBuffer, Socket};
 use nlkit_wire::consts::*;
 use nlkit_wire::{MessageBuilder, Messages, NfGenMsg, RtMsg};
@@ -43,29 +42,13 @@ fn vm_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// Best of `n` runs of a raw kernel dump (a bare receive loop counting messages).
-fn raw_dump(proto: i32, req: &[u8], n: usize) -> (Duration, usize) {
-    let mut sock = KernelSocket::open(proto, 0).unwrap();
-    let mut best = Duration::MAX;
-    let mut count = 0;
-    for _ in 0..n {
-        let mut r = req.to_vec();
-        let t = Instant::now();
-        let end = sock.dump_chunks(&mut r, |_| {}).unwrap();
-        best = best.min(t.elapsed());
-        count = end.messages;
-    }
-    (best, count)
-}
-
-/// One route dump served by the mirror, read the way [`raw_dump`] reads the kernel's: a bare
-/// receive loop walking message headers, so the two figures compare like for like.
-fn served_dump(sock: &mut Socket, buf: &mut RecvBuffer) -> (Duration, u64) {
-    let mut req = route_dump_req();
-    let seq = sock.alloc_seq(1);
-    req[8..12].copy_from_slice(&seq.to_ne_bytes());
+/// One dump of `req` on `sock` (the kernel or the mirror) read by a bare receive loop walking
+/// message headers, so the kernel's and the mirror's figures compare like for like.
+fn bare_dump(sock: &mut Socket, req: &MessageBuilder, buf: &mut RecvBuffer) -> (Duration, u64) {
+    let mut req = req.clone();
+    req.stamp_seq(sock.alloc_seq(1));
     let t = Instant::now();
-    sock.send(&req).unwrap();
+    sock.send(req.as_bytes()).unwrap();
     let mut n = 0;
     'datagrams: loop {
         sock.recv(buf).unwrap();
@@ -80,7 +63,22 @@ fn served_dump(sock: &mut Socket, buf: &mut RecvBuffer) -> (Duration, u64) {
     (t.elapsed(), n)
 }
 
-fn route_dump_req() -> Vec<u8> {
+/// Best of `n` runs of a raw kernel dump.
+fn raw_dump(proto: Protocol, req: &MessageBuilder, n: usize) -> (Duration, u64) {
+    let mut sock = Socket::open(proto).unwrap();
+    // The kernel sizes its dump chunks by the receive buffer it is given.
+    let mut buf = RecvBuffer::with_capacity(64 * 1024);
+    let mut best = Duration::MAX;
+    let mut count = 0;
+    for _ in 0..n {
+        let (took, msgs) = bare_dump(&mut sock, req, &mut buf);
+        best = best.min(took);
+        count = msgs;
+    }
+    (best, count)
+}
+
+fn route_dump_req() -> MessageBuilder {
     let mut b = MessageBuilder::new();
     b.begin(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, 0);
     b.header(&RtMsg {
@@ -88,10 +86,10 @@ fn route_dump_req() -> Vec<u8> {
         ..Default::default()
     });
     b.finish().unwrap();
-    b.as_bytes().to_vec()
+    b
 }
 
-fn ct_dump_req() -> Vec<u8> {
+fn ct_dump_req() -> MessageBuilder {
     let mut b = MessageBuilder::new();
     b.begin(
         nfnl_msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET),
@@ -104,7 +102,7 @@ fn ct_dump_req() -> Vec<u8> {
         res_id: 0,
     });
     b.finish().unwrap();
-    b.as_bytes().to_vec()
+    b
 }
 
 fn ct_get(t: &nlkit_table::Tuple) -> MessageBuilder {
@@ -130,6 +128,7 @@ fn ct_get(t: &nlkit_table::Tuple) -> MessageBuilder {
     b.attr_be16(CTA_PROTO_DST_PORT, t.dst_port);
     b.nest_end(p);
     b.nest_end(n);
+    b.finish().unwrap();
     b
 }
 
@@ -148,8 +147,8 @@ fn run() {
         "loaded {routes} routes in {load_routes:.2?}, {cts} conntrack entries in {load_ct:.2?}"
     );
 
-    let (raw_routes, nroutes) = raw_dump(NETLINK_ROUTE, &route_dump_req(), 3);
-    let (raw_ct, nct) = raw_dump(NETLINK_NETFILTER, &ct_dump_req(), 3);
+    let (raw_routes, nroutes) = raw_dump(Protocol::Route, &route_dump_req(), 3);
+    let (raw_ct, nct) = raw_dump(Protocol::Netfilter, &ct_dump_req(), 3);
     // The mirror's peak is measured from here: give the fixture loaders' freed heap back to
     // the system, then reset the high-water mark to the current RSS ("5" in clear_refs).
     // SAFETY: malloc_trim only releases free memory of the allocator's arenas.
@@ -171,7 +170,6 @@ fn run() {
     let sync = t.elapsed();
     let rss_after = vm_rss_kib();
 
-    let mut c = MirrorClient::connect(m.socket_path()).unwrap();
     // Served dumps are streamed (as a client with a million routes would read them), so the
     // client side adds one receive buffer to the process's peak, not a copy of the table.
     let mut sock = Socket::connect_unix(m.socket_path(), Protocol::Route).unwrap();
@@ -179,8 +177,9 @@ fn run() {
     let mut served_first = Duration::ZERO;
     let mut served_n = 0;
     let mut buf = RecvBuffer::new();
+    let req = route_dump_req();
     for i in 0..3 {
-        let (took, n) = served_dump(&mut sock, &mut buf);
+        let (took, n) = bare_dump(&mut sock, &req, &mut buf);
         if i == 0 {
             served_first = took;
         }
@@ -202,7 +201,7 @@ fn run() {
     for tuple in &tuples {
         let mut r = ct_get(tuple);
         let t = Instant::now();
-        let ok = c.transact(&mut r).is_ok();
+        let ok = sock.transact(&mut r).is_ok();
         lookups += t.elapsed();
         found += usize::from(ok);
     }

@@ -8,11 +8,11 @@
 //! a zone) simply keeps its message whole. [`unpack_into`] puts the nests back, so what is
 //! served is always the kernel's message as it arrived.
 
-use std::net::IpAddr;
+use std::cell::RefCell;
 
 use nlkit_table::Tuple;
 use nlkit_wire::consts::*;
-use nlkit_wire::{NLA_HDRLEN, NLMSG_HDRLEN};
+use nlkit_wire::{FamilyHeader, MessageBuilder, MessageHeader, NfGenMsg, NLMSG_HDRLEN};
 
 /// Header plus `nfgenmsg`: the part of a ctnetlink message before its attributes.
 pub(crate) const BODY: usize = NLMSG_HDRLEN + 4;
@@ -22,55 +22,28 @@ fn has_ports(proto: u8) -> bool {
     matches!(proto, 6 | 17 | 33 | 132 | 136) // TCP, UDP, DCCP, SCTP, UDP-Lite
 }
 
-fn put_hdr(out: &mut Vec<u8>, len: usize, ty: u16) {
-    out.extend_from_slice(&(len as u16).to_ne_bytes());
-    out.extend_from_slice(&ty.to_ne_bytes());
+thread_local! {
+    /// Where each thread encodes tuple nests (reused: no allocation per entry).
+    static SCRATCH: RefCell<MessageBuilder> = RefCell::new(MessageBuilder::with_capacity(256));
 }
 
-/// Appends the kernel's encoding of `t` as the nest `ty`, the way `ctnetlink_dump_tuples`
-/// writes it for a port-carrying protocol in zone 0; `false` (nothing appended) otherwise.
-fn encode_tuple(out: &mut Vec<u8>, ty: u16, t: &Tuple) -> bool {
-    if t.zone != 0 || !has_ports(t.proto) {
-        return false;
+/// Calls `f` with the kernel's encoding of both tuple nests (as `ctnetlink_dump_tuples`
+/// writes them for a port-carrying protocol in zone 0, with `nlkit-conntrack`'s encoder), or
+/// with `None` when either tuple is not of that kind.
+fn with_tuple_nests<R>(orig: &Tuple, reply: &Tuple, f: impl FnOnce(Option<&[u8]>) -> R) -> R {
+    let encodable = |t: &Tuple| t.zone == 0 && has_ports(t.proto);
+    if !encodable(orig) || !encodable(reply) {
+        return f(None);
     }
-    let (ip_len, src_ty, dst_ty) = match t.src {
-        IpAddr::V4(_) => (4, CTA_IP_V4_SRC, CTA_IP_V4_DST),
-        IpAddr::V6(_) => (16, CTA_IP_V6_SRC, CTA_IP_V6_DST),
-    };
-    let ip_nest = NLA_HDRLEN + 2 * (NLA_HDRLEN + ip_len);
-    // Protocol number (u8, padded to 4) and two big-endian ports (u16, padded to 4).
-    let proto_nest = NLA_HDRLEN + 3 * (NLA_HDRLEN + 4);
-    put_hdr(out, NLA_HDRLEN + ip_nest + proto_nest, ty | NLA_F_NESTED);
-    put_hdr(out, ip_nest, CTA_TUPLE_IP | NLA_F_NESTED);
-    for (a, aty) in [(t.src, src_ty), (t.dst, dst_ty)] {
-        put_hdr(out, NLA_HDRLEN + ip_len, aty);
-        match a {
-            IpAddr::V4(v) => out.extend_from_slice(&v.octets()),
-            IpAddr::V6(v) => out.extend_from_slice(&v.octets()),
+    SCRATCH.with(|b| {
+        let mut b = b.borrow_mut();
+        b.clear();
+        for (ty, t) in [(CTA_TUPLE_ORIG, orig), (CTA_TUPLE_REPLY, reply)] {
+            nlkit_conntrack::Tuple::with_ports(t.proto, t.src, t.src_port, t.dst, t.dst_port)
+                .write(&mut b, ty);
         }
-    }
-    put_hdr(out, proto_nest, CTA_TUPLE_PROTO | NLA_F_NESTED);
-    put_hdr(out, NLA_HDRLEN + 1, CTA_PROTO_NUM);
-    out.extend_from_slice(&[t.proto, 0, 0, 0]);
-    for (p, pty) in [
-        (t.src_port, CTA_PROTO_SRC_PORT),
-        (t.dst_port, CTA_PROTO_DST_PORT),
-    ] {
-        put_hdr(out, NLA_HDRLEN + 2, pty);
-        out.extend_from_slice(&p.to_be_bytes());
-        out.extend_from_slice(&[0, 0]);
-    }
-    true
-}
-
-/// Appends both tuple nests; `false` (and `out` unchanged) when either cannot be encoded.
-fn encode_tuples(out: &mut Vec<u8>, orig: &Tuple, reply: &Tuple) -> bool {
-    let start = out.len();
-    if encode_tuple(out, CTA_TUPLE_ORIG, orig) && encode_tuple(out, CTA_TUPLE_REPLY, reply) {
-        return true;
-    }
-    out.truncate(start);
-    false
+        f(Some(b.as_bytes()))
+    })
 }
 
 /// In a `dropped` count: the header and `nfgenmsg` were dropped too.
@@ -81,9 +54,20 @@ const HEAD: u16 = 1 << 15;
 /// resource id 0).
 fn canonical_head(len: usize, t: &Tuple) -> [u8; BODY] {
     let mut h = [0u8; BODY];
-    h[..4].copy_from_slice(&(len as u32).to_ne_bytes());
-    h[4..6].copy_from_slice(&nfnl_msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW).to_ne_bytes());
-    h[NLMSG_HDRLEN] = if t.src.is_ipv6() { AF_INET6 } else { AF_INET };
+    MessageHeader {
+        len: len as u32,
+        ty: nfnl_msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW),
+        flags: 0,
+        seq: 0,
+        pid: 0,
+    }
+    .write(&mut h[..NLMSG_HDRLEN]);
+    NfGenMsg {
+        family: if t.src.is_ipv6() { AF_INET6 } else { AF_INET },
+        version: NFNETLINK_V0,
+        res_id: 0,
+    }
+    .write(&mut h[NLMSG_HDRLEN..]);
     h
 }
 
@@ -98,21 +82,25 @@ fn canonical_head(len: usize, t: &Tuple) -> [u8; BODY] {
 /// assert_eq!(out, msg);
 /// ```
 pub(crate) fn pack(msg: Vec<u8>, orig: &Tuple, reply: &Tuple) -> (Box<[u8]>, u16) {
-    let mut nests = Vec::with_capacity(160);
-    if msg.len() > BODY && encode_tuples(&mut nests, orig, reply) {
-        let end = BODY + nests.len();
-        if msg.get(BODY..end) == Some(&nests[..]) {
-            let head = msg[..BODY] == canonical_head(msg.len(), orig);
-            let mut stored = Vec::with_capacity(msg.len() - nests.len());
-            if !head {
-                stored.extend_from_slice(&msg[..BODY]);
-            }
-            stored.extend_from_slice(&msg[end..]);
-            let dropped = nests.len() as u16 | if head { HEAD } else { 0 };
-            return (stored.into_boxed_slice(), dropped);
-        }
+    if msg.len() <= BODY {
+        return (msg.into_boxed_slice(), 0);
     }
-    (msg.into_boxed_slice(), 0)
+    let packed = with_tuple_nests(orig, reply, |nests| {
+        let nests = nests?;
+        let end = BODY + nests.len();
+        if msg.get(BODY..end) != Some(nests) {
+            return None;
+        }
+        let head = msg[..BODY] == canonical_head(msg.len(), orig);
+        let mut stored = Vec::with_capacity(msg.len() - nests.len());
+        if !head {
+            stored.extend_from_slice(&msg[..BODY]);
+        }
+        stored.extend_from_slice(&msg[end..]);
+        let dropped = nests.len() as u16 | if head { HEAD } else { 0 };
+        Some((stored.into_boxed_slice(), dropped))
+    });
+    packed.unwrap_or_else(|| (msg.into_boxed_slice(), 0))
 }
 
 /// Appends the full message stored as `stored` (see [`pack`]) to `out`.
@@ -137,22 +125,22 @@ pub(crate) fn unpack_into(
     out.reserve(BODY + tuples + attrs.len());
     out.extend_from_slice(&head);
     let start = out.len();
-    if !encode_tuples(out, orig, reply) || out.len() - start != tuples {
+    with_tuple_nests(orig, reply, |nests| match nests {
+        Some(n) if n.len() == tuples => out.extend_from_slice(n),
         // Cannot happen: the same tuples encoded to these bytes when the message was packed
         // (tuples are immutable for a connection's life). Keep the output well-formed anyway.
-        out.truncate(start);
-        out.resize(start + tuples, 0);
-    }
+        _ => out.resize(start + tuples, 0),
+    });
     out.extend_from_slice(attrs);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nlkit_wire::{MessageBuilder, NfGenMsg};
+    use std::net::IpAddr;
 
-    /// A message built the way the kernel lays it out, with `MessageBuilder` (independent of
-    /// the encoder under test).
+    /// A message built the way the kernel lays it out, attribute by attribute (independent of
+    /// the `nlkit-conntrack` tuple encoder that `pack` uses).
     fn kernel_like(orig: &Tuple, reply: &Tuple, nested_flag: bool) -> Vec<u8> {
         let mut b = MessageBuilder::new();
         b.begin(

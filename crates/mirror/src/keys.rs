@@ -14,13 +14,19 @@
 //! a partial delete arrives. IPv4 `ip route append` can create several routes with the same
 //! key; a route entry therefore holds one *or more* messages (see `store`).
 //!
+//! The fields are read by the key views of `nlkit-route` ([`RouteKeyView`], [`AddrKeyView`],
+//! [`NeighKeyView`]) and the tuple decoder of `nlkit-conntrack` ([`nlkit_conntrack::Tuple`]);
+//! this module only turns them into the fixed-size keys of the mirror's tables.
+//!
 //! Nothing here panics on any input: a message that does not carry a valid key yields `None`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use nlkit_conntrack::L4;
+use nlkit_route::{AddrKeyView, NeighKeyView, RouteKeyView};
 use nlkit_table::{TableKey, Tuple};
 use nlkit_wire::consts::*;
-use nlkit_wire::{Attr, IfAddrMsg, IfInfoMsg, Message, NdMsg, RtMsg};
+use nlkit_wire::{Attr, IfInfoMsg, Message};
 
 fn ip_words(a: &IpAddr) -> (u64, u64) {
     match a {
@@ -48,12 +54,12 @@ fn unspecified(v6: bool) -> IpAddr {
     }
 }
 
-/// Reads an address attribute of the given family; `None` if the length does not match.
-pub(crate) fn attr_ip(a: &Attr<'_>, v6: bool) -> Option<IpAddr> {
-    if v6 {
-        a.ipv6().ok().map(IpAddr::V6)
-    } else {
-        a.ipv4().ok().map(IpAddr::V4)
+/// Whether `family` is IPv6 (`Some(false)` for IPv4, `None` for any other family).
+fn inet6(family: u8) -> Option<bool> {
+    match family {
+        AF_INET => Some(false),
+        AF_INET6 => Some(true),
+        _ => None,
     }
 }
 
@@ -134,25 +140,12 @@ impl TableKey for AddrKey {
 impl AddrKey {
     /// The key of a `RTM_NEWADDR`/`RTM_DELADDR` message (IPv4 or IPv6 only).
     pub fn from_msg(msg: &Message<'_>) -> Option<Self> {
-        let (h, attrs) = msg.family_header::<IfAddrMsg>().ok()?;
-        let v6 = match h.family {
-            AF_INET => false,
-            AF_INET6 => true,
-            _ => return None,
-        };
-        let (mut local, mut address) = (None, None);
-        for a in attrs {
-            let a = a.ok()?;
-            match a.ty() {
-                IFA_LOCAL => local = attr_ip(&a, v6),
-                IFA_ADDRESS => address = attr_ip(&a, v6),
-                _ => {}
-            }
-        }
+        let k = AddrKeyView::parse(msg).ok()?;
+        inet6(k.family())?;
         Some(AddrKey {
-            ifindex: h.index,
-            prefix_len: h.prefixlen,
-            local: local.or(address)?,
+            ifindex: k.index(),
+            prefix_len: k.prefix_len(),
+            local: k.local()?,
         })
     }
 }
@@ -234,37 +227,20 @@ impl RouteKey {
 }
 
 pub(crate) fn route_info(msg: &Message<'_>) -> Option<RouteInfo> {
-    let (h, attrs) = msg.family_header::<RtMsg>().ok()?;
-    let v6 = match h.family {
-        AF_INET => false,
-        AF_INET6 => true,
-        _ => return None,
-    };
-    let mut key = RouteKey {
-        table: u32::from(h.table),
-        dst: unspecified(v6),
-        dst_len: h.dst_len,
-        src: unspecified(v6),
-        src_len: h.src_len,
-        tos: h.tos,
-        priority: 0,
-    };
-    let mut oif = None;
-    for a in attrs {
-        let a = a.ok()?;
-        match a.ty() {
-            RTA_TABLE => key.table = a.u32().ok()?,
-            RTA_DST => key.dst = attr_ip(&a, v6)?,
-            RTA_SRC => key.src = attr_ip(&a, v6)?,
-            RTA_PRIORITY => key.priority = a.u32().ok()?,
-            RTA_OIF => oif = a.u32().ok(),
-            _ => {}
-        }
-    }
+    let k = RouteKeyView::parse(msg).ok()?;
+    let v6 = inet6(k.family())?;
     Some(RouteInfo {
-        key,
-        cloned: h.flags & RTM_F_CLONED != 0,
-        oif,
+        key: RouteKey {
+            table: k.table(),
+            dst: k.dst().unwrap_or_else(|| unspecified(v6)),
+            dst_len: k.dst_len(),
+            src: k.src().unwrap_or_else(|| unspecified(v6)),
+            src_len: k.src_len(),
+            tos: k.tos(),
+            priority: k.priority().unwrap_or(0),
+        },
+        cloned: k.is_cloned(),
+        oif: k.oif(),
     })
 }
 
@@ -305,22 +281,14 @@ impl TableKey for NeighKey {
 impl NeighKey {
     /// The key of a `RTM_NEWNEIGH`/`RTM_DELNEIGH` message (IPv4/IPv6, not proxy entries).
     pub fn from_msg(msg: &Message<'_>) -> Option<Self> {
-        let (h, attrs) = msg.family_header::<NdMsg>().ok()?;
-        let v6 = match h.family {
-            AF_INET => false,
-            AF_INET6 => true,
-            _ => return None,
-        };
-        if h.flags & NTF_PROXY != 0 || h.ifindex <= 0 {
+        let k = NeighKeyView::parse(msg).ok()?;
+        inet6(k.family())?;
+        if k.is_proxy() || k.ifindex() <= 0 {
             return None;
         }
-        let dst = attrs
-            .find(NDA_DST)
-            .and_then(Result::ok)
-            .and_then(|a| attr_ip(&a, v6))?;
         Some(NeighKey {
-            ifindex: h.ifindex as u32,
-            dst,
+            ifindex: k.ifindex() as u32,
+            dst: k.dst()?,
         })
     }
 }
@@ -381,52 +349,21 @@ pub(crate) struct CtInfo {
     pub mark: Option<u32>,
 }
 
-/// Parses a `CTA_TUPLE_*` nest into a tuple (zone applied by the caller).
+/// Parses a `CTA_TUPLE_*` nest into the table's tuple (zone 0 unless the nest carries one;
+/// the message's `CTA_ZONE` is applied by the caller): ports, or for ICMP the id as the
+/// source port and type and code as the destination port.
 pub(crate) fn parse_tuple(nest: &Attr<'_>) -> Option<Tuple> {
-    let (mut src, mut dst, mut proto, mut sport, mut dport) = (None, None, None, 0u16, 0u16);
-    let mut zone = 0u16;
-    let (mut icmp_type, mut icmp_code) = (None::<u8>, 0u8);
-    for a in nest.nested() {
-        let a = a.ok()?;
-        match a.ty() {
-            CTA_TUPLE_IP => {
-                for ip in a.nested() {
-                    let ip = ip.ok()?;
-                    match ip.ty() {
-                        CTA_IP_V4_SRC => src = Some(IpAddr::V4(ip.ipv4().ok()?)),
-                        CTA_IP_V4_DST => dst = Some(IpAddr::V4(ip.ipv4().ok()?)),
-                        CTA_IP_V6_SRC => src = Some(IpAddr::V6(ip.ipv6().ok()?)),
-                        CTA_IP_V6_DST => dst = Some(IpAddr::V6(ip.ipv6().ok()?)),
-                        _ => {}
-                    }
-                }
-            }
-            CTA_TUPLE_PROTO => {
-                for p in a.nested() {
-                    let p = p.ok()?;
-                    match p.ty() {
-                        CTA_PROTO_NUM => proto = Some(p.u8().ok()?),
-                        CTA_PROTO_SRC_PORT => sport = p.be16().ok()?,
-                        CTA_PROTO_DST_PORT => dport = p.be16().ok()?,
-                        CTA_PROTO_ICMP_ID | CTA_PROTO_ICMPV6_ID => sport = p.be16().ok()?,
-                        CTA_PROTO_ICMP_TYPE | CTA_PROTO_ICMPV6_TYPE => icmp_type = p.u8().ok(),
-                        CTA_PROTO_ICMP_CODE | CTA_PROTO_ICMPV6_CODE => icmp_code = p.u8().ok()?,
-                        _ => {}
-                    }
-                }
-            }
-            CTA_TUPLE_ZONE => zone = a.be16().ok()?,
-            _ => {}
-        }
-    }
-    if let Some(t) = icmp_type {
-        dport = u16::from(t) << 8 | u16::from(icmp_code);
-    }
-    let (src, dst) = (src?, dst?);
-    if src.is_ipv6() != dst.is_ipv6() {
+    let mut unknown = 0;
+    let t = nlkit_conntrack::Tuple::parse(nest, &mut unknown).ok()?;
+    if t.src.is_ipv6() != t.dst.is_ipv6() {
         return None;
     }
-    Some(Tuple::new(src, sport, dst, dport, proto?).with_zone(zone))
+    let (sport, dport) = match t.l4 {
+        L4::Ports { sport, dport } => (sport, dport),
+        L4::Icmp { id, ty, code } => (id, u16::from(ty) << 8 | u16::from(code)),
+        L4::Other => (0, 0),
+    };
+    Some(Tuple::new(t.src, sport, t.dst, dport, t.proto).with_zone(t.zone.unwrap_or(0)))
 }
 
 /// A tuple's zone: its own `CTA_TUPLE_ZONE`, else the message's `CTA_ZONE`.
@@ -475,7 +412,7 @@ pub(crate) fn ct_info(msg: &Message<'_>) -> Option<CtInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nlkit_wire::{MessageBuilder, Messages};
+    use nlkit_wire::{MessageBuilder, Messages, RtMsg};
 
     #[test]
     fn route_key_reads_table_and_priority() {
@@ -498,6 +435,41 @@ mod tests {
         let k = RouteKey::from_msg(&m).unwrap();
         assert_eq!((k.table, k.priority, k.dst_len), (4000, 1024, 64));
         assert_eq!(k.dst, "fd00:1::".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn ct_tuples_map_icmp_and_zones() {
+        let mut b = MessageBuilder::new();
+        b.begin(
+            nfnl_msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW),
+            0,
+            1,
+        );
+        b.header(&nlkit_wire::NfGenMsg {
+            family: AF_INET,
+            version: NFNETLINK_V0,
+            res_id: 0,
+        });
+        let (a, c) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let icmp = nlkit_conntrack::Tuple::icmp(a, c, 77, 8, 0);
+        icmp.write(&mut b, CTA_TUPLE_ORIG);
+        icmp.reversed().write(&mut b, CTA_TUPLE_REPLY);
+        b.attr_be16(CTA_ZONE, 5);
+        b.attr_be32(CTA_TIMEOUT, 30);
+        b.finish().unwrap();
+        let m = Messages::new(b.as_bytes()).next().unwrap().unwrap();
+        let i = ct_info(&m).unwrap();
+        assert_eq!(
+            i.original,
+            Tuple::new(a, 77, c, 8 << 8, IPPROTO_ICMP).with_zone(5)
+        );
+        assert_eq!(
+            i.reply.unwrap(),
+            Tuple::new(c, 77, a, 0, IPPROTO_ICMP).with_zone(5)
+        );
+        assert_eq!(i.timeout_s, Some(30));
+        let off = i.timeout_off.unwrap();
+        assert_eq!(&m.bytes()[off..off + 4], &30u32.to_be_bytes());
     }
 
     #[test]

@@ -14,8 +14,8 @@
 //! tables it feeds: dump again, mark what the dump confirms with a new generation, sweep the
 //! rest. Kernel dumps flagged `NLM_F_DUMP_INTR` are retried. Events that imply silent kernel
 //! deletions — a link deleted or losing carrier/admin state, an IPv4 address removed, one
-//! nexthop of an IPv6 ECMP route deleted — trigger a resync of the routes (and neighbours) they
-//! may have removed. Conntrack entries expire at the `CTA_TIMEOUT` of their last update.
+//! nexthop of an IPv6 ECMP route deleted, a nexthop object (`ip nexthop`) deleted or changed —
+//! trigger a resync of the routes (and neighbours) they may have removed. Conntrack entries expire at the `CTA_TIMEOUT` of their last update.
 //!
 //! ## Serving
 //! Gets and dumps for `RTM_GETLINK`, `RTM_GETADDR`, `RTM_GETROUTE`, `RTM_GETNEIGH` and
@@ -35,7 +35,6 @@
 //! a pool of connections with `nlkit_socket::Pool::connect_unix`): it is the same `Socket` as
 //! for the kernel, so `transact`, `transact_batch`, `dump`, `SharedDump`, `consistent_dump` and
 //! the typed requests of `nlkit-route` and `nlkit-conntrack` work on the mirror unchanged.
-//! [`MirrorClient`] is the older client type, now a thin layer over that socket.
 //!
 //! ```no_run
 //! use nlkit_socket::{Protocol, Socket};
@@ -96,13 +95,12 @@
 
 #![warn(missing_docs)]
 
-mod client;
 mod conn;
 mod ct_pack;
 mod fill;
-pub mod kernel;
 mod keys;
 mod metrics;
+mod nexthops;
 mod notify;
 mod route_store;
 mod routes;
@@ -120,7 +118,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-pub use client::{ClientError, MirrorClient, Reply};
 pub use conn::{CtState, CtStore};
 pub use keys::{AddrKey, LinkKey, NeighKey, RouteKey, StoreKey};
 pub use metrics::Metrics;

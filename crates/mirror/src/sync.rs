@@ -6,6 +6,9 @@
 //! and applies the queue once the dumps are in, then sweeps what the dumps did not confirm.
 //! Every entry an event touches is marked with the newest generation, so the sweep never
 //! removes what an event (re)created.
+//!
+//! Nexthop-object events (`RTNLGRP_NEXTHOP`) are not mirrored; they only decide whether the
+//! routes must be resynced (see [`nexthops`](crate::nexthops)).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +22,7 @@ use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use nlkit_socket::{Event, EventSocket, Protocol, RecvBuffer, SocketOptions};
 
 use crate::fill::{fill, sweep};
+use crate::nexthops::{is_nexthop_event, NexthopIds};
 use crate::tables::{TableId, TableSet};
 use crate::{MirrorError, Shared};
 
@@ -92,6 +96,8 @@ pub(crate) struct Syncer {
     pending: TableSet,
     next_gc: Instant,
     next_neigh: Option<Instant>,
+    /// Existing nexthop objects (which of their events change routes silently).
+    nexthops: NexthopIds,
 }
 
 impl Syncer {
@@ -112,6 +118,11 @@ impl Syncer {
             c.event_rcvbuf,
             c.event_rcvbuf_max,
         )?];
+        // Nexthop objects (kernels since 5.3): their deletion or change alters routes
+        // without route notifications. Joined apart so an older kernel still mirrors.
+        if let Err(e) = sources[0].sock.join(RTNLGRP_NEXTHOP) {
+            tracing::info!(error = %e, "no nexthop-object events (kernel without nexthop objects?)");
+        }
         if c.conntrack {
             let mut t = TableSet::default();
             t.add(TableId::Conntrack);
@@ -142,6 +153,7 @@ impl Syncer {
             pending: TableSet::default(),
             next_gc: Instant::now(),
             next_neigh: None,
+            nexthops: NexthopIds::default(),
         })
     }
 
@@ -229,6 +241,14 @@ impl Syncer {
         let mut n = 0u64;
         for m in Messages::new(d) {
             let Ok(m) = m else { break };
+            if is_nexthop_event(m.ty()) {
+                if self.nexthops.on_event(&m) {
+                    self.pending.add(TableId::Routes4);
+                    self.pending.add(TableId::Routes6);
+                }
+                n += 1;
+                continue;
+            }
             let f = self.shared.tables.apply_event(&m, gen);
             for t in f.resync.iter() {
                 self.pending.add(t);
@@ -242,6 +262,10 @@ impl Syncer {
     fn resync(&mut self, set: TableSet) -> Result<(), MirrorError> {
         let t0 = Instant::now();
         let shared = self.shared.clone();
+        if set.contains(TableId::Routes4) || set.contains(TableId::Routes6) {
+            // Before the route dumps: a nexthop created after this dump sends an event.
+            self.nexthops.reload();
+        }
         // A table empty before its dump holds only what that dump (or a later event) put
         // there: after a single-attempt dump there is nothing to sweep, and sweeping a large
         // table is a full pass over it (most of an initial sync's time otherwise).

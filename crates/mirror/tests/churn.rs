@@ -7,8 +7,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
-use nlkit_mirror::kernel::KernelSocket;
 use nlkit_mirror::TableId;
+use nlkit_socket::Protocol;
 use nlkit_wire::consts::*;
 
 nlkit_testns::netns_test! {
@@ -39,7 +39,7 @@ nlkit_testns::netns_test! {
             });
             if ct_on {
                 s.spawn(|| {
-                    let mut ct = KernelSocket::open(NETLINK_NETFILTER, 0).unwrap();
+                    let mut ct = kernel(Protocol::Netfilter);
                     assert_eq!(conntrack(&mut ct, true, 0..n, 5), 0);
                     assert_eq!(conntrack(&mut ct, false, 0..n / 2, 5), 0);
                 });

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
-use nlkit_mirror::{ClientError, MirrorClient, RouteKey, TableId};
+use nlkit_mirror::{RouteKey, TableId};
+use nlkit_socket::{Error, RecvBuffer, Socket};
 use nlkit_wire::consts::*;
 use nlkit_wire::Messages;
 use rand::Rng;
@@ -44,12 +45,12 @@ nlkit_testns::netns_test! {
         std::thread::scope(|s| {
             for _ in 0..64 {
                 s.spawn(|| {
-                    let mut c = MirrorClient::connect(m.socket_path()).unwrap();
-                    c.set_timeout(Some(Duration::from_secs(20))).unwrap();
+                    let mut c = connect(&m);
+                    set_recv_timeout(&c, Duration::from_secs(20));
+                    let req = dump_request(TableId::Routes4);
                     while !stop.load(Ordering::Relaxed) {
-                        let mut req = dump_request(TableId::Routes4);
-                        let (r, intr) = c.dump_once(&mut req).unwrap();
-                        let (n, repeated) = check_routes(r.as_bytes());
+                        let (r, intr) = dump_once(&mut c, &req).unwrap();
+                        let (n, repeated) = check_routes(&r);
                         if !intr {
                             assert!(n >= 3000, "consistent dump lost routes: {n}");
                             assert_eq!(repeated, 0, "consistent dump repeated routes");
@@ -57,9 +58,8 @@ nlkit_testns::netns_test! {
                         if intr { &flagged } else { &clean }.fetch_add(1, Ordering::Relaxed);
                     }
                     // The retrying dump always ends consistent.
-                    let mut req = dump_request(TableId::Routes4);
-                    let r = c.dump(&mut req).unwrap();
-                    let (n, repeated) = check_routes(r.as_bytes());
+                    let r = dump_consistent(&mut c, &req).expect("a consistent dump");
+                    let (n, repeated) = check_routes(&r);
                     assert!(n >= 3000 && repeated == 0, "{n} routes, {repeated} repeated");
                 });
             }
@@ -88,28 +88,29 @@ nlkit_testns::netns_test! {
         nlkit_testns::add_addr(v.a_index, "10.0.0.1".parse().unwrap(), 24);
         nlkit_testns::load_ipv4_routes(v.a_index, 20_000, 254);
         let m = start("bad", |c| c.client_send_timeout = Duration::from_millis(500));
-        let mut good = MirrorClient::connect(m.socket_path()).unwrap();
-        good.set_timeout(Some(Duration::from_secs(10))).unwrap();
-        let good_dump = |good: &mut MirrorClient| {
-            let mut req = dump_request(TableId::Routes4);
-            check_routes(good.dump(&mut req).unwrap().as_bytes())
+        let mut good = connect(&m);
+        set_recv_timeout(&good, Duration::from_secs(10));
+        let good_dump = |good: &mut Socket| {
+            let req = dump_request(TableId::Routes4);
+            check_routes(&dump_consistent(good, &req).expect("a consistent dump"))
         };
         let expected = good_dump(&mut good);
 
         // Never reads: starts a big dump and sleeps; the server drops it after the timeout.
-        let lazy = MirrorClient::connect(m.socket_path()).unwrap();
-        lazy.send_raw(dump_request(TableId::Routes4).as_bytes()).unwrap();
+        let mut lazy = connect(&m);
+        lazy.send(dump_request(TableId::Routes4).as_bytes()).unwrap();
+        let mut buf = RecvBuffer::new();
         // Hangs up mid-dump.
         {
-            let mut quitter = MirrorClient::connect(m.socket_path()).unwrap();
-            quitter.send_raw(dump_request(TableId::Routes4).as_bytes()).unwrap();
-            let first = quitter.recv_raw().unwrap();
-            assert!(!first.is_empty());
+            let mut quitter = connect(&m);
+            quitter.send(dump_request(TableId::Routes4).as_bytes()).unwrap();
+            quitter.recv(&mut buf).unwrap();
+            assert!(!buf.unread().is_empty());
         }
         // Random bytes and wrong lengths: an error reply each, and a hang-up after many.
         let mut rng = rand::rng();
-        let mut noisy = MirrorClient::connect(m.socket_path()).unwrap();
-        noisy.set_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut noisy = connect(&m);
+        set_recv_timeout(&noisy, Duration::from_secs(5));
         let mut errors = 0;
         for i in 0..40 {
             let mut junk = vec![0u8; rng.random_range(1..200)];
@@ -118,20 +119,19 @@ nlkit_testns::netns_test! {
                 // Header claims more than was sent.
                 junk[..4].copy_from_slice(&9999u32.to_ne_bytes());
             }
-            if noisy.send_raw(&junk).is_err() {
+            if noisy.send(&junk).is_err() {
                 break;
             }
-            match noisy.recv_raw() {
-                Ok([]) => break, // disconnected
-                Ok(d) => {
-                    let msg = Messages::new(d).next();
+            match noisy.recv(&mut buf) {
+                Err(_) => break, // disconnected (Error::PeerClosed) or timed out
+                Ok(()) => {
+                    let msg = Messages::new(buf.unread()).next();
                     if let Some(Ok(msg)) = msg {
                         if msg.ty() == NLMSG_ERROR {
                             errors += 1;
                         }
                     }
                 }
-                Err(_) => break,
             }
         }
         assert!(errors > 0, "no error replies to garbage");
@@ -139,16 +139,16 @@ nlkit_testns::netns_test! {
         let mut req = nlkit_wire::MessageBuilder::new();
         req.begin(0x3ff, NLM_F_REQUEST, 0);
         req.raw(&[0u8; 4]);
-        match good.transact(&mut req) {
-            Err(ClientError::Kernel(e)) => assert_eq!(e.errno, libc::EOPNOTSUPP),
+        match ask(&mut good, &mut req) {
+            Err(Error::Kernel(e)) => assert_eq!(e.errno, libc::EOPNOTSUPP),
             other => panic!("expected EOPNOTSUPP, got {other:?}"),
         }
         // Meanwhile, good clients are served in full.
         for _ in 0..3 {
             assert_eq!(good_dump(&mut good), expected);
         }
-        let mut other = MirrorClient::connect(m.socket_path()).unwrap();
-        other.set_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut other = connect(&m);
+        set_recv_timeout(&other, Duration::from_secs(10));
         assert_eq!(good_dump(&mut other), expected);
         // The lazy client was dropped by the send timeout.
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -176,9 +176,9 @@ nlkit_testns::netns_test! {
         let status = refused_as_nobody(m.socket_path());
         assert_eq!(status, 0, "child saw no EACCES refusal (status {status})");
         // Root itself is served.
-        let mut c = MirrorClient::connect(m.socket_path()).unwrap();
-        let mut req = dump_request(TableId::Links);
-        assert!(!c.dump(&mut req).unwrap().is_empty());
+        let mut c = connect(&m);
+        let links = dump_consistent(&mut c, &dump_request(TableId::Links)).expect("a consistent dump");
+        assert!(!links.is_empty());
     }
 }
 

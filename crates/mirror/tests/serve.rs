@@ -7,8 +7,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use common::*;
-use nlkit_mirror::kernel::KernelSocket;
-use nlkit_mirror::{ClientError, MirrorClient, TableId};
+use nlkit_mirror::TableId;
+use nlkit_socket::{Error, Protocol};
 use nlkit_wire::consts::*;
 use nlkit_wire::{IfInfoMsg, MessageBuilder, NfGenMsg, RtMsg};
 
@@ -31,14 +31,14 @@ nlkit_testns::netns_test! {
         assert_converges(&m, &all, Duration::from_secs(20));
         assert!(m.tables().len(TableId::Routes4) >= 2500);
 
-        let mut k = KernelSocket::open(NETLINK_ROUTE, 0).unwrap();
+        let mut k = kernel(Protocol::Route);
         let adds: Vec<IpAddr> = (0..1000).map(|i| IpAddr::V4(v4(i))).collect();
         assert_eq!(routes(&mut k, true, &adds, v.a_index, 254), 0);
         let adds6: Vec<IpAddr> = (0..300).map(|i| IpAddr::V6(v6(i))).collect();
         assert_eq!(routes(&mut k, true, &adds6, v.a_index, 254), 0);
         assert_eq!(routes(&mut k, false, &adds[..400], v.a_index, 254), 0);
         if m.mirrors_conntrack() {
-            let mut ct = KernelSocket::open(NETLINK_NETFILTER, 0).unwrap();
+            let mut ct = kernel(Protocol::Netfilter);
             assert_eq!(conntrack(&mut ct, true, 0..500, 3), 0);
             assert_eq!(conntrack(&mut ct, false, 0..200, 3), 0);
         }
@@ -52,14 +52,14 @@ nlkit_testns::netns_test! {
         nlkit_testns::add_addr(v.a_index, "10.0.0.1".parse().unwrap(), 24);
         nlkit_testns::load_ipv4_routes(v.a_index, 10, 254);
         let m = start("gets", |_| {});
-        let mut c = MirrorClient::connect(m.socket_path()).unwrap();
-        c.set_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut c = connect(&m);
+        set_recv_timeout(&c, Duration::from_secs(10));
 
         // Link by index.
         let mut req = MessageBuilder::new();
         req.begin(RTM_GETLINK, NLM_F_REQUEST, 0);
         req.header(&IfInfoMsg { index: v.a_index as i32, ..Default::default() });
-        let r = c.transact(&mut req).unwrap();
+        let r = ask(&mut c, &mut req).unwrap();
         assert_eq!(r.len(), 1);
         let msg = r.messages().next().unwrap().unwrap();
         assert_eq!(msg.ty(), RTM_NEWLINK);
@@ -68,8 +68,8 @@ nlkit_testns::netns_test! {
         let mut req = MessageBuilder::new();
         req.begin(RTM_GETLINK, NLM_F_REQUEST, 0);
         req.header(&IfInfoMsg { index: 9999, ..Default::default() });
-        match c.transact(&mut req) {
-            Err(ClientError::Kernel(e)) => assert_eq!(e.errno, libc::ENODEV),
+        match ask(&mut c, &mut req) {
+            Err(Error::Kernel(e)) => assert_eq!(e.errno, libc::ENODEV),
             other => panic!("expected ENODEV, got {other:?}"),
         }
 
@@ -78,7 +78,7 @@ nlkit_testns::netns_test! {
         req.begin(RTM_GETROUTE, NLM_F_REQUEST, 0);
         req.header(&RtMsg { family: AF_INET, dst_len: 32, ..Default::default() });
         req.attr_ip(RTA_DST, "10.128.0.1".parse().unwrap());
-        let r = c.transact(&mut req).unwrap();
+        let r = ask(&mut c, &mut req).unwrap();
         assert_eq!(r.len(), 1);
 
         // A write through the mirror: the kernel's ack comes back, the route arrives by event.
@@ -90,7 +90,7 @@ nlkit_testns::netns_test! {
         });
         req.attr_ip(RTA_DST, "10.99.0.1".parse().unwrap());
         req.attr_u32(RTA_OIF, v.a_index);
-        c.transact(&mut req).unwrap();
+        ask(&mut c, &mut req).unwrap();
         // The same again: the kernel's EEXIST is relayed.
         let mut again = MessageBuilder::new();
         again.begin(RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL, 0);
@@ -100,8 +100,8 @@ nlkit_testns::netns_test! {
         });
         again.attr_ip(RTA_DST, "10.99.0.1".parse().unwrap());
         again.attr_u32(RTA_OIF, v.a_index);
-        match c.transact(&mut again) {
-            Err(ClientError::Kernel(e)) => assert_eq!(e.errno, libc::EEXIST),
+        match ask(&mut c, &mut again) {
+            Err(Error::Kernel(e)) => assert_eq!(e.errno, libc::EEXIST),
             other => panic!("expected EEXIST, got {other:?}"),
         }
         // An invalid write: the kernel's extended-ack text comes back.
@@ -110,8 +110,8 @@ nlkit_testns::netns_test! {
         bad.header(&RtMsg { family: AF_INET, dst_len: 32, table: RT_TABLE_MAIN, ty: RTN_UNICAST, ..Default::default() });
         bad.attr_ip(RTA_DST, "10.99.0.2".parse().unwrap());
         bad.attr_ip(RTA_GATEWAY, "192.0.2.1".parse().unwrap());
-        match c.transact(&mut bad) {
-            Err(ClientError::Kernel(e)) => {
+        match ask(&mut c, &mut bad) {
+            Err(Error::Kernel(e)) => {
                 assert_eq!(e.errno, libc::ENETUNREACH, "{e:?}");
                 assert!(e.msg.is_some(), "ext-ack text expected: {e:?}");
             }
@@ -123,14 +123,14 @@ nlkit_testns::netns_test! {
         let mut req = MessageBuilder::new();
         req.begin(0x7f0, NLM_F_REQUEST, 0);
         req.header(&NfGenMsg::default());
-        match c.transact(&mut req) {
-            Err(ClientError::Kernel(e)) => assert_eq!(e.errno, libc::EOPNOTSUPP),
+        match ask(&mut c, &mut req) {
+            Err(Error::Kernel(e)) => assert_eq!(e.errno, libc::EOPNOTSUPP),
             other => panic!("expected EOPNOTSUPP, got {other:?}"),
         }
 
         // Conntrack get by the reply tuple.
         if m.mirrors_conntrack() {
-            let mut ct = KernelSocket::open(NETLINK_NETFILTER, 0).unwrap();
+            let mut ct = kernel(Protocol::Netfilter);
             assert_eq!(conntrack(&mut ct, true, 0..10, 9), 0);
             assert_converges(&m, &[TableId::Conntrack], Duration::from_secs(10));
             let mut req = MessageBuilder::new();
@@ -147,7 +147,7 @@ nlkit_testns::netns_test! {
             req.attr_be16(CTA_PROTO_DST_PORT, 1027);
             req.nest_end(p);
             req.nest_end(t);
-            let r = c.transact(&mut req).unwrap();
+            let r = ask(&mut c, &mut req).unwrap();
             assert_eq!(r.len(), 1);
         }
         m.shutdown();

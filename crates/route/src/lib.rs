@@ -7,7 +7,9 @@
 //!   gives an owned value when the caller needs one. Attributes a view does not decode — in
 //!   particular those added by newer kernels — are skipped and counted (`unknown_attrs()`),
 //!   and struct-valued attributes may be longer than this crate knows: neither is an error.
-//!   Malformed bytes give a typed [`WireError`], never a panic.
+//!   Malformed bytes give a typed [`WireError`], never a panic. The key views
+//!   ([`RouteKeyView`], [`AddrKeyView`], [`NeighKeyView`]) read only the fields that identify
+//!   an object, for code that files many of them by key.
 //! * **Requests** ([`request`]) append dump, get, add/replace/delete and link-setting
 //!   requests to a [`MessageBuilder`](nlkit_wire::MessageBuilder), with the kernel-side
 //!   filters that strict checking (`NETLINK_GET_STRICT_CHK`) enables. [`Route`],
@@ -41,6 +43,7 @@ pub use nlkit_wire::WireError as Error;
 
 mod addr;
 pub mod fmt;
+mod key;
 mod link;
 pub mod names;
 mod neigh;
@@ -51,6 +54,7 @@ pub mod route;
 mod rule;
 
 pub use addr::{AddrCacheInfo, AddrView, Address};
+pub use key::{AddrKeyView, NeighKeyView, RouteKeyView};
 pub use link::{Link, LinkStats64, LinkView};
 pub use neigh::{NeighView, Neighbour};
 pub use nexthop::{NexthopObject, NexthopObjectView};

@@ -7,8 +7,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use nlkit_mirror::kernel::KernelSocket;
-use nlkit_mirror::{Mirror, MirrorClient, MirrorConfig, TableId, WriterMode};
+use nlkit_mirror::{Mirror, MirrorConfig, TableId, WriterMode};
+use nlkit_socket::{Protocol, Socket};
 use nlkit_wire::consts::*;
 use nlkit_wire::{IfAddrMsg, IfInfoMsg, Message, MessageBuilder, Messages, NfGenMsg, RtMsg};
 
@@ -32,6 +32,60 @@ pub fn start(tag: &str, tweak: impl FnOnce(&mut MirrorConfig)) -> Mirror {
     cfg.capacities.conntrack = 1 << 17;
     tweak(&mut cfg);
     Mirror::start(cfg).expect("mirror starts")
+}
+
+/// A client connection to the mirror `m`: the same `Socket` as for the kernel.
+pub fn connect(m: &Mirror) -> Socket {
+    Socket::connect_unix(m.socket_path(), Protocol::Route).expect("connect to the mirror")
+}
+
+/// A kernel socket of the test's namespace.
+pub fn kernel(protocol: Protocol) -> Socket {
+    Socket::open(protocol).expect("open a netlink socket")
+}
+
+/// Makes each receive on `s` fail (with `EAGAIN`) after `t` instead of blocking forever.
+pub fn set_recv_timeout(s: &Socket, t: Duration) {
+    rustix::net::sockopt::set_socket_timeout(s, rustix::net::sockopt::Timeout::Recv, Some(t))
+        .expect("SO_RCVTIMEO");
+}
+
+/// Runs one dump; returns its messages back to back and whether it was flagged
+/// `NLM_F_DUMP_INTR`.
+pub fn dump_once(
+    s: &mut Socket,
+    req: &MessageBuilder,
+) -> Result<(Vec<u8>, bool), nlkit_socket::Error> {
+    let mut req = req.clone();
+    let mut out = Vec::new();
+    let end = s.dump(&mut req, |m| {
+        out.extend_from_slice(m.bytes());
+        Ok::<(), nlkit_socket::Error>(())
+    })?;
+    Ok((out, end.interrupted))
+}
+
+/// Runs a dump until it is consistent (up to ten attempts, pausing 1 ms, 2 ms, … at most
+/// 100 ms between them: the table is changing, often a resync being applied); `None` if every
+/// attempt was flagged.
+pub fn dump_consistent(s: &mut Socket, req: &MessageBuilder) -> Option<Vec<u8>> {
+    for attempt in 0..10u32 {
+        let (bytes, intr) = dump_once(s, req).expect("dump");
+        if !intr {
+            return Some(bytes);
+        }
+        std::thread::sleep(Duration::from_millis((1u64 << attempt.min(7)).min(100)));
+    }
+    None
+}
+
+/// Sends one request (finishing its message if still open) and returns its reply.
+pub fn ask(
+    c: &mut Socket,
+    req: &mut MessageBuilder,
+) -> Result<nlkit_socket::Reply, nlkit_socket::Error> {
+    let _ = req.finish();
+    c.transact(req)
 }
 
 /// The dump request a client sends for a table.
@@ -96,19 +150,13 @@ fn snapshot_of(t: TableId, bytes: &[u8], out: &mut Snapshot) {
 
 /// A fresh kernel dump of `t`, as a snapshot (retried until consistent).
 pub fn kernel_snapshot(t: TableId) -> Snapshot {
-    let proto = if t == TableId::Conntrack {
-        NETLINK_NETFILTER
-    } else {
-        NETLINK_ROUTE
-    };
-    let mut s = KernelSocket::open(proto, 0).unwrap();
-    let mut req = dump_request(t).as_bytes().to_vec();
+    let (proto, req) = t.dump_request();
+    let mut s = kernel(proto);
     for _ in 0..20 {
-        let mut snap = Snapshot::new();
-        let end = s
-            .dump_chunks(&mut req, |c| snapshot_of(t, c, &mut snap))
-            .unwrap();
-        if !end.interrupted {
+        let (bytes, intr) = dump_once(&mut s, &req).unwrap();
+        if !intr {
+            let mut snap = Snapshot::new();
+            snapshot_of(t, &bytes, &mut snap);
             return snap;
         }
     }
@@ -117,15 +165,10 @@ pub fn kernel_snapshot(t: TableId) -> Snapshot {
 
 /// The mirror's dump of `t`, as a snapshot (the client retries DUMP_INTR); `None` while the
 /// table keeps changing under every retry (the mirror is still applying a backlog).
-pub fn mirror_snapshot(c: &mut MirrorClient, t: TableId) -> Option<Snapshot> {
-    let mut req = dump_request(t);
-    let r = match c.dump(&mut req) {
-        Ok(r) => r,
-        Err(nlkit_mirror::ClientError::StillInterrupted(_)) => return None,
-        Err(e) => panic!("mirror dump of {t:?}: {e}"),
-    };
+pub fn mirror_snapshot(c: &mut Socket, t: TableId) -> Option<Snapshot> {
+    let bytes = dump_consistent(c, &dump_request(t))?;
     let mut snap = Snapshot::new();
-    snapshot_of(t, r.as_bytes(), &mut snap);
+    snapshot_of(t, &bytes, &mut snap);
     Some(snap)
 }
 
@@ -153,7 +196,7 @@ pub fn diff(kernel: &Snapshot, mirror: &Snapshot) -> String {
 /// Waits until every table in `tables` equals a fresh kernel dump; panics with a diff after
 /// `timeout`.
 pub fn assert_converges(m: &Mirror, tables: &[TableId], timeout: Duration) {
-    let mut c = MirrorClient::connect(m.socket_path()).unwrap();
+    let mut c = connect(m);
     let deadline = Instant::now() + timeout;
     loop {
         let mut bad = String::new();
@@ -192,9 +235,15 @@ pub fn v6(n: u32) -> Ipv6Addr {
     Ipv6Addr::from(0xfd00_0077_0000_0000_0000_0000_0000_0000u128 + u128::from(n))
 }
 
+/// Runs a batch of requests; returns how many failed.
+fn refused(sock: &mut Socket, batch: &mut MessageBuilder) -> usize {
+    let results = sock.transact_batch(batch).expect("batch transaction");
+    results.iter().filter(|r| r.is_err()).count()
+}
+
 /// Adds or deletes host routes via `oif` in `table`, batched (many messages per sendmsg).
 /// Returns how many the kernel refused.
-pub fn routes(sock: &mut KernelSocket, add: bool, dsts: &[IpAddr], oif: u32, table: u32) -> usize {
+pub fn routes(sock: &mut Socket, add: bool, dsts: &[IpAddr], oif: u32, table: u32) -> usize {
     let mut failed = 0;
     for chunk in dsts.chunks(256) {
         let mut b = MessageBuilder::new();
@@ -222,27 +271,13 @@ pub fn routes(sock: &mut KernelSocket, add: bool, dsts: &[IpAddr], oif: u32, tab
             }
             b.finish().unwrap();
         }
-        let reply = sock.transact_raw(b.as_bytes()).unwrap();
-        for m in Messages::new(&reply).flatten() {
-            if m.ty() == NLMSG_ERROR {
-                if let Ok(e) = nlkit_wire::ErrorMsg::parse(&m) {
-                    if !e.is_ack() {
-                        failed += 1;
-                    }
-                }
-            }
-        }
+        failed += refused(sock, &mut b);
     }
     failed
 }
 
 /// Creates or deletes UDP conntrack entries 10.210.x.y:port → 10.211.0.1:53 (n-th entry).
-pub fn conntrack(
-    sock: &mut KernelSocket,
-    create: bool,
-    range: std::ops::Range<u32>,
-    mark: u32,
-) -> usize {
+pub fn conntrack(sock: &mut Socket, create: bool, range: std::ops::Range<u32>, mark: u32) -> usize {
     let mut failed = 0;
     let ids: Vec<u32> = range.collect();
     for chunk in ids.chunks(256) {
@@ -282,14 +317,7 @@ pub fn conntrack(
             }
             b.finish().unwrap();
         }
-        let reply = sock.transact_raw(b.as_bytes()).unwrap();
-        for m in Messages::new(&reply).flatten() {
-            if let Ok(e) = nlkit_wire::ErrorMsg::parse(&m) {
-                if !e.is_ack() {
-                    failed += 1;
-                }
-            }
-        }
+        failed += refused(sock, &mut b);
     }
     failed
 }
@@ -308,14 +336,16 @@ pub fn set_link(index: u32, up: bool) {
         ..Default::default()
     });
     b.finish().unwrap();
-    let mut s = KernelSocket::open(NETLINK_ROUTE, 0).unwrap();
-    s.transact_raw(b.as_bytes()).unwrap();
+    // A refusal (the link is gone) is the caller's business; a socket failure is not.
+    if let Err(e) = kernel(Protocol::Route).transact(&mut b) {
+        assert!(matches!(e, nlkit_socket::Error::Kernel(_)), "set link: {e}");
+    }
 }
 
 /// Route churn: adds `n` IPv4 and `n / 2` IPv6 host routes via `oif`, then deletes half of
 /// each, in batches. Returns the number of kernel refusals.
 pub fn route_churn(oif: u32, n: u32, base: u32) -> usize {
-    let mut k = KernelSocket::open(NETLINK_ROUTE, 0).unwrap();
+    let mut k = kernel(Protocol::Route);
     let a4: Vec<IpAddr> = (base..base + n).map(|i| IpAddr::V4(v4(i))).collect();
     let a6: Vec<IpAddr> = (base..base + n / 2).map(|i| IpAddr::V6(v6(i))).collect();
     let mut failed = routes(&mut k, true, &a4, oif, 254);

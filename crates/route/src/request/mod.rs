@@ -385,3 +385,4 @@ pub fn del_neigh(b: &mut MessageBuilder, seq: u32, n: &Neighbour) -> Built {
     neigh_msg(b, RTM_DELNEIGH, CHANGE, seq, n);
     b.finish()
 }
+
