@@ -38,17 +38,27 @@ use nlkit_wire::{Attr, Message, WireError};
 pub use nlkit_wire::WireError as Error;
 
 mod addr;
+mod bridge;
 pub mod fmt;
 mod link;
+mod linkinfo;
 pub mod names;
 mod neigh;
+mod netns;
 pub mod ops;
 pub mod request;
 pub mod route;
 
 pub use addr::{AddrCacheInfo, AddrView, Address};
+pub use bridge::{bridge_vlans, BridgeVlan, BridgeVlanSpec, Fdb, FdbOp};
 pub use link::{Link, LinkStats64, LinkView};
+pub use linkinfo::{
+    kind_names, BondInfo, BondOpts, BridgeInfo, BridgeOpts, IpvlanInfo, IpvlanOpts, KindInfo,
+    LinkKind, LinkSpec, MacvlanInfo, MacvlanOpts, VlanInfo, VlanOpts, VrfInfo, VxlanInfo,
+    VxlanOpts,
+};
 pub use neigh::{NeighView, Neighbour};
+pub use netns::{NetnsRef, NsidView};
 pub use route::{NextHop, NexthopView, Route, RouteCacheInfo, RouteView};
 
 /// `AF_INET` or `AF_INET6` for an address.

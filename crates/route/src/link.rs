@@ -4,6 +4,7 @@ use nlkit_wire::consts::*;
 use nlkit_wire::{Attr, IfInfoMsg, Message, WireError};
 
 use crate::check_type;
+use crate::KindInfo;
 
 /// `struct rtnl_link_stats64` (`IFLA_STATS64`), copied out of the message.
 ///
@@ -127,6 +128,7 @@ pub struct LinkView<'a> {
     slave_kind: Option<&'a str>,
     info_data: Option<&'a [u8]>,
     stats64: Option<&'a [u8]>,
+    af_spec: Option<&'a [u8]>,
     unknown_attrs: u32,
 }
 
@@ -165,6 +167,7 @@ impl<'a> LinkView<'a> {
             slave_kind: None,
             info_data: None,
             stats64: None,
+            af_spec: None,
             unknown_attrs: 0,
         };
         for a in attrs {
@@ -190,6 +193,7 @@ impl<'a> LinkView<'a> {
                 IFLA_PROMISCUITY => v.promiscuity = Some(a.u32()?),
                 IFLA_STATS64 => v.stats64 = Some(a.payload()),
                 IFLA_LINKINFO => v.parse_linkinfo(a)?,
+                IFLA_AF_SPEC => v.af_spec = Some(a.payload()),
                 _ => v.unknown_attrs += 1,
             }
         }
@@ -316,6 +320,29 @@ impl<'a> LinkView<'a> {
     /// The raw `IFLA_INFO_DATA` attributes (kind-specific).
     pub fn info_data(&self) -> Option<&'a [u8]> {
         self.info_data
+    }
+    /// The decoded `IFLA_INFO_DATA` for this link's kind (`None` without a kind).
+    ///
+    /// ```
+    /// use nlkit_wire::{Messages, MessageBuilder};
+    /// use nlkit_route::{request, KindInfo, LinkKind, LinkSpec, LinkView, VlanOpts};
+    /// let spec = LinkSpec::new("v10", LinkKind::Vlan(VlanOpts { id: Some(10), protocol: None })).parent(2);
+    /// let mut b = MessageBuilder::new();
+    /// request::add_link(&mut b, 1, &spec).unwrap();
+    /// let m = Messages::new(b.as_bytes()).next().unwrap().unwrap();
+    /// let l = LinkView::parse_any(&m).unwrap();
+    /// assert!(matches!(l.kind_info().unwrap(), Some(KindInfo::Vlan(v)) if v.id == Some(10)));
+    /// ```
+    pub fn kind_info(&self) -> Result<Option<KindInfo<'a>>, WireError> {
+        match self.kind {
+            Some(k) => KindInfo::parse(k, self.info_data.unwrap_or(&[])).map(Some),
+            None => Ok(None),
+        }
+    }
+    /// The raw `IFLA_AF_SPEC` payload (per-family nests; for `AF_BRIDGE` link messages the
+    /// bridge VLANs, see [`bridge_vlans`](crate::bridge_vlans)).
+    pub fn af_spec(&self) -> Option<&'a [u8]> {
+        self.af_spec
     }
     /// `IFLA_STATS64`, decoded (short or long structs accepted).
     pub fn stats64(&self) -> Option<LinkStats64> {

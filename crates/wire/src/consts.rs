@@ -12,10 +12,12 @@
 
 mod ctnl;
 mod genl;
+mod linkkinds;
 mod netlink;
 mod rtnl;
 
 pub use ctnl::*;
 pub use genl::*;
+pub use linkkinds::*;
 pub use netlink::*;
 pub use rtnl::*;

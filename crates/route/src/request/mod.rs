@@ -36,7 +36,15 @@ use nlkit_wire::{IfAddrMsg, IfInfoMsg, MessageBuilder, NdMsg, WireError};
 
 use crate::{AddrView, Address, LinkView, NeighView, Neighbour};
 
+mod bridge;
+mod linkinfo;
+mod netns;
 mod routes;
+pub use bridge::{
+    add_bridge_vlan, add_fdb, del_bridge_vlan, del_fdb, dump_bridge_vlans, dump_fdb, FdbFilter,
+};
+pub use linkinfo::{add_link, set_link};
+pub use netns::{dump_nsids, get_nsid, set_nsid};
 pub use routes::{add_route, del_route, dump_routes, get_route, RouteFilter, RouteLookup, RouteOp};
 
 /// The result of appending a request: the message's byte range in the builder.
