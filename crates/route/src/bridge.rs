@@ -33,8 +33,8 @@ pub struct Fdb {
     /// the kernel applies the request to the bridge master's FDB only when the port has one;
     /// `bridge` then assumes `self`, and so does [`Fdb::new`].
     pub flags: u8,
-    /// `NUD_*`: `NUD_NOARP` (static, the default as in `bridge`), `NUD_PERMANENT`
-    /// (permanent / local) or `NUD_REACHABLE` (dynamic).
+    /// `NUD_*`: `NUD_NOARP | NUD_PERMANENT` (permanent, the default as in `bridge`),
+    /// `NUD_NOARP | NUD_REACHABLE` (static) or `NUD_REACHABLE` (dynamic).
     pub state: u16,
     /// `NDA_DST`: the remote VTEP (VXLAN).
     pub dst: Option<IpAddr>,
@@ -51,13 +51,14 @@ pub struct Fdb {
 }
 
 impl Fdb {
-    /// A static `self` entry for `mac` on `ifindex`.
+    /// A permanent `self` entry for `mac` on `ifindex` (what `bridge fdb add MAC dev DEV`
+    /// sends).
     pub fn new(ifindex: u32, mac: &[u8]) -> Self {
         Fdb {
             ifindex,
             lladdr: mac.to_vec(),
             flags: NTF_SELF,
-            state: NUD_NOARP,
+            state: NUD_NOARP | NUD_PERMANENT,
             dst: None,
             vni: None,
             port: None,
@@ -96,7 +97,7 @@ impl Fdb {
         self.port = Some(port);
         self
     }
-    /// Sets the state (`NUD_PERMANENT`, `NUD_NOARP`, `NUD_REACHABLE`).
+    /// Sets the state (see [`Fdb::state`](Fdb#structfield.state)).
     pub fn state(mut self, state: u16) -> Self {
         self.state = state;
         self

@@ -19,10 +19,12 @@ use crate::args::UsageError;
 use crate::cli::{Cli, Command};
 
 mod addr;
+mod bridge;
 mod ct;
 mod link;
 mod monitor;
 mod neigh;
+mod netns;
 mod route;
 mod shared;
 
@@ -107,6 +109,11 @@ impl Ctx {
         .context("cannot open a conntrack event socket")
     }
 
+    /// True when requests go to the kernel (no `--mirror`).
+    pub fn is_kernel(&self) -> bool {
+        self.target == Target::Kernel
+    }
+
     /// The families a listing covers: the one asked for, else both.
     pub fn families(&self) -> Vec<u8> {
         match self.family {
@@ -165,6 +172,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Addr(a) => addr::run(&ctx, a),
         Command::Route(a) => route::run(&ctx, a),
         Command::Neigh(a) => neigh::run(&ctx, a),
+        Command::Netns(a) => netns::run(&ctx, a),
+        Command::Bridge(a) => bridge::run(&ctx, a),
         Command::Ct(a) => ct::run(&ctx, a),
         Command::Monitor { objects } => monitor::run(&ctx, &objects),
         Command::Mirror(a) => {

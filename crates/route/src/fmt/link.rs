@@ -9,14 +9,27 @@ use super::{name_list, AsStr, LinkNames, Mac};
 use crate::names::{self, Scope};
 use crate::{AddrView, LinkView};
 
-fn link_flag_names(flags: u32) -> impl Iterator<Item = &'static str> {
+fn link_flag_names(flags: u32, m_down: bool) -> impl Iterator<Item = &'static str> {
     let no_carrier = flags & IFF_UP != 0 && flags & IFF_RUNNING == 0;
-    no_carrier.then_some("NO-CARRIER").into_iter().chain(
-        names::LINK_FLAGS
-            .iter()
-            .filter(move |(b, _)| flags & b != 0)
-            .map(|e| e.1),
-    )
+    no_carrier
+        .then_some("NO-CARRIER")
+        .into_iter()
+        .chain(
+            names::LINK_FLAGS
+                .iter()
+                .filter(move |(b, _)| flags & b != 0)
+                .map(|e| e.1),
+        )
+        .chain(m_down.then_some("M-DOWN"))
+}
+
+/// `M-DOWN`, as `ip` prints it: the lower device (`IFLA_LINK`, same namespace) is known and
+/// administratively down.
+fn m_down(l: &LinkView<'_>, names: &LinkNames) -> bool {
+    match (l.link(), l.link_netnsid()) {
+        (Some(p), None) if p != 0 => names.flags(p).is_some_and(|f| f & IFF_UP == 0),
+        _ => false,
+    }
 }
 
 /// `ip link show` text for one link; see [`link_text`].
@@ -74,7 +87,7 @@ impl fmt::Display for LinkText<'_, '_, '_> {
             _ => {}
         }
         f.write_str(": <")?;
-        for (i, n) in link_flag_names(l.flags()).enumerate() {
+        for (i, n) in link_flag_names(l.flags(), m_down(l, self.names)).enumerate() {
             if i > 0 {
                 f.write_str(",")?;
             }
@@ -116,8 +129,18 @@ impl fmt::Display for LinkText<'_, '_, '_> {
         if let Some(b) = l.broadcast() {
             write!(f, " brd {}", Mac(b))?;
         }
-        if let Some(n) = l.link_netnsid() {
-            write!(f, " link-netnsid {n}")?;
+        match l.link_netnsid() {
+            Some(n) if n < 0 => f.write_str(" link-netnsid unknown")?,
+            Some(n) => match self.names.netns_name(n) {
+                Some(name) => write!(f, " link-netns {name}")?,
+                None => write!(f, " link-netnsid {n}")?,
+            },
+            None => {}
+        }
+        if self.show_mode {
+            if let Some(a) = l.alias() {
+                write!(f, "\n    alias {a}")?;
+            }
         }
         Ok(())
     }
@@ -173,7 +196,10 @@ impl serde::Serialize for LinkJson<'_, '_, '_> {
         if let Some(n) = l.name() {
             m.serialize_entry("ifname", n)?;
         }
-        m.serialize_entry("flags", &name_list(link_flag_names(l.flags())))?;
+        m.serialize_entry(
+            "flags",
+            &name_list(link_flag_names(l.flags(), m_down(l, self.names))),
+        )?;
         if let Some(v) = l.mtu() {
             m.serialize_entry("mtu", &v)?;
         }
@@ -209,6 +235,9 @@ impl serde::Serialize for LinkJson<'_, '_, '_> {
         }
         if let Some(n) = l.link_netnsid() {
             m.serialize_entry("link_netnsid", &n)?;
+        }
+        if let (Some(a), None) = (l.alias(), self.addrs) {
+            m.serialize_entry("ifalias", a)?;
         }
         if let Some(addrs) = self.addrs {
             let items = addrs.iter().map(|a| AddrJson {

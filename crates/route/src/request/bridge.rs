@@ -17,14 +17,14 @@ pub struct FdbFilter {
 }
 
 impl FdbFilter {
-    /// The same test in user space. The bridge's own entries (`ifindex` = the bridge) count
-    /// as the bridge's, as in the kernel.
+    /// The same test in user space, as far as the entry tells: a port's own (`self`)
+    /// entries carry no `NDA_MASTER`, so for those the kernel's filter decides.
     pub fn matches(&self, n: &NeighView<'_>) -> bool {
         n.family() == AF_BRIDGE
             && self.ifindex.is_none_or(|i| n.ifindex() == i)
             && self
                 .master
-                .is_none_or(|m| n.master() == Some(m) || n.ifindex() == m)
+                .is_none_or(|m| n.master().is_none_or(|x| x == m) || n.ifindex() == m)
     }
 }
 
