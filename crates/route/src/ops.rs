@@ -370,7 +370,7 @@ pub fn get_nsid_fd(sock: &mut Socket, ns: std::os::fd::BorrowedFd<'_>) -> Result
 }
 
 /// The id this namespace has for `ns` (`None` when none is assigned). With
-/// [`NetnsRef::Fd`] the descriptor must stay open during the call.
+/// [`NetnsRef::Fd`](crate::NetnsRef::Fd) the descriptor must stay open during the call.
 pub fn get_nsid(sock: &mut Socket, ns: crate::NetnsRef) -> Result<Option<u32>> {
     let mut req = MessageBuilder::new();
     built(request::get_nsid(&mut req, 0, ns))?;
