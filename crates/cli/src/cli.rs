@@ -18,6 +18,10 @@ pub struct Cli {
     /// Run in the named network namespace (/run/netns/NAME), like `ip -n NAME`.
     #[arg(short = 'n', long, global = true, value_name = "NAME")]
     pub netns: Option<String>,
+    /// Show details (`ip -d`): device attributes and link kind options (before the
+    /// command: `nlkit -d link show`; `ct` has its own `-d`).
+    #[arg(short = 'd', long)]
+    pub details: bool,
     /// Threads sharing each dump.
     #[arg(long, global = true, value_name = "N", default_value_t = 1)]
     pub threads: usize,

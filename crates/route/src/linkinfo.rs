@@ -179,6 +179,24 @@ pub struct VxlanInfo {
     pub port_range: Option<(u16, u16)>,
     pub udp_csum: Option<bool>,
     pub collect_metadata: Option<bool>,
+    pub proxy: Option<bool>,
+    pub rsc: Option<bool>,
+    pub l2miss: Option<bool>,
+    pub l3miss: Option<bool>,
+    pub udp_zero_csum6_tx: Option<bool>,
+    pub udp_zero_csum6_rx: Option<bool>,
+    pub remcsum_tx: Option<bool>,
+    pub remcsum_rx: Option<bool>,
+    /// `IFLA_VXLAN_GBP` present.
+    pub gbp: bool,
+    /// `IFLA_VXLAN_GPE` present.
+    pub gpe: bool,
+    pub ttl_inherit: Option<bool>,
+    /// `VXLAN_DF_*`: 0 unset, 1 set, 2 inherit.
+    pub df: Option<u8>,
+    /// The flow label (host order).
+    pub label: Option<u32>,
+    pub vnifilter: Option<bool>,
     pub unknown_attrs: u32,
 }
 
@@ -210,6 +228,20 @@ impl VxlanInfo {
                 }
                 IFLA_VXLAN_UDP_CSUM => v.udp_csum = Some(a.u8()? != 0),
                 IFLA_VXLAN_COLLECT_METADATA => v.collect_metadata = Some(a.u8()? != 0),
+                IFLA_VXLAN_PROXY => v.proxy = Some(a.u8()? != 0),
+                IFLA_VXLAN_RSC => v.rsc = Some(a.u8()? != 0),
+                IFLA_VXLAN_L2MISS => v.l2miss = Some(a.u8()? != 0),
+                IFLA_VXLAN_L3MISS => v.l3miss = Some(a.u8()? != 0),
+                IFLA_VXLAN_UDP_ZERO_CSUM6_TX => v.udp_zero_csum6_tx = Some(a.u8()? != 0),
+                IFLA_VXLAN_UDP_ZERO_CSUM6_RX => v.udp_zero_csum6_rx = Some(a.u8()? != 0),
+                IFLA_VXLAN_REMCSUM_TX => v.remcsum_tx = Some(a.u8()? != 0),
+                IFLA_VXLAN_REMCSUM_RX => v.remcsum_rx = Some(a.u8()? != 0),
+                IFLA_VXLAN_GBP => v.gbp = true,
+                IFLA_VXLAN_GPE => v.gpe = true,
+                IFLA_VXLAN_TTL_INHERIT => v.ttl_inherit = Some(a.u8()? != 0),
+                IFLA_VXLAN_DF => v.df = Some(a.u8()?),
+                IFLA_VXLAN_LABEL => v.label = Some(a.be32()?),
+                IFLA_VXLAN_VNIFILTER => v.vnifilter = Some(a.u8()? != 0),
                 _ => v.unknown_attrs += 1,
             }
         }

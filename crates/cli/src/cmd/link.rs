@@ -55,7 +55,10 @@ fn show(ctx: &Ctx, args: &[String]) -> Result<()> {
         {
             return Ok(());
         }
-        sink.item(link_text(&l, &names, true), link_json(&l, &names, None))
+        sink.item(
+            link_text(&l, &names, true).details(ctx.details),
+            link_json(&l, &names, None).details(ctx.details),
+        )
     });
     sink.finish(res)
 }

@@ -35,6 +35,8 @@ pub struct Ctx {
     pub json: bool,
     /// `--threads N`: threads sharing a dump.
     pub threads: usize,
+    /// `-d`: details (`link show`).
+    pub details: bool,
     /// `-4` / `-6`.
     pub family: Option<u8>,
     /// Where requests go. Private: commands get their sockets from [`Ctx::socket`],
@@ -148,6 +150,7 @@ pub fn run(cli: Cli) -> Result<()> {
     let ctx = Ctx {
         json: cli.json,
         threads: cli.threads.max(1),
+        details: cli.details,
         family: if cli.ipv4 {
             Some(AF_INET)
         } else if cli.ipv6 {

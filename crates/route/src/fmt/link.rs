@@ -38,6 +38,16 @@ pub struct LinkText<'v, 'a, 'n> {
     link: &'v LinkView<'a>,
     names: &'n LinkNames,
     show_mode: bool,
+    details: bool,
+}
+
+impl LinkText<'_, '_, '_> {
+    /// Adds what `ip -d link show` adds (see the crate README for the kinds whose options
+    /// are printed).
+    pub fn details(mut self, on: bool) -> Self {
+        self.details = on;
+        self
+    }
 }
 
 /// Formats a link like `ip link show` (two lines, no final newline). With `show_mode` false
@@ -70,6 +80,7 @@ pub fn link_text<'v, 'a, 'n>(
         link,
         names,
         show_mode,
+        details: false,
     }
 }
 
@@ -137,6 +148,9 @@ impl fmt::Display for LinkText<'_, '_, '_> {
             },
             None => {}
         }
+        if self.details {
+            super::linkinfo::details_text(l, self.names, f)?;
+        }
         if self.show_mode {
             if let Some(a) = l.alias() {
                 write!(f, "\n    alias {a}")?;
@@ -152,6 +166,15 @@ pub struct LinkJson<'v, 'a, 'n> {
     link: &'v LinkView<'a>,
     names: &'n LinkNames,
     addrs: Option<&'v [AddrView<'a>]>,
+    details: bool,
+}
+
+impl LinkJson<'_, '_, '_> {
+    /// Adds the fields `ip -d -j link show` adds.
+    pub fn details(mut self, on: bool) -> Self {
+        self.details = on;
+        self
+    }
 }
 
 /// A serializable link with `ip -j link` field names (`ifindex`, `link`, `ifname`, `flags`,
@@ -177,7 +200,12 @@ pub fn link_json<'v, 'a, 'n>(
     names: &'n LinkNames,
     addrs: Option<&'v [AddrView<'a>]>,
 ) -> LinkJson<'v, 'a, 'n> {
-    LinkJson { link, names, addrs }
+    LinkJson {
+        link,
+        names,
+        addrs,
+        details: false,
+    }
 }
 
 impl serde::Serialize for LinkJson<'_, '_, '_> {
@@ -235,6 +263,9 @@ impl serde::Serialize for LinkJson<'_, '_, '_> {
         }
         if let Some(n) = l.link_netnsid() {
             m.serialize_entry("link_netnsid", &n)?;
+        }
+        if self.details {
+            super::linkinfo::details_json(l, self.names, &mut m)?;
         }
         if let (Some(a), None) = (l.alias(), self.addrs) {
             m.serialize_entry("ifalias", a)?;

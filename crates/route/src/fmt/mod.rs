@@ -30,6 +30,7 @@ use crate::LinkView;
 
 mod bridge;
 mod link;
+mod linkinfo;
 mod neigh;
 mod route;
 

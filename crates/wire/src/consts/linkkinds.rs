@@ -95,3 +95,30 @@ pub const NETNSA_FD: u16 = 3;
 pub const NETNSA_TARGET_NSID: u16 = 4;
 pub const NETNSA_CURRENT_NSID: u16 = 5;
 pub const NETNSA_NSID_NOT_ASSIGNED: i32 = -1;
+
+// More VXLAN attributes.
+pub const IFLA_VXLAN_PROXY: u16 = 11;
+pub const IFLA_VXLAN_RSC: u16 = 12;
+pub const IFLA_VXLAN_L2MISS: u16 = 13;
+pub const IFLA_VXLAN_L3MISS: u16 = 14;
+pub const IFLA_VXLAN_UDP_ZERO_CSUM6_TX: u16 = 19;
+pub const IFLA_VXLAN_UDP_ZERO_CSUM6_RX: u16 = 20;
+pub const IFLA_VXLAN_REMCSUM_TX: u16 = 21;
+pub const IFLA_VXLAN_REMCSUM_RX: u16 = 22;
+pub const IFLA_VXLAN_GBP: u16 = 23;
+pub const IFLA_VXLAN_LABEL: u16 = 26;
+pub const IFLA_VXLAN_GPE: u16 = 27;
+pub const IFLA_VXLAN_TTL_INHERIT: u16 = 28;
+pub const IFLA_VXLAN_DF: u16 = 29;
+pub const IFLA_VXLAN_VNIFILTER: u16 = 30;
+pub const MACVLAN_FLAG_NODST: u16 = 2;
+
+// Link details (`ip -d link`).
+pub const IFLA_PHYS_PORT_ID: u16 = 34;
+pub const IFLA_PHYS_SWITCH_ID: u16 = 36;
+pub const IFLA_PHYS_PORT_NAME: u16 = 38;
+pub const IFLA_PARENT_DEV_BUS_NAME: u16 = 57;
+pub const IFLA_GRO_MAX_SIZE: u16 = 58;
+pub const IFLA_TSO_MAX_SIZE: u16 = 59;
+pub const IFLA_TSO_MAX_SEGS: u16 = 60;
+pub const IFLA_INET6_ADDR_GEN_MODE: u16 = 8;
