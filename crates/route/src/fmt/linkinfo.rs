@@ -1,6 +1,7 @@
 //! The details `ip -d link show` adds: generic device attributes, the kind line
-//! (`IFLA_LINKINFO`) with the options of vxlan, macvlan and macvtap, and the slave kind.
-//! Other kinds print their kind word only (their options are in
+//! (`IFLA_LINKINFO`) with the options of vxlan, macvlan, macvtap and bridge, and the slave
+//! kind (with the options of bridge ports).
+//! Bridges and bridge ports are in `linkinfo_bridge`. Other kinds print their kind word only (their options are in
 //! [`LinkView::kind_info`](crate::LinkView::kind_info)).
 
 use std::fmt;
@@ -47,11 +48,17 @@ pub(crate) fn details_text(
         match l.kind_info() {
             Ok(Some(KindInfo::Vxlan(x))) => vxlan_text(&x, names, f)?,
             Ok(Some(KindInfo::Macvlan(m))) => macvlan_text(&m, f)?,
+            Ok(Some(KindInfo::Bridge(_))) => {
+                super::linkinfo_bridge::bridge_text(l.info_data().unwrap_or(&[]), f)?
+            }
             _ => {}
         }
     }
     if let Some(sk) = l.slave_kind() {
         write!(f, "\n    {sk}_slave ")?;
+        if let ("bridge", Some(d)) = (sk, l.slave_info_data()) {
+            super::linkinfo_bridge::port_text(d, f)?;
+        }
     }
     if let Some(m) = l.inet6_addr_gen_mode() {
         write!(f, "addrgenmode {} ", gen_mode(m))?;
@@ -289,11 +296,21 @@ impl serde::Serialize for LinkInfoJson<'_, '_, '_> {
                 Ok(Some(KindInfo::Macvlan(x))) if x.mode.is_some() => {
                     m.serialize_entry("info_data", &MacvlanJson(x))?
                 }
+                Ok(Some(KindInfo::Bridge(_))) => {
+                    if let Some(data) = l.info_data() {
+                        let j = super::linkinfo_bridge::BridgeJson { data, port: false };
+                        m.serialize_entry("info_data", &j)?;
+                    }
+                }
                 _ => {}
             }
         }
         if let Some(sk) = l.slave_kind() {
             m.serialize_entry("info_slave_kind", sk)?;
+            if let ("bridge", Some(data)) = (sk, l.slave_info_data()) {
+                let j = super::linkinfo_bridge::BridgeJson { data, port: true };
+                m.serialize_entry("info_slave_data", &j)?;
+            }
         }
         m.end()
     }

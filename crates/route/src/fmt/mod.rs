@@ -31,6 +31,7 @@ use crate::LinkView;
 mod bridge;
 mod link;
 mod linkinfo;
+mod linkinfo_bridge;
 mod neigh;
 mod route;
 
