@@ -42,6 +42,7 @@ mod bridge;
 pub mod fmt;
 mod link;
 mod linkinfo;
+mod linkinfo_spec;
 pub mod names;
 mod neigh;
 mod netns;
@@ -53,8 +54,10 @@ pub use addr::{AddrCacheInfo, AddrView, Address};
 pub use bridge::{bridge_vlans, BridgeVlan, BridgeVlanSpec, Fdb, FdbOp};
 pub use link::{Link, LinkStats64, LinkView};
 pub use linkinfo::{
-    kind_names, BondInfo, BondOpts, BridgeInfo, BridgeOpts, IpvlanInfo, IpvlanOpts, KindInfo,
-    LinkKind, LinkSpec, MacvlanInfo, MacvlanOpts, VlanInfo, VlanOpts, VrfInfo, VxlanInfo,
+    BondInfo, BridgeInfo, IpvlanInfo, KindInfo, MacvlanInfo, VlanInfo, VrfInfo, VxlanInfo,
+};
+pub use linkinfo_spec::{
+    kind_names, BondOpts, BridgeOpts, IpvlanOpts, LinkKind, LinkSpec, MacvlanOpts, VlanOpts,
     VxlanOpts,
 };
 pub use neigh::{NeighView, Neighbour};
