@@ -1,4 +1,8 @@
-//! `nlkit-route`: typed rtnetlink for links, addresses, routes and neighbours.
+//! `nlkit-route`: typed rtnetlink for links, addresses, routes and neighbours, link kinds
+//! (bridge, vlan, vxlan, macvlan/macvtap, ipvlan, bond, vrf, veth: [`KindInfo`] views and
+//! [`LinkSpec`] / [`LinkKind`] specs), namespaces (moving links by namespace fd or pid,
+//! namespace ids: [`NetnsRef`], [`NsidView`]) and the bridge FDB and VLANs ([`Fdb`],
+//! [`BridgeVlanSpec`], [`bridge_vlans`]).
 //!
 //! * **Views** ([`LinkView`], [`AddrView`], [`RouteView`], [`NeighView`]) borrow a received
 //!   message and decode it in one pass over its attributes. Nothing is copied; `to_owned()`
