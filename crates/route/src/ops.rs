@@ -353,6 +353,20 @@ pub fn move_link_to_netns(
     set_link(sock, index, &spec)
 }
 
+/// Moves link `index` into the named namespace `/run/netns/NAME` (`ip link set DEV netns
+/// NAME`).
+///
+/// ```no_run
+/// let mut sock = nlkit_socket::Socket::open(nlkit_socket::Protocol::Route)?;
+/// nlkit_route::ops::move_link_to_named_netns(&mut sock, 5, "blue")?;
+/// # Ok::<(), nlkit_socket::Error>(())
+/// ```
+pub fn move_link_to_named_netns(sock: &mut Socket, index: u32, name: &str) -> Result<()> {
+    use std::os::fd::AsFd;
+    let ns = nlkit_socket::netns::open_named(name)?;
+    move_link_to_netns(sock, index, ns.as_fd())
+}
+
 /// Moves link `index` into the namespace of process `pid` (`IFLA_NET_NS_PID`; `ip link set
 /// DEV netns PID`).
 pub fn move_link_to_pid(sock: &mut Socket, index: u32, pid: u32) -> Result<()> {

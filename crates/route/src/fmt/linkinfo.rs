@@ -51,6 +51,17 @@ pub(crate) fn details_text(
             Ok(Some(KindInfo::Bridge(_))) => {
                 super::linkinfo_bridge::bridge_text(l.info_data().unwrap_or(&[]), f)?
             }
+            Ok(Some(KindInfo::Vlan(v))) => vlan_text(&v, f)?,
+            Ok(Some(KindInfo::Vrf(v))) => {
+                if let Some(t) = v.table {
+                    write!(f, "table {t} ")?;
+                }
+            }
+            Ok(Some(KindInfo::Ipvlan(v))) => {
+                for w in ipvlan_words(&v) {
+                    write!(f, "{w} ")?;
+                }
+            }
             _ => {}
         }
     }
@@ -197,6 +208,66 @@ fn vxlan_text(x: &VxlanInfo, names: &LinkNames, f: &mut fmt::Formatter<'_>) -> f
     Ok(())
 }
 
+const VLAN_FLAGS: [(u32, &str); 5] = [
+    (1, "REORDER_HDR"),
+    (2, "GVRP"),
+    (4, "LOOSE_BINDING"),
+    (8, "MVRP"),
+    (16, "BRIDGE_BINDING"),
+];
+
+fn vlan_proto(p: Option<u16>) -> String {
+    match p {
+        Some(0x8100) => "802.1Q".into(),
+        Some(0x88a8) => "802.1ad".into(),
+        Some(n) => format!("{n:#06x}"),
+        None => "802.1q".into(),
+    }
+}
+
+fn vlan_text(v: &crate::VlanInfo, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let Some(id) = v.id else { return Ok(()) };
+    write!(f, "protocol {} id {id} ", vlan_proto(v.protocol))?;
+    if let Some(fl) = v.flags {
+        f.write_str("<")?;
+        let names: Vec<&str> = VLAN_FLAGS
+            .iter()
+            .filter(|e| fl & e.0 != 0)
+            .map(|e| e.1)
+            .collect();
+        write!(f, "{}> ", names.join(","))?;
+    }
+    Ok(())
+}
+
+/// `mode l2|l3|l3s` and `bridge|private|vepa`, as `ip` prints them.
+fn ipvlan_words(v: &crate::IpvlanInfo) -> Vec<String> {
+    let mut w = Vec::new();
+    if let Some(m) = v.mode {
+        let name = match m {
+            0 => "l2",
+            1 => "l3",
+            2 => "l3s",
+            _ => "unknown",
+        };
+        w.push(format!("mode {name}"));
+    }
+    if let Some(fl) = v.flags {
+        w.push(ipvlan_flag(fl).to_owned());
+    }
+    w
+}
+
+fn ipvlan_flag(fl: u16) -> &'static str {
+    if fl & nlkit_wire::consts::IPVLAN_F_PRIVATE != 0 {
+        "private"
+    } else if fl & nlkit_wire::consts::IPVLAN_F_VEPA != 0 {
+        "vepa"
+    } else {
+        "bridge"
+    }
+}
+
 fn macvlan_mode(m: u32) -> &'static str {
     name(MACVLAN_MODES, m).unwrap_or("unknown")
 }
@@ -296,6 +367,11 @@ impl serde::Serialize for LinkInfoJson<'_, '_, '_> {
                 Ok(Some(KindInfo::Macvlan(x))) if x.mode.is_some() => {
                     m.serialize_entry("info_data", &MacvlanJson(x))?
                 }
+                Ok(Some(KindInfo::Vlan(v))) if v.id.is_some() => {
+                    m.serialize_entry("info_data", &VlanJson(v))?
+                }
+                Ok(Some(KindInfo::Vrf(v))) => m.serialize_entry("info_data", &VrfJson(v))?,
+                Ok(Some(KindInfo::Ipvlan(v))) => m.serialize_entry("info_data", &IpvlanJson(v))?,
                 Ok(Some(KindInfo::Bridge(_))) => {
                     if let Some(data) = l.info_data() {
                         let j = super::linkinfo_bridge::BridgeJson { data, port: false };
@@ -446,5 +522,143 @@ impl serde::Serialize for MacvlanJson {
             m.serialize_entry("usedbcqueuelen", &v)?;
         }
         m.end()
+    }
+}
+
+struct VlanJson(crate::VlanInfo);
+
+impl serde::Serialize for VlanJson {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let v = &self.0;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("protocol", &vlan_proto(v.protocol))?;
+        m.serialize_entry("id", &v.id.unwrap_or(0))?;
+        if let Some(fl) = v.flags {
+            let names: Vec<&str> = VLAN_FLAGS
+                .iter()
+                .filter(|e| fl & e.0 != 0)
+                .map(|e| e.1)
+                .collect();
+            m.serialize_entry("flags", &names)?;
+        }
+        m.end()
+    }
+}
+
+struct VrfJson(crate::VrfInfo);
+
+impl serde::Serialize for VrfJson {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        if let Some(t) = self.0.table {
+            m.serialize_entry("table", &t)?;
+        }
+        m.end()
+    }
+}
+
+struct IpvlanJson(crate::IpvlanInfo);
+
+impl serde::Serialize for IpvlanJson {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let v = &self.0;
+        let mut m = s.serialize_map(None)?;
+        if let Some(mode) = v.mode {
+            let name = match mode {
+                0 => "l2",
+                1 => "l3",
+                2 => "l3s",
+                _ => "unknown",
+            };
+            m.serialize_entry("mode", name)?;
+        }
+        if let Some(fl) = v.flags {
+            m.serialize_entry(ipvlan_flag(fl), &true)?;
+        }
+        m.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use nlkit_wire::consts::*;
+    use nlkit_wire::{IfInfoMsg, MessageBuilder, Messages};
+
+    use crate::fmt::{link_json, link_text, LinkNames};
+    use crate::LinkView;
+
+    /// A link message of `kind` with `data` as `IFLA_INFO_DATA`.
+    fn with_kind(kind: &str, data: impl FnOnce(&mut MessageBuilder)) -> Vec<u8> {
+        let mut b = MessageBuilder::new();
+        b.begin(RTM_NEWLINK, 0, 0);
+        b.header(&IfInfoMsg {
+            index: 5,
+            ty: 1,
+            ..Default::default()
+        });
+        b.attr_str(IFLA_IFNAME, "x0").attr_u32(IFLA_PROMISCUITY, 0);
+        let info = b.nest_begin(IFLA_LINKINFO);
+        b.attr_str(IFLA_INFO_KIND, kind);
+        let d = b.nest_begin(IFLA_INFO_DATA);
+        data(&mut b);
+        b.nest_end(d);
+        b.nest_end(info);
+        b.finish().unwrap();
+        b.as_bytes().to_vec()
+    }
+
+    fn details(bytes: &[u8]) -> (String, serde_json::Value) {
+        let m = Messages::new(bytes).next().unwrap().unwrap();
+        let l = LinkView::parse(&m).unwrap();
+        let names = LinkNames::new();
+        let text = link_text(&l, &names, true).details(true).to_string();
+        let json = serde_json::to_value(link_json(&l, &names, None).details(true)).unwrap();
+        (text, json)
+    }
+
+    #[test]
+    fn vlan_vrf_ipvlan_details() {
+        let vlan = with_kind("vlan", |b| {
+            b.attr_u16(IFLA_VLAN_ID, 10)
+                .attr_be16(IFLA_VLAN_PROTOCOL, 0x8100);
+            let mut fl = [0u8; 8];
+            fl[..4].copy_from_slice(&1u32.to_ne_bytes());
+            fl[4..].copy_from_slice(&u32::MAX.to_ne_bytes());
+            b.attr_bytes(IFLA_VLAN_FLAGS, &fl);
+        });
+        let (t, j) = details(&vlan);
+        assert!(
+            t.ends_with("\n    vlan protocol 802.1Q id 10 <REORDER_HDR> "),
+            "{t:?}"
+        );
+        assert_eq!(
+            j["linkinfo"]["info_data"],
+            serde_json::json!({"protocol": "802.1Q", "id": 10, "flags": ["REORDER_HDR"]})
+        );
+        let (t, j) = details(&with_kind("vrf", |b| {
+            b.attr_u32(IFLA_VRF_TABLE, 10);
+        }));
+        assert!(t.ends_with("\n    vrf table 10 "), "{t:?}");
+        assert_eq!(j["linkinfo"]["info_data"]["table"], 10);
+        let (t, j) = details(&with_kind("ipvlan", |b| {
+            b.attr_u16(IFLA_IPVLAN_MODE, IPVLAN_MODE_L3)
+                .attr_u16(IFLA_IPVLAN_FLAGS, 0);
+        }));
+        assert!(t.ends_with("\n    ipvlan mode l3 bridge "), "{t:?}");
+        assert_eq!(
+            j["linkinfo"]["info_data"],
+            serde_json::json!({"mode": "l3", "bridge": true})
+        );
+    }
+
+    /// Garbage kind data prints the kind word and no options, never panics.
+    #[test]
+    fn malformed_kind_data() {
+        for kind in ["vlan", "vxlan", "bridge", "macvlan", "vrf", "ipvlan"] {
+            let (t, _) = details(&with_kind(kind, |b| {
+                b.attr_bytes(1, &[1]).attr_bytes(2, &[]);
+            }));
+            assert!(t.contains(&format!("\n    {kind} ")), "{t:?}");
+        }
     }
 }
