@@ -146,7 +146,9 @@ netns_test! {
         ok(&["link", "set", "br0", "up"]);
         ok(&["link", "set", "v1", "up", "mtu", "1400", "alias", "port one", "txqueuelen", "500"]);
         ok(&["link", "set", "dev", "v0", "address", "02:00:00:00:00:aa", "name", "v0x"]);
+        ip(&["link", "property", "add", "dev", "v1", "altname", "first-port-long-name"]);
         same_as_ip(&["link", "show"]);
+        same_as_ip(&["addr", "show"]);
         same_as_ip(&["link", "show", "master", "br0"]);
         ok(&["link", "set", "br0", "type", "bridge", "stp_state", "1"]);
         assert!(ip(&["-d", "link", "show", "br0"]).contains("stp_state 1"));

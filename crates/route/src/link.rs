@@ -143,6 +143,7 @@ pub struct LinkView<'a> {
     phys_port_id: Option<&'a [u8]>,
     phys_switch_id: Option<&'a [u8]>,
     slave_info_data: Option<&'a [u8]>,
+    prop_list: Option<&'a [u8]>,
     unknown_attrs: u32,
 }
 
@@ -196,6 +197,7 @@ impl<'a> LinkView<'a> {
             phys_port_id: None,
             phys_switch_id: None,
             slave_info_data: None,
+            prop_list: None,
             unknown_attrs: 0,
         };
         for a in attrs {
@@ -222,6 +224,7 @@ impl<'a> LinkView<'a> {
                 IFLA_STATS64 => v.stats64 = Some(a.payload()),
                 IFLA_LINKINFO => v.parse_linkinfo(a)?,
                 IFLA_AF_SPEC => v.af_spec = Some(a.payload()),
+                IFLA_PROP_LIST => v.prop_list = Some(a.payload()),
                 IFLA_ALLMULTI => v.allmulti = Some(a.u32()?),
                 IFLA_NUM_TX_QUEUES => v.num_tx_queues = Some(a.u32()?),
                 IFLA_NUM_RX_QUEUES => v.num_rx_queues = Some(a.u32()?),
@@ -437,6 +440,14 @@ impl<'a> LinkView<'a> {
     /// `IFLA_PHYS_SWITCH_ID` (raw bytes).
     pub fn phys_switch_id(&self) -> Option<&'a [u8]> {
         self.phys_switch_id
+    }
+    /// The alternative names (`IFLA_ALT_IFNAME` in `IFLA_PROP_LIST`), in order; malformed
+    /// entries are skipped.
+    pub fn alt_names(&self) -> impl Iterator<Item = &'a str> + 'a {
+        nlkit_wire::Attrs::new(self.prop_list.unwrap_or(&[]))
+            .map_while(Result::ok)
+            .filter(|a| a.ty() == IFLA_ALT_IFNAME)
+            .filter_map(|a| a.str().ok())
     }
     /// The raw `IFLA_INFO_SLAVE_DATA` attributes (slave-kind-specific, e.g. bridge port).
     pub fn slave_info_data(&self) -> Option<&'a [u8]> {

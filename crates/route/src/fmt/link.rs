@@ -156,6 +156,9 @@ impl fmt::Display for LinkText<'_, '_, '_> {
                 write!(f, "\n    alias {a}")?;
             }
         }
+        for n in l.alt_names() {
+            write!(f, "\n    altname {n}")?;
+        }
         Ok(())
     }
 }
@@ -270,6 +273,9 @@ impl serde::Serialize for LinkJson<'_, '_, '_> {
         if let (Some(a), None) = (l.alias(), self.addrs) {
             m.serialize_entry("ifalias", a)?;
         }
+        if l.alt_names().next().is_some() {
+            m.serialize_entry("altnames", &AltNames(l))?;
+        }
         if let Some(addrs) = self.addrs {
             let items = addrs.iter().map(|a| AddrJson {
                 addr: a,
@@ -278,6 +284,14 @@ impl serde::Serialize for LinkJson<'_, '_, '_> {
             m.serialize_entry("addr_info", &AddrList(std::cell::Cell::new(Some(items))))?;
         }
         m.end()
+    }
+}
+
+struct AltNames<'v, 'a>(&'v LinkView<'a>);
+
+impl serde::Serialize for AltNames<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.alt_names())
     }
 }
 

@@ -122,3 +122,4 @@ pub const IFLA_GRO_MAX_SIZE: u16 = 58;
 pub const IFLA_TSO_MAX_SIZE: u16 = 59;
 pub const IFLA_TSO_MAX_SEGS: u16 = 60;
 pub const IFLA_INET6_ADDR_GEN_MODE: u16 = 8;
+pub const IFLA_PROP_LIST: u16 = 52;
