@@ -18,6 +18,10 @@ pub struct Cli {
     /// Run in the named network namespace (/run/netns/NAME), like `ip -n NAME`.
     #[arg(short = 'n', long, global = true, value_name = "NAME")]
     pub netns: Option<String>,
+    /// Show details (`ip -d`): device attributes and link kind options (before the
+    /// command: `nlkit -d link show`; `ct` has its own `-d`).
+    #[arg(short = 'd', long)]
+    pub details: bool,
     /// Threads sharing each dump.
     #[arg(long, global = true, value_name = "N", default_value_t = 1)]
     pub threads: usize,
@@ -63,6 +67,10 @@ pub enum Command {
     Nexthop(ObjectArgs),
     /// Policy routing rules (`ip rule`).
     Rule(ObjectArgs),
+    /// Named network namespaces and namespace ids (`ip netns`).
+    Netns(ObjectArgs),
+    /// Bridge forwarding database and VLANs (iproute2's `bridge fdb`, `bridge vlan`).
+    Bridge(BridgeArgs),
     /// Connection tracking (`conntrack`).
     #[command(visible_alias = "conntrack")]
     Ct(CtArgs),
@@ -96,6 +104,18 @@ pub struct ObjectArgs {
     /// show (default), list, add, replace, del, set, get, flush.
     pub action: Option<String>,
     /// Arguments in ip(8) style: `10.0.0.0/24 via 10.0.0.1 dev eth0 table 100 metric 5`.
+    #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
+    pub args: Vec<String>,
+}
+
+/// `nlkit bridge fdb|vlan [ACTION] [ARGS…]`.
+#[derive(Debug, Args)]
+pub struct BridgeArgs {
+    /// fdb or vlan.
+    pub object: String,
+    /// show (default), add, del; for fdb also append and replace.
+    pub action: Option<String>,
+    /// Arguments in bridge(8) style: `02:00:00:00:00:01 dev eth0 master vlan 10`.
     #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
     pub args: Vec<String>,
 }

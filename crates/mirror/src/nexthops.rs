@@ -109,8 +109,8 @@ fn dump_ids() -> Result<Option<HashSet<u32>>, nlkit_socket::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nlkit_wire::NhMsg;
     use nlkit_wire::Messages;
+    use nlkit_wire::NhMsg;
 
     fn event(ty: u16, id: Option<u32>) -> Vec<u8> {
         let mut b = MessageBuilder::new();

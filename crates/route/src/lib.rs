@@ -1,5 +1,9 @@
 //! `nlkit-route`: typed rtnetlink for links, addresses, routes, neighbours, nexthop objects
-//! and policy rules.
+//! and policy rules; link kinds
+//! (bridge, vlan, vxlan, macvlan/macvtap, ipvlan, bond, vrf, veth: [`KindInfo`] views and
+//! [`LinkSpec`] / [`LinkKind`] specs), namespaces (moving links by namespace fd or pid,
+//! namespace ids: [`NetnsRef`], [`NsidView`]) and the bridge FDB and VLANs ([`Fdb`],
+//! [`BridgeVlanSpec`], [`bridge_vlans`]).
 //!
 //! * **Views** ([`LinkView`], [`AddrView`], [`RouteView`], [`NeighView`],
 //!   [`NexthopObjectView`], [`RuleView`]) borrow a received
@@ -42,11 +46,15 @@ use nlkit_wire::{Attr, Message, WireError};
 pub use nlkit_wire::WireError as Error;
 
 mod addr;
+mod bridge;
 pub mod fmt;
 mod key;
 mod link;
+mod linkinfo;
+mod linkinfo_spec;
 pub mod names;
 mod neigh;
+mod netns;
 pub mod nexthop;
 pub mod ops;
 pub mod request;
@@ -54,9 +62,18 @@ pub mod route;
 mod rule;
 
 pub use addr::{AddrCacheInfo, AddrView, Address};
+pub use bridge::{bridge_vlans, BridgeVlan, BridgeVlanSpec, Fdb, FdbOp};
 pub use key::{AddrKeyView, NeighKeyView, RouteKeyView};
 pub use link::{Link, LinkStats64, LinkView};
+pub use linkinfo::{
+    BondInfo, BridgeInfo, IpvlanInfo, KindInfo, MacvlanInfo, VlanInfo, VrfInfo, VxlanInfo,
+};
+pub use linkinfo_spec::{
+    kind_names, BondOpts, BridgeOpts, IpvlanOpts, LinkKind, LinkSpec, MacvlanOpts, VlanOpts,
+    VxlanOpts,
+};
 pub use neigh::{NeighView, Neighbour};
+pub use netns::{NetnsRef, NsidView};
 pub use nexthop::{NexthopObject, NexthopObjectView};
 pub use route::{NextHop, NexthopView, Route, RouteCacheInfo, RouteView};
 pub use rule::{Rule, RuleView};

@@ -4,6 +4,7 @@ use nlkit_wire::consts::*;
 use nlkit_wire::{Attr, IfInfoMsg, Message, WireError};
 
 use crate::check_type;
+use crate::KindInfo;
 
 /// `struct rtnl_link_stats64` (`IFLA_STATS64`), copied out of the message.
 ///
@@ -127,6 +128,22 @@ pub struct LinkView<'a> {
     slave_kind: Option<&'a str>,
     info_data: Option<&'a [u8]>,
     stats64: Option<&'a [u8]>,
+    af_spec: Option<&'a [u8]>,
+    allmulti: Option<u32>,
+    num_tx_queues: Option<u32>,
+    num_rx_queues: Option<u32>,
+    gso_max_size: Option<u32>,
+    gso_max_segs: Option<u32>,
+    gro_max_size: Option<u32>,
+    tso_max_size: Option<u32>,
+    tso_max_segs: Option<u32>,
+    phys_port_name: Option<&'a str>,
+    parent_dev_name: Option<&'a str>,
+    parent_dev_bus_name: Option<&'a str>,
+    phys_port_id: Option<&'a [u8]>,
+    phys_switch_id: Option<&'a [u8]>,
+    slave_info_data: Option<&'a [u8]>,
+    prop_list: Option<&'a [u8]>,
     unknown_attrs: u32,
 }
 
@@ -165,6 +182,22 @@ impl<'a> LinkView<'a> {
             slave_kind: None,
             info_data: None,
             stats64: None,
+            af_spec: None,
+            allmulti: None,
+            num_tx_queues: None,
+            num_rx_queues: None,
+            gso_max_size: None,
+            gso_max_segs: None,
+            gro_max_size: None,
+            tso_max_size: None,
+            tso_max_segs: None,
+            phys_port_name: None,
+            parent_dev_name: None,
+            parent_dev_bus_name: None,
+            phys_port_id: None,
+            phys_switch_id: None,
+            slave_info_data: None,
+            prop_list: None,
             unknown_attrs: 0,
         };
         for a in attrs {
@@ -190,6 +223,21 @@ impl<'a> LinkView<'a> {
                 IFLA_PROMISCUITY => v.promiscuity = Some(a.u32()?),
                 IFLA_STATS64 => v.stats64 = Some(a.payload()),
                 IFLA_LINKINFO => v.parse_linkinfo(a)?,
+                IFLA_AF_SPEC => v.af_spec = Some(a.payload()),
+                IFLA_PROP_LIST => v.prop_list = Some(a.payload()),
+                IFLA_ALLMULTI => v.allmulti = Some(a.u32()?),
+                IFLA_NUM_TX_QUEUES => v.num_tx_queues = Some(a.u32()?),
+                IFLA_NUM_RX_QUEUES => v.num_rx_queues = Some(a.u32()?),
+                IFLA_GSO_MAX_SIZE => v.gso_max_size = Some(a.u32()?),
+                IFLA_GSO_MAX_SEGS => v.gso_max_segs = Some(a.u32()?),
+                IFLA_GRO_MAX_SIZE => v.gro_max_size = Some(a.u32()?),
+                IFLA_TSO_MAX_SIZE => v.tso_max_size = Some(a.u32()?),
+                IFLA_TSO_MAX_SEGS => v.tso_max_segs = Some(a.u32()?),
+                IFLA_PHYS_PORT_NAME => v.phys_port_name = Some(a.str()?),
+                IFLA_PARENT_DEV_NAME => v.parent_dev_name = Some(a.str()?),
+                IFLA_PARENT_DEV_BUS_NAME => v.parent_dev_bus_name = Some(a.str()?),
+                IFLA_PHYS_PORT_ID => v.phys_port_id = Some(a.payload()),
+                IFLA_PHYS_SWITCH_ID => v.phys_switch_id = Some(a.payload()),
                 _ => v.unknown_attrs += 1,
             }
         }
@@ -203,6 +251,7 @@ impl<'a> LinkView<'a> {
                 IFLA_INFO_KIND => self.kind = Some(a.str()?),
                 IFLA_INFO_SLAVE_KIND => self.slave_kind = Some(a.str()?),
                 IFLA_INFO_DATA => self.info_data = Some(a.payload()),
+                IFLA_INFO_SLAVE_DATA => self.slave_info_data = Some(a.payload()),
                 _ => {}
             }
         }
@@ -316,6 +365,100 @@ impl<'a> LinkView<'a> {
     /// The raw `IFLA_INFO_DATA` attributes (kind-specific).
     pub fn info_data(&self) -> Option<&'a [u8]> {
         self.info_data
+    }
+    /// The decoded `IFLA_INFO_DATA` for this link's kind (`None` without a kind).
+    ///
+    /// ```
+    /// use nlkit_wire::{Messages, MessageBuilder};
+    /// use nlkit_route::{request, KindInfo, LinkKind, LinkSpec, LinkView, VlanOpts};
+    /// let spec = LinkSpec::new("v10", LinkKind::Vlan(VlanOpts { id: Some(10), protocol: None })).parent(2);
+    /// let mut b = MessageBuilder::new();
+    /// request::add_link(&mut b, 1, &spec).unwrap();
+    /// let m = Messages::new(b.as_bytes()).next().unwrap().unwrap();
+    /// let l = LinkView::parse_any(&m).unwrap();
+    /// assert!(matches!(l.kind_info().unwrap(), Some(KindInfo::Vlan(v)) if v.id == Some(10)));
+    /// ```
+    pub fn kind_info(&self) -> Result<Option<KindInfo<'a>>, WireError> {
+        match self.kind {
+            Some(k) => KindInfo::parse(k, self.info_data.unwrap_or(&[])).map(Some),
+            None => Ok(None),
+        }
+    }
+    /// The raw `IFLA_AF_SPEC` payload (per-family nests; for `AF_BRIDGE` link messages the
+    /// bridge VLANs, see [`bridge_vlans`](crate::bridge_vlans)).
+    pub fn af_spec(&self) -> Option<&'a [u8]> {
+        self.af_spec
+    }
+    /// `IFLA_ALLMULTI`.
+    pub fn allmulti(&self) -> Option<u32> {
+        self.allmulti
+    }
+    /// `IFLA_NUM_TX_QUEUES`.
+    pub fn num_tx_queues(&self) -> Option<u32> {
+        self.num_tx_queues
+    }
+    /// `IFLA_NUM_RX_QUEUES`.
+    pub fn num_rx_queues(&self) -> Option<u32> {
+        self.num_rx_queues
+    }
+    /// `IFLA_GSO_MAX_SIZE`.
+    pub fn gso_max_size(&self) -> Option<u32> {
+        self.gso_max_size
+    }
+    /// `IFLA_GSO_MAX_SEGS`.
+    pub fn gso_max_segs(&self) -> Option<u32> {
+        self.gso_max_segs
+    }
+    /// `IFLA_GRO_MAX_SIZE`.
+    pub fn gro_max_size(&self) -> Option<u32> {
+        self.gro_max_size
+    }
+    /// `IFLA_TSO_MAX_SIZE`.
+    pub fn tso_max_size(&self) -> Option<u32> {
+        self.tso_max_size
+    }
+    /// `IFLA_TSO_MAX_SEGS`.
+    pub fn tso_max_segs(&self) -> Option<u32> {
+        self.tso_max_segs
+    }
+    /// `IFLA_PHYS_PORT_NAME`.
+    pub fn phys_port_name(&self) -> Option<&'a str> {
+        self.phys_port_name
+    }
+    /// `IFLA_PARENT_DEV_NAME`.
+    pub fn parent_dev_name(&self) -> Option<&'a str> {
+        self.parent_dev_name
+    }
+    /// `IFLA_PARENT_DEV_BUS_NAME`.
+    pub fn parent_dev_bus_name(&self) -> Option<&'a str> {
+        self.parent_dev_bus_name
+    }
+    /// `IFLA_PHYS_PORT_ID` (raw bytes).
+    pub fn phys_port_id(&self) -> Option<&'a [u8]> {
+        self.phys_port_id
+    }
+    /// `IFLA_PHYS_SWITCH_ID` (raw bytes).
+    pub fn phys_switch_id(&self) -> Option<&'a [u8]> {
+        self.phys_switch_id
+    }
+    /// The alternative names (`IFLA_ALT_IFNAME` in `IFLA_PROP_LIST`), in order; malformed
+    /// entries are skipped.
+    pub fn alt_names(&self) -> impl Iterator<Item = &'a str> + 'a {
+        nlkit_wire::Attrs::new(self.prop_list.unwrap_or(&[]))
+            .map_while(Result::ok)
+            .filter(|a| a.ty() == IFLA_ALT_IFNAME)
+            .filter_map(|a| a.str().ok())
+    }
+    /// The raw `IFLA_INFO_SLAVE_DATA` attributes (slave-kind-specific, e.g. bridge port).
+    pub fn slave_info_data(&self) -> Option<&'a [u8]> {
+        self.slave_info_data
+    }
+    /// `IFLA_INET6_ADDR_GEN_MODE` from the `AF_INET6` nest of `IFLA_AF_SPEC`.
+    pub fn inet6_addr_gen_mode(&self) -> Option<u8> {
+        let spec = self.af_spec?;
+        let inet6 = nlkit_wire::Attrs::new(spec).find(AF_INET6 as u16)?.ok()?;
+        let mode = inet6.nested().find(IFLA_INET6_ADDR_GEN_MODE)?.ok()?;
+        mode.u8().ok()
     }
     /// `IFLA_STATS64`, decoded (short or long structs accepted).
     pub fn stats64(&self) -> Option<LinkStats64> {

@@ -30,6 +30,13 @@ pub struct NeighView<'a> {
     vlan: Option<u16>,
     master: Option<u32>,
     protocol: Option<u8>,
+    port: Option<u16>,
+    vni: Option<u32>,
+    src_vni: Option<u32>,
+    via: Option<u32>,
+    link_netnsid: Option<i32>,
+    nh_id: Option<u32>,
+    flags_ext: Option<u32>,
     unknown_attrs: u32,
 }
 
@@ -47,6 +54,13 @@ impl<'a> NeighView<'a> {
             vlan: None,
             master: None,
             protocol: None,
+            port: None,
+            vni: None,
+            src_vni: None,
+            via: None,
+            link_netnsid: None,
+            nh_id: None,
+            flags_ext: None,
             unknown_attrs: 0,
         };
         for a in attrs {
@@ -58,6 +72,13 @@ impl<'a> NeighView<'a> {
                 NDA_VLAN => v.vlan = Some(a.u16()?),
                 NDA_MASTER => v.master = Some(a.u32()?),
                 NDA_PROTOCOL => v.protocol = Some(a.u8()?),
+                NDA_PORT => v.port = Some(a.be16()?),
+                NDA_VNI => v.vni = Some(a.u32()?),
+                NDA_SRC_VNI => v.src_vni = Some(a.u32()?),
+                NDA_IFINDEX => v.via = Some(a.u32()?),
+                NDA_LINK_NETNSID => v.link_netnsid = Some(a.i32()?),
+                NDA_NH_ID => v.nh_id = Some(a.u32()?),
+                NDA_FLAGS_EXT => v.flags_ext = Some(a.u32()?),
                 _ => v.unknown_attrs += 1,
             }
         }
@@ -111,6 +132,34 @@ impl<'a> NeighView<'a> {
     /// `NDA_PROTOCOL`.
     pub fn protocol(&self) -> Option<u8> {
         self.protocol
+    }
+    /// `NDA_PORT`: the remote UDP port of a VXLAN FDB entry (host order).
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+    /// `NDA_VNI`: the VNI of a VXLAN FDB entry.
+    pub fn vni(&self) -> Option<u32> {
+        self.vni
+    }
+    /// `NDA_SRC_VNI`.
+    pub fn src_vni(&self) -> Option<u32> {
+        self.src_vni
+    }
+    /// `NDA_IFINDEX`: the outgoing device of a VXLAN FDB remote (`via DEV`).
+    pub fn via(&self) -> Option<u32> {
+        self.via
+    }
+    /// `NDA_LINK_NETNSID`: the namespace of [`via`](NeighView::via).
+    pub fn link_netnsid(&self) -> Option<i32> {
+        self.link_netnsid
+    }
+    /// `NDA_NH_ID`: the nexthop object of an FDB entry.
+    pub fn nh_id(&self) -> Option<u32> {
+        self.nh_id
+    }
+    /// `NDA_FLAGS_EXT` (`NTF_EXT_*`).
+    pub fn flags_ext(&self) -> Option<u32> {
+        self.flags_ext
     }
     /// Attributes skipped because this view does not decode them.
     pub fn unknown_attrs(&self) -> u32 {

@@ -380,6 +380,151 @@ pub fn dump_rules(
     )
 }
 
+// ---------------------------------------------------------------------------------------------
+// Link kinds, namespaces, bridge FDB and VLANs
+
+/// Creates a link of any kind (`ip link add`) and returns its index (looked up by name
+/// after the create; the spec needs a name and a kind).
+///
+/// ```no_run
+/// use nlkit_route::{ops, BridgeOpts, LinkKind, LinkSpec};
+/// let mut sock = nlkit_socket::Socket::open(nlkit_socket::Protocol::Route)?;
+/// let br = ops::add_link(&mut sock, &LinkSpec::new("br0", LinkKind::Bridge(BridgeOpts::default())))?;
+/// # Ok::<(), nlkit_socket::Error>(())
+/// ```
+pub fn add_link(sock: &mut Socket, spec: &crate::LinkSpec) -> Result<u32> {
+    change(sock, |b| request::add_link(b, 0, spec))?;
+    let name = spec
+        .name
+        .as_deref()
+        .ok_or(Error::Unexpected("add_link needs a name"))?;
+    // A link created directly in another namespace is not visible here.
+    if spec.netns.is_some() {
+        return Ok(0);
+    }
+    Ok(get_link(sock, LinkRef::Name(name))?.index)
+}
+
+/// Changes link `index` (`ip link set`): only the fields set in `spec` are sent.
+pub fn set_link(sock: &mut Socket, index: u32, spec: &crate::LinkSpec) -> Result<()> {
+    change(sock, |b| request::set_link(b, 0, index, spec))
+}
+
+/// Enslaves link `index` to `master` (a bridge, bond or VRF), or releases it with `None`
+/// (`ip link set DEV master M | nomaster`).
+pub fn set_link_master(sock: &mut Socket, index: u32, master: Option<u32>) -> Result<()> {
+    let spec = crate::LinkSpec {
+        master: Some(master.unwrap_or(0)),
+        ..Default::default()
+    };
+    set_link(sock, index, &spec)
+}
+
+/// Moves link `index` into the namespace open as `ns` (`IFLA_NET_NS_FD`; `ip link set DEV
+/// netns NAME`). The link disappears from this namespace.
+///
+/// ```no_run
+/// use std::os::fd::AsFd;
+/// let mut sock = nlkit_socket::Socket::open(nlkit_socket::Protocol::Route)?;
+/// let ns = nlkit_socket::netns::open_named("blue")?;
+/// nlkit_route::ops::move_link_to_netns(&mut sock, 5, ns.as_fd())?;
+/// # Ok::<(), nlkit_socket::Error>(())
+/// ```
+pub fn move_link_to_netns(
+    sock: &mut Socket,
+    index: u32,
+    ns: std::os::fd::BorrowedFd<'_>,
+) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let spec = crate::LinkSpec {
+        netns: Some(crate::NetnsRef::Fd(ns.as_raw_fd())),
+        ..Default::default()
+    };
+    set_link(sock, index, &spec)
+}
+
+/// Moves link `index` into the named namespace `/run/netns/NAME` (`ip link set DEV netns
+/// NAME`).
+///
+/// ```no_run
+/// let mut sock = nlkit_socket::Socket::open(nlkit_socket::Protocol::Route)?;
+/// nlkit_route::ops::move_link_to_named_netns(&mut sock, 5, "blue")?;
+/// # Ok::<(), nlkit_socket::Error>(())
+/// ```
+pub fn move_link_to_named_netns(sock: &mut Socket, index: u32, name: &str) -> Result<()> {
+    use std::os::fd::AsFd;
+    let ns = nlkit_socket::netns::open_named(name)?;
+    move_link_to_netns(sock, index, ns.as_fd())
+}
+
+/// Moves link `index` into the namespace of process `pid` (`IFLA_NET_NS_PID`; `ip link set
+/// DEV netns PID`).
+pub fn move_link_to_pid(sock: &mut Socket, index: u32, pid: u32) -> Result<()> {
+    let spec = crate::LinkSpec {
+        netns: Some(crate::NetnsRef::Pid(pid)),
+        ..Default::default()
+    };
+    set_link(sock, index, &spec)
+}
+
+/// The id this namespace has for the namespace open as `ns` (`None` when none is assigned).
+pub fn get_nsid_fd(sock: &mut Socket, ns: std::os::fd::BorrowedFd<'_>) -> Result<Option<u32>> {
+    use std::os::fd::AsRawFd;
+    get_nsid(sock, crate::NetnsRef::Fd(ns.as_raw_fd()))
+}
+
+/// The id this namespace has for `ns` (`None` when none is assigned). With
+/// [`NetnsRef::Fd`](crate::NetnsRef::Fd) the descriptor must stay open during the call.
+pub fn get_nsid(sock: &mut Socket, ns: crate::NetnsRef) -> Result<Option<u32>> {
+    let mut req = MessageBuilder::new();
+    built(request::get_nsid(&mut req, 0, ns))?;
+    single(sock, &mut req, |m| {
+        Ok(Some(crate::NsidView::parse(m)?.assigned()))
+    })
+}
+
+/// Assigns id `nsid` to the namespace open as `ns` (`ip netns set NAME ID`).
+pub fn set_nsid(sock: &mut Socket, ns: std::os::fd::BorrowedFd<'_>, nsid: u32) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let id = i32::try_from(nsid).map_err(|_| Error::Unexpected("nsid out of range"))?;
+    change(sock, |b| {
+        request::set_nsid(b, 0, crate::NetnsRef::Fd(ns.as_raw_fd()), id)
+    })
+}
+
+/// Streams the namespace ids assigned in this namespace (`ip netns list-id`).
+pub fn dump_nsids(
+    sock: &mut Socket,
+    mut f: impl FnMut(crate::NsidView) -> Result<()>,
+) -> Result<DumpSummary> {
+    let mut req = MessageBuilder::new();
+    built(request::dump_nsids(&mut req, 0))?;
+    let mut n = 0;
+    let mut s = dump_raw(sock, &mut req, |m| {
+        n += 1;
+        f(crate::NsidView::parse(m)?)
+    })?;
+    s.delivered = n;
+    Ok(s)
+}
+
+/// Streams the bridge FDB (`AF_BRIDGE` neighbours) matching `filter`.
+pub fn dump_fdb(
+    sock: &mut Socket,
+    filter: &request::FdbFilter,
+    f: impl FnMut(NeighView<'_>) -> Result<()>,
+) -> Result<DumpSummary> {
+    let mut req = MessageBuilder::new();
+    built(request::dump_fdb(&mut req, 0, filter))?;
+    typed_dump!(
+        sock,
+        req,
+        NeighView,
+        |v: &NeighView<'_>| filter.matches(v),
+        f
+    )
+}
+
 /// Adds a rule.
 pub fn add_rule(sock: &mut Socket, r: &Rule) -> Result<()> {
     change(sock, |b| request::add_rule(b, 0, r))
@@ -409,4 +554,36 @@ pub fn flush_rules(sock: &mut Socket, family: u8, filter: &RuleFilter) -> Result
         }
     }
     Ok(n)
+}
+
+/// Adds, appends or replaces an FDB entry.
+pub fn add_fdb(sock: &mut Socket, e: &crate::Fdb, op: crate::FdbOp) -> Result<()> {
+    change(sock, |b| request::add_fdb(b, 0, e, op))
+}
+
+/// Deletes an FDB entry.
+pub fn del_fdb(sock: &mut Socket, e: &crate::Fdb) -> Result<()> {
+    change(sock, |b| request::del_fdb(b, 0, e))
+}
+
+/// Streams the bridge ports (and bridges) with their VLANs: `f` gets each `AF_BRIDGE` link
+/// message; read its VLANs with [`bridge_vlans`](crate::bridge_vlans) on
+/// [`LinkView::af_spec`].
+pub fn dump_bridge_vlans(
+    sock: &mut Socket,
+    f: impl FnMut(LinkView<'_>) -> Result<()>,
+) -> Result<DumpSummary> {
+    let mut req = MessageBuilder::new();
+    built(request::dump_bridge_vlans(&mut req, 0))?;
+    typed_dump!(sock, req, LinkView, |_: &LinkView<'_>| true, f)
+}
+
+/// Adds a VLAN (or range) to a bridge port.
+pub fn add_bridge_vlan(sock: &mut Socket, v: &crate::BridgeVlanSpec) -> Result<()> {
+    change(sock, |b| request::add_bridge_vlan(b, 0, v))
+}
+
+/// Removes a VLAN (or range) from a bridge port.
+pub fn del_bridge_vlan(sock: &mut Socket, v: &crate::BridgeVlanSpec) -> Result<()> {
+    change(sock, |b| request::del_bridge_vlan(b, 0, v))
 }

@@ -104,3 +104,34 @@ pub fn open_socket_named(name: &str, protocol: Protocol, opts: &SocketOptions) -
     let ns = open_named(name)?;
     open_socket(&ns, protocol, opts)
 }
+
+/// Creates a new, unnamed network namespace and returns its namespace file; the namespace
+/// lives as long as that descriptor (or anything else in it that holds it) stays open.
+///
+/// A helper thread unshares its network namespace and opens `/proc/thread-self/ns/net`;
+/// the calling thread's namespace does not change. Needs `CAP_SYS_ADMIN` (root, or root
+/// of a user namespace). Combine with [`open_socket`] to configure it, and with
+/// `IFLA_NET_NS_FD` (`nlkit_route::ops::move_link_to_netns`) to move links into it.
+///
+/// ```no_run
+/// let ns = nlkit_socket::netns::create()?;
+/// let sock = nlkit_socket::netns::open_socket(&ns, nlkit_socket::Protocol::Route, &Default::default())?;
+/// # Ok::<(), nlkit_socket::Error>(())
+/// ```
+pub fn create() -> Result<OwnedFd> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: only CLONE_NEWNET, on a short-lived helper thread that exits right
+            // after opening its namespace file: no other thread's namespace, file table or
+            // filesystem state changes.
+            unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNET) }
+                .map_err(|errno| Error::Netns {
+                    path: "unshare(CLONE_NEWNET)".to_owned(),
+                    errno,
+                })?;
+            open_path("/proc/thread-self/ns/net")
+        })
+        .join()
+        .unwrap_or(Err(Error::Unexpected("namespace helper thread panicked")))
+    })
+}

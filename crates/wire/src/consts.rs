@@ -14,11 +14,13 @@
 mod ctnl;
 mod fib;
 mod genl;
+mod linkkinds;
 mod netlink;
 mod rtnl;
 
 pub use ctnl::*;
 pub use fib::*;
 pub use genl::*;
+pub use linkkinds::*;
 pub use netlink::*;
 pub use rtnl::*;

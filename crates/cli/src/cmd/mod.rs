@@ -19,10 +19,12 @@ use crate::args::UsageError;
 use crate::cli::{Cli, Command};
 
 mod addr;
+mod bridge;
 mod ct;
 mod link;
 mod monitor;
 mod neigh;
+mod netns;
 mod nexthop;
 mod route;
 mod rule;
@@ -35,6 +37,8 @@ pub struct Ctx {
     pub json: bool,
     /// `--threads N`: threads sharing a dump.
     pub threads: usize,
+    /// `-d`: details (`link show`).
+    pub details: bool,
     /// `-4` / `-6`.
     pub family: Option<u8>,
     /// Where requests go. Private: commands get their sockets from [`Ctx::socket`],
@@ -109,6 +113,11 @@ impl Ctx {
         .context("cannot open a conntrack event socket")
     }
 
+    /// True when requests go to the kernel (no `--mirror`).
+    pub fn is_kernel(&self) -> bool {
+        self.target == Target::Kernel
+    }
+
     /// The families a listing covers: the one asked for, else both.
     pub fn families(&self) -> Vec<u8> {
         match self.family {
@@ -143,6 +152,7 @@ pub fn run(cli: Cli) -> Result<()> {
     let ctx = Ctx {
         json: cli.json,
         threads: cli.threads.max(1),
+        details: cli.details,
         family: if cli.ipv4 {
             Some(AF_INET)
         } else if cli.ipv6 {
@@ -169,6 +179,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Neigh(a) => neigh::run(&ctx, a),
         Command::Nexthop(a) => nexthop::run(&ctx, a),
         Command::Rule(a) => rule::run(&ctx, a),
+        Command::Netns(a) => netns::run(&ctx, a),
+        Command::Bridge(a) => bridge::run(&ctx, a),
         Command::Ct(a) => ct::run(&ctx, a),
         Command::Monitor { objects } => monitor::run(&ctx, &objects),
         Command::Mirror(a) => {

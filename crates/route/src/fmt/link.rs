@@ -9,14 +9,27 @@ use super::{name_list, AsStr, LinkNames, Mac};
 use crate::names::{self, Scope};
 use crate::{AddrView, LinkView};
 
-fn link_flag_names(flags: u32) -> impl Iterator<Item = &'static str> {
+fn link_flag_names(flags: u32, m_down: bool) -> impl Iterator<Item = &'static str> {
     let no_carrier = flags & IFF_UP != 0 && flags & IFF_RUNNING == 0;
-    no_carrier.then_some("NO-CARRIER").into_iter().chain(
-        names::LINK_FLAGS
-            .iter()
-            .filter(move |(b, _)| flags & b != 0)
-            .map(|e| e.1),
-    )
+    no_carrier
+        .then_some("NO-CARRIER")
+        .into_iter()
+        .chain(
+            names::LINK_FLAGS
+                .iter()
+                .filter(move |(b, _)| flags & b != 0)
+                .map(|e| e.1),
+        )
+        .chain(m_down.then_some("M-DOWN"))
+}
+
+/// `M-DOWN`, as `ip` prints it: the lower device (`IFLA_LINK`, same namespace) is known and
+/// administratively down.
+fn m_down(l: &LinkView<'_>, names: &LinkNames) -> bool {
+    match (l.link(), l.link_netnsid()) {
+        (Some(p), None) if p != 0 => names.flags(p).is_some_and(|f| f & IFF_UP == 0),
+        _ => false,
+    }
 }
 
 /// `ip link show` text for one link; see [`link_text`].
@@ -25,6 +38,16 @@ pub struct LinkText<'v, 'a, 'n> {
     link: &'v LinkView<'a>,
     names: &'n LinkNames,
     show_mode: bool,
+    details: bool,
+}
+
+impl LinkText<'_, '_, '_> {
+    /// Adds what `ip -d link show` adds (see the crate README for the kinds whose options
+    /// are printed).
+    pub fn details(mut self, on: bool) -> Self {
+        self.details = on;
+        self
+    }
 }
 
 /// Formats a link like `ip link show` (two lines, no final newline). With `show_mode` false
@@ -57,6 +80,7 @@ pub fn link_text<'v, 'a, 'n>(
         link,
         names,
         show_mode,
+        details: false,
     }
 }
 
@@ -74,7 +98,7 @@ impl fmt::Display for LinkText<'_, '_, '_> {
             _ => {}
         }
         f.write_str(": <")?;
-        for (i, n) in link_flag_names(l.flags()).enumerate() {
+        for (i, n) in link_flag_names(l.flags(), m_down(l, self.names)).enumerate() {
             if i > 0 {
                 f.write_str(",")?;
             }
@@ -116,8 +140,24 @@ impl fmt::Display for LinkText<'_, '_, '_> {
         if let Some(b) = l.broadcast() {
             write!(f, " brd {}", Mac(b))?;
         }
-        if let Some(n) = l.link_netnsid() {
-            write!(f, " link-netnsid {n}")?;
+        match l.link_netnsid() {
+            Some(n) if n < 0 => f.write_str(" link-netnsid unknown")?,
+            Some(n) => match self.names.netns_name(n) {
+                Some(name) => write!(f, " link-netns {name}")?,
+                None => write!(f, " link-netnsid {n}")?,
+            },
+            None => {}
+        }
+        if self.details {
+            super::linkinfo::details_text(l, self.names, f)?;
+        }
+        if self.show_mode {
+            if let Some(a) = l.alias() {
+                write!(f, "\n    alias {a}")?;
+            }
+        }
+        for n in l.alt_names() {
+            write!(f, "\n    altname {n}")?;
         }
         Ok(())
     }
@@ -129,6 +169,15 @@ pub struct LinkJson<'v, 'a, 'n> {
     link: &'v LinkView<'a>,
     names: &'n LinkNames,
     addrs: Option<&'v [AddrView<'a>]>,
+    details: bool,
+}
+
+impl LinkJson<'_, '_, '_> {
+    /// Adds the fields `ip -d -j link show` adds.
+    pub fn details(mut self, on: bool) -> Self {
+        self.details = on;
+        self
+    }
 }
 
 /// A serializable link with `ip -j link` field names (`ifindex`, `link`, `ifname`, `flags`,
@@ -154,7 +203,12 @@ pub fn link_json<'v, 'a, 'n>(
     names: &'n LinkNames,
     addrs: Option<&'v [AddrView<'a>]>,
 ) -> LinkJson<'v, 'a, 'n> {
-    LinkJson { link, names, addrs }
+    LinkJson {
+        link,
+        names,
+        addrs,
+        details: false,
+    }
 }
 
 impl serde::Serialize for LinkJson<'_, '_, '_> {
@@ -173,7 +227,10 @@ impl serde::Serialize for LinkJson<'_, '_, '_> {
         if let Some(n) = l.name() {
             m.serialize_entry("ifname", n)?;
         }
-        m.serialize_entry("flags", &name_list(link_flag_names(l.flags())))?;
+        m.serialize_entry(
+            "flags",
+            &name_list(link_flag_names(l.flags(), m_down(l, self.names))),
+        )?;
         if let Some(v) = l.mtu() {
             m.serialize_entry("mtu", &v)?;
         }
@@ -210,6 +267,15 @@ impl serde::Serialize for LinkJson<'_, '_, '_> {
         if let Some(n) = l.link_netnsid() {
             m.serialize_entry("link_netnsid", &n)?;
         }
+        if self.details {
+            super::linkinfo::details_json(l, self.names, &mut m)?;
+        }
+        if let (Some(a), None) = (l.alias(), self.addrs) {
+            m.serialize_entry("ifalias", a)?;
+        }
+        if l.alt_names().next().is_some() {
+            m.serialize_entry("altnames", &AltNames(l))?;
+        }
         if let Some(addrs) = self.addrs {
             let items = addrs.iter().map(|a| AddrJson {
                 addr: a,
@@ -218,6 +284,14 @@ impl serde::Serialize for LinkJson<'_, '_, '_> {
             m.serialize_entry("addr_info", &AddrList(std::cell::Cell::new(Some(items))))?;
         }
         m.end()
+    }
+}
+
+struct AltNames<'v, 'a>(&'v LinkView<'a>);
+
+impl serde::Serialize for AltNames<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.alt_names())
     }
 }
 

@@ -29,12 +29,19 @@ use std::fmt;
 
 use crate::LinkView;
 
+mod bridge;
 mod link;
+mod linkinfo;
+mod linkinfo_bridge;
 mod neigh;
 mod nexthop;
 mod route;
 mod rule;
 
+pub use bridge::{
+    bridge_vlan_json, bridge_vlan_text, fdb_json, fdb_text, BridgeVlanJson, FdbJson, FdbText,
+    VLAN_HEADER,
+};
 pub use link::{
     addr_json, addr_text, link_json, link_text, AddrJson, AddrText, LinkJson, LinkText,
 };
@@ -57,6 +64,11 @@ pub use rule::{
 #[derive(Debug, Clone, Default)]
 pub struct LinkNames {
     map: HashMap<u32, String>,
+    /// nsid → name of the named namespace (`/run/netns/NAME`) with that id, for
+    /// `link-netns NAME`.
+    netns: HashMap<i32, String>,
+    /// index → `IFF_*` flags, for `M-DOWN` (the lower device is down).
+    flags: HashMap<u32, u32>,
 }
 
 impl LinkNames {
@@ -73,6 +85,26 @@ impl LinkNames {
         if let Some(n) = link.name() {
             self.insert(link.index(), n);
         }
+        self.flags.insert(link.index(), link.flags());
+    }
+    /// Records that namespace id `nsid` is the named namespace `name` (then links whose
+    /// peer is there print `link-netns NAME`, as `ip` does, instead of `link-netnsid N`).
+    ///
+    /// ```
+    /// let mut n = nlkit_route::fmt::LinkNames::new();
+    /// n.insert_netns(0, "blue");
+    /// assert_eq!(n.netns_name(0), Some("blue"));
+    /// ```
+    pub fn insert_netns(&mut self, nsid: i32, name: &str) {
+        self.netns.insert(nsid, name.to_owned());
+    }
+    /// The `IFF_*` flags of link `index`, when it came from a link dump.
+    pub fn flags(&self, index: u32) -> Option<u32> {
+        self.flags.get(&index).copied()
+    }
+    /// The name of the named namespace with id `nsid`, if known.
+    pub fn netns_name(&self, nsid: i32) -> Option<&str> {
+        self.netns.get(&nsid).map(String::as_str)
     }
     /// Forgets an index (e.g. on `RTM_DELLINK`).
     pub fn remove(&mut self, index: u32) {

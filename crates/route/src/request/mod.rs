@@ -36,9 +36,17 @@ use nlkit_wire::{IfAddrMsg, IfInfoMsg, MessageBuilder, NdMsg, WireError};
 
 use crate::{AddrView, Address, LinkView, NeighView, Neighbour};
 
+mod bridge;
+mod linkinfo;
+mod netns;
 mod nexthop;
 mod routes;
 mod rule;
+pub use bridge::{
+    add_bridge_vlan, add_fdb, del_bridge_vlan, del_fdb, dump_bridge_vlans, dump_fdb, FdbFilter,
+};
+pub use linkinfo::{add_link, set_link};
+pub use netns::{dump_nsids, get_nsid, set_nsid};
 pub use nexthop::{add_nexthop, del_nexthop, dump_nexthops, get_nexthop, NexthopFilter};
 pub use routes::{add_route, del_route, dump_routes, get_route, RouteFilter, RouteLookup, RouteOp};
 pub use rule::{add_rule, del_rule, dump_rules, RuleFilter};
@@ -385,4 +393,3 @@ pub fn del_neigh(b: &mut MessageBuilder, seq: u32, n: &Neighbour) -> Built {
     neigh_msg(b, RTM_DELNEIGH, CHANGE, seq, n);
     b.finish()
 }
-
