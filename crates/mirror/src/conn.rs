@@ -1,15 +1,14 @@
 //! [`CtStore`]: the mirror's conntrack table, on the nulls-based [`ConnTable`].
 //!
 //! Each connection is linked by both its original and reply tuple (so a `GET` by either tuple
-//! is one lock-free lookup), keeps the kernel's last message for it, and expires when the
-//! `CTA_TIMEOUT` it carried at its last update runs out (the table's incremental gc), as well
-//! as on destroy events. Update events carry only what changed, so they are merged into the
-//! stored message attribute by attribute.
-
-use std::sync::atomic::{AtomicU64, Ordering};
+//! is one lock-free lookup) and keeps the kernel's last message for it. A connection leaves
+//! only on a destroy event or when a verification dump no longer lists it: traffic refreshes
+//! the kernel's timer without any event, so the mirror never expires entries by their
+//! `CTA_TIMEOUT` (which it lists as of the kernel's last report). Update events carry only
+//! what changed, so they are merged into the stored message attribute by attribute.
 
 use nlkit_table::{
-    ConnConfig, ConnInsertError, ConnRef, ConnTable, GcBudget, NewConn, NoCounters, Tuple,
+    ConnConfig, ConnInsertError, ConnRef, ConnTable, NewConn, NoCounters, Tuple,
 };
 use nlkit_wire::{align, Attrs, Message, NLA_HDRLEN, NLMSG_HDRLEN};
 
@@ -76,7 +75,6 @@ pub struct CtStore {
     pub(crate) table: ConnTable<CtState, NoCounters>,
     /// Bumped around every insert, update, delete and expiry.
     pub seq: ChangeSeq,
-    expired: AtomicU64,
 }
 
 impl std::fmt::Debug for CtStore {
@@ -115,9 +113,20 @@ fn merge(update: &[u8], old: &[u8]) -> Vec<u8> {
     out
 }
 
-fn timeout_ms(info: &CtInfo) -> Option<u32> {
-    info.timeout_s
-        .map(|s| s.saturating_mul(1000).min(NO_TIMEOUT_MS))
+/// The table's timer for every connection: entries never expire in the mirror (see the
+/// module docs); each change re-arms it.
+fn timeout_ms(_info: &CtInfo) -> Option<u32> {
+    Some(NO_TIMEOUT_MS)
+}
+
+/// Whether two messages differ only in the value of `CTA_TIMEOUT` at `off` (the kernel's
+/// countdown, which every dump reports anew).
+fn same_but_timeout(a: &[u8], b: &[u8], off: usize) -> bool {
+    a.len() == b.len()
+        && off != 0
+        && off + 4 <= a.len()
+        && a[..off] == b[..off]
+        && a[off + 4..] == b[off + 4..]
 }
 
 impl CtStore {
@@ -131,7 +140,6 @@ impl CtStore {
                 ..ConnConfig::new(max.max(64))
             }),
             seq: ChangeSeq::default(),
-            expired: AtomicU64::new(0),
         }
     }
 
@@ -145,11 +153,6 @@ impl CtStore {
         self.len() == 0
     }
 
-    /// Connections removed because their timeout ran out.
-    pub fn expired_count(&self) -> u64 {
-        self.expired.load(Ordering::Relaxed)
-    }
-
     /// Applies a `IPCTNL_MSG_CT_NEW` message (dump entry or new/update event). `merge_update`
     /// keeps stored attributes the message lacks (update events carry only what changed).
     pub(crate) fn upsert(&self, msg: &Message<'_>, gen: u64, merge_update: bool) -> bool {
@@ -159,8 +162,7 @@ impl CtStore {
         let norm = normalize(msg);
         if let Some(c) = self.table.get(&info.original) {
             if c.original() == info.original && info.reply.is_none_or(|r| r == c.reply()) {
-                self.update_in_place(&c, &info, norm, gen, merge_update);
-                return true;
+                return self.update_in_place(&c, &info, norm, gen, merge_update);
             }
             // Same tuple, other connection (a stale entry): replace it.
             let _w = self.seq.write();
@@ -230,6 +232,7 @@ impl CtStore {
         }
     }
 
+    /// Returns whether the connection changed in more than its `CTA_TIMEOUT` countdown.
     fn update_in_place(
         &self,
         c: &ConnRef<'_, CtState, NoCounters>,
@@ -237,7 +240,7 @@ impl CtStore {
         norm: Vec<u8>,
         gen: u64,
         merge_update: bool,
-    ) {
+    ) -> bool {
         let (orig, reply) = (c.original(), c.reply());
         let mut st = c.state();
         st.gen = st.gen.max(gen32(gen));
@@ -247,8 +250,10 @@ impl CtStore {
             if let Some(t) = timeout_ms(info) {
                 c.refresh(t);
             }
-            return;
+            return false;
         }
+        let timeout_only =
+            !merge_update && same_but_timeout(&old, &norm, usize::from(st.timeout_off));
         let new = if merge_update {
             merge(&norm, &old)
         } else {
@@ -267,6 +272,7 @@ impl CtStore {
         if let Some(m) = info.mark {
             c.set_mark(m);
         }
+        !timeout_only
     }
 
     /// Applies a destroy event (or a delete): removes the connection with this tuple.
@@ -286,17 +292,26 @@ impl CtStore {
         self.table.remove(tuple)
     }
 
-    /// Appends the connection's message, with `CTA_TIMEOUT` set to the time left, to `out`.
+    /// Appends the connection's message to `out`; its `CTA_TIMEOUT` is the kernel's as of
+    /// its last report (event or verification dump).
     pub(crate) fn copy_msg(c: &ConnRef<'_, CtState, NoCounters>, out: &mut Vec<u8>) {
-        let left_s = c.remaining_ms().div_ceil(1000);
         let (orig, reply) = (c.original(), c.reply());
         let st = c.state();
-        let start = out.len();
         unpack_into(&st.msg, st.dropped, &orig, &reply, out);
-        let off = st.timeout_off as usize;
-        if off != 0 && start + off + 4 <= out.len() {
-            out[start + off..start + off + 4].copy_from_slice(&left_s.to_be_bytes());
+    }
+
+    /// The connections not confirmed at generation `gen` or later: their original tuple and
+    /// message (what a sweep at `gen` would remove).
+    pub(crate) fn unconfirmed(&self, gen: u64) -> Vec<(Tuple, Vec<u8>)> {
+        let mut v = Vec::new();
+        for c in self.table.iter() {
+            if c.state().gen < gen32(gen) {
+                let mut b = Vec::new();
+                Self::copy_msg(&c, &mut b);
+                v.push((c.original(), b));
+            }
         }
+        v
     }
 
     /// Looks a connection up by either tuple and appends its message to `out`.
@@ -314,20 +329,6 @@ impl CtStore {
     pub(crate) fn sweep(&self, gen: u64) -> usize {
         let _w = self.seq.write();
         self.table.remove_matching(|c| c.state().gen < gen32(gen))
-    }
-
-    /// One incremental gc step: removes expired connections; returns how many.
-    ///
-    /// Expiry does not bump the change sequence. A gc step runs every second, so bracketing it
-    /// would flag every dump longer than a second as interrupted (a million-entry dump never
-    /// got through). An entry expiring during a dump is not an inconsistency a client can act
-    /// on — the kernel's own ctnetlink dumps never set `NLM_F_DUMP_INTR` — and the table stays
-    /// safe to read either way; creates, updates, deletes and sweeps still count as changes.
-    pub(crate) fn gc(&self) -> u32 {
-        let r = self.table.gc_step(GcBudget::default());
-        self.expired
-            .fetch_add(u64::from(r.expired), Ordering::Relaxed);
-        r.expired
     }
 
     /// Iterates over all connections (lock-free).

@@ -17,6 +17,7 @@ use nlkit_socket::{consistent_dump, DumpBuffer, Error, Pool, Protocol, SharedDum
 use nlkit_wire::consts::*;
 use nlkit_wire::{IfAddrMsg, IfInfoMsg, MessageBuilder, NdMsg, NfGenMsg, RtMsg};
 
+use crate::feed::Feed;
 use crate::tables::{TableId, TableSet, Tables};
 
 /// Attempts per table before a still-inconsistent dump is accepted (and logged).
@@ -110,11 +111,17 @@ pub(crate) struct Filled {
 /// held here: each store takes one around the changes it actually makes, so re-dumping a
 /// table that did not change flags no client dump as interrupted, and a thread blocked in
 /// `recvmsg` never holds a table "in flight".
-fn consume(tables: &Tables, t: TableId, dump: &SharedDump, gen: u64) -> Result<usize, Error> {
+fn consume(
+    tables: &Tables,
+    feed: &Feed,
+    t: TableId,
+    dump: &SharedDump,
+    gen: u64,
+) -> Result<usize, Error> {
     let mut buf = DumpBuffer::with_capacity(64 * 1024);
     let mut n = 0;
     while let Some(m) = dump.next(&mut buf)? {
-        tables.apply_dump(t, &m, gen);
+        crate::feed::capture::apply_dump(tables, feed, t, &m, gen);
         n += 1;
     }
     Ok(n)
@@ -131,7 +138,12 @@ fn consumers(t: TableId) -> usize {
 
 /// Dumps table `t` into `tables`, taking generations from `gen_source`; a dump the kernel
 /// flags inconsistent is restarted (up to [`MAX_ATTEMPTS`]).
-fn fill_one(tables: &Tables, t: TableId, gen_source: &AtomicU64) -> Result<Filled, Error> {
+fn fill_one(
+    tables: &Tables,
+    feed: &Feed,
+    t: TableId,
+    gen_source: &AtomicU64,
+) -> Result<Filled, Error> {
     let (proto, req) = dump_request(t);
     let opts = SocketOptions {
         rcvbuf: 1 << 20,
@@ -152,9 +164,9 @@ fn fill_one(tables: &Tables, t: TableId, gen_source: &AtomicU64) -> Result<Fille
         last_gen = gen;
         std::thread::scope(|s| {
             let helpers: Vec<_> = (1..consumers(t))
-                .map(|_| s.spawn(|| consume(tables, t, dump, gen)))
+                .map(|_| s.spawn(|| consume(tables, feed, t, dump, gen)))
                 .collect();
-            let mut n = consume(tables, t, dump, gen);
+            let mut n = consume(tables, feed, t, dump, gen);
             for h in helpers {
                 let r = h
                     .join()
@@ -194,6 +206,7 @@ fn fill_one(tables: &Tables, t: TableId, gen_source: &AtomicU64) -> Result<Fille
 /// calling thread while the dumps run (the sync loop drains its event sockets there).
 pub(crate) fn fill(
     tables: &Arc<Tables>,
+    feed: &Feed,
     set: TableSet,
     gen_source: &AtomicU64,
     mut idle: impl FnMut(),
@@ -205,7 +218,7 @@ pub(crate) fn fill(
                 let tables = &**tables;
                 std::thread::Builder::new()
                     .name(format!("mirror-dump-{}", t.name()))
-                    .spawn_scoped(s, move || fill_one(tables, t, gen_source))
+                    .spawn_scoped(s, move || fill_one(tables, feed, t, gen_source))
             })
             .collect();
         let started = Instant::now();

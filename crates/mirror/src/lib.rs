@@ -97,6 +97,7 @@
 
 mod conn;
 mod ct_pack;
+mod feed;
 mod fill;
 mod keys;
 mod metrics;
@@ -205,8 +206,21 @@ pub struct MirrorConfig {
     /// Threads that serve requests (default 4). A client that stops reading holds one for
     /// at most `client_send_timeout`.
     pub server_threads: usize,
-    /// Interval between conntrack gc steps.
-    pub ct_gc_interval: Duration,
+    /// Interval between conntrack verification dumps (default 60 s; `None`: never). Entries
+    /// leave the mirror only on a destroy event or when such a dump no longer lists them
+    /// (traffic refreshes the kernel's timer without an event, so the mirror never expires
+    /// entries itself); the dump also adds what the mirror missed. Each correction becomes a
+    /// feed event flagged synthesized. Cost: one full ctnetlink dump, compared entry by entry
+    /// (see the README for measurements).
+    pub ct_verify_interval: Option<Duration>,
+    /// Most events the feed's log holds (default 1,000,000).
+    pub feed_max_events: usize,
+    /// Most bytes of messages the feed's log holds (default 256 MiB; the smaller of the two
+    /// bounds wins).
+    pub feed_max_bytes: usize,
+    /// Most events a feed subscriber may fall behind the head (plus what its socket buffer
+    /// holds) before it is sent an overrun notice (default: the log's event bound).
+    pub feed_max_lag: usize,
     /// Interval between neighbour re-dumps: the kernel creates some neighbours (multicast and
     /// other `NUD_NOARP` entries) without a notification. `None`: never.
     pub neigh_resync_interval: Option<Duration>,
@@ -233,7 +247,10 @@ impl Default for MirrorConfig {
             client_send_timeout: Duration::from_secs(10),
             client_idle_timeout: Duration::from_secs(60),
             server_threads: 4,
-            ct_gc_interval: Duration::from_secs(1),
+            ct_verify_interval: Some(Duration::from_secs(60)),
+            feed_max_events: 1_000_000,
+            feed_max_bytes: 256 << 20,
+            feed_max_lag: 1_000_000,
             neigh_resync_interval: Some(Duration::from_secs(30)),
             notify_systemd: true,
             write_timeout: Duration::from_secs(10),
@@ -251,6 +268,8 @@ pub(crate) struct Shared {
     pub config: MirrorConfig,
     pub tables: Arc<Tables>,
     pub metrics: Arc<Metrics>,
+    /// The change feed: written by the sync thread and its dump threads (see `feed`).
+    pub feed: Arc<feed::Feed>,
     pub gen: AtomicU64,
     pub conntrack_on: AtomicBool,
     pub stopping: AtomicBool,
@@ -347,7 +366,12 @@ impl Mirror {
         raise_nofile(config.max_clients as u64 + 256);
         let tables = Arc::new(Tables::new(&config.capacities));
         let metrics = Arc::new(Metrics::default());
+        let feed = Arc::new(feed::Feed::new(
+            config.feed_max_events,
+            config.feed_max_bytes,
+        )?);
         let shared = Arc::new(Shared {
+            feed: feed.clone(),
             conntrack_on: AtomicBool::new(config.conntrack),
             config: config.clone(),
             tables: tables.clone(),
@@ -358,6 +382,8 @@ impl Mirror {
         });
         let mut syncer = sync::Syncer::new(shared.clone())?;
         syncer.initial_sync()?;
+        // From here on every change is recorded (no client could have subscribed before).
+        feed.start_recording();
         let writer = writer::Writer::start(config.writer, config.write_timeout, metrics.clone())?;
         let listener = claim.bind()?;
         let active_clients = Arc::new(AtomicUsize::new(0));
@@ -367,6 +393,7 @@ impl Mirror {
             writer,
             server_lock: parking_lot::Mutex::new(()),
             conntrack: shared.conntrack_on.load(Ordering::Relaxed),
+            feed: feed.clone(),
         });
         let mut threads = Vec::new();
         let (sd, ac) = (shutdown.clone(), active_clients.clone());
@@ -375,6 +402,7 @@ impl Mirror {
             send_timeout: config.client_send_timeout,
             idle_timeout: config.client_idle_timeout,
             serve_threads: config.server_threads,
+            feed_max_lag: config.feed_max_lag as u64,
         };
         threads.push(spawn_guarded("mirror-server", &shutdown, move || {
             let registry = Arc::new(server::Registry::standard());

@@ -1,5 +1,6 @@
 //! The sync loop: event sockets first, then dumps, then the events that arrived meanwhile;
-//! overruns and silent kernel deletions become resyncs; conntrack entries expire.
+//! overruns and silent kernel deletions become resyncs; conntrack is verified by periodic
+//! dumps. Every change is recorded in the feed (`crate::feed::capture`).
 //!
 //! Threads: one sync thread owns the event sockets and applies events; during a (re)sync it
 //! keeps draining the event sockets into a queue while [`fill`](crate::fill) runs the dumps,
@@ -21,7 +22,7 @@ use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
 use nlkit_socket::{Event, EventSocket, Protocol, RecvBuffer, SocketOptions};
 
-use crate::fill::{fill, sweep};
+use crate::fill::fill;
 use crate::nexthops::{is_nexthop_event, NexthopIds};
 use crate::tables::{TableId, TableSet};
 use crate::{MirrorError, Shared};
@@ -94,7 +95,8 @@ pub(crate) struct Syncer {
     queued_bytes: usize,
     queue_lost: TableSet,
     pending: TableSet,
-    next_gc: Instant,
+    /// When the next conntrack verification dump is due.
+    next_gc: Option<Instant>,
     next_neigh: Option<Instant>,
     /// Existing nexthop objects (which of their events change routes silently).
     nexthops: NexthopIds,
@@ -151,7 +153,7 @@ impl Syncer {
             queued_bytes: 0,
             queue_lost: TableSet::default(),
             pending: TableSet::default(),
-            next_gc: Instant::now(),
+            next_gc: None,
             next_neigh: None,
             nexthops: NexthopIds::default(),
         })
@@ -249,7 +251,7 @@ impl Syncer {
                 n += 1;
                 continue;
             }
-            let f = self.shared.tables.apply_event(&m, gen);
+            let f = crate::feed::capture::apply_event(&self.shared.tables, &self.shared.feed, &m, gen);
             for t in f.resync.iter() {
                 self.pending.add(t);
             }
@@ -277,7 +279,7 @@ impl Syncer {
         }
         let results = {
             let this = &mut *self;
-            fill(&shared.tables, set, &shared.gen, || {
+            fill(&shared.tables, &shared.feed, set, &shared.gen, || {
                 if this.wait(Duration::from_millis(5)) {
                     this.drain(false);
                 }
@@ -297,7 +299,7 @@ impl Syncer {
                     let swept = if f.attempts == 1 && was_empty.contains(f.table) {
                         0
                     } else {
-                        sweep(&shared.tables, &f)
+                        crate::feed::capture::sweep(&shared.tables, &shared.feed, &f)
                     };
                     if f.attempts > 1 {
                         shared
@@ -322,6 +324,7 @@ impl Syncer {
         for t in lost.iter() {
             self.pending.add(t);
         }
+        shared.feed.notify();
         let m = &shared.metrics;
         m.resyncs.fetch_add(1, Ordering::Relaxed);
         m.last_sync_us
@@ -338,6 +341,7 @@ impl Syncer {
         while !stop.load(Ordering::Relaxed) && !self.shared.stopping.load(Ordering::Relaxed) {
             if self.wait(Duration::from_millis(50)) {
                 self.drain(true);
+                self.shared.feed.notify();
             }
             if !self.pending.is_empty() {
                 let set = std::mem::take(&mut self.pending);
@@ -359,9 +363,14 @@ impl Syncer {
                     self.next_neigh = Some(Instant::now() + every);
                 }
             }
-            if ct_on && Instant::now() >= self.next_gc {
-                self.shared.tables.ct.gc();
-                self.next_gc = Instant::now() + self.shared.config.ct_gc_interval;
+            if let Some(every) = self.shared.config.ct_verify_interval.filter(|_| ct_on) {
+                // The verification dump: a conntrack resync (dump, mark, sweep), whose
+                // corrections in both directions become synthesized feed events.
+                let due = *self.next_gc.get_or_insert_with(|| Instant::now() + every);
+                if Instant::now() >= due {
+                    self.pending.add(TableId::Conntrack);
+                    self.next_gc = Some(Instant::now() + every);
+                }
             }
         }
     }

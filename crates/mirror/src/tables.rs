@@ -169,10 +169,13 @@ pub struct Tables {
 }
 
 /// What applying an event asks of the sync loop.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Followup {
     /// Tables to re-dump and sweep (silent kernel deletions, partial ECMP deletes).
     pub resync: TableSet,
+    /// Entries the event removed without a kernel notification of their own (addresses and
+    /// neighbours of a deleted link): their messages, for the feed's synthesized deletions.
+    pub removed: Vec<(TableId, Vec<u8>)>,
 }
 
 fn fam(f: u8) -> usize {
@@ -224,27 +227,24 @@ impl Tables {
     }
 
     /// Applies one message of a dump of table `t`, marked with `gen`. Called by the dump's
-    /// reading threads; the stores bracket each change they make with their `seq`.
-    pub(crate) fn apply_dump(&self, t: TableId, m: &Message<'_>, gen: u64) {
+    /// reading threads; the stores bracket each change they make with their `seq`. Returns
+    /// whether the table changed (more than a generation mark).
+    pub(crate) fn apply_dump(&self, t: TableId, m: &Message<'_>, gen: u64) -> bool {
         match t {
-            TableId::Links => {
-                if let Some(k) = LinkKey::from_msg(m) {
-                    put_dump(&self.links, k, m, gen);
-                }
-            }
-            TableId::Addrs4 | TableId::Addrs6 => {
-                if let Some(k) = AddrKey::from_msg(m) {
-                    put_dump(&self.addrs[fam_of_key(k.local.is_ipv6())], k, m, gen);
-                }
-            }
+            TableId::Links => LinkKey::from_msg(m).is_some_and(|k| put_dump(&self.links, k, m, gen)),
+            TableId::Addrs4 | TableId::Addrs6 => AddrKey::from_msg(m).is_some_and(|k| {
+                put_dump(&self.addrs[fam_of_key(k.local.is_ipv6())], k, m, gen)
+            }),
             TableId::Routes4 | TableId::Routes6 => {
-                let Some(i) = route_info(m) else { return };
+                let Some(i) = route_info(m) else {
+                    return false;
+                };
                 if i.cloned {
-                    return;
+                    return false;
                 }
                 let store = &self.routes[fam_of_key(i.key.dst.is_ipv6())];
                 let Err(new) = store.insert_new(i.key, normalize(m), gen) else {
-                    return;
+                    return true;
                 };
                 // The key exists: an older entry (resync), or several routes sharing a key
                 // (see `routes`), whose messages this same pass appends. Two reading threads
@@ -257,16 +257,12 @@ impl Tables {
                     }
                 });
                 bytes.extend_from_slice(&new);
-                store.put(i.key, bytes, gen);
+                store.put(i.key, bytes, gen)
             }
-            TableId::Neigh4 | TableId::Neigh6 => {
-                if let Some(k) = NeighKey::from_msg(m) {
-                    put_dump(&self.neigh[fam_of_key(k.dst.is_ipv6())], k, m, gen);
-                }
-            }
-            TableId::Conntrack => {
-                self.ct.insert_dump(m, gen);
-            }
+            TableId::Neigh4 | TableId::Neigh6 => NeighKey::from_msg(m).is_some_and(|k| {
+                put_dump(&self.neigh[fam_of_key(k.dst.is_ipv6())], k, m, gen)
+            }),
+            TableId::Conntrack => self.ct.insert_dump(m, gen),
         }
     }
 
@@ -330,11 +326,23 @@ impl Tables {
         if del {
             self.links.remove(&k);
             let idx = k.ifindex;
-            for s in &self.addrs {
-                s.remove_where(|a, _| a.ifindex == idx);
+            for (s, t) in self.addrs.iter().zip([TableId::Addrs4, TableId::Addrs6]) {
+                s.remove_where(|a, e| {
+                    let hit = a.ifindex == idx;
+                    if hit {
+                        f.removed.push((t, e.messages().to_vec()));
+                    }
+                    hit
+                });
             }
-            for s in &self.neigh {
-                s.remove_where(|n, _| n.ifindex == idx);
+            for (s, t) in self.neigh.iter().zip([TableId::Neigh4, TableId::Neigh6]) {
+                s.remove_where(|n, e| {
+                    let hit = n.ifindex == idx;
+                    if hit {
+                        f.removed.push((t, e.messages().to_vec()));
+                    }
+                    hit
+                });
             }
             // Routes (and nexthops) through the link vanish without notification.
             f.resync.add(TableId::Routes4);
@@ -407,9 +415,16 @@ impl Tables {
 }
 
 /// Inserts a dumped object: the fast insert when the key is new, else the comparing `put`.
-fn put_dump<K: crate::keys::StoreKey>(store: &Store<K>, key: K, m: &Message<'_>, gen: u64) {
-    if let Err(bytes) = store.insert_new(key, normalize(m), gen) {
-        store.put(key, bytes, gen);
+/// Returns whether the store changed.
+fn put_dump<K: crate::keys::StoreKey>(
+    store: &Store<K>,
+    key: K,
+    m: &Message<'_>,
+    gen: u64,
+) -> bool {
+    match store.insert_new(key, normalize(m), gen) {
+        Ok(()) => true,
+        Err(bytes) => store.put(key, bytes, gen),
     }
 }
 

@@ -17,6 +17,8 @@
 //!   `SOCK_SEQPACKET` socket, such as the nlkit mirror: open the socket on the mirror with
 //!   [`Socket::connect_unix`] (or a pool of them with [`Pool::connect_unix`]) and every
 //!   transaction, dump, shared dump and typed request works unchanged.
+//! * [`feed`]: on a mirror socket, `join_group` and [`Socket::mirror_subscribe`] follow the
+//!   mirror's change feed (snapshot then follow, resume by position).
 //! * [`genl`]: generic netlink family and multicast group resolution, cached.
 //! * `tokio` feature (off by default): the `tokio` module, async transactions and events.
 //!
@@ -38,6 +40,7 @@
 pub mod dump;
 mod error;
 mod event;
+pub mod feed;
 pub mod genl;
 pub mod netns;
 mod options;

@@ -74,6 +74,8 @@ pub struct Socket {
     pub(crate) poisoned: bool,
     /// Receive buffer for transactions, allocated on first use and kept.
     pub(crate) scratch: Option<RecvBuffer>,
+    /// A [`Transport::Unix`] socket that subscribed to the mirror's feed (see `crate::feed`).
+    pub(crate) mirror_following: bool,
 }
 
 impl Socket {
@@ -142,6 +144,7 @@ impl Socket {
             stats: SocketStats::default(),
             poisoned: false,
             scratch: None,
+            mirror_following: false,
         }
     }
 
@@ -256,10 +259,14 @@ impl Socket {
     }
 
     /// Joins multicast group `group` (a number, as in `RTNLGRP_*`; not a bit mask). A socket
-    /// that has joined groups is never returned to a pool. A [`Transport::Unix`] socket has no
-    /// groups: [`Error::NotNetlink`].
+    /// that has joined groups is never returned to a pool. On a [`Transport::Unix`] socket
+    /// connected to the nlkit mirror this subscribes to the mirror's change feed for that group
+    /// (see [`feed`](crate::feed)): the same events, read with [`recv`](Socket::recv), after
+    /// the mirror applied them, each carrying its feed position.
     pub fn join_group(&mut self, group: u32) -> Result<()> {
-        self.require_netlink("join_group")?;
+        if self.transport == Transport::Unix {
+            return self.mirror_join(group);
+        }
         self.poisoned = true;
         options::membership(&self.fd, group, true)
     }

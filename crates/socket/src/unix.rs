@@ -23,8 +23,9 @@
 //! create a socket at the path could otherwise answer with forged routes.
 //!
 //! What differs from a kernel socket: there is no port id (it is 0, and requests carry 0),
-//! no Netlink socket option applies, there are no multicast groups
-//! ([`Error::NotNetlink`]), and the connection can end ([`Error::PeerClosed`]). Replies are
+//! no Netlink socket option applies, multicast groups are the mirror's change feed
+//! ([`join_group`](Socket::join_group) subscribes; see [`feed`](crate::feed); leaving a group
+//! is [`Error::NotNetlink`]), and the connection can end ([`Error::PeerClosed`]). Replies are
 //! matched by sequence number as on a kernel socket, and every datagram is taken as coming
 //! from the peer (a Unix source address is a path, never a port id).
 

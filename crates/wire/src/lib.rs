@@ -43,6 +43,7 @@ mod attr;
 mod builder;
 pub mod consts;
 mod error;
+pub mod feed;
 pub mod fuzzing;
 mod header;
 mod msg;

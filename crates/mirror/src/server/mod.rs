@@ -24,6 +24,7 @@ mod out;
 pub(crate) mod path;
 mod poller;
 mod registry;
+mod subscribe;
 
 use std::io;
 use std::os::fd::AsFd;
@@ -70,6 +71,8 @@ pub(crate) struct ServerConfig {
     pub send_timeout: Duration,
     pub idle_timeout: Duration,
     pub serve_threads: usize,
+    /// Most events a feed subscriber may lag behind the head before its overrun.
+    pub feed_max_lag: u64,
 }
 
 /// What to do with a client after its turn.
@@ -111,7 +114,14 @@ pub(crate) fn serve_ready(
             out.error(&hdr, libc::EMSGSIZE, "request larger than 64 KiB")
                 .and_then(|_| out.flush())
         } else {
-            handle_datagram(&link, &buf[..n], ctx, registry, &mut conn.errors)
+            handle_datagram(
+                &link,
+                &buf[..n],
+                ctx,
+                registry,
+                &mut conn.errors,
+                &mut conn.sub,
+            )
         };
         if result.is_err() || link.is_dead() || conn.errors >= MAX_PROTOCOL_ERRORS {
             // The client stopped reading (the send timed out), went away mid-reply, the
@@ -130,6 +140,7 @@ fn handle_datagram(
     ctx: &Ctx,
     registry: &Registry,
     errors: &mut u32,
+    sub: &mut Option<crate::feed::subscriber::Subscription>,
 ) -> io::Result<()> {
     for m in Messages::new(data) {
         let m = match m {
@@ -157,6 +168,11 @@ fn handle_datagram(
             if wants_ack {
                 out.error(&hdr, 0, "")?;
             }
+            out.flush()?;
+            continue;
+        }
+        if hdr.ty == nlkit_wire::feed::NLKIT_MSG_FEED_SUBSCRIBE {
+            subscribe::subscribe(ctx, &m, &mut out, sub)?;
             out.flush()?;
             continue;
         }

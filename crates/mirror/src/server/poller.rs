@@ -40,6 +40,8 @@ use rustix::net::{accept_with, recv, RecvFlags, SocketFlags};
 
 use super::out::{Link, Out};
 use super::{serve_ready, Ctx, Registry, Served, ServerConfig};
+use crate::feed::subscriber::{pump, Pumped, Subscription};
+use crate::feed::Feed;
 use crate::stop::{timespec, Shutdown};
 
 /// Refused connections that may wait for their first request at once.
@@ -55,12 +57,18 @@ const RESUME_ACCEPT: Duration = Duration::from_secs(1);
 const TOKEN_LISTENER: u64 = u64::MAX;
 const TOKEN_STOP: u64 = u64::MAX - 1;
 const TOKEN_WAKE: u64 = u64::MAX - 2;
+const TOKEN_FEED: u64 = u64::MAX - 3;
+/// Datagrams sent to one feed subscriber per round (then the others get theirs).
+const FEED_BUDGET: usize = 16;
 
 /// One client connection (non-blocking).
 pub(crate) struct Conn {
     pub fd: OwnedFd,
     /// Protocol errors answered so far.
     pub errors: u32,
+    /// Its feed subscription: while it has one and no request pending, the poll thread sends
+    /// it the feed's events (`crate::feed::subscriber`).
+    pub sub: Option<Subscription>,
     _slot: Slot,
 }
 
@@ -169,7 +177,11 @@ pub(crate) fn run(
             }
         }
     }
+    let feed = ctx.feed.clone();
     let mut poller = Poller {
+        subs: HashMap::new(),
+        feed,
+        pump_buf: Vec::with_capacity(64 * 1024),
         epoll: epoll::create(epoll::CreateFlags::CLOEXEC)?,
         listener,
         listening: true,
@@ -220,6 +232,11 @@ struct Poller {
     /// held by something else).
     resume_at: Option<Instant>,
     parked: HashMap<RawFd, ParkedConn>,
+    /// Connections following the feed (no request pending), armed for input and, when their
+    /// socket was full, for room.
+    subs: HashMap<RawFd, Conn>,
+    feed: Arc<Feed>,
+    pump_buf: Vec<u8>,
     /// The earliest deadline of a parked connection (no later than the real one).
     next_check: Option<Instant>,
     refusing: usize,
@@ -251,6 +268,12 @@ impl Poller {
             EventData::new_u64(TOKEN_WAKE),
             flags,
         )?;
+        epoll::add(
+            &self.epoll,
+            self.feed.wake_fd(),
+            EventData::new_u64(TOKEN_FEED),
+            flags,
+        )?;
         let mut events = Vec::with_capacity(128);
         loop {
             let timeout = self
@@ -270,6 +293,10 @@ impl Poller {
                     TOKEN_STOP => return Ok(()),
                     TOKEN_LISTENER => self.accept_all(),
                     TOKEN_WAKE => self.take_returned(),
+                    TOKEN_FEED => self.feed_advanced(),
+                    fd if self.subs.contains_key(&(fd as RawFd)) => {
+                        self.sub_event(fd as RawFd, ev.flags)
+                    }
                     fd => self.ready(fd as RawFd),
                 }
             }
@@ -379,6 +406,7 @@ impl Poller {
         let conn = Conn {
             fd,
             errors: 0,
+            sub: None,
             _slot: Slot(self.active.clone()),
         };
         let raw = conn.fd.as_raw_fd();
@@ -446,6 +474,7 @@ impl Poller {
         let returned = std::mem::take(&mut *self.queues.returned.lock());
         for r in returned {
             match r {
+                Returned::Keep(conn) if conn.sub.is_some() => self.follow(conn),
                 Returned::Keep(conn) => {
                     let raw = conn.fd.as_raw_fd();
                     self.park(raw, Parked::Idle(conn), Some(self.cfg.idle_timeout), false);
@@ -453,6 +482,91 @@ impl Poller {
                 Returned::Closed => self.pause_listener(false),
             }
         }
+    }
+
+    /// The feed's head advanced: every subscriber not waiting for room gets what follows.
+    fn feed_advanced(&mut self) {
+        self.feed.clear_wake();
+        let fds: Vec<RawFd> = self
+            .subs
+            .iter()
+            .filter(|(_, c)| c.sub.as_ref().is_some_and(|s| !s.blocked))
+            .map(|(fd, _)| *fd)
+            .collect();
+        for fd in fds {
+            if let Some(conn) = self.subs.remove(&fd) {
+                self.follow(conn);
+            }
+        }
+    }
+
+    /// A subscriber's descriptor is ready: a request or hang-up goes to a serving thread
+    /// (the subscription waits meanwhile), room resumes sending.
+    fn sub_event(&mut self, raw: RawFd, flags: EventFlags) {
+        let Some(mut conn) = self.subs.remove(&raw) else {
+            return;
+        };
+        let input = EventFlags::IN | EventFlags::RDHUP | EventFlags::HUP | EventFlags::ERR;
+        if flags.intersects(input) {
+            self.queues.ready.lock().conns.push_back(conn);
+            self.queues.ready_cv.notify_one();
+            return;
+        }
+        if let Some(s) = conn.sub.as_mut() {
+            s.blocked = false;
+        }
+        self.follow(conn);
+    }
+
+    /// Sends a subscriber what follows its cursor (a budget of datagrams), then watches it:
+    /// for input, and for room when its socket is full.
+    fn follow(&mut self, mut conn: Conn) {
+        let raw = conn.fd.as_raw_fd();
+        let Some(sub) = conn.sub.as_mut() else {
+            self.park(raw, Parked::Idle(conn), Some(self.cfg.idle_timeout), false);
+            return;
+        };
+        let r = pump(
+            conn.fd.as_fd(),
+            sub,
+            &self.feed,
+            self.cfg.feed_max_lag,
+            FEED_BUDGET,
+            &mut self.pump_buf,
+        );
+        match r {
+            Pumped::Failed => {
+                drop(conn);
+                self.pause_listener(false);
+                return;
+            }
+            Pumped::Ended => {
+                conn.sub = None;
+                self.park(raw, Parked::Idle(conn), Some(self.cfg.idle_timeout), false);
+                return;
+            }
+            // More is pending: come back after the others had their turn.
+            Pumped::More => {
+                let _ = rustix::io::write(self.feed.wake_fd(), &1u64.to_ne_bytes());
+            }
+            Pumped::CaughtUp | Pumped::Blocked => {}
+        }
+        let mut flags = EventFlags::IN | EventFlags::RDHUP | EventFlags::ONESHOT;
+        if conn.sub.as_ref().is_some_and(|s| s.blocked) {
+            flags |= EventFlags::OUT;
+        }
+        if let Err(e) = epoll::modify(
+            &self.epoll,
+            &conn.fd,
+            EventData::new_u64(raw as u64),
+            flags,
+        ) {
+            tracing::warn!(error = %e, "cannot watch a feed subscriber; closing it");
+            drop(conn);
+            self.pause_listener(false);
+            return;
+        }
+        self.subs.insert(raw, conn);
     }
 
     /// Closes parked connections whose deadline passed, retries a paused listener when due,

@@ -42,6 +42,8 @@ pub(crate) struct Ctx {
     pub writer: Writer,
     pub server_lock: Mutex<()>,
     pub conntrack: bool,
+    /// The change feed (subscriptions).
+    pub feed: Arc<crate::feed::Feed>,
 }
 
 /// One registered message type.
