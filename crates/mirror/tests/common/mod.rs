@@ -96,7 +96,7 @@ pub fn dump_request(t: TableId) -> MessageBuilder {
 /// An entry's identity and the part of its content that must match the kernel's.
 pub type Snapshot = BTreeMap<String, Vec<u8>>;
 
-fn entry(t: TableId, m: &Message<'_>) -> Option<(String, Vec<u8>)> {
+pub fn entry(t: TableId, m: &Message<'_>) -> Option<(String, Vec<u8>)> {
     let body = m.bytes().get(16..).unwrap_or(&[]).to_vec();
     match t {
         TableId::Links => {
