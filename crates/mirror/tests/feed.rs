@@ -204,19 +204,23 @@ fn equals_kernel(r: &Replica, tables: &[TableId]) -> Result<(), String> {
             .map(|tab| tab.values().cloned().collect())
             .unwrap_or_default();
         if k != mine {
-            return Err(format!("{t:?}: {}", diff(&k, &mine)));
+            let first = k.iter().find(|(key, v)| mine.get(*key) != Some(*v));
+            let detail = first.map(|(key, v)| format!("kernel {v:?} mine {:?}", mine.get(key)));
+            return Err(format!("{t:?}: {} {detail:?}", diff(&k, &mine)));
         }
     }
     Ok(())
 }
 
 /// Reads until the replica equals the kernel in `tables` (bounded); panics with the diff.
+#[track_caller]
 fn converge(sock: &mut Socket, r: &mut Replica, tables: &[TableId], timeout: Duration) {
     let deadline = Instant::now() + timeout;
     loop {
         let mut last_err = String::new();
-        let ok = read_until(sock, r, Duration::from_millis(500), |_| false).is_none()
-            && match equals_kernel(r, tables) {
+        let overrun = read_until(sock, r, Duration::from_millis(500), |_| false);
+        assert_eq!(overrun, None, "overrun while converging (last {})", r.last);
+        let ok = match equals_kernel(r, tables) {
                 Ok(()) => true,
                 Err(e) => {
                     last_err = e;
@@ -406,24 +410,32 @@ nlkit_testns::netns_test! {
     fn stalled_subscriber_overruns_exactly() {
         let v = nlkit_testns::veth_pair("sa", "sb");
         nlkit_testns::add_addr(v.a_index, "10.0.0.1".parse().unwrap(), 16);
-        let m = start("feed-stall", |c| c.feed_max_lag = 2_000);
+        // The stalled one must miss more than the lag bound while its socket is full; a big
+        // event buffer keeps the mirror from resyncing (whose changes land all at once).
+        let m = start("feed-stall", |c| {
+            c.feed_max_lag = 10_000;
+            c.event_rcvbuf = 32 << 20;
+        });
         let mut stalled = Socket::connect_unix(m.socket_path(), Protocol::Route).unwrap();
         let mut rs = snapshot_follow(&mut stalled, &RTNL_GROUPS);
         let mut s = Socket::connect_unix(m.socket_path(), Protocol::Route).unwrap();
         let mut r = snapshot_follow(&mut s, &RTNL_GROUPS);
         let n = churn_size(CHURN);
-        std::thread::scope(|sc| {
-            sc.spawn(|| {
-                let mut k = kernel(Protocol::Route);
-                assert_eq!(routes(&mut k, true, &dsts(0, n), v.a_index, 254), 0);
-                assert_eq!(routes(&mut k, false, &dsts(0, n / 2), v.a_index, 254), 0);
+        for add in [true, false] {
+            std::thread::scope(|sc| {
+                sc.spawn(|| {
+                    let mut k = kernel(Protocol::Route);
+                    assert_eq!(routes(&mut k, add, &dsts(0, n), v.a_index, 254), 0);
+                });
+                let want = if add { u64::from(n) } else { u64::from(2 * n) };
+                read_until(&mut s, &mut r, Duration::from_secs(30), |r| r.events >= want);
             });
-            read_until(&mut s, &mut r, Duration::from_secs(30), |r| r.events >= u64::from(n + n / 2));
-        });
+        }
+        assert_converges(&m, &route_tables(), Duration::from_secs(20));
         converge(&mut s, &mut r, &route_tables(), Duration::from_secs(30));
         // Now the stalled one reads: what its socket held, then the overrun at its position.
-        let mark = read_until(&mut stalled, &mut rs, Duration::from_secs(30), |_| false)
-            .expect("an overrun notice");
+        let mark = read_until(&mut stalled, &mut rs, Duration::from_secs(30), |_| false);
+        let mark = mark.unwrap_or_else(|| panic!("no overrun notice: {} events, last {}", rs.events, rs.last));
         assert_eq!(mark.position, rs.last, "overrun at the last event sent");
         assert!(rs.events < u64::from(n));
         let again = stalled

@@ -1,9 +1,9 @@
 //! One client's subscription: which groups it follows and its cursor (its position in the
 //! shared log: no per-client copy of events), and sending it what follows, never blocking.
 //!
-//! A subscriber's buffer is bounded by `max_lag` events (plus its socket's send buffer):
-//! when the log's head runs more than `max_lag` past its cursor, or its cursor leaves the
-//! log, it is sent an overrun notice — `NLMSG_ERROR` with `-ENOBUFS` and the feed trailer
+//! A subscriber's buffer is its socket's buffer plus `max_lag` events: when its socket is
+//! full and the log's head runs more than `max_lag` events past where it was when the socket
+//! filled up, or its cursor leaves the log, it is sent an overrun notice — `NLMSG_ERROR` with `-ENOBUFS` and the feed trailer
 //! (`FEED_OVERRUN`, position = the last event it was sent) — as soon as its socket has room,
 //! and its subscription ends. It can resume from that position while the log holds it.
 
@@ -102,6 +102,10 @@ pub(crate) struct Subscription {
     pub overrun: bool,
     /// Its socket was full at the last send.
     pub blocked: bool,
+    /// The feed's head when its socket filled up.
+    blocked_head: u64,
+    /// Its connection's send buffer has been set (by the poll thread).
+    pub sized: bool,
 }
 
 impl Subscription {
@@ -111,6 +115,8 @@ impl Subscription {
             filter,
             overrun: false,
             blocked: false,
+            blocked_head: 0,
+            sized: false,
         }
     }
 }
@@ -163,6 +169,18 @@ pub(crate) fn pump(
     budget: usize,
     buf: &mut Vec<u8>,
 ) -> Pumped {
+    // Room again (or another wake-up): did it miss more than it may while full? (`blocked`
+    // stays set until a send succeeds, so the count runs from when the socket filled up.)
+    if sub.blocked && feed.head().saturating_sub(sub.blocked_head) > max_lag {
+        sub.overrun = true;
+    }
+    let block = |sub: &mut Subscription| {
+        if !sub.blocked {
+            sub.blocked = true;
+            sub.blocked_head = feed.head();
+        }
+        Pumped::Blocked
+    };
     for _ in 0..budget {
         if sub.overrun {
             let mark = FeedMark {
@@ -183,7 +201,7 @@ pub(crate) fn pump(
         buf.clear();
         let last = {
             let log = feed.read();
-            if log.head().saturating_sub(sub.cursor) > max_lag || sub.cursor + 1 < log.first() {
+            if sub.cursor + 1 < log.first() {
                 sub.overrun = true;
                 continue;
             }
@@ -210,7 +228,6 @@ pub(crate) fn pump(
             last
         };
         if last == sub.cursor {
-            sub.blocked = false;
             return Pumped::CaughtUp;
         }
         if buf.is_empty() {
@@ -222,10 +239,7 @@ pub(crate) fn pump(
                 sub.cursor = last;
                 sub.blocked = false;
             }
-            Ok(false) => {
-                sub.blocked = true;
-                return Pumped::Blocked;
-            }
+            Ok(false) => return block(sub),
             Err(()) => return Pumped::Failed,
         }
     }

@@ -60,6 +60,8 @@ const TOKEN_WAKE: u64 = u64::MAX - 2;
 const TOKEN_FEED: u64 = u64::MAX - 3;
 /// Datagrams sent to one feed subscriber per round (then the others get theirs).
 const FEED_BUDGET: usize = 16;
+/// Send buffer of a feed subscriber's connection.
+const FEED_SNDBUF: usize = 256 * 1024;
 
 /// One client connection (non-blocking).
 pub(crate) struct Conn {
@@ -487,6 +489,7 @@ impl Poller {
     /// The feed's head advanced: every subscriber not waiting for room gets what follows.
     fn feed_advanced(&mut self) {
         self.feed.clear_wake();
+
         let fds: Vec<RawFd> = self
             .subs
             .iter()
@@ -507,13 +510,11 @@ impl Poller {
             return;
         };
         let input = EventFlags::IN | EventFlags::RDHUP | EventFlags::HUP | EventFlags::ERR;
+
         if flags.intersects(input) {
             self.queues.ready.lock().conns.push_back(conn);
             self.queues.ready_cv.notify_one();
             return;
-        }
-        if let Some(s) = conn.sub.as_mut() {
-            s.blocked = false;
         }
         self.follow(conn);
     }
@@ -526,6 +527,12 @@ impl Poller {
             self.park(raw, Parked::Idle(conn), Some(self.cfg.idle_timeout), false);
             return;
         };
+        if !sub.sized {
+            // What a subscriber that stops reading holds besides its lag: a bounded socket
+            // buffer (the kernel's default may be large).
+            sub.sized = true;
+            let _ = rustix::net::sockopt::set_socket_send_buffer_size(&conn.fd, FEED_SNDBUF);
+        }
         let r = pump(
             conn.fd.as_fd(),
             sub,
