@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use nlkit_socket::{consistent_dump, DumpBuffer, Error, Pool, Protocol, SharedDump, SocketOptions};
 use nlkit_wire::consts::*;
-use nlkit_wire::{IfAddrMsg, IfInfoMsg, MessageBuilder, NdMsg, NfGenMsg, RtMsg};
+use nlkit_wire::{FibRuleHdr, IfAddrMsg, IfInfoMsg, MessageBuilder, NdMsg, NfGenMsg, NhMsg, RtMsg};
 
 use crate::tables::{TableId, TableSet, Tables};
 
@@ -66,6 +66,24 @@ pub(crate) fn dump_request(t: TableId) -> (Protocol, MessageBuilder) {
                 AF_INET6
             };
             b.header(&NdMsg {
+                family,
+                ..Default::default()
+            });
+            NETLINK_ROUTE
+        }
+        TableId::Nexthops => {
+            b.begin(RTM_GETNEXTHOP, flags, 0);
+            b.header(&NhMsg::default());
+            NETLINK_ROUTE
+        }
+        TableId::Rules4 | TableId::Rules6 => {
+            b.begin(RTM_GETRULE, flags, 0);
+            let family = if t == TableId::Rules4 {
+                AF_INET
+            } else {
+                AF_INET6
+            };
+            b.header(&FibRuleHdr {
                 family,
                 ..Default::default()
             });
@@ -175,6 +193,7 @@ fn fill_one(tables: &Tables, t: TableId, gen_source: &AtomicU64) -> Result<Fille
             done.value
         );
     }
+    tables.dump_done(t, last_gen);
     if !done.consistent {
         tracing::warn!(
             table = t.name(),
@@ -245,6 +264,9 @@ pub(crate) fn sweep(tables: &Tables, f: &Filled) -> usize {
         TableId::Routes6 => tables.routes[1].sweep(g, |_, _| true),
         TableId::Neigh4 => tables.neigh[0].sweep(g, |_, _| true),
         TableId::Neigh6 => tables.neigh[1].sweep(g, |_, _| true),
+        TableId::Nexthops => tables.nexthops.sweep(g, |_, _| true),
+        // Published whole when their dump ended (`Tables::dump_done`).
+        TableId::Rules4 | TableId::Rules6 => 0,
         TableId::Conntrack => tables.ct.sweep(g),
     }
 }

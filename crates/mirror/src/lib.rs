@@ -104,6 +104,7 @@ mod nexthops;
 mod notify;
 mod route_store;
 mod routes;
+mod rules;
 mod server;
 mod stop;
 mod store;
@@ -119,7 +120,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub use conn::{CtState, CtStore};
-pub use keys::{AddrKey, LinkKey, NeighKey, RouteKey, StoreKey};
+pub use keys::{AddrKey, LinkKey, NeighKey, NexthopKey, RouteKey, StoreKey};
+pub use rules::RuleList;
 pub use metrics::Metrics;
 pub use nlkit_table::{ChangeSeq, SeqSnapshot, WriteGuard};
 pub use notify::sd_notify;

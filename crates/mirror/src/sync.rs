@@ -7,8 +7,9 @@
 //! Every entry an event touches is marked with the newest generation, so the sweep never
 //! removes what an event (re)created.
 //!
-//! Nexthop-object events (`RTNLGRP_NEXTHOP`) are not mirrored; they only decide whether the
-//! routes must be resynced (see [`nexthops`](crate::nexthops)).
+//! Nexthop-object events (`RTNLGRP_NEXTHOP`) are mirrored, and also decide whether the routes
+//! must be resynced (see [`nexthops`](crate::nexthops)). Rule events (`RTNLGRP_IPV4_RULE`,
+//! `RTNLGRP_IPV6_RULE`) feed the rule lists (see [`rules`](crate::rules)).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -98,6 +99,8 @@ pub(crate) struct Syncer {
     next_neigh: Option<Instant>,
     /// Existing nexthop objects (which of their events change routes silently).
     nexthops: NexthopIds,
+    /// Tables this kernel cannot fill (nexthop objects before Linux 5.3).
+    off: TableSet,
 }
 
 impl Syncer {
@@ -113,6 +116,8 @@ impl Syncer {
                 RTNLGRP_IPV4_ROUTE,
                 RTNLGRP_IPV6_IFADDR,
                 RTNLGRP_IPV6_ROUTE,
+                RTNLGRP_IPV4_RULE,
+                RTNLGRP_IPV6_RULE,
             ],
             TableSet::all_rtnl(),
             c.event_rcvbuf,
@@ -120,8 +125,11 @@ impl Syncer {
         )?];
         // Nexthop objects (kernels since 5.3): their deletion or change alters routes
         // without route notifications. Joined apart so an older kernel still mirrors.
+        let mut off = TableSet::default();
         if let Err(e) = sources[0].sock.join(RTNLGRP_NEXTHOP) {
             tracing::info!(error = %e, "no nexthop-object events (kernel without nexthop objects?)");
+            off.add(TableId::Nexthops);
+            sources[0].tables.remove(TableId::Nexthops);
         }
         if c.conntrack {
             let mut t = TableSet::default();
@@ -154,11 +162,12 @@ impl Syncer {
             next_gc: Instant::now(),
             next_neigh: None,
             nexthops: NexthopIds::default(),
+            off,
         })
     }
 
     fn all_tables(&self) -> TableSet {
-        let mut s = TableSet::all_rtnl();
+        let mut s = TableSet(TableSet::all_rtnl().0 & !self.off.0);
         if self.shared.conntrack_on.load(Ordering::Relaxed) {
             s.add(TableId::Conntrack);
         }
@@ -241,13 +250,9 @@ impl Syncer {
         let mut n = 0u64;
         for m in Messages::new(d) {
             let Ok(m) = m else { break };
-            if is_nexthop_event(m.ty()) {
-                if self.nexthops.on_event(&m) {
-                    self.pending.add(TableId::Routes4);
-                    self.pending.add(TableId::Routes6);
-                }
-                n += 1;
-                continue;
+            if is_nexthop_event(m.ty()) && self.nexthops.on_event(&m) {
+                self.pending.add(TableId::Routes4);
+                self.pending.add(TableId::Routes6);
             }
             let f = self.shared.tables.apply_event(&m, gen);
             for t in f.resync.iter() {
@@ -260,6 +265,7 @@ impl Syncer {
 
     /// Re-dumps `set`, applies what arrived meanwhile, sweeps what the dumps did not confirm.
     fn resync(&mut self, set: TableSet) -> Result<(), MirrorError> {
+        let set = TableSet(set.0 & !self.off.0);
         let t0 = Instant::now();
         let shared = self.shared.clone();
         if set.contains(TableId::Routes4) || set.contains(TableId::Routes6) {
