@@ -113,6 +113,8 @@ nlkit_testns::netns_test! {
         ops::del_nexthop(&mut sock, GROUP_BASE + 5).unwrap();
         assert_eq!(routes_via(&mut sock, gw(7)), (ROUTES - ROUTES / GROUPS) as usize);
         assert_converges(&m, &TABLES, Duration::from_secs(20));
-        assert!(ip(&["nexthop", "show", "id", "1005"]).is_empty());
+        let gone = nlkit_mirror::NexthopKey { id: GROUP_BASE + 5 };
+        assert!(m.tables().nexthops.get_bytes(&gone).is_none());
+        assert!(!ip(&["nexthop", "show"]).contains("id 1005 "));
     }
 }
