@@ -5,7 +5,7 @@
 //!
 //! ```sh
 //! unshare -Urn cargo run -p nlkit --example cni
-//! bridge cni0 (index 2), host end veth-c1 (index 4), container eth0 3a:…
+//! bridge cni0 (index 2), host end veth-c1 (index 4), container eth0 32:65:3e:05:3e:82
 //! ```
 //!
 //! The calling thread never changes namespace: the new namespace is created by a helper

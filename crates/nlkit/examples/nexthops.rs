@@ -6,10 +6,10 @@
 //! id 1 via 192.0.2.2 dev nh0 scope link
 //! id 2 via 198.51.100.2 dev nh1 scope link
 //! id 100 group 1/2,3
-//! 203.0.113.0/26 nhid 100 proto boot
+//! 203.0.113.0/26 nhid 100
 //!     nexthop via 192.0.2.2 dev nh0 weight 1
 //!     nexthop via 198.51.100.2 dev nh1 weight 3
-//! …
+//! … (the same for 203.0.113.64/26, .128/26 and .192/26)
 //! ```
 //!
 //! Run it in a namespace of your own (it creates the veth pair `nh0`/`nh1`).
@@ -56,14 +56,14 @@ pub fn run(out: &mut impl Write) -> Result<(), Box<dyn std::error::Error>> {
     route::ops::add_nexthop(&mut sock, &moved, true)?;
 
     let names = route::ops::link_names(&mut sock)?;
-    let mut lines = Vec::new();
+    let mut lines: Vec<String> = Vec::new();
     route::ops::dump_nexthops(&mut sock, consts::AF_UNSPEC, &NexthopFilter::default(), |nh| {
-        lines.push(nexthop_text(&nh, &names));
+        lines.push(nexthop_text(&nh, &names).to_string());
         Ok(())
     })?;
     route::ops::dump_routes(&mut sock, consts::AF_INET, &RouteFilter::main(), |r| {
         if r.nh_id().is_some() {
-            lines.push(route_text(&r, &names, Default::default()));
+            lines.push(route_text(&r, &names, Default::default()).to_string());
         }
         Ok(())
     })?;

@@ -98,6 +98,8 @@
 //! | `conntrack_dump` | conntrack entries filtered by the kernel (mark, `CTA_FILTER` tuple) |
 //! | `conntrack_events` | conntrack events like `conntrack -E` |
 //! | `ask_mirror` | the same requests answered by the nlkit mirror |
+//! | `nexthops` | nexthop objects as a routing daemon uses them: routes by `nhid` on a group, one replace moves them all |
+//! | `cni` | a CNI plugin's setup: bridge, veth pair, one end moved into a new namespace, addressed and routed there, an FDB entry |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
