@@ -7,6 +7,7 @@
 //! | routes | family, table, dst, dst_len, src, src_len, tos, priority | `rtmsg` + `RTA_TABLE`, `RTA_DST`, `RTA_SRC`, `RTA_PRIORITY` |
 //! | neighbours | family, ifindex, dst | `ndmsg` + `NDA_DST` |
 //! | nexthop objects | id | `NHA_ID` |
+//! | policy rules | none: one list per family in the kernel's order (see `rules`) | — |
 //! | conntrack | original tuple + zone | `CTA_TUPLE_ORIG`, `CTA_ZONE` |
 //!
 //! Routes: an IPv6 multipath (ECMP) route is one kernel object with several nexthops, dumped

@@ -1,7 +1,7 @@
 //! # nlkit-mirror
 //!
-//! A live, consistent copy of the kernel's links, addresses, routes, neighbours (IPv4 and IPv6)
-//! and conntrack entries, kept in lock-free nulls tables and served to local clients over a
+//! A live, consistent copy of the kernel's links, addresses, routes, neighbours and policy rules
+//! (IPv4 and IPv6), nexthop objects and conntrack entries, kept in lock-free nulls tables and served to local clients over a
 //! Unix `SOCK_SEQPACKET` socket in the kernel's own Netlink message format. This is the library
 //! behind `nlkit mirror`.
 //!
@@ -15,11 +15,14 @@
 //! rest. Kernel dumps flagged `NLM_F_DUMP_INTR` are retried. Events that imply silent kernel
 //! deletions — a link deleted or losing carrier/admin state, an IPv4 address removed, one
 //! nexthop of an IPv6 ECMP route deleted, a nexthop object (`ip nexthop`) deleted or changed —
-//! trigger a resync of the routes (and neighbours) they may have removed. Conntrack entries expire at the `CTA_TIMEOUT` of their last update.
+//! trigger a resync of the routes (and neighbours) they may have removed; a link deleted or
+//! down also resyncs the nexthop objects (the kernel flushes those through it silently), and
+//! rules naming a device or a `goto` target are re-dumped when it may have changed their state. Conntrack entries expire at the `CTA_TIMEOUT` of their last update.
 //!
 //! ## Serving
-//! Gets and dumps for `RTM_GETLINK`, `RTM_GETADDR`, `RTM_GETROUTE`, `RTM_GETNEIGH` and
-//! ctnetlink `IPCTNL_MSG_CT_GET` are answered from the tables through a handler registry in the
+//! Gets and dumps for `RTM_GETLINK`, `RTM_GETADDR`, `RTM_GETROUTE`, `RTM_GETNEIGH`,
+//! `RTM_GETNEXTHOP` (the kernel's dump filters, in id order), `RTM_GETRULE` (dumps, in the
+//! kernel's order) and ctnetlink `IPCTNL_MSG_CT_GET` are answered from the tables through a handler registry in the
 //! spirit of `rtnl_register`; as in the kernel, a get with either bit of `NLM_F_DUMP`
 //! (`NLM_F_ROOT` or `NLM_F_MATCH`) is a dump. One epoll thread holds the idle connections and
 //! a few serving threads answer the ones with a request pending. A dump spans many reads without any lock: each table has a
@@ -121,11 +124,11 @@ use std::time::Duration;
 
 pub use conn::{CtState, CtStore};
 pub use keys::{AddrKey, LinkKey, NeighKey, NexthopKey, RouteKey, StoreKey};
-pub use rules::RuleList;
 pub use metrics::Metrics;
 pub use nlkit_table::{ChangeSeq, SeqSnapshot, WriteGuard};
 pub use notify::sd_notify;
 pub use route_store::{Route4Key, RouteStore};
+pub use rules::RuleList;
 pub use server::{default_socket_path, DirProblem, MAX_PROTOCOL_ERRORS};
 pub use stop::Shutdown;
 pub use store::{Entry, Store};

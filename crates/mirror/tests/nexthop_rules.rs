@@ -63,7 +63,11 @@ fn same_nexthop_get(c: &mut nlkit_socket::Socket, id: u32) {
             Err(e) => Err(e.errno()),
         }
     };
-    assert_eq!(get(c), get(&mut kernel(Protocol::Route)), "nexthop get id {id}");
+    assert_eq!(
+        get(c),
+        get(&mut kernel(Protocol::Route)),
+        "nexthop get id {id}"
+    );
 }
 
 nlkit_testns::netns_test! {
@@ -194,5 +198,8 @@ fn ip_ok(args: &[&str]) -> bool {
 /// The interface index of `name` (from `ip -o link show`).
 fn link_index(name: &str) -> u32 {
     let out = ip(&["-o", "link", "show", name]);
-    out.split(':').next().and_then(|i| i.trim().parse().ok()).expect("ifindex")
+    out.split(':')
+        .next()
+        .and_then(|i| i.trim().parse().ok())
+        .expect("ifindex")
 }

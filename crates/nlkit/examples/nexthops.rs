@@ -57,10 +57,15 @@ pub fn run(out: &mut impl Write) -> Result<(), Box<dyn std::error::Error>> {
 
     let names = route::ops::link_names(&mut sock)?;
     let mut lines: Vec<String> = Vec::new();
-    route::ops::dump_nexthops(&mut sock, consts::AF_UNSPEC, &NexthopFilter::default(), |nh| {
-        lines.push(nexthop_text(&nh, &names).to_string());
-        Ok(())
-    })?;
+    route::ops::dump_nexthops(
+        &mut sock,
+        consts::AF_UNSPEC,
+        &NexthopFilter::default(),
+        |nh| {
+            lines.push(nexthop_text(&nh, &names).to_string());
+            Ok(())
+        },
+    )?;
     route::ops::dump_routes(&mut sock, consts::AF_INET, &RouteFilter::main(), |r| {
         if r.nh_id().is_some() {
             lines.push(route_text(&r, &names, Default::default()).to_string());

@@ -128,11 +128,27 @@ fn run() {
     println!("| case | time | routes/s | vs nhid group, transact_batch |");
     println!("|---|---|---|---|");
     let cases: [(&str, Shape, bool); 8] = [
-        ("nhid (2-gateway group), transact_batch", Shape::Group, false),
-        ("inline 2-gateway multipath, transact_batch", Shape::Multipath, false),
+        (
+            "nhid (2-gateway group), transact_batch",
+            Shape::Group,
+            false,
+        ),
+        (
+            "inline 2-gateway multipath, transact_batch",
+            Shape::Multipath,
+            false,
+        ),
         ("nhid (2-gateway group), ip -batch", Shape::Group, true),
-        ("inline 2-gateway multipath, ip -batch", Shape::Multipath, true),
-        ("nhid (single nexthop), transact_batch", Shape::Single, false),
+        (
+            "inline 2-gateway multipath, ip -batch",
+            Shape::Multipath,
+            true,
+        ),
+        (
+            "nhid (single nexthop), transact_batch",
+            Shape::Single,
+            false,
+        ),
         ("inline gateway, transact_batch", Shape::Gateway, false),
         ("nhid (single nexthop), ip -batch", Shape::Single, true),
         ("inline gateway, ip -batch", Shape::Gateway, true),

@@ -127,11 +127,7 @@ pub(crate) fn get_nexthop(ctx: &Ctx, m: &Message<'_>, out: &mut Out<'_>) -> Hand
 
 /// `RTM_GETNEXTHOP` dump: every object the kernel's filters keep, in id order as the kernel
 /// lists them.
-pub(crate) fn dump_nexthops<'a>(
-    ctx: &'a Ctx,
-    m: &Message<'_>,
-    out: &mut Out<'a>,
-) -> HandlerResult {
+pub(crate) fn dump_nexthops<'a>(ctx: &'a Ctx, m: &Message<'_>, out: &mut Out<'a>) -> HandlerResult {
     let filter = NexthopDumpFilter::parse(m)?;
     let t0 = Instant::now();
     let store = &ctx.tables.nexthops;

@@ -13,8 +13,8 @@ use nlkit_wire::consts::*;
 use nlkit_wire::Message;
 use parking_lot::Mutex;
 
-use super::{handlers, nexthop_rules};
 use super::out::Out;
+use super::{handlers, nexthop_rules};
 use crate::metrics::Metrics;
 use crate::tables::Tables;
 use crate::writer::Writer;
