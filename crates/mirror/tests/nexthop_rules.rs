@@ -126,6 +126,8 @@ nlkit_testns::netns_test! {
         if ip_ok(&["link", "add", "br0", "type", "bridge"]) {
             ip(&["link", "set", "na", "master", "br0"]);
             converge(&m);
+            // The master filter reads the links table: wait for the enslavement there too.
+            assert_converges(&m, &[TableId::Links], Duration::from_secs(10));
             let br = link_index("br0");
             same_nexthop_dump(&mut c, AF_UNSPEC, &NexthopFilter { master: Some(br), ..Default::default() });
             ip(&["link", "set", "na", "nomaster"]);
