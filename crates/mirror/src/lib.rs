@@ -97,6 +97,7 @@
 
 mod conn;
 mod ct_pack;
+mod ct_silent;
 mod fill;
 mod keys;
 mod metrics;
@@ -246,7 +247,7 @@ impl Default for MirrorConfig {
 /// Concurrency contract: `config` and `tables` are immutable after construction (the tables
 /// synchronise internally); `gen` hands out generations (`Relaxed` `fetch_add`, read by the
 /// sync thread only for marking); the flags are `Relaxed` booleans (`stopping`: shutdown has
-/// begun; the sync thread still polls it until it waits on the [`Shutdown`] descriptor).
+/// begun; every waiting thread wakes on the [`Shutdown`] descriptor instead).
 pub(crate) struct Shared {
     pub config: MirrorConfig,
     pub tables: Arc<Tables>,
@@ -382,9 +383,8 @@ impl Mirror {
                 tracing::error!(error = %e, "mirror server failed");
             }
         })?);
-        let sd = shutdown.clone();
         threads.push(spawn_guarded("mirror-sync", &shutdown, move || {
-            syncer.run(sd.flag())
+            syncer.run()
         })?);
         let mut metrics_addr = None;
         if let Some(addr) = config.metrics_addr {
