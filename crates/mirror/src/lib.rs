@@ -16,6 +16,13 @@
 //! deletions — a link deleted or losing carrier/admin state, an IPv4 address removed, one
 //! nexthop of an IPv6 ECMP route deleted, a nexthop object (`ip nexthop`) deleted or changed —
 //! trigger a resync of the routes (and neighbours) they may have removed. Conntrack entries expire at the `CTA_TIMEOUT` of their last update.
+//! Conntrack entries that existed before the mirror started may never send events (with
+//! `net.netfilter.nf_conntrack_events = 2`, the default, the kernel gives a connection its
+//! event cache only if some ctnetlink listener existed on the host when it was created): while
+//! any of them is still in the table, conntrack is re-dumped every ten times the dump's
+//! duration (1 s to 60 s), and the sweep drops what the kernel deleted silently.
+//! The sync thread waits in one `poll(2)` on its event sockets, the [`Shutdown`] descriptor
+//! and the earliest periodic deadline; nothing sleeps.
 //!
 //! ## Serving
 //! Gets and dumps for `RTM_GETLINK`, `RTM_GETADDR`, `RTM_GETROUTE`, `RTM_GETNEIGH` and
