@@ -73,7 +73,8 @@ impl SilentConns {
         }
     }
 
-    /// An event for the connection in `m` arrived: it reports itself.
+    /// An event for the connection in `m` arrived: it reports itself. (A re-dump already
+    /// scheduled still runs once; its [`after_dump`](Self::after_dump) schedules no other.)
     pub(crate) fn heard(&mut self, m: &Message<'_>) {
         if self.tuples.is_empty() || m.ty() >> 8 != u16::from(NFNL_SUBSYS_CTNETLINK) {
             return;
@@ -89,11 +90,11 @@ impl SilentConns {
     /// A conntrack dump (taking `dump_time`) was applied and swept: forgets connections no
     /// longer in `ct`, and schedules the next re-dump if some remain.
     pub(crate) fn after_dump(&mut self, ct: &CtStore, dump_time: Duration) {
-        if self.tuples.is_empty() {
-            return;
+        if !self.tuples.is_empty() {
+            let present: HashSet<u64> = ct.iter().map(|c| key(&c.original())).collect();
+            self.tuples.retain(|k| present.contains(k));
         }
-        let present: HashSet<u64> = ct.iter().map(|c| key(&c.original())).collect();
-        self.tuples.retain(|k| present.contains(k));
+        // Also when events emptied the set since: no re-dump is due any more.
         self.schedule(dump_time);
     }
 

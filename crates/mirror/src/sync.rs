@@ -303,6 +303,12 @@ impl Syncer {
 
     /// Re-dumps `set`, applies what arrived meanwhile, sweeps what the dumps did not confirm.
     fn resync(&mut self, set: TableSet) -> Result<(), MirrorError> {
+        self.redump(set, true)
+    }
+
+    /// [`resync`](Self::resync); `count`: whether it counts in the `resyncs` metric (a
+    /// routine conntrack verification does not: it is no recovery).
+    fn redump(&mut self, set: TableSet, count: bool) -> Result<(), MirrorError> {
         let t0 = Instant::now();
         let shared = self.shared.clone();
         if set.contains(TableId::Routes4) || set.contains(TableId::Routes6) {
@@ -369,7 +375,9 @@ impl Syncer {
             self.silent.after_dump(&shared.tables.ct, t0.elapsed());
         }
         let m = &shared.metrics;
-        m.resyncs.fetch_add(1, Ordering::Relaxed);
+        if count {
+            m.resyncs.fetch_add(1, Ordering::Relaxed);
+        }
         m.last_sync_us
             .store(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
         match first_err {
@@ -447,13 +455,20 @@ impl Syncer {
                     self.next_neigh = now.checked_add(every);
                 }
             }
-            if self.silent.due().is_some_and(|t| now >= t) {
-                // Cleared by the resync's `after_dump`, which schedules the next one.
-                self.pending.add(TableId::Conntrack);
+            if self.silent.due().is_some_and(|t| now >= t)
+                && !self.pending.contains(TableId::Conntrack)
+            {
+                let mut set = TableSet::default();
+                set.add(TableId::Conntrack);
+                // Its `after_dump` schedules the next one, also after a failure.
+                if let Err(e) = self.redump(set, false) {
+                    tracing::warn!(error = %e, "conntrack verification dump failed");
+                }
             }
             if ct_on && now >= self.next_gc {
                 shared.tables.ct.gc();
-                self.next_gc = now + shared.config.ct_gc_interval;
+                // At least 1 ms apart: a zero interval must not make the loop spin.
+                self.next_gc = now + shared.config.ct_gc_interval.max(Duration::from_millis(1));
             }
         }
     }
