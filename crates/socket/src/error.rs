@@ -1,5 +1,8 @@
 //! The error type of every socket operation.
 
+use std::fmt;
+use std::sync::Arc;
+
 use nlkit_wire::{KernelError, WireError};
 use rustix::io::Errno;
 use thiserror::Error;
@@ -73,9 +76,26 @@ pub enum Error {
     )]
     Inconsistent,
     /// The socket's stream ended in a way the protocol does not allow (for example a reply
-    /// sequence that stopped before its acknowledgement).
+    /// sequence that stopped before its acknowledgement). Only a protocol violation: a
+    /// caller's mistake is [`InvalidRequest`](Error::InvalidRequest), a consumer's own failure
+    /// [`Callback`](Error::Callback).
     #[error("netlink protocol violation: {0}")]
     Unexpected(&'static str),
+    /// The request cannot be sent as given (for example a dump request that is not exactly one
+    /// finished message, or a field out of range); nothing was sent.
+    #[error("invalid request: {0}")]
+    InvalidRequest(&'static str),
+    /// A callback (a dump's consumer, …) stopped the operation with an error of its own, for
+    /// example because its output was closed. `Display` and `source()` are that error's;
+    /// [`CallbackError::downcast_ref`] gets it back.
+    #[error(transparent)]
+    Callback(CallbackError),
+    /// A helper thread of the operation panicked (a bug), so its part of the work is lost.
+    #[error("{thread} thread panicked")]
+    ThreadPanicked {
+        /// Which thread (`"namespace helper"`, `"dump"`, …).
+        thread: &'static str,
+    },
     /// A network namespace could not be opened or entered.
     #[error("network namespace {path}: {errno}")]
     Netns {
@@ -150,6 +170,67 @@ impl Error {
         }
     }
 }
+
+impl Error {
+    /// Wraps a consumer's own error in [`Error::Callback`], so that a callback returning this
+    /// crate's [`Result`] can stop a dump with it.
+    ///
+    /// ```
+    /// use nlkit_socket::Error;
+    /// let e = Error::callback(std::io::Error::other("output closed"));
+    /// assert_eq!(e.to_string(), "output closed");
+    /// let Error::Callback(c) = &e else { unreachable!() };
+    /// assert!(c.downcast_ref::<std::io::Error>().is_some());
+    /// ```
+    pub fn callback(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::Callback(CallbackError(Arc::new(e)))
+    }
+}
+
+/// A consumer's own error carried by [`Error::Callback`].
+///
+/// Shared (`Arc`), so that [`Error`](enum@Error) stays `Clone`; two values are equal when they
+/// are clones of the same error. `Display` and `source()` are the wrapped error's.
+#[derive(Clone)]
+pub struct CallbackError(Arc<dyn std::error::Error + Send + Sync>);
+
+impl CallbackError {
+    /// The wrapped error.
+    pub fn get_ref(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+
+    /// The wrapped error, if it is a `T`.
+    pub fn downcast_ref<T: std::error::Error + 'static>(&self) -> Option<&T> {
+        self.0.downcast_ref()
+    }
+}
+
+impl fmt::Debug for CallbackError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for CallbackError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl std::error::Error for CallbackError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl PartialEq for CallbackError {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for CallbackError {}
 
 impl From<KernelError> for Error {
     fn from(e: KernelError) -> Self {

@@ -2,6 +2,8 @@
 
 use std::io;
 
+use crate::registry::HandlerError;
+
 /// A message on the channel broke the protocol (the peer is broken or not ours).
 ///
 /// ```
@@ -54,14 +56,17 @@ pub enum ProtocolError {
     #[error("message or control data truncated")]
     Truncated,
     /// The shared ring broke the frame protocol.
-    #[error("ring: {0}")]
+    #[error("the shared ring broke the frame protocol")]
     Ring(#[from] nlkit_ring::RingError),
     /// A payload that must be postcard failed to decode.
     #[error("payload decode: {0}")]
     Decode(String),
 }
 
-/// Errors of the worker channel.
+/// Errors of the worker channel: the one error type of this crate. Channel details are the
+/// nested [`ProtocolError`] (the peer broke the protocol) and [`HandlerError`] (the handler's
+/// own failure, as it crossed the process boundary); `source()` leads to the cause (the
+/// protocol error, the ring's [`RingError`](nlkit_ring::RingError), the system error).
 ///
 /// ```
 /// use nlkit_worker::WorkerError;
@@ -74,11 +79,11 @@ pub enum WorkerError {
     #[error("worker gone: {0}")]
     WorkerGone(String),
     /// The worker broke the protocol; it has been killed.
-    #[error("worker protocol error: {0}")]
+    #[error("worker protocol error")]
     Protocol(#[from] ProtocolError),
-    /// The handler ran and returned an error.
+    /// The handler ran and returned an error (its errno, when it had one, and its message).
     #[error("handler failed: {0}")]
-    Handler(String),
+    Handler(HandlerError),
     /// No handler of that name in the worker.
     #[error("no worker handler named {0:?}")]
     UnknownHandler(String),
@@ -89,10 +94,10 @@ pub enum WorkerError {
     #[error("request too large: {0}")]
     TooLarge(String),
     /// Encoding or decoding a postcard payload failed.
-    #[error("payload encoding: {0}")]
+    #[error("payload encoding failed")]
     Encoding(#[from] postcard::Error),
     /// A system call failed.
-    #[error("I/O: {0}")]
+    #[error("worker channel I/O failed")]
     Io(#[from] io::Error),
 }
 

@@ -15,7 +15,7 @@ use rustix::io::Errno;
 
 use crate::error::ProtocolError;
 use crate::header::{Header, Kind, HEADER_LEN, MAX_PAYLOAD};
-use crate::registry::{Hello, Registry, Request, Response, Setup};
+use crate::registry::{HandlerError, Hello, Registry, Request, Response, Setup};
 use crate::shm::SharedRings;
 use crate::spawn::{WORKER_ARG, WORKER_ENV, WORKER_FD};
 use crate::sys::{eventfd_drain, eventfd_signal, recv_msg, send_msg, RecvError};
@@ -193,14 +193,17 @@ fn execute(
         }
         Ok(r) => (
             Kind::Error,
-            encode_error(&format!(
-                "reply too large: {} bytes, {} descriptors",
-                r.payload.len(),
-                r.fds.len()
+            encode_error(&HandlerError::with_errno(
+                libc::EMSGSIZE,
+                format!(
+                    "reply too large: {} bytes, {} descriptors",
+                    r.payload.len(),
+                    r.fds.len()
+                ),
             )),
             Vec::new(),
         ),
-        Err(e) => (Kind::Error, encode_error(&e.0), Vec::new()),
+        Err(e) => (Kind::Error, encode_error(&e), Vec::new()),
     };
     let h = Header {
         kind,
@@ -212,10 +215,14 @@ fn execute(
     (h, payload, fds)
 }
 
-fn encode_error(msg: &str) -> Vec<u8> {
-    let mut msg = msg.to_owned();
-    msg.truncate(4096);
-    postcard::to_allocvec(&msg).unwrap_or_default()
+/// A handler's failure on the channel: postcard `(Option<i32>, String)`, errno and message
+/// (cut to 4 KiB on a character boundary).
+fn encode_error(e: &HandlerError) -> Vec<u8> {
+    let mut cut = e.message.len().min(4096);
+    while !e.message.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    postcard::to_allocvec(&(e.errno, &e.message[..cut])).unwrap_or_default()
 }
 
 fn check_request(h: &Header) -> Result<(), ProtocolError> {

@@ -65,7 +65,7 @@ fn registry() -> Registry {
             Ok(Response::default())
         })
         .register(7, "fail", |_| {
-            Err(HandlerError("refused on purpose".into()))
+            Err(HandlerError::new("refused on purpose"))
         })
         .register(8, "cloexec", |req| {
             let all = req.fds.iter().all(|fd| {
@@ -209,7 +209,7 @@ fn large_payloads(t: Transport) {
     // Handler errors and unknown handlers are clean errors.
     let fail = w.opcode("fail").unwrap();
     assert!(
-        matches!(w.call(fail, b"", Vec::new()), Err(WorkerError::Handler(m)) if m.contains("on purpose"))
+        matches!(w.call(fail, b"", Vec::new()), Err(WorkerError::Handler(m)) if m.message.contains("on purpose"))
     );
     assert!(matches!(
         w.opcode("nope"),
