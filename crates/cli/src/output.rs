@@ -1,4 +1,4 @@
-//! Progress bars, shown only when stderr is a terminal.
+//! Progress bars, shown only when stderr is a terminal, and the error of writing output.
 
 use std::io::IsTerminal;
 
@@ -24,4 +24,25 @@ pub fn progress(total: Option<u64>, what: &str) -> ProgressBar {
     };
     pb.set_message(what.to_owned());
     pb
+}
+
+/// Writing a listing to standard output failed: the command line's own error for output, so
+/// that `main` tells it from the kernel's errors. A closed pipe (`nlkit route show | head`) is
+/// [`is_closed_pipe`](OutputError::is_closed_pipe), which is not a failure (exit 0).
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// A write to standard output failed.
+    #[error("cannot write to standard output")]
+    Write(#[source] std::io::Error),
+    /// An earlier write failed, so the rest of the listing is not written: what a dump's
+    /// consumer stops the dump with ([`nlkit_socket::Error::Callback`]).
+    #[error("standard output is closed")]
+    Closed,
+}
+
+impl OutputError {
+    /// Whether the reader of standard output went away (`EPIPE`).
+    pub fn is_closed_pipe(&self) -> bool {
+        matches!(self, OutputError::Write(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
 }

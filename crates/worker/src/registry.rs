@@ -206,7 +206,10 @@ impl Registry {
     pub(crate) fn dispatch(&mut self, req: Request<'_>) -> Result<Response, HandlerError> {
         match self.handlers.get_mut(&req.opcode.0) {
             Some((_, f)) => f(req),
-            None => Err(HandlerError::new(format!("no handler with id {}", req.opcode.0))),
+            None => Err(HandlerError::new(format!(
+                "no handler with id {}",
+                req.opcode.0
+            ))),
         }
     }
 }

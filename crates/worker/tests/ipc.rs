@@ -64,9 +64,7 @@ fn registry() -> Registry {
                 .map_err(std::io::Error::from)?;
             Ok(Response::default())
         })
-        .register(7, "fail", |_| {
-            Err(HandlerError::new("refused on purpose"))
-        })
+        .register(7, "fail", |_| Err(HandlerError::new("refused on purpose")))
         .register(8, "cloexec", |req| {
             let all = req.fds.iter().all(|fd| {
                 rustix::io::fcntl_getfd(fd).is_ok_and(|f| f.contains(rustix::io::FdFlags::CLOEXEC))
