@@ -46,3 +46,36 @@ impl OutputError {
         matches!(self, OutputError::Write(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn output_errors_are_told_from_the_rest() {
+        let closed = OutputError::Write(std::io::ErrorKind::BrokenPipe.into());
+        assert!(closed.is_closed_pipe());
+        let full = OutputError::Write(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        assert!(!full.is_closed_pipe());
+        let cause = full
+            .source()
+            .and_then(|s| s.downcast_ref::<std::io::Error>());
+        assert_eq!(
+            cause.and_then(std::io::Error::raw_os_error),
+            Some(libc::ENOSPC)
+        );
+        // Through anyhow, as `main` sees it.
+        let e = anyhow::Error::from(closed);
+        assert!(e
+            .downcast_ref::<OutputError>()
+            .is_some_and(OutputError::is_closed_pipe));
+        // What a sink stops a dump with.
+        let e = nlkit_socket::Error::callback(OutputError::Closed);
+        let nlkit_socket::Error::Callback(c) = &e else {
+            panic!("{e:?}")
+        };
+        assert!(matches!(c.downcast_ref(), Some(OutputError::Closed)));
+    }
+}

@@ -79,3 +79,32 @@ impl Error {
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn chains_are_walkable() {
+        // A socket error keeps its text and its cause.
+        let wire = WireError::Build("too large");
+        let e = Error::from(nlkit_socket::Error::Protocol(wire.clone()));
+        assert_eq!(e.to_string(), "malformed message from the kernel");
+        assert_eq!(
+            e.source().and_then(|s| s.downcast_ref::<WireError>()),
+            Some(&wire)
+        );
+        let kernel = nlkit_wire::KernelError {
+            errno: 2,
+            ..Default::default()
+        };
+        let e = Error::from(nlkit_socket::Error::Kernel(kernel));
+        assert_eq!(e.errno(), Some(2));
+        assert!(matches!(e, Error::Socket(ref s) if s.kernel().is_some()));
+        // Decoding errors are the same type.
+        assert_eq!(Error::from(wire.clone()), Error::Wire(wire));
+        assert_eq!(Error::Missing("CTA_TUPLE_ORIG").errno(), None);
+    }
+}

@@ -383,3 +383,57 @@ fn writer_thread(rx: Receiver<Job>, timeout: Duration, ready: SyncSender<Result<
         let _ = job.reply.send(r);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use nlkit_worker::{HandlerError, ProtocolError, WorkerError};
+
+    use super::*;
+
+    #[test]
+    fn mirror_errors_chain_to_the_socket_and_the_kernel() {
+        let kernel = nlkit_wire::KernelError {
+            errno: libc::EPERM,
+            msg: Some("Operation not permitted".into()),
+            ..Default::default()
+        };
+        let e = MirrorError::Dump(nlkit_socket::Error::Kernel(kernel.clone()));
+        let socket = e
+            .source()
+            .and_then(|s| s.downcast_ref::<nlkit_socket::Error>());
+        assert_eq!(socket.and_then(|s| s.kernel()), Some(&kernel));
+        assert_eq!(
+            error_text(&e),
+            "cannot dump the kernel's tables: Error: Operation not permitted."
+        );
+
+        let e = MirrorError::WorkerStart(WorkerError::from(ProtocolError::Truncated));
+        let worker = e.source().and_then(|s| s.downcast_ref::<WorkerError>());
+        assert!(worker.is_some_and(WorkerError::is_worker_gone));
+        assert_eq!(
+            error_text(&e),
+            "cannot start the mirror's worker process: worker protocol error: message or \
+             control data truncated"
+        );
+    }
+
+    #[test]
+    fn write_errors_keep_the_errno() {
+        let e = WorkerError::Handler(HandlerError::with_errno(libc::ENOBUFS, "reply lost"));
+        assert_eq!(
+            write_failed("kernel write failed", &e),
+            (
+                libc::ENOBUFS,
+                "kernel write failed: handler failed: reply lost".to_owned()
+            )
+        );
+        let e = WorkerError::Backpressure(8);
+        assert_eq!(write_failed("x", &e).0, libc::EIO);
+        let e = kernel_transact(&[]).unwrap_err();
+        assert!(matches!(e, nlkit_socket::Error::InvalidRequest(_)), "{e:?}");
+        let e = kernel_transact(&[99, 0]).unwrap_err();
+        assert!(matches!(e, nlkit_socket::Error::InvalidRequest(_)), "{e:?}");
+    }
+}

@@ -7,7 +7,12 @@ use nlkit_wire::{KernelError, WireError};
 use rustix::io::Errno;
 use thiserror::Error;
 
-/// Why a socket operation failed.
+/// Why a socket operation failed: the one error type of this crate, and of `nlkit-route`,
+/// whose decoders fail only with the [`WireError`] that [`Error::Protocol`] carries.
+///
+/// A kernel refusal is [`Error::Kernel`]: its `Display` is the kernel's (extended-ack) text,
+/// the way iproute2 prints it, and it is not repeated as a separate `source()`. Other wrapping
+/// variants say what failed and lead to the cause through `source()`.
 ///
 /// The type is `Clone` (system errors are kept as [`Errno`]) so that a shared dump can hand the
 /// same error to every thread that consumes it.
@@ -33,7 +38,8 @@ pub enum Error {
     #[error(transparent)]
     Kernel(KernelError),
     /// The kernel sent bytes that do not decode: the socket's stream can no longer be trusted.
-    #[error("malformed message from the kernel: {0}")]
+    /// `source()` is the decoding error.
+    #[error("malformed message from the kernel")]
     Protocol(#[from] WireError),
     /// A datagram was larger than the receive buffer and its spare tail together. The datagram
     /// is lost (never silently cut short); the buffer has grown so the next one fits.
@@ -240,3 +246,52 @@ impl From<KernelError> for Error {
 
 /// `Result` with this crate's [`Error`](enum@Error).
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("parse failed")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn chains_are_walkable() {
+        let e = Error::from(WireError::Build("nest closed out of order"));
+        assert_eq!(e.to_string(), "malformed message from the kernel");
+        let wire = e.source().and_then(|s| s.downcast_ref::<WireError>());
+        assert_eq!(wire, Some(&WireError::Build("nest closed out of order")));
+
+        // A consumer's error: its own text, its own chain, and it can be taken back.
+        let e = Error::callback(Outer(std::io::Error::other("inner")));
+        assert_eq!(e.to_string(), "parse failed");
+        assert_eq!(e.source().map(|s| s.to_string()).as_deref(), Some("inner"));
+        let Error::Callback(c) = &e else {
+            panic!("{e:?}")
+        };
+        assert!(c.downcast_ref::<Outer>().is_some());
+        assert_eq!(e.clone(), e, "a clone is the same error");
+        let other = Error::callback(Outer(std::io::Error::other("inner")));
+        assert_ne!(
+            other, e,
+            "another error with the same text is not the same error"
+        );
+
+        // A kernel refusal prints the kernel's text once.
+        let k = KernelError {
+            errno: 17,
+            msg: Some("Route exists".into()),
+            ..Default::default()
+        };
+        let e = Error::from(k.clone());
+        assert_eq!(e.to_string(), "Error: Route exists.");
+        assert!(e.source().is_none());
+        assert_eq!(e.kernel(), Some(&k));
+        assert_eq!(
+            Error::ThreadPanicked { thread: "dump" }.to_string(),
+            "dump thread panicked"
+        );
+    }
+}

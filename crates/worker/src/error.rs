@@ -113,3 +113,35 @@ impl From<rustix::io::Errno> for WorkerError {
         Self::Io(e.into())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn chains_are_walkable() {
+        let ring = nlkit_ring::RingError::BadStatus {
+            frame: 3,
+            status: 9,
+        };
+        let e = WorkerError::from(ProtocolError::Ring(ring.clone()));
+        assert!(e.is_worker_gone());
+        let protocol = e.source().and_then(|s| s.downcast_ref::<ProtocolError>());
+        assert_eq!(protocol, Some(&ProtocolError::Ring(ring.clone())));
+        let cause = protocol.and_then(|p| p.source());
+        assert_eq!(
+            cause.and_then(|c| c.downcast_ref::<nlkit_ring::RingError>()),
+            Some(&ring)
+        );
+
+        let e = WorkerError::from(rustix::io::Errno::PIPE);
+        let io = e.source().and_then(|s| s.downcast_ref::<io::Error>());
+        assert_eq!(io.and_then(io::Error::raw_os_error), Some(libc::EPIPE));
+
+        let e = WorkerError::Handler(HandlerError::with_errno(libc::EEXIST, "exists"));
+        assert_eq!(e.to_string(), "handler failed: exists");
+        assert!(matches!(e, WorkerError::Handler(ref h) if h.errno == Some(libc::EEXIST)));
+    }
+}
