@@ -175,7 +175,7 @@ pub fn count(sock: &mut Socket) -> Result<u32> {
     let reply = sock.transact(&mut req)?;
     match reply.messages().next() {
         Some(m) => Ok(GlobalStats::parse(&m?)?.entries),
-        None => Err(Error::Missing("IPCTNL_MSG_CT_GET_STATS reply").into()),
+        None => Err(Error::Missing("IPCTNL_MSG_CT_GET_STATS reply")),
     }
 }
 
