@@ -108,6 +108,13 @@ impl WorkerError {
     }
 }
 
+/// A broken ring is the peer breaking the frame protocol.
+impl From<nlkit_ring::RingError> for WorkerError {
+    fn from(e: nlkit_ring::RingError) -> Self {
+        Self::Protocol(ProtocolError::Ring(e))
+    }
+}
+
 impl From<rustix::io::Errno> for WorkerError {
     fn from(e: rustix::io::Errno) -> Self {
         Self::Io(e.into())
