@@ -161,7 +161,7 @@ fn fill_one(tables: &Tables, t: TableId, gen_source: &AtomicU64) -> Result<Fille
             for h in helpers {
                 let r = h
                     .join()
-                    .unwrap_or(Err(Error::Unexpected("dump thread panicked")));
+                    .unwrap_or(Err(Error::ThreadPanicked { thread: "dump" }));
                 n = match (n, r) {
                     (Ok(a), Ok(b)) => Ok(a + b),
                     (Err(e), _) | (_, Err(e)) => Err(e),
@@ -256,8 +256,11 @@ pub(crate) fn fill(
             .map(|h| match h {
                 Ok(h) => h
                     .join()
-                    .unwrap_or(Err(Error::Unexpected("dump thread panicked"))),
-                Err(_) => Err(Error::Unexpected("cannot start a dump thread")),
+                    .unwrap_or(Err(Error::ThreadPanicked { thread: "dump" })),
+                Err(e) => Err(Error::Sys {
+                    op: "spawn a dump thread",
+                    errno: rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::AGAIN),
+                }),
             })
             .collect()
     })

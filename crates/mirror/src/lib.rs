@@ -141,12 +141,34 @@ pub use writer::{
     WORKER_HANDLER_NAME,
 };
 
-/// Errors starting or running the mirror.
+/// Errors starting or running the mirror: the one error type of this crate.
+///
+/// A variant that wraps a lower layer's error says what the mirror was doing and leads to
+/// the cause through `source()` (print it with `{:#}` of `anyhow`, or walk the chain):
+///
+/// ```
+/// use std::error::Error as _;
+/// let kernel = nlkit_wire::KernelError { errno: 1, ..Default::default() };
+/// let e = nlkit_mirror::MirrorError::EventSocket(nlkit_socket::Error::Kernel(kernel));
+/// assert_eq!(e.to_string(), "cannot open an event socket");
+/// let socket = e.source().unwrap().downcast_ref::<nlkit_socket::Error>().unwrap();
+/// assert_eq!(socket.errno(), Some(1));
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum MirrorError {
-    /// Talking to the kernel failed (sockets, dumps).
-    #[error("kernel: {0}")]
-    Kernel(String),
+    /// An event socket could not be opened (or joined to its groups).
+    #[error("cannot open an event socket")]
+    EventSocket(#[source] nlkit_socket::Error),
+    /// Dumping the kernel's tables failed (the first failure; the others are logged).
+    #[error("cannot dump the kernel's tables")]
+    Dump(#[source] nlkit_socket::Error),
+    /// The worker process for kernel writes ([`WriterMode::Worker`]) could not be started.
+    #[error("cannot start the mirror's worker process")]
+    WorkerStart(#[source] nlkit_worker::WorkerError),
+    /// The worker process started but lacks the mirror's handler: the binary must call
+    /// `nlkit_worker::maybe_run_worker(nlkit_mirror::worker_registry)` first thing in `main`.
+    #[error("the worker process lacks {WORKER_HANDLER_NAME}: call nlkit_worker::maybe_run_worker(nlkit_mirror::worker_registry) first thing in main")]
+    WorkerHandlerMissing(#[source] nlkit_worker::WorkerError),
     /// The socket's directory exists but is not safe: another user could replace the socket
     /// with their own server. Use a directory of your own (mode 0700), or let the mirror
     /// create it.
@@ -165,7 +187,7 @@ pub enum MirrorError {
         path: PathBuf,
     },
     /// The server socket could not be set up.
-    #[error("mirror socket {path}: {source}")]
+    #[error("mirror socket {path}")]
     Socket {
         /// The socket path.
         path: PathBuf,
@@ -173,7 +195,7 @@ pub enum MirrorError {
         source: std::io::Error,
     },
     /// Another I/O failure (threads, metrics listener, writer).
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 

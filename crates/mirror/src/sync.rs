@@ -69,8 +69,8 @@ impl EventSource {
             rcvbuf,
             ..EventSocket::default_options()
         };
-        let sock = EventSocket::with_options(protocol, &opts, groups)
-            .map_err(|e| MirrorError::Kernel(format!("event socket: {e}")))?;
+        let sock =
+            EventSocket::with_options(protocol, &opts, groups).map_err(MirrorError::EventSocket)?;
         tracing::debug!(requested = rcvbuf, "event socket opened");
         Ok(EventSource {
             sock,
@@ -381,7 +381,7 @@ impl Syncer {
         m.last_sync_us
             .store(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
         match first_err {
-            Some(e) => Err(MirrorError::Kernel(e.to_string())),
+            Some(e) => Err(MirrorError::Dump(e)),
             None => Ok(()),
         }
     }
