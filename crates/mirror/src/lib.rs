@@ -18,6 +18,13 @@
 //! trigger a resync of the routes (and neighbours) they may have removed; a link deleted or
 //! down also resyncs the nexthop objects (the kernel flushes those through it silently), and
 //! rules naming a device or a `goto` target are re-dumped when it may have changed their state. Conntrack entries expire at the `CTA_TIMEOUT` of their last update.
+//! Conntrack entries that existed before the mirror started may never send events (with
+//! `net.netfilter.nf_conntrack_events = 2`, the default, the kernel gives a connection its
+//! event cache only if some ctnetlink listener existed on the host when it was created): while
+//! any of them is still in the table, conntrack is re-dumped every ten times the dump's
+//! duration (1 s to 60 s), and the sweep drops what the kernel deleted silently.
+//! The sync thread waits in one `poll(2)` on its event sockets, the [`Shutdown`] descriptor
+//! and the earliest periodic deadline; nothing sleeps.
 //!
 //! ## Serving
 //! Gets and dumps for `RTM_GETLINK`, `RTM_GETADDR`, `RTM_GETROUTE`, `RTM_GETNEIGH`,
@@ -100,6 +107,7 @@
 
 mod conn;
 mod ct_pack;
+mod ct_silent;
 mod fill;
 mod keys;
 mod metrics;
@@ -138,12 +146,34 @@ pub use writer::{
     WORKER_HANDLER_NAME,
 };
 
-/// Errors starting or running the mirror.
+/// Errors starting or running the mirror: the one error type of this crate.
+///
+/// A variant that wraps a lower layer's error says what the mirror was doing and leads to
+/// the cause through `source()` (print it with `{:#}` of `anyhow`, or walk the chain):
+///
+/// ```
+/// use std::error::Error as _;
+/// let kernel = nlkit_wire::KernelError { errno: 1, ..Default::default() };
+/// let e = nlkit_mirror::MirrorError::EventSocket(nlkit_socket::Error::Kernel(kernel));
+/// assert_eq!(e.to_string(), "cannot open an event socket");
+/// let socket = e.source().unwrap().downcast_ref::<nlkit_socket::Error>().unwrap();
+/// assert_eq!(socket.errno(), Some(1));
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum MirrorError {
-    /// Talking to the kernel failed (sockets, dumps).
-    #[error("kernel: {0}")]
-    Kernel(String),
+    /// An event socket could not be opened (or joined to its groups).
+    #[error("cannot open an event socket")]
+    EventSocket(#[source] nlkit_socket::Error),
+    /// Dumping the kernel's tables failed (the first failure; the others are logged).
+    #[error("cannot dump the kernel's tables")]
+    Dump(#[source] nlkit_socket::Error),
+    /// The worker process for kernel writes ([`WriterMode::Worker`]) could not be started.
+    #[error("cannot start the mirror's worker process")]
+    WorkerStart(#[source] nlkit_worker::WorkerError),
+    /// The worker process started but lacks the mirror's handler: the binary must call
+    /// `nlkit_worker::maybe_run_worker(nlkit_mirror::worker_registry)` first thing in `main`.
+    #[error("the worker process lacks {WORKER_HANDLER_NAME}: call nlkit_worker::maybe_run_worker(nlkit_mirror::worker_registry) first thing in main")]
+    WorkerHandlerMissing(#[source] nlkit_worker::WorkerError),
     /// The socket's directory exists but is not safe: another user could replace the socket
     /// with their own server. Use a directory of your own (mode 0700), or let the mirror
     /// create it.
@@ -162,7 +192,7 @@ pub enum MirrorError {
         path: PathBuf,
     },
     /// The server socket could not be set up.
-    #[error("mirror socket {path}: {source}")]
+    #[error("mirror socket {path}")]
     Socket {
         /// The socket path.
         path: PathBuf,
@@ -170,7 +200,7 @@ pub enum MirrorError {
         source: std::io::Error,
     },
     /// Another I/O failure (threads, metrics listener, writer).
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 
@@ -251,7 +281,7 @@ impl Default for MirrorConfig {
 /// Concurrency contract: `config` and `tables` are immutable after construction (the tables
 /// synchronise internally); `gen` hands out generations (`Relaxed` `fetch_add`, read by the
 /// sync thread only for marking); the flags are `Relaxed` booleans (`stopping`: shutdown has
-/// begun; the sync thread still polls it until it waits on the [`Shutdown`] descriptor).
+/// begun; every waiting thread wakes on the [`Shutdown`] descriptor instead).
 pub(crate) struct Shared {
     pub config: MirrorConfig,
     pub tables: Arc<Tables>,
@@ -387,9 +417,8 @@ impl Mirror {
                 tracing::error!(error = %e, "mirror server failed");
             }
         })?);
-        let sd = shutdown.clone();
         threads.push(spawn_guarded("mirror-sync", &shutdown, move || {
-            syncer.run(sd.flag())
+            syncer.run()
         })?);
         let mut metrics_addr = None;
         if let Some(addr) = config.metrics_addr {

@@ -79,8 +79,10 @@
 //!
 //! Socket, kernel and route operations fail with [`Error`] (`nlkit_socket::Error`): a kernel
 //! refusal is [`Error::Kernel`] carrying the errno and the extended-ack text. Conntrack
-//! operations fail with [`conntrack::ops::Error`], which wraps it and adds decoding errors.
-//! Bytes that do not decode give a typed error, never a panic.
+//! operations fail with [`conntrack::Error`], which wraps it and adds decoding errors; the
+//! mirror daemon (`nlkit-mirror`) with `MirrorError`. Each layer has one error type, and a
+//! wrapping error leads to its cause through `source()`. Bytes that do not decode give a
+//! typed error, never a panic.
 //!
 //! # Examples
 //!
