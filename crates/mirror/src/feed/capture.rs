@@ -17,7 +17,7 @@ use nlkit_wire::{IfInfoMsg, Message, NLMSG_HDRLEN};
 
 use super::Feed;
 use crate::fill::Filled;
-use crate::keys::{route_info, AddrKey, NeighKey, StoreKey};
+use crate::keys::{route_info, AddrKey, NeighKey, NexthopKey, StoreKey};
 use crate::store::Store;
 use crate::tables::{Followup, TableId, Tables};
 
@@ -49,6 +49,10 @@ fn event_table(m: &Message<'_>) -> Option<TableId> {
             } else {
                 TableId::Routes4
             }
+        }
+        RTM_NEWNEXTHOP | RTM_DELNEXTHOP => {
+            NexthopKey::from_msg(m)?;
+            TableId::Nexthops
         }
         RTM_NEWNEIGH | RTM_DELNEIGH => {
             if NeighKey::from_msg(m)?.dst.is_ipv6() {
@@ -108,6 +112,8 @@ pub(crate) fn as_deletion(t: TableId, mut msgs: Vec<u8>) -> Vec<u8> {
         TableId::Addrs4 | TableId::Addrs6 => RTM_DELADDR,
         TableId::Routes4 | TableId::Routes6 => RTM_DELROUTE,
         TableId::Neigh4 | TableId::Neigh6 => RTM_DELNEIGH,
+        TableId::Nexthops => RTM_DELNEXTHOP,
+        TableId::Rules4 | TableId::Rules6 => RTM_DELRULE,
         TableId::Conntrack => nfnl_msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE),
     };
     let mut off = 0;
@@ -189,6 +195,9 @@ pub(crate) fn sweep(tables: &Tables, feed: &Feed, f: &Filled) -> usize {
         }
         TableId::Neigh4 => sweep_store(&tables.neigh[0], feed, f.table, g),
         TableId::Neigh6 => sweep_store(&tables.neigh[1], feed, f.table, g),
+        TableId::Nexthops => sweep_store(&tables.nexthops, feed, f.table, g),
+        // Policy rules are not in the feed (their lists have no per-rule key yet).
+        TableId::Rules4 | TableId::Rules6 => crate::fill::sweep(tables, f),
         TableId::Conntrack => sweep_ct(tables, feed, g),
     }
 }

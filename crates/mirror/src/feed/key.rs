@@ -3,7 +3,7 @@
 use nlkit_table::Tuple;
 use nlkit_wire::Message;
 
-use crate::keys::{ct_info, AddrKey, LinkKey, NeighKey, RouteKey};
+use crate::keys::{ct_info, AddrKey, LinkKey, NeighKey, NexthopKey, RouteKey};
 use crate::tables::{TableId, Tables};
 
 /// The identity of one mirror entry, across tables.
@@ -13,6 +13,7 @@ pub(crate) enum FeedKey {
     Addr(AddrKey),
     Route(RouteKey),
     Neigh(NeighKey),
+    Nexthop(NexthopKey),
     Ct(Tuple),
 }
 
@@ -29,6 +30,8 @@ impl FeedKey {
             TableId::Addrs4 | TableId::Addrs6 => FeedKey::Addr(AddrKey::from_msg(m)?),
             TableId::Routes4 | TableId::Routes6 => FeedKey::Route(RouteKey::from_msg(m)?),
             TableId::Neigh4 | TableId::Neigh6 => FeedKey::Neigh(NeighKey::from_msg(m)?),
+            TableId::Nexthops => FeedKey::Nexthop(NexthopKey::from_msg(m)?),
+            TableId::Rules4 | TableId::Rules6 => return None,
             TableId::Conntrack => FeedKey::Ct(ct_info(m)?.original),
         })
     }
@@ -40,6 +43,7 @@ impl FeedKey {
             FeedKey::Addr(k) => tables.addrs[usize::from(k.local.is_ipv6())].get_bytes(k),
             FeedKey::Route(k) => tables.routes[usize::from(k.dst.is_ipv6())].get_bytes(k),
             FeedKey::Neigh(k) => tables.neigh[usize::from(k.dst.is_ipv6())].get_bytes(k),
+            FeedKey::Nexthop(k) => tables.nexthops.get_bytes(k),
             FeedKey::Ct(t) => return tables.ct.get_into(t, out),
         };
         match got {

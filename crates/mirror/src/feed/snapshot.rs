@@ -99,6 +99,12 @@ fn walk(tables: &Tables, t: TableId, f: &mut dyn FnMut(&[u8])) {
                 true
             })
         }
+        TableId::Nexthops => tables.nexthops.for_each(|e| {
+            f(e.messages());
+            true
+        }),
+        // Not in the feed (no subscription group selects them).
+        TableId::Rules4 | TableId::Rules6 => {}
         TableId::Conntrack => {
             let mut b = Vec::new();
             for c in tables.ct.iter() {

@@ -42,6 +42,7 @@ impl Filter {
                 (NETLINK_ROUTE, RTNLGRP_IPV6_IFADDR) => f.tables.add(TableId::Addrs6),
                 (NETLINK_ROUTE, RTNLGRP_IPV4_ROUTE) => f.tables.add(TableId::Routes4),
                 (NETLINK_ROUTE, RTNLGRP_IPV6_ROUTE) => f.tables.add(TableId::Routes6),
+                (NETLINK_ROUTE, RTNLGRP_NEXTHOP) => f.tables.add(TableId::Nexthops),
                 (NETLINK_ROUTE, RTNLGRP_NEIGH) => {
                     f.tables.add(TableId::Neigh4);
                     f.tables.add(TableId::Neigh6);

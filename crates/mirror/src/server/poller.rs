@@ -506,7 +506,7 @@ impl Poller {
     /// A subscriber's descriptor is ready: a request or hang-up goes to a serving thread
     /// (the subscription waits meanwhile), room resumes sending.
     fn sub_event(&mut self, raw: RawFd, flags: EventFlags) {
-        let Some(mut conn) = self.subs.remove(&raw) else {
+        let Some(conn) = self.subs.remove(&raw) else {
             return;
         };
         let input = EventFlags::IN | EventFlags::RDHUP | EventFlags::HUP | EventFlags::ERR;

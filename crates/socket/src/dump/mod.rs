@@ -198,7 +198,7 @@ impl SharedDump {
         let bytes = request.as_bytes_mut();
         let h = MessageHeader::parse(bytes)?;
         if h.len as usize != bytes.len() {
-            return Err(Error::Unexpected(
+            return Err(Error::InvalidRequest(
                 "a dump request must be exactly one finished message",
             ));
         }

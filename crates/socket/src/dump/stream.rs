@@ -133,7 +133,7 @@ impl Socket {
     pub(crate) fn send_dump(&mut self, req: &mut MessageBuilder) -> Result<u32> {
         let bytes = req.as_bytes_mut();
         if bytes.len() < 16 {
-            return Err(Error::Unexpected(
+            return Err(Error::InvalidRequest(
                 "a dump request must be one finished message",
             ));
         }
