@@ -264,8 +264,17 @@ fn neighbours(ifindex: u32, add: bool, range: std::ops::Range<u32>) {
     }
 }
 
+/// The tables the subscribers' groups cover.
 fn route_tables() -> Vec<TableId> {
-    TableId::RTNL.to_vec()
+    vec![
+        TableId::Links,
+        TableId::Addrs4,
+        TableId::Addrs6,
+        TableId::Routes4,
+        TableId::Routes6,
+        TableId::Neigh4,
+        TableId::Neigh6,
+    ]
 }
 
 fn dsts(base: u32, n: u32) -> Vec<IpAddr> {
