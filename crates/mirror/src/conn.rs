@@ -7,9 +7,7 @@
 //! `CTA_TIMEOUT` (which it lists as of the kernel's last report). Update events carry only
 //! what changed, so they are merged into the stored message attribute by attribute.
 
-use nlkit_table::{
-    ConnConfig, ConnInsertError, ConnRef, ConnTable, NewConn, NoCounters, Tuple,
-};
+use nlkit_table::{ConnConfig, ConnInsertError, ConnRef, ConnTable, NewConn, NoCounters, Tuple};
 use nlkit_wire::{align, Attrs, Message, NLA_HDRLEN, NLMSG_HDRLEN};
 
 use crate::ct_pack::{pack, unpack_into};

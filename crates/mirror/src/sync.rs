@@ -302,7 +302,8 @@ impl Syncer {
                 self.pending.add(TableId::Routes6);
             }
             self.silent.heard(&m);
-            let f = crate::feed::capture::apply_event(&self.shared.tables, &self.shared.feed, &m, gen);
+            let f =
+                crate::feed::capture::apply_event(&self.shared.tables, &self.shared.feed, &m, gen);
             for t in f.resync.iter() {
                 self.pending.add(t);
             }

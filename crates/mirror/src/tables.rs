@@ -266,10 +266,11 @@ impl Tables {
     /// whether the table changed (more than a generation mark).
     pub(crate) fn apply_dump(&self, t: TableId, m: &Message<'_>, gen: u64) -> bool {
         match t {
-            TableId::Links => LinkKey::from_msg(m).is_some_and(|k| put_dump(&self.links, k, m, gen)),
-            TableId::Addrs4 | TableId::Addrs6 => AddrKey::from_msg(m).is_some_and(|k| {
-                put_dump(&self.addrs[fam_of_key(k.local.is_ipv6())], k, m, gen)
-            }),
+            TableId::Links => {
+                LinkKey::from_msg(m).is_some_and(|k| put_dump(&self.links, k, m, gen))
+            }
+            TableId::Addrs4 | TableId::Addrs6 => AddrKey::from_msg(m)
+                .is_some_and(|k| put_dump(&self.addrs[fam_of_key(k.local.is_ipv6())], k, m, gen)),
             TableId::Routes4 | TableId::Routes6 => {
                 let Some(i) = route_info(m) else {
                     return false;
@@ -294,9 +295,8 @@ impl Tables {
                 bytes.extend_from_slice(&new);
                 store.put(i.key, bytes, gen)
             }
-            TableId::Neigh4 | TableId::Neigh6 => NeighKey::from_msg(m).is_some_and(|k| {
-                put_dump(&self.neigh[fam_of_key(k.dst.is_ipv6())], k, m, gen)
-            }),
+            TableId::Neigh4 | TableId::Neigh6 => NeighKey::from_msg(m)
+                .is_some_and(|k| put_dump(&self.neigh[fam_of_key(k.dst.is_ipv6())], k, m, gen)),
             TableId::Nexthops => {
                 NexthopKey::from_msg(m).is_some_and(|k| put_dump(&self.nexthops, k, m, gen))
             }
@@ -531,12 +531,7 @@ fn link_name(msgs: &[u8]) -> Option<Vec<u8>> {
 
 /// Inserts a dumped object: the fast insert when the key is new, else the comparing `put`.
 /// Returns whether the store changed.
-fn put_dump<K: crate::keys::StoreKey>(
-    store: &Store<K>,
-    key: K,
-    m: &Message<'_>,
-    gen: u64,
-) -> bool {
+fn put_dump<K: crate::keys::StoreKey>(store: &Store<K>, key: K, m: &Message<'_>, gen: u64) -> bool {
     match store.insert_new(key, normalize(m), gen) {
         Ok(()) => true,
         Err(bytes) => store.put(key, bytes, gen),

@@ -60,8 +60,10 @@ fn table_of(m: &Message<'_>) -> Option<TableId> {
 }
 
 fn is_del(m: &Message<'_>) -> bool {
-    matches!(m.ty(), RTM_DELLINK | RTM_DELADDR | RTM_DELROUTE | RTM_DELNEIGH)
-        || m.ty() == nfnl_msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE)
+    matches!(
+        m.ty(),
+        RTM_DELLINK | RTM_DELADDR | RTM_DELROUTE | RTM_DELNEIGH
+    ) || m.ty() == nfnl_msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE)
 }
 
 /// `m` without its feed trailer (what the kernel sent).
@@ -155,7 +157,9 @@ fn snapshot_follow(sock: &mut Socket, groups: &[u32]) -> Replica {
     let mut r = Replica::default();
     let mut records = Vec::new();
     let sub = sock
-        .mirror_subscribe(groups, MirrorStart::Snapshot, |m| records.push(m.bytes().to_vec()))
+        .mirror_subscribe(groups, MirrorStart::Snapshot, |m| {
+            records.push(m.bytes().to_vec())
+        })
         .expect("snapshot");
     let Subscribed::Following(at) = sub else {
         panic!("snapshot answered {sub:?}")
@@ -221,12 +225,12 @@ fn converge(sock: &mut Socket, r: &mut Replica, tables: &[TableId], timeout: Dur
         let overrun = read_until(sock, r, Duration::from_millis(500), |_| false);
         assert_eq!(overrun, None, "overrun while converging (last {})", r.last);
         let ok = match equals_kernel(r, tables) {
-                Ok(()) => true,
-                Err(e) => {
-                    last_err = e;
-                    false
-                }
-            };
+            Ok(()) => true,
+            Err(e) => {
+                last_err = e;
+                false
+            }
+        };
         if ok {
             return;
         }

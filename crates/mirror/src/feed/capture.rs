@@ -118,8 +118,8 @@ pub(crate) fn as_deletion(t: TableId, mut msgs: Vec<u8>) -> Vec<u8> {
     };
     let mut off = 0;
     while off + NLMSG_HDRLEN <= msgs.len() {
-        let len = u32::from_ne_bytes([msgs[off], msgs[off + 1], msgs[off + 2], msgs[off + 3]])
-            as usize;
+        let len =
+            u32::from_ne_bytes([msgs[off], msgs[off + 1], msgs[off + 2], msgs[off + 3]]) as usize;
         msgs[off + 4..off + 6].copy_from_slice(&del.to_ne_bytes());
         msgs[off + 6..off + 8].fill(0);
         if len < NLMSG_HDRLEN {

@@ -266,8 +266,8 @@ impl Drop for FeedWriter<'_> {
 pub(crate) fn zero_seq_pid(msgs: &mut [u8]) {
     let mut off = 0;
     while off + NLMSG_HDRLEN <= msgs.len() {
-        let len = u32::from_ne_bytes([msgs[off], msgs[off + 1], msgs[off + 2], msgs[off + 3]])
-            as usize;
+        let len =
+            u32::from_ne_bytes([msgs[off], msgs[off + 1], msgs[off + 2], msgs[off + 3]]) as usize;
         msgs[off + 8..off + NLMSG_HDRLEN].fill(0);
         if len < NLMSG_HDRLEN {
             break;

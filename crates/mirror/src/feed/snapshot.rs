@@ -81,24 +81,21 @@ fn walk(tables: &Tables, t: TableId, f: &mut dyn FnMut(&[u8])) {
             f(e.messages());
             true
         }),
-        TableId::Addrs4 | TableId::Addrs6 => {
-            tables.addrs[usize::from(t == TableId::Addrs6)].for_each(|e| {
+        TableId::Addrs4 | TableId::Addrs6 => tables.addrs[usize::from(t == TableId::Addrs6)]
+            .for_each(|e| {
                 f(e.messages());
                 true
-            })
-        }
-        TableId::Routes4 | TableId::Routes6 => {
-            tables.routes[usize::from(t == TableId::Routes6)].for_each(|e| {
+            }),
+        TableId::Routes4 | TableId::Routes6 => tables.routes[usize::from(t == TableId::Routes6)]
+            .for_each(|e| {
                 f(e.messages());
                 true
-            })
-        }
-        TableId::Neigh4 | TableId::Neigh6 => {
-            tables.neigh[usize::from(t == TableId::Neigh6)].for_each(|e| {
+            }),
+        TableId::Neigh4 | TableId::Neigh6 => tables.neigh[usize::from(t == TableId::Neigh6)]
+            .for_each(|e| {
                 f(e.messages());
                 true
-            })
-        }
+            }),
         TableId::Nexthops => tables.nexthops.for_each(|e| {
             f(e.messages());
             true

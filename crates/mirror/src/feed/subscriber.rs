@@ -150,7 +150,12 @@ fn send_now(fd: BorrowedFd<'_>, b: &[u8]) -> Result<bool, ()> {
 
 /// An `NLMSG_ERROR` of `-errno` (sequence number `seq`, a request header `req` echoed) with
 /// the feed trailer `mark`.
-pub(crate) fn feed_error(seq: u32, req: &[u8; NLMSG_HDRLEN], errno: i32, mark: FeedMark) -> Vec<u8> {
+pub(crate) fn feed_error(
+    seq: u32,
+    req: &[u8; NLMSG_HDRLEN],
+    errno: i32,
+    mark: FeedMark,
+) -> Vec<u8> {
     let mut b = MessageBuilder::with_capacity(64);
     b.begin(NLMSG_ERROR, NLM_F_CAPPED | NLM_F_ACK_TLVS, seq);
     b.raw(&(-errno).to_ne_bytes());

@@ -562,12 +562,8 @@ impl Poller {
         if conn.sub.as_ref().is_some_and(|s| s.blocked) {
             flags |= EventFlags::OUT;
         }
-        if let Err(e) = epoll::modify(
-            &self.epoll,
-            &conn.fd,
-            EventData::new_u64(raw as u64),
-            flags,
-        ) {
+        if let Err(e) = epoll::modify(&self.epoll, &conn.fd, EventData::new_u64(raw as u64), flags)
+        {
             tracing::warn!(error = %e, "cannot watch a feed subscriber; closing it");
             drop(conn);
             self.pause_listener(false);
