@@ -58,8 +58,8 @@ enum Target {
     Mirror(std::path::PathBuf),
 }
 
-/// Why event commands refuse `--mirror`.
-const NO_CHANGE_FEED: &str = "the mirror has no change feed yet";
+/// Why `ct events` refuses `--mirror` (`monitor --mirror` follows the mirror's change feed).
+const NO_CHANGE_FEED: &str = "use `nlkit --mirror monitor ct` for the mirror's change feed";
 
 // The one place that opens sockets (see the crate's clippy.toml).
 #[allow(clippy::disallowed_methods)]

@@ -1,6 +1,8 @@
 //! `nlkit monitor [link|addr|route|neigh|ct …]`: kernel events as they happen, printed as
 //! `ip monitor` and `conntrack -E` print them. rtnetlink and conntrack events arrive on their
-//! own sockets (never the request socket) and are multiplexed with `poll`.
+//! own sockets (never the request socket) and are multiplexed with `poll`. With `--mirror`
+//! the events come from the mirror's change feed (`join_group` on mirror sockets): the same
+//! messages, after the mirror applied them, printed the same way.
 
 use anyhow::Result;
 use nlkit_conntrack::fmt::{entry_json, event_text};
@@ -10,7 +12,7 @@ use nlkit_route::fmt::{
     LinkNames, RouteFmt,
 };
 use nlkit_route::{AddrView, LinkView, NeighView, RouteView};
-use nlkit_socket::{Event, EventSocket, Protocol, RecvBuffer};
+use nlkit_socket::{Event, EventSocket, Protocol, RecvBuffer, Socket};
 use nlkit_wire::consts::*;
 use nlkit_wire::Message;
 use rustix::event::{poll, PollFd, PollFlags};
@@ -117,6 +119,81 @@ fn print_rtnl(
     Ok(())
 }
 
+/// Prints one conntrack event (`conntrack -E` format).
+fn print_ct(ctx: &Ctx, v: &nlkit_conntrack::EntryView<'_>, out: &mut impl Write) -> Result<()> {
+    if ctx.json {
+        serde_json::to_writer(&mut *out, &entry_json(v))?;
+        writeln!(out)?;
+    } else {
+        writeln!(out, "{}", event_text(v))?;
+    }
+    Ok(())
+}
+
+/// `monitor --mirror`: the mirror's change feed, one mirror socket per protocol.
+fn run_feed(ctx: &Ctx, rt_groups: &[u32], want_ct: bool, max: u64) -> Result<()> {
+    let mut socks: Vec<(Socket, bool)> = Vec::new();
+    if !rt_groups.is_empty() {
+        let mut s = ctx.socket(Protocol::Route)?;
+        for g in rt_groups {
+            s.join_group(*g)?;
+        }
+        socks.push((s, false));
+    }
+    if want_ct {
+        let mut s = ctx.socket(Protocol::Netfilter)?;
+        for g in [
+            NFNLGRP_CONNTRACK_NEW,
+            NFNLGRP_CONNTRACK_UPDATE,
+            NFNLGRP_CONNTRACK_DESTROY,
+        ] {
+            s.join_group(g)?;
+        }
+        socks.push((s, true));
+    }
+    let mut names = link_names(&mut ctx.socket(Protocol::Route)?)?;
+    let mut buf = RecvBuffer::new();
+    let mut out = stdout();
+    let mut seen = 0u64;
+    while seen < max {
+        let ready: Vec<bool> = {
+            let mut fds: Vec<PollFd<'_>> = socks
+                .iter()
+                .map(|(s, _)| PollFd::new(s, PollFlags::IN))
+                .collect();
+            poll(&mut fds, None)?;
+            fds.iter().map(|f| !f.revents().is_empty()).collect()
+        };
+        for (i, (s, is_ct)) in socks.iter_mut().enumerate() {
+            if !ready[i] {
+                continue;
+            }
+            s.recv(&mut buf)?;
+            for m in buf.messages() {
+                let m = m?;
+                if m.ty() == NLMSG_ERROR {
+                    let e = nlkit_wire::ErrorMsg::parse(&m)?;
+                    if e.errno == libc::ENOBUFS {
+                        anyhow::bail!("the mirror's feed overran: events were lost");
+                    }
+                    continue;
+                }
+                if *is_ct {
+                    if nlkit_conntrack::EventKind::of(&m).is_some() {
+                        print_ct(ctx, &nlkit_conntrack::EntryView::parse(&m)?, &mut out)?;
+                        seen += 1;
+                    }
+                } else {
+                    print_rtnl(ctx, &m, &mut names, &mut out)?;
+                    seen += 1;
+                }
+            }
+        }
+        out.flush()?;
+    }
+    Ok(())
+}
+
 /// Prints events until interrupted (or `NLKIT_EVENTS_MAX` events, for scripts and tests).
 pub fn run(ctx: &Ctx, objects: &[String]) -> Result<()> {
     let (rt_groups, want_ct) = groups(objects, ctx)?;
@@ -124,6 +201,9 @@ pub fn run(ctx: &Ctx, objects: &[String]) -> Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(u64::MAX);
+    if !ctx.is_kernel() {
+        return run_feed(ctx, &rt_groups, want_ct, max);
+    }
     let mut rt = if rt_groups.is_empty() {
         None
     } else {
