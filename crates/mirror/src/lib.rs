@@ -17,7 +17,21 @@
 //! nexthop of an IPv6 ECMP route deleted, a nexthop object (`ip nexthop`) deleted or changed —
 //! trigger a resync of the routes (and neighbours) they may have removed; a link deleted or
 //! down also resyncs the nexthop objects (the kernel flushes those through it silently), and
-//! rules naming a device or a `goto` target are re-dumped when it may have changed their state. Conntrack entries expire at the `CTA_TIMEOUT` of their last update.
+//! rules naming a device or a `goto` target are re-dumped when it may have changed their state. Conntrack entries never expire in the mirror (traffic refreshes the kernel's timer
+//! without an event): they leave on a destroy event or when the periodic verification dump
+//! ([`MirrorConfig::ct_verify_interval`]) no longer lists them, and their listed timeouts are
+//! as of the kernel's last report.
+//!
+//! ## The change feed
+//! Every change applied — kernel events, what a resync dump changed or its sweep removed — is
+//! appended after the table write to one bounded log with a position per change and a random
+//! epoch per mirror start. On a mirror socket `Socket::join_group` follows it, and
+//! `Socket::mirror_subscribe` (`nlkit_socket::feed`) adds a snapshot consistent at one position
+//! followed by every later change, or a resume from a position (answered `-ESTALE`, "resync
+//! required", once the log no longer holds it). Each event is the kernel's message with a
+//! trailing `nlkit_wire::feed::FeedMark` attribute; deletions the kernel never announces are
+//! events flagged `FEED_SYNTHESIZED`. A subscriber that stops reading gets an exact overrun
+//! notice ([`MirrorConfig::feed_max_lag`]); nobody else is held up.
 //! Conntrack entries that existed before the mirror started may never send events (with
 //! `net.netfilter.nf_conntrack_events = 2`, the default, the kernel gives a connection its
 //! event cache only if some ctnetlink listener existed on the host when it was created): while
