@@ -9,11 +9,11 @@
 //! attribute. See `nlkit_wire::feed` for the wire format.
 //!
 //! Answers that are not events, all `NLMSG_ERROR` with a [`FeedMark`]:
-//! * `-ENOBUFS` with [`FEED_OVERRUN`](nlkit_wire::feed::FEED_OVERRUN): the client fell too
+//! * `-ENOBUFS` with `FEED_OVERRUN`: the client fell too
 //!   far behind; the mark's position is the last event it was sent, the subscription is over,
 //!   and [`MirrorStart::Resume`] from it continues without a gap while the mirror's log still
 //!   holds it;
-//! * `-ESTALE` with [`FEED_RESYNC_REQUIRED`](nlkit_wire::feed::FEED_RESYNC_REQUIRED) (the answer
+//! * `-ESTALE` with `FEED_RESYNC_REQUIRED` (the answer
 //!   to a resume, as [`Subscribed::ResyncRequired`]): the position is no longer in the log or
 //!   belongs to another mirror run; take a new snapshot.
 
