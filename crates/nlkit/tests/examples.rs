@@ -39,6 +39,9 @@ mod consistent_dump;
 #[path = "../examples/list_routes.rs"]
 mod list_routes;
 #[allow(dead_code)]
+#[path = "../examples/mirror_feed.rs"]
+mod mirror_feed;
+#[allow(dead_code)]
 #[path = "../examples/nexthops.rs"]
 mod nexthops;
 #[allow(dead_code)]
@@ -356,6 +359,58 @@ nlkit_testns::netns_test! {
             fdb.lines().any(|l| l == format!("{mac} dev veth-c1 master cni0 static")),
             "{fdb}"
         );
+    }
+
+    /// `mirror_feed` takes a snapshot then follows route changes with their positions; a
+    /// second run resumes after the first one's last position, without a repeat.
+    fn mirror_feed_snapshot_follow_and_resume() {
+        let v = setup();
+        nlkit_testns::load_ipv4_routes(v.a_index, 50, 254);
+        let dir = std::env::temp_dir().join(format!("nlkit-feed-ex-{}", std::process::id()));
+        let path = dir.join("mirror.sock");
+        let mut cfg = nlkit_mirror::MirrorConfig {
+            socket_path: Some(path.clone()),
+            writer: nlkit_mirror::WriterMode::Thread,
+            notify_systemd: false,
+            conntrack: false,
+            ..Default::default()
+        };
+        cfg.capacities.routes = 1 << 12;
+        let mirror = nlkit_mirror::Mirror::start(cfg).unwrap();
+        let p = path.to_str().unwrap().to_string();
+        let toggle = |i: u32| {
+            // Either way round is a change (a failed delete of an absent route is none).
+            let verb = if i % 2 == 0 { "replace" } else { "del" };
+            let _ = nlkit_testns::run("ip", &["route", verb, "10.77.0.0/16", "dev", "va"]);
+        };
+        let a = args(&["--socket", &p, "--count", "2"]);
+        let first = drive(
+            std::thread::spawn(move || {
+                let mut out = Vec::new();
+                let last = mirror_feed::run(&a, &mut out).unwrap();
+                (last, text(&out))
+            }),
+            toggle,
+        );
+        let (last, out) = first;
+        assert!(out.starts_with("snapshot: "), "{out}");
+        let n: u64 = out["snapshot: ".len()..].split(' ').next().unwrap().parse().unwrap();
+        assert!(n >= 50, "{out}");
+        assert!(out.contains("10.77.0.0/16 dev va"), "{out}");
+        let resume = format!("{}:{}", last.epoch, last.position);
+        let a = args(&["--socket", &p, "--count", "1", "--resume", &resume]);
+        let (next, out) = drive(
+            std::thread::spawn(move || {
+                let mut out = Vec::new();
+                let next = mirror_feed::run(&a, &mut out).unwrap();
+                (next, text(&out))
+            }),
+            |i| toggle(i + 1),
+        );
+        assert!(out.starts_with(&format!("resumed after {resume}")), "{out}");
+        assert!(next.position > last.position && next.epoch == last.epoch, "{out}");
+        mirror.shutdown();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// `ask_mirror` gets the same routes from a mirror as the kernel has, and its
