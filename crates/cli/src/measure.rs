@@ -63,14 +63,9 @@ pub fn raw_walk(protocol: Protocol, request: &MessageBuilder) -> Result<Sample> 
 /// `Socket::connect_unix`), so a served dump is measured the same way as the kernel's.
 pub fn raw_walk_on(sock: &mut Socket, request: &MessageBuilder) -> Result<Sample> {
     let mut req = request.clone();
-    let seq = sock.alloc_seq(1);
-    req.stamp_seq(seq);
-    let bytes = req.as_bytes_mut();
-    let flags = u16::from_ne_bytes([bytes[6], bytes[7]]) | NLM_F_REQUEST | NLM_F_DUMP;
-    bytes[6..8].copy_from_slice(&flags.to_ne_bytes());
     let mut buf = RecvBuffer::new();
     let start = Instant::now();
-    sock.send(req.as_bytes())?;
+    let seq = sock.send_dump(&mut req)?;
     let mut n = 0;
     loop {
         sock.recv(&mut buf)?;

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use nlkit_table::{
     ConnConfig, ConnInsertError, ConnRef, ConnTable, GcBudget, NewConn, NoCounters, Tuple,
 };
-use nlkit_wire::{align, Attrs, Message, NLA_HDRLEN, NLMSG_HDRLEN};
+use nlkit_wire::{align, Attrs, Message, MessageHeaderMut, NLA_HDRLEN, NLMSG_HDRLEN};
 
 use crate::ct_pack::{pack, unpack_into};
 use crate::keys::{ct_info, CtInfo};
@@ -111,7 +111,9 @@ fn merge(update: &[u8], old: &[u8]) -> Vec<u8> {
         pos += align(len);
     }
     let total = out.len() as u32;
-    out[..4].copy_from_slice(&total.to_ne_bytes());
+    if let Ok(mut h) = MessageHeaderMut::new(&mut out) {
+        h.set_len(total);
+    }
     out
 }
 

@@ -18,7 +18,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use nlkit_table::{InsertErrorKind, KeyWords, Loc, LogWriter, RecordLog, WordTable, TAG_MASK};
-use nlkit_wire::{align, Message, Messages, NLMSG_HDRLEN};
+use nlkit_wire::{align, Message, MessageHeaderMut, Messages, NLMSG_HDRLEN};
 
 use crate::keys::StoreKey;
 use nlkit_table::ChangeSeq;
@@ -75,8 +75,10 @@ pub(crate) fn normalize_into(msg: &Message<'_>, out: &mut Vec<u8>) {
     let b = msg.bytes();
     let start = out.len();
     out.extend_from_slice(b);
-    if b.len() >= NLMSG_HDRLEN {
-        out[start + 6..start + NLMSG_HDRLEN].fill(0);
+    if let Ok(mut h) = MessageHeaderMut::new(&mut out[start..]) {
+        h.set_flags(0);
+        h.set_seq(0);
+        h.set_pid(0);
     }
     out.resize(start + align(b.len()), 0);
 }

@@ -3,7 +3,9 @@
 use nlkit_wire::consts::{
     NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
 };
-use nlkit_wire::{align, DoneMsg, ErrorMsg, MessageBuilder, Messages, NLMSG_HDRLEN};
+use nlkit_wire::{
+    align, DoneMsg, ErrorMsg, MessageBuilder, MessageHeaderMut, Messages, NLMSG_HDRLEN,
+};
 use rustix::io::Errno;
 
 use crate::recv::RecvBuffer;
@@ -72,24 +74,21 @@ impl Pending {
 
 /// Byte offsets of the messages in a request buffer; sets `NLM_F_REQUEST | NLM_F_ACK` on each.
 fn mark_requests(bytes: &mut [u8]) -> Result<Vec<(usize, usize, bool)>> {
+    let total = bytes.len();
     let mut out = Vec::new();
-    let mut off = 0;
-    while off < bytes.len() {
-        let h = nlkit_wire::MessageHeader::parse(&bytes[off..])?;
-        let len = h.len as usize;
-        if len < NLMSG_HDRLEN || off + len > bytes.len() {
-            return Err(Error::Protocol(nlkit_wire::WireError::MessageLength {
-                len: h.len,
-                available: bytes.len() - off,
-            }));
-        }
-        let flags = h.flags | NLM_F_REQUEST | NLM_F_ACK;
-        bytes[off + 6..off + 8].copy_from_slice(&flags.to_ne_bytes());
-        let end = (off + align(len)).min(bytes.len());
-        out.push((off, end, h.flags & NLM_F_DUMP == NLM_F_DUMP));
-        off = end;
-    }
+    MessageHeaderMut::for_each(bytes, |off, mut h| {
+        let hdr = h.get();
+        h.insert_flags(NLM_F_REQUEST | NLM_F_ACK);
+        let end = (off + align(hdr.len as usize)).min(total);
+        out.push((off, end, hdr.flags & NLM_F_DUMP == NLM_F_DUMP));
+    })?;
     Ok(out)
+}
+
+/// Sets the sequence number of the request at `off` (an offset from [`mark_requests`]).
+fn set_seq_at(bytes: &mut [u8], off: usize, seq: u32) -> Result<()> {
+    MessageHeaderMut::new(&mut bytes[off..])?.set_seq(seq);
+    Ok(())
 }
 
 impl Socket {
@@ -179,7 +178,7 @@ impl Socket {
                 let end = chunk[chunk.len() - 1].1;
                 for (i, &(off, _, _)) in chunk.iter().enumerate() {
                     let seq = first.wrapping_add(i as u32);
-                    requests.as_bytes_mut()[off + 8..off + 12].copy_from_slice(&seq.to_ne_bytes());
+                    set_seq_at(requests.as_bytes_mut(), off, seq)?;
                 }
                 let mut pending: Vec<Pending> = chunk
                     .iter()
@@ -344,10 +343,9 @@ impl Socket {
         let first = self.alloc_seq(offsets.len() as u32);
         let mut original = Vec::with_capacity(offsets.len());
         for (i, &(off, _, _)) in offsets.iter().enumerate() {
-            let mut h = nlkit_wire::MessageHeader::parse(&bytes[off..])?;
-            original.push(h.seq);
-            h.seq = first.wrapping_add(i as u32);
-            h.write(&mut bytes[off..off + NLMSG_HDRLEN]);
+            let mut h = MessageHeaderMut::new(&mut bytes[off..])?;
+            original.push(h.get().seq);
+            h.set_seq(first.wrapping_add(i as u32));
         }
         let mut buf = self.scratch.take().unwrap_or_default();
         let outcome = self
@@ -406,18 +404,16 @@ impl Socket {
                 let start = out.len();
                 out.extend_from_slice(msg.bytes());
                 out.resize(start + align(msg.len()), 0);
-                let mut h = msg.header();
-                h.seq = original[idx];
-                h.write(&mut out[start..start + NLMSG_HDRLEN]);
+                MessageHeaderMut::new(&mut out[start..])?.set_seq(original[idx]);
                 match msg.ty() {
                     NLMSG_ERROR => {
                         // The acknowledgement echoes the request's header: restore it too.
                         let echoed = start + NLMSG_HDRLEN + 4;
-                        if let Ok(mut r) = nlkit_wire::MessageHeader::parse(
-                            out.get(echoed..start + msg.len()).unwrap_or(&[]),
-                        ) {
-                            r.seq = original[idx];
-                            r.write(&mut out[echoed..echoed + NLMSG_HDRLEN]);
+                        if let Some(Ok(mut r)) = out
+                            .get_mut(echoed..start + msg.len())
+                            .map(MessageHeaderMut::new)
+                        {
+                            r.set_seq(original[idx]);
                         }
                         open[idx] = false;
                         left -= 1;
@@ -444,7 +440,7 @@ impl Socket {
             ));
         };
         let seq = self.alloc_seq(1);
-        request.as_bytes_mut()[off + 8..off + 12].copy_from_slice(&seq.to_ne_bytes());
+        set_seq_at(request.as_bytes_mut(), off, seq)?;
         Ok((seq, Pending::new(dump)))
     }
 }

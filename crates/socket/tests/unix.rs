@@ -101,12 +101,7 @@ fn error(b: &mut MessageBuilder, req: &MessageHeader, errno: i32, text: &str) {
 fn send(conn: &OwnedFd, b: &mut MessageBuilder) -> bool {
     let mut bytes = b.as_bytes().to_vec();
     // A port id the kernel would never put in a reply to port 0.
-    let mut off = 0;
-    while off + NLMSG_HDRLEN <= bytes.len() {
-        let len = u32::from_ne_bytes(bytes[off..off + 4].try_into().unwrap()) as usize;
-        bytes[off + 12..off + 16].copy_from_slice(&4242u32.to_ne_bytes());
-        off += nlkit_wire::align(len);
-    }
+    nlkit_wire::MessageHeaderMut::for_each(&mut bytes, |_, mut h| h.set_pid(4242)).unwrap();
     b.clear();
     rustix::net::send(conn, &bytes, SendFlags::NOSIGNAL).is_ok()
 }

@@ -20,8 +20,9 @@ pub struct DumpEnd {
 }
 
 impl Socket {
-    /// Runs the dump request in `req` (one finished message; `NLM_F_REQUEST | NLM_F_DUMP` and
-    /// a fresh sequence number are set here) and calls `f` for each reply message, streaming:
+    /// Runs the dump request in `req` (one finished message; prepared by
+    /// [`send_dump`](Socket::send_dump): `NLM_F_REQUEST | NLM_F_DUMP | NLM_F_ACK` and a fresh
+    /// sequence number) and calls `f` for each reply message, streaming:
     /// memory stays one receive buffer whatever the table's size.
     ///
     /// If `f` fails, the rest of the dump is read and discarded, so the socket stays usable,
@@ -127,22 +128,6 @@ impl Socket {
             }
             Err(Error::Unexpected("dump ended without NLMSG_DONE").into())
         })
-    }
-
-    /// Marks `req` as a dump request with a fresh sequence number and sends it.
-    pub(crate) fn send_dump(&mut self, req: &mut MessageBuilder) -> Result<u32> {
-        let bytes = req.as_bytes_mut();
-        if bytes.len() < 16 {
-            return Err(Error::Unexpected(
-                "a dump request must be one finished message",
-            ));
-        }
-        let seq = self.alloc_seq(1);
-        let flags = u16::from_ne_bytes([bytes[6], bytes[7]]) | NLM_F_REQUEST | NLM_F_DUMP;
-        bytes[6..8].copy_from_slice(&flags.to_ne_bytes());
-        bytes[8..12].copy_from_slice(&seq.to_ne_bytes());
-        self.send(req.as_bytes())?;
-        Ok(seq)
     }
 }
 
