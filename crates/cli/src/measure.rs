@@ -3,7 +3,7 @@
 //! * the **raw receive loop**: one socket, one `recvmsg` per datagram into a 32 KiB+ buffer,
 //!   walking only the message headers — the physical limit of a single dump;
 //! * **nlkit**: a [`SharedDump`] consumed by 1, 2 or 4 threads, each decoding every message
-//!   into a typed view (`RouteView` / `EntryView`) and inserting a key into its own map;
+//!   into a typed view (`RouteView` / `CtEntryView`) and inserting a key into its own map;
 //! * **commands** (`nlkit route show`, `ip route show`, `conntrack -L`, …) run with their
 //!   output sent to `/dev/null`, timed from spawn to exit, with the child's own peak resident
 //!   memory (`VmHWM`).
@@ -98,7 +98,7 @@ fn object_key(protocol: Protocol, m: &Message<'_>) -> Result<u64> {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     match protocol {
         Protocol::Netfilter => {
-            let e = nlkit_conntrack::EntryView::parse(m)?;
+            let e = nlkit_conntrack::CtEntryView::parse(m)?;
             e.orig().hash(&mut h);
             e.zone_or_default().hash(&mut h);
         }

@@ -104,7 +104,7 @@ fn ct_dump_req() -> MessageBuilder {
     b
 }
 
-fn ct_get(t: &nlkit_table::Tuple) -> MessageBuilder {
+fn ct_get(t: &nlkit_table::ConnKey) -> MessageBuilder {
     let mut b = MessageBuilder::new();
     b.begin(
         nfnl_msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET),

@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use nlkit_table::{
-    ConnConfig, ConnInsertError, ConnRef, ConnTable, GcBudget, NewConn, NoCounters, Tuple,
+    ConnConfig, ConnInsertError, ConnKey, ConnRef, ConnTable, GcBudget, NewConn, NoCounters,
 };
 use nlkit_wire::{align, Attrs, Message, MessageHeaderMut, NLA_HDRLEN, NLMSG_HDRLEN};
 
@@ -46,8 +46,8 @@ fn gen32(gen: u64) -> u32 {
 impl CtState {
     fn new(
         msg: Vec<u8>,
-        orig: &Tuple,
-        reply: &Tuple,
+        orig: &ConnKey,
+        reply: &ConnKey,
         gen: u64,
         timeout_off: Option<usize>,
     ) -> Self {
@@ -280,7 +280,7 @@ impl CtStore {
     }
 
     /// Removes the connection with this tuple (either direction).
-    pub fn remove(&self, tuple: &Tuple) -> bool {
+    pub fn remove(&self, tuple: &ConnKey) -> bool {
         if self.table.peek(tuple).is_none() && self.table.get(tuple).is_none() {
             return false;
         }
@@ -302,7 +302,7 @@ impl CtStore {
     }
 
     /// Looks a connection up by either tuple and appends its message to `out`.
-    pub fn get_into(&self, tuple: &Tuple, out: &mut Vec<u8>) -> bool {
+    pub fn get_into(&self, tuple: &ConnKey, out: &mut Vec<u8>) -> bool {
         match self.table.get(tuple) {
             Some(c) if !c.is_expired() => {
                 Self::copy_msg(&c, out);

@@ -51,13 +51,13 @@ mod transact;
 pub mod unix;
 
 pub use dump::consistent::{consistent_dump, Consistent, DEFAULT_ATTEMPTS};
-pub use dump::stream::DumpEnd;
+pub use dump::stream::DumpSummary;
 pub use dump::SharedDump;
 pub use error::{Error, Result};
 pub use event::{Event, EventSocket};
 pub use options::{AppliedOptions, Protocol, SocketOptions};
 pub use pool::{Pool, PooledSocket, POOL_IDLE_MAX};
 pub use recv::{DumpBuffer, RecvBuffer, MIN_RECV_BUFFER};
-pub use socket::{Socket, SocketStats, Transport};
-pub use transact::Reply;
+pub use socket::{Socket, SocketStats, SocketTransport};
+pub use transact::TransactReply;
 pub use unix::UNIX_MAX_REQUEST;

@@ -15,19 +15,19 @@ use crate::{Error, Result, Socket};
 /// for most `NEW`/`DEL` requests, one for a `GET`, many for a dump sent this way), owned.
 ///
 /// ```
-/// let r = nlkit_socket::Reply::default();
+/// let r = nlkit_socket::TransactReply::default();
 /// assert!(r.is_empty());
 /// assert_eq!(r.messages().count(), 0);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Reply {
+pub struct TransactReply {
     bytes: Vec<u8>,
     count: usize,
     warning: Option<String>,
     interrupted: bool,
 }
 
-impl Reply {
+impl TransactReply {
     /// The reply messages (acknowledgement and `NLMSG_DONE` excluded).
     pub fn messages(&self) -> Messages<'_> {
         Messages::new(&self.bytes)
@@ -57,15 +57,15 @@ impl Reply {
 /// Outstanding state of one request of a batch.
 #[derive(Debug)]
 pub(crate) struct Pending {
-    reply: Reply,
+    reply: TransactReply,
     dump: bool,
-    pub(crate) result: Option<Result<Reply>>,
+    pub(crate) result: Option<Result<TransactReply>>,
 }
 
 impl Pending {
     pub(crate) fn new(dump: bool) -> Self {
         Pending {
-            reply: Reply::default(),
+            reply: TransactReply::default(),
             dump,
             result: None,
         }
@@ -112,7 +112,7 @@ impl Socket {
     /// }
     /// # Ok::<(), nlkit_socket::Error>(())
     /// ```
-    pub fn transact(&mut self, request: &mut MessageBuilder) -> Result<Reply> {
+    pub fn transact(&mut self, request: &mut MessageBuilder) -> Result<TransactReply> {
         if request.message_count() != 1 {
             return Err(Error::Unexpected(
                 "transact takes exactly one finished message; use transact_batch for more",
@@ -151,7 +151,10 @@ impl Socket {
     /// }
     /// # Ok::<(), nlkit_socket::Error>(())
     /// ```
-    pub fn transact_batch(&mut self, requests: &mut MessageBuilder) -> Result<Vec<Result<Reply>>> {
+    pub fn transact_batch(
+        &mut self,
+        requests: &mut MessageBuilder,
+    ) -> Result<Vec<Result<TransactReply>>> {
         let offsets = mark_requests(requests.as_bytes_mut())?;
         if offsets.is_empty() {
             return Ok(Vec::new());
@@ -165,7 +168,7 @@ impl Socket {
                 errno,
             })?;
         let mut max_bytes = sndbuf.saturating_sub(64).max(4096);
-        if self.transport() == crate::Transport::Unix {
+        if self.transport() == crate::SocketTransport::Unix {
             // One window is one datagram, and a Unix peer takes at most this much at once.
             max_bytes = max_bytes.min(crate::UNIX_MAX_REQUEST);
         }
@@ -372,7 +375,8 @@ impl Socket {
         let mut out = Vec::new();
         let mut overflowed = false;
         // On a kernel socket a reply is addressed to our port id; a Unix peer has none.
-        let own_port = (self.transport() == crate::Transport::Netlink).then_some(self.port_id());
+        let own_port =
+            (self.transport() == crate::SocketTransport::Netlink).then_some(self.port_id());
         while left > 0 {
             match self.recv_flags(buf, overflowed) {
                 Ok(()) => {}

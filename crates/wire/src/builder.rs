@@ -13,6 +13,10 @@ use crate::{
 #[must_use = "a nest must be closed with nest_end"]
 pub struct Nest(usize);
 
+/// What [`MessageBuilder::finish`] (and every request builder of the typed crates) returns:
+/// the finished message's byte range in the builder, or the first error met while building it.
+pub type Built = Result<std::ops::Range<usize>, WireError>;
+
 /// Builds one or more Netlink messages into a buffer that is reused across requests.
 ///
 /// Methods never panic and never fail one by one: an attribute too large for its 16-bit
@@ -240,7 +244,7 @@ impl MessageBuilder {
 
     /// Finishes the open message, patching `nlmsg_len`. Returns the message's byte range in
     /// the buffer, or the first error met while building it (the message is then dropped).
-    pub fn finish(&mut self) -> Result<std::ops::Range<usize>, WireError> {
+    pub fn finish(&mut self) -> Built {
         let start = self
             .open
             .take()

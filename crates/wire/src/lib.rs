@@ -51,7 +51,7 @@ pub mod text;
 
 pub use ack::{DoneMsg, ErrorMsg, ExtAck, KernelError};
 pub use attr::{Attr, Attrs};
-pub use builder::{MessageBuilder, Nest};
+pub use builder::{Built, MessageBuilder, Nest};
 pub use error::WireError;
 pub use header::{
     FamilyHeader, FibRuleHdr, GenlMsgHdr, IfAddrMsg, IfInfoMsg, NdMsg, NfGenMsg, NhMsg, RtMsg,
