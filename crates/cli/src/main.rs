@@ -74,6 +74,12 @@ fn main() -> ExitCode {
 /// Prints an error the way iproute2 users expect and picks the exit status.
 fn report(e: &anyhow::Error) -> ExitCode {
     // `nlkit route show | head`: a closed pipe is not a failure.
+    if e.downcast_ref::<output::OutputError>()
+        .is_some_and(output::OutputError::is_closed_pipe)
+    {
+        return ExitCode::SUCCESS;
+    }
+    // Writes to standard output outside a `Sink` fail with the bare `io::Error`.
     if let Some(io) = e.downcast_ref::<std::io::Error>() {
         if io.kind() == std::io::ErrorKind::BrokenPipe {
             return ExitCode::SUCCESS;

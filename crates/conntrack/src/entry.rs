@@ -4,7 +4,7 @@
 use nlkit_wire::consts::*;
 use nlkit_wire::{Attr, Message, NfGenMsg};
 
-use crate::{ParseError, Tuple};
+use crate::{Error, Tuple};
 
 /// Packet and byte counters of one direction (`CTA_COUNTERS_ORIG` / `CTA_COUNTERS_REPLY`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -16,7 +16,7 @@ pub struct Counters {
 }
 
 impl Counters {
-    fn parse(nest: &Attr<'_>) -> Result<Self, ParseError> {
+    fn parse(nest: &Attr<'_>) -> Result<Self, Error> {
         let mut c = Counters::default();
         for a in nest.nested() {
             let a = a?;
@@ -124,7 +124,7 @@ pub struct CtEntryView<'a> {
 impl<'a> CtEntryView<'a> {
     /// Decodes an `IPCTNL_MSG_CT_NEW` or `IPCTNL_MSG_CT_DELETE` message (also accepts the
     /// request types `IPCTNL_MSG_CT_GET`, so built requests can be inspected).
-    pub fn parse(msg: &Message<'a>) -> Result<Self, ParseError> {
+    pub fn parse(msg: &Message<'a>) -> Result<Self, Error> {
         let [subsys, ty] = msg.ty().to_be_bytes();
         if subsys != NFNL_SUBSYS_CTNETLINK
             || !matches!(
@@ -132,7 +132,7 @@ impl<'a> CtEntryView<'a> {
                 IPCTNL_MSG_CT_NEW | IPCTNL_MSG_CT_DELETE | IPCTNL_MSG_CT_GET
             )
         {
-            return Err(ParseError::UnexpectedType(msg.ty()));
+            return Err(Error::UnexpectedType(msg.ty()));
         }
         let (hdr, attrs) = msg.family_header::<NfGenMsg>()?;
         let mut v = CtEntryView {
@@ -179,7 +179,7 @@ impl<'a> CtEntryView<'a> {
         Ok(v)
     }
 
-    fn parse_protoinfo(&mut self, a: &Attr<'a>, unknown: &mut u32) -> Result<(), ParseError> {
+    fn parse_protoinfo(&mut self, a: &Attr<'a>, unknown: &mut u32) -> Result<(), Error> {
         for p in a.nested() {
             let p = p?;
             match p.ty() {

@@ -38,15 +38,24 @@ pub use entry::{Counters, CtEntry, CtEntryView, EventKind, TcpInfo};
 pub use stats::{CpuStats, GlobalStats};
 pub use tuple::{Tuple, L4};
 
-/// Why a ctnetlink message could not be decoded.
+/// Why a conntrack operation failed or a ctnetlink message could not be decoded: the one
+/// error type of this crate (parsers return it too, with only the decoding variants).
 ///
 /// ```
-/// use nlkit_conntrack::ParseError;
-/// assert_eq!(ParseError::Missing("CTA_PROTO_NUM").to_string(), "missing CTA_PROTO_NUM");
+/// use nlkit_conntrack::Error;
+/// assert_eq!(Error::Missing("CTA_PROTO_NUM").to_string(), "missing CTA_PROTO_NUM");
+/// let e = Error::from(nlkit_socket::Error::Kernel(nlkit_wire::KernelError {
+///     errno: 2,
+///     ..Default::default()
+/// }));
+/// assert_eq!(e.errno(), Some(2));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum ParseError {
+pub enum Error {
+    /// The socket or the kernel reported an error.
+    #[error(transparent)]
+    Socket(#[from] nlkit_socket::Error),
     /// The bytes do not decode.
     #[error(transparent)]
     Wire(#[from] WireError),
@@ -56,4 +65,46 @@ pub enum ParseError {
     /// The message is not a ctnetlink message of the expected kind.
     #[error("unexpected message type {0:#06x} for this decoder")]
     UnexpectedType(u16),
+}
+
+impl Error {
+    /// The errno behind the error, if any (e.g. `ENOENT`, `EEXIST`).
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            Error::Socket(e) => e.errno(),
+            _ => None,
+        }
+    }
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn chains_are_walkable() {
+        // A socket error keeps its text and its cause.
+        let wire = WireError::Build("too large");
+        let e = Error::from(nlkit_socket::Error::Protocol(wire.clone()));
+        assert_eq!(e.to_string(), "malformed message from the kernel");
+        assert_eq!(
+            e.source().and_then(|s| s.downcast_ref::<WireError>()),
+            Some(&wire)
+        );
+        let kernel = nlkit_wire::KernelError {
+            errno: 2,
+            ..Default::default()
+        };
+        let e = Error::from(nlkit_socket::Error::Kernel(kernel));
+        assert_eq!(e.errno(), Some(2));
+        assert!(matches!(e, Error::Socket(ref s) if s.kernel().is_some()));
+        // Decoding errors are the same type.
+        assert_eq!(Error::from(wire.clone()), Error::Wire(wire));
+        assert_eq!(Error::Missing("CTA_TUPLE_ORIG").errno(), None);
+    }
 }

@@ -9,7 +9,7 @@
 //!     println!("{}", entry_text(&e));
 //!     Ok(())
 //! })?;
-//! # Ok::<(), nlkit_conntrack::ops::Error>(())
+//! # Ok::<(), nlkit_conntrack::Error>(())
 //! ```
 
 use nlkit_socket::{Event, EventSocket, Protocol, RecvBuffer, Socket, SocketOptions};
@@ -17,38 +17,7 @@ use nlkit_wire::consts::*;
 use nlkit_wire::{Message, MessageBuilder};
 
 use crate::request::{self, DumpFilter};
-use crate::{CpuStats, CtEntry, CtEntryView, EventKind, GlobalStats, ParseError, Tuple};
-
-/// Why a conntrack operation failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// The socket or the kernel reported an error.
-    #[error(transparent)]
-    Socket(#[from] nlkit_socket::Error),
-    /// A reply did not decode.
-    #[error(transparent)]
-    Parse(#[from] ParseError),
-}
-
-impl From<nlkit_wire::WireError> for Error {
-    fn from(e: nlkit_wire::WireError) -> Self {
-        Error::Parse(ParseError::Wire(e))
-    }
-}
-
-impl Error {
-    /// The errno behind the error, if any (e.g. `ENOENT`, `EEXIST`).
-    pub fn errno(&self) -> Option<i32> {
-        match self {
-            Error::Socket(e) => e.errno(),
-            Error::Parse(_) => None,
-        }
-    }
-}
-
-/// `Result` with this module's [`Error`].
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+use crate::{CpuStats, CtEntry, CtEntryView, Error, EventKind, GlobalStats, Result, Tuple};
 
 pub use nlkit_socket::DumpSummary;
 
@@ -197,7 +166,7 @@ pub fn count(sock: &mut Socket) -> Result<u32> {
     let reply = sock.transact(&mut req)?;
     match reply.messages().next() {
         Some(m) => Ok(GlobalStats::parse(&m?)?.entries),
-        None => Err(ParseError::Missing("IPCTNL_MSG_CT_GET_STATS reply").into()),
+        None => Err(Error::Missing("IPCTNL_MSG_CT_GET_STATS reply")),
     }
 }
 

@@ -3,12 +3,12 @@
 use nlkit_wire::consts::*;
 use nlkit_wire::{Message, NfGenMsg};
 
-use crate::ParseError;
+use crate::Error;
 
-fn check(msg: &Message<'_>, want: u8) -> Result<(), ParseError> {
+fn check(msg: &Message<'_>, want: u8) -> Result<(), Error> {
     let [subsys, ty] = msg.ty().to_be_bytes();
     if subsys != NFNL_SUBSYS_CTNETLINK || ty != want {
-        return Err(ParseError::UnexpectedType(msg.ty()));
+        return Err(Error::UnexpectedType(msg.ty()));
     }
     Ok(())
 }
@@ -35,7 +35,7 @@ pub struct GlobalStats {
 
 impl GlobalStats {
     /// Decodes an `IPCTNL_MSG_CT_GET_STATS` reply.
-    pub fn parse(msg: &Message<'_>) -> Result<Self, ParseError> {
+    pub fn parse(msg: &Message<'_>) -> Result<Self, Error> {
         check(msg, IPCTNL_MSG_CT_GET_STATS)?;
         let (_, attrs) = msg.family_header::<NfGenMsg>()?;
         let mut s = GlobalStats::default();
@@ -54,7 +54,7 @@ impl GlobalStats {
         if seen {
             Ok(s)
         } else {
-            Err(ParseError::Missing("CTA_STATS_GLOBAL_ENTRIES"))
+            Err(Error::Missing("CTA_STATS_GLOBAL_ENTRIES"))
         }
     }
 }
@@ -97,7 +97,7 @@ pub struct CpuStats {
 
 impl CpuStats {
     /// Decodes one `IPCTNL_MSG_CT_GET_STATS_CPU` dump message.
-    pub fn parse(msg: &Message<'_>) -> Result<Self, ParseError> {
+    pub fn parse(msg: &Message<'_>) -> Result<Self, Error> {
         check(msg, IPCTNL_MSG_CT_GET_STATS_CPU)?;
         let (h, attrs) = msg.family_header::<NfGenMsg>()?;
         let mut s = CpuStats {

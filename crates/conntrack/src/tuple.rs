@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use nlkit_wire::consts::*;
 use nlkit_wire::{Attr, MessageBuilder};
 
-use crate::ParseError;
+use crate::Error;
 
 /// The layer-4 part of a tuple.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -157,7 +157,7 @@ impl Tuple {
 
     /// Decodes a tuple nest (the payload of `CTA_TUPLE_ORIG` or `CTA_TUPLE_REPLY`).
     /// Unknown attributes are skipped and counted into `unknown`.
-    pub fn parse(nest: &Attr<'_>, unknown: &mut u32) -> Result<Tuple, ParseError> {
+    pub fn parse(nest: &Attr<'_>, unknown: &mut u32) -> Result<Tuple, Error> {
         let (mut src, mut dst, mut proto, mut zone) = (None, None, None, None);
         let (mut sport, mut dport) = (None, None);
         let (mut id, mut ty, mut code) = (None, None, None);
@@ -194,7 +194,7 @@ impl Tuple {
                 _ => *unknown += 1,
             }
         }
-        let proto = proto.ok_or(ParseError::Missing("CTA_PROTO_NUM"))?;
+        let proto = proto.ok_or(Error::Missing("CTA_PROTO_NUM"))?;
         let l4 = if let (Some(sport), Some(dport)) = (sport, dport) {
             L4::Ports { sport, dport }
         } else if is_icmp(proto) && (id.is_some() || ty.is_some()) {
@@ -207,8 +207,8 @@ impl Tuple {
             L4::Other
         };
         Ok(Tuple {
-            src: src.ok_or(ParseError::Missing("tuple source address"))?,
-            dst: dst.ok_or(ParseError::Missing("tuple destination address"))?,
+            src: src.ok_or(Error::Missing("tuple source address"))?,
+            dst: dst.ok_or(Error::Missing("tuple destination address"))?,
             proto,
             l4,
             zone,

@@ -9,13 +9,16 @@
 //! under one change-sequence write guard. A dump the kernel flags `NLM_F_DUMP_INTR` is
 //! restarted (`nlkit_socket::consistent_dump`, up to [`MAX_ATTEMPTS`]) with a new generation.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+use rustix::event::{eventfd, EventfdFlags};
 
 use nlkit_socket::{consistent_dump, DumpBuffer, Error, Pool, Protocol, SharedDump, SocketOptions};
 use nlkit_wire::consts::*;
-use nlkit_wire::{IfAddrMsg, IfInfoMsg, MessageBuilder, NdMsg, NfGenMsg, RtMsg};
+use nlkit_wire::{FibRuleHdr, IfAddrMsg, IfInfoMsg, MessageBuilder, NdMsg, NfGenMsg, NhMsg, RtMsg};
 
 use crate::tables::{TableId, TableSet, Tables};
 
@@ -66,6 +69,24 @@ pub(crate) fn dump_request(t: TableId) -> (Protocol, MessageBuilder) {
                 AF_INET6
             };
             b.header(&NdMsg {
+                family,
+                ..Default::default()
+            });
+            NETLINK_ROUTE
+        }
+        TableId::Nexthops => {
+            b.begin(RTM_GETNEXTHOP, flags, 0);
+            b.header(&NhMsg::default());
+            NETLINK_ROUTE
+        }
+        TableId::Rules4 | TableId::Rules6 => {
+            b.begin(RTM_GETRULE, flags, 0);
+            let family = if t == TableId::Rules4 {
+                AF_INET
+            } else {
+                AF_INET6
+            };
+            b.header(&FibRuleHdr {
                 family,
                 ..Default::default()
             });
@@ -158,7 +179,7 @@ fn fill_one(tables: &Tables, t: TableId, gen_source: &AtomicU64) -> Result<Fille
             for h in helpers {
                 let r = h
                     .join()
-                    .unwrap_or(Err(Error::Unexpected("dump thread panicked")));
+                    .unwrap_or(Err(Error::ThreadPanicked { thread: "dump" }));
                 n = match (n, r) {
                     (Ok(a), Ok(b)) => Ok(a + b),
                     (Err(e), _) | (_, Err(e)) => Err(e),
@@ -175,6 +196,7 @@ fn fill_one(tables: &Tables, t: TableId, gen_source: &AtomicU64) -> Result<Fille
             done.value
         );
     }
+    tables.dump_done(t, last_gen);
     if !done.consistent {
         tracing::warn!(
             table = t.name(),
@@ -190,36 +212,62 @@ fn fill_one(tables: &Tables, t: TableId, gen_source: &AtomicU64) -> Result<Fille
     })
 }
 
-/// Fills every table in `set` concurrently. `idle` is called every few milliseconds on the
-/// calling thread while the dumps run (the sync loop drains its event sockets there).
+/// Counts a dump thread as finished when dropped (also when it panics), then wakes the
+/// caller through the eventfd: the count is bumped before the write, so a caller that saw
+/// the count short and then waits on the eventfd is woken.
+struct FinishedSignal<'a> {
+    finished: &'a AtomicUsize,
+    wake: &'a OwnedFd,
+}
+
+impl Drop for FinishedSignal<'_> {
+    fn drop(&mut self) {
+        self.finished.fetch_add(1, Ordering::Release);
+        // An eventfd write fails only when the counter would overflow (it is then readable).
+        let _ = rustix::io::write(self.wake, &1u64.to_ne_bytes());
+    }
+}
+
+/// Fills every table in `set` concurrently. While the dumps run, `idle` is called on the
+/// calling thread with a descriptor that becomes readable when a dump thread finishes: it
+/// waits on that descriptor together with its own (the sync loop drains its event sockets
+/// there) and returns; it is called again until every dump is done. No timeout, no polling.
 pub(crate) fn fill(
     tables: &Arc<Tables>,
     set: TableSet,
     gen_source: &AtomicU64,
-    mut idle: impl FnMut(),
+    mut idle: impl FnMut(BorrowedFd<'_>),
 ) -> Vec<Result<Filled, Error>> {
+    let wake = match eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK) {
+        Ok(fd) => Some(fd),
+        Err(e) => {
+            // Without it the dumps still run; events wait in the socket queue meanwhile
+            // (an overflow there is an overrun, which resyncs).
+            tracing::warn!(error = %e, "eventfd failed: not draining events during the dumps");
+            None
+        }
+    };
+    let finished = AtomicUsize::new(0);
     std::thread::scope(|s| {
         let handles: Vec<_> = set
             .iter()
             .map(|t| {
                 let tables = &**tables;
+                let (finished, wake) = (&finished, wake.as_ref());
                 std::thread::Builder::new()
                     .name(format!("mirror-dump-{}", t.name()))
-                    .spawn_scoped(s, move || fill_one(tables, t, gen_source))
+                    .spawn_scoped(s, move || {
+                        let _done = wake.map(|wake| FinishedSignal { finished, wake });
+                        fill_one(tables, t, gen_source)
+                    })
             })
             .collect();
-        let started = Instant::now();
-        loop {
-            let pending = handles
-                .iter()
-                .filter(|h| h.as_ref().is_ok_and(|h| !h.is_finished()))
-                .count();
-            if pending == 0 {
-                break;
-            }
-            idle();
-            if started.elapsed() < Duration::from_millis(2) {
-                std::thread::yield_now();
+        let started = handles.iter().filter(|h| h.is_ok()).count();
+        if let Some(wake) = &wake {
+            while finished.load(Ordering::Acquire) < started {
+                idle(wake.as_fd());
+                // Reset the counter (EAGAIN: nothing finished, `idle` woke for its own fds).
+                let _ = rustix::io::read(wake, &mut [0u8; 8]);
             }
         }
         handles
@@ -227,8 +275,11 @@ pub(crate) fn fill(
             .map(|h| match h {
                 Ok(h) => h
                     .join()
-                    .unwrap_or(Err(Error::Unexpected("dump thread panicked"))),
-                Err(_) => Err(Error::Unexpected("cannot start a dump thread")),
+                    .unwrap_or(Err(Error::ThreadPanicked { thread: "dump" })),
+                Err(e) => Err(Error::Sys {
+                    op: "spawn a dump thread",
+                    errno: rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::AGAIN),
+                }),
             })
             .collect()
     })
@@ -245,6 +296,9 @@ pub(crate) fn sweep(tables: &Tables, f: &Filled) -> usize {
         TableId::Routes6 => tables.routes[1].sweep(g, |_, _| true),
         TableId::Neigh4 => tables.neigh[0].sweep(g, |_, _| true),
         TableId::Neigh6 => tables.neigh[1].sweep(g, |_, _| true),
+        TableId::Nexthops => tables.nexthops.sweep(g, |_, _| true),
+        // Published whole when their dump ended (`Tables::dump_done`).
+        TableId::Rules4 | TableId::Rules6 => 0,
         TableId::Conntrack => tables.ct.sweep(g),
     }
 }

@@ -6,6 +6,8 @@
 //! | addresses | family, ifindex, prefix length, local address | `ifaddrmsg` + `IFA_LOCAL` (else `IFA_ADDRESS`) |
 //! | routes | family, table, dst, dst_len, src, src_len, tos, priority | `rtmsg` + `RTA_TABLE`, `RTA_DST`, `RTA_SRC`, `RTA_PRIORITY` |
 //! | neighbours | family, ifindex, dst | `ndmsg` + `NDA_DST` |
+//! | nexthop objects | id | `NHA_ID` |
+//! | policy rules | none: one list per family in the kernel's order (see `rules`) | — |
 //! | conntrack | original tuple + zone | `CTA_TUPLE_ORIG`, `CTA_ZONE` |
 //!
 //! Routes: an IPv6 multipath (ECMP) route is one kernel object with several nexthops, dumped
@@ -23,7 +25,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use nlkit_conntrack::L4;
-use nlkit_route::{AddrKeyView, NeighKeyView, RouteKeyView};
+use nlkit_route::{AddrKeyView, NeighKeyView, NexthopObjectView, RouteKeyView};
 use nlkit_table::{ConnKey, TableKey};
 use nlkit_wire::consts::*;
 use nlkit_wire::{Attr, IfInfoMsg, Message};
@@ -293,6 +295,38 @@ impl NeighKey {
     }
 }
 
+/// A nexthop object (`ip nexthop`): its id.
+///
+/// ```
+/// use nlkit_mirror::NexthopKey;
+/// use nlkit_table::TableKey;
+/// let k = NexthopKey { id: 20 };
+/// assert_eq!(NexthopKey::from_words(&k.to_words()), k);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NexthopKey {
+    /// `NHA_ID`.
+    pub id: u32,
+}
+
+impl TableKey for NexthopKey {
+    type Words = [u64; 1];
+    fn to_words(&self) -> [u64; 1] {
+        [u64::from(self.id)]
+    }
+    fn from_words(w: &[u64; 1]) -> Self {
+        NexthopKey { id: w[0] as u32 }
+    }
+}
+
+impl NexthopKey {
+    /// The key of a `RTM_NEWNEXTHOP`/`RTM_DELNEXTHOP` message (`None` without an id).
+    pub fn from_msg(msg: &Message<'_>) -> Option<Self> {
+        let id = NexthopObjectView::parse(msg).ok()?.id()?;
+        (id != 0).then_some(NexthopKey { id })
+    }
+}
+
 /// A mirror table's key: read from the (first) message of an entry.
 ///
 /// Every entry of a [`Store`](crate::Store) is filed under the key of its own first message,
@@ -328,6 +362,12 @@ impl StoreKey for AddrKey {
 impl StoreKey for RouteKey {
     fn of_message(msg: &Message<'_>) -> Option<Self> {
         RouteKey::from_msg(msg)
+    }
+}
+
+impl StoreKey for NexthopKey {
+    fn of_message(msg: &Message<'_>) -> Option<Self> {
+        NexthopKey::from_msg(msg)
     }
 }
 

@@ -1,7 +1,7 @@
 //! # nlkit-mirror
 //!
-//! A live, consistent copy of the kernel's links, addresses, routes, neighbours (IPv4 and IPv6)
-//! and conntrack entries, kept in lock-free nulls tables and served to local clients over a
+//! A live, consistent copy of the kernel's links, addresses, routes, neighbours and policy rules
+//! (IPv4 and IPv6), nexthop objects and conntrack entries, kept in lock-free nulls tables and served to local clients over a
 //! Unix `SOCK_SEQPACKET` socket in the kernel's own Netlink message format. This is the library
 //! behind `nlkit mirror`.
 //!
@@ -15,11 +15,21 @@
 //! rest. Kernel dumps flagged `NLM_F_DUMP_INTR` are retried. Events that imply silent kernel
 //! deletions — a link deleted or losing carrier/admin state, an IPv4 address removed, one
 //! nexthop of an IPv6 ECMP route deleted, a nexthop object (`ip nexthop`) deleted or changed —
-//! trigger a resync of the routes (and neighbours) they may have removed. Conntrack entries expire at the `CTA_TIMEOUT` of their last update.
+//! trigger a resync of the routes (and neighbours) they may have removed; a link deleted or
+//! down also resyncs the nexthop objects (the kernel flushes those through it silently), and
+//! rules naming a device or a `goto` target are re-dumped when it may have changed their state. Conntrack entries expire at the `CTA_TIMEOUT` of their last update.
+//! Conntrack entries that existed before the mirror started may never send events (with
+//! `net.netfilter.nf_conntrack_events = 2`, the default, the kernel gives a connection its
+//! event cache only if some ctnetlink listener existed on the host when it was created): while
+//! any of them is still in the table, conntrack is re-dumped every ten times the dump's
+//! duration (1 s to 60 s), and the sweep drops what the kernel deleted silently.
+//! The sync thread waits in one `poll(2)` on its event sockets, the [`Shutdown`] descriptor
+//! and the earliest periodic deadline; nothing sleeps.
 //!
 //! ## Serving
-//! Gets and dumps for `RTM_GETLINK`, `RTM_GETADDR`, `RTM_GETROUTE`, `RTM_GETNEIGH` and
-//! ctnetlink `IPCTNL_MSG_CT_GET` are answered from the tables through a handler registry in the
+//! Gets and dumps for `RTM_GETLINK`, `RTM_GETADDR`, `RTM_GETROUTE`, `RTM_GETNEIGH`,
+//! `RTM_GETNEXTHOP` (the kernel's dump filters, in id order), `RTM_GETRULE` (dumps, in the
+//! kernel's order) and ctnetlink `IPCTNL_MSG_CT_GET` are answered from the tables through a handler registry in the
 //! spirit of `rtnl_register`; as in the kernel, a get with either bit of `NLM_F_DUMP`
 //! (`NLM_F_ROOT` or `NLM_F_MATCH`) is a dump. One epoll thread holds the idle connections and
 //! a few serving threads answer the ones with a request pending. A dump spans many reads without any lock: each table has a
@@ -97,6 +107,7 @@
 
 mod conn;
 mod ct_pack;
+mod ct_silent;
 mod fill;
 mod keys;
 mod metrics;
@@ -104,6 +115,7 @@ mod nexthops;
 mod notify;
 mod route_store;
 mod routes;
+mod rules;
 mod server;
 mod stop;
 mod store;
@@ -119,11 +131,12 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub use conn::{CtState, CtStore};
-pub use keys::{AddrKey, LinkKey, NeighKey, RouteKey, StoreKey};
+pub use keys::{AddrKey, LinkKey, NeighKey, NexthopKey, RouteKey, StoreKey};
 pub use metrics::Metrics;
 pub use nlkit_table::{ChangeSeq, SeqSnapshot, WriteGuard};
 pub use notify::sd_notify;
 pub use route_store::{Route4Key, RouteStore};
+pub use rules::RuleList;
 pub use server::{default_socket_path, DirProblem, MAX_PROTOCOL_ERRORS};
 pub use stop::Shutdown;
 pub use store::{Store, StoredEntry};
@@ -133,12 +146,34 @@ pub use writer::{
     WORKER_HANDLER_NAME,
 };
 
-/// Errors starting or running the mirror.
+/// Errors starting or running the mirror: the one error type of this crate.
+///
+/// A variant that wraps a lower layer's error says what the mirror was doing and leads to
+/// the cause through `source()` (print it with `{:#}` of `anyhow`, or walk the chain):
+///
+/// ```
+/// use std::error::Error as _;
+/// let kernel = nlkit_wire::KernelError { errno: 1, ..Default::default() };
+/// let e = nlkit_mirror::MirrorError::EventSocket(nlkit_socket::Error::Kernel(kernel));
+/// assert_eq!(e.to_string(), "cannot open an event socket");
+/// let socket = e.source().unwrap().downcast_ref::<nlkit_socket::Error>().unwrap();
+/// assert_eq!(socket.errno(), Some(1));
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum MirrorError {
-    /// Talking to the kernel failed (sockets, dumps).
-    #[error("kernel: {0}")]
-    Kernel(String),
+    /// An event socket could not be opened (or joined to its groups).
+    #[error("cannot open an event socket")]
+    EventSocket(#[source] nlkit_socket::Error),
+    /// Dumping the kernel's tables failed (the first failure; the others are logged).
+    #[error("cannot dump the kernel's tables")]
+    Dump(#[source] nlkit_socket::Error),
+    /// The worker process for kernel writes ([`WriterMode::Worker`]) could not be started.
+    #[error("cannot start the mirror's worker process")]
+    WorkerStart(#[source] nlkit_worker::WorkerError),
+    /// The worker process started but lacks the mirror's handler: the binary must call
+    /// `nlkit_worker::maybe_run_worker(nlkit_mirror::worker_registry)` first thing in `main`.
+    #[error("the worker process lacks {WORKER_HANDLER_NAME}: call nlkit_worker::maybe_run_worker(nlkit_mirror::worker_registry) first thing in main")]
+    WorkerHandlerMissing(#[source] nlkit_worker::WorkerError),
     /// The socket's directory exists but is not safe: another user could replace the socket
     /// with their own server. Use a directory of your own (mode 0700), or let the mirror
     /// create it.
@@ -157,7 +192,7 @@ pub enum MirrorError {
         path: PathBuf,
     },
     /// The server socket could not be set up.
-    #[error("mirror socket {path}: {source}")]
+    #[error("mirror socket {path}")]
     Socket {
         /// The socket path.
         path: PathBuf,
@@ -165,7 +200,7 @@ pub enum MirrorError {
         source: std::io::Error,
     },
     /// Another I/O failure (threads, metrics listener, writer).
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 
@@ -246,7 +281,7 @@ impl Default for MirrorConfig {
 /// Concurrency contract: `config` and `tables` are immutable after construction (the tables
 /// synchronise internally); `gen` hands out generations (`Relaxed` `fetch_add`, read by the
 /// sync thread only for marking); the flags are `Relaxed` booleans (`stopping`: shutdown has
-/// begun; the sync thread still polls it until it waits on the [`Shutdown`] descriptor).
+/// begun; every waiting thread wakes on the [`Shutdown`] descriptor instead).
 pub(crate) struct Shared {
     pub config: MirrorConfig,
     pub tables: Arc<Tables>,
@@ -382,9 +417,8 @@ impl Mirror {
                 tracing::error!(error = %e, "mirror server failed");
             }
         })?);
-        let sd = shutdown.clone();
         threads.push(spawn_guarded("mirror-sync", &shutdown, move || {
-            syncer.run(sd.flag())
+            syncer.run()
         })?);
         let mut metrics_addr = None;
         if let Some(addr) = config.metrics_addr {

@@ -2,9 +2,9 @@
 //!
 //! Routes may use a nexthop object (`ip route add … nhid 20`). When the object is deleted the
 //! kernel deletes those routes, and when it is replaced or a group it belongs to changes, the
-//! kernel changes them, all without `RTM_DELROUTE`/`RTM_NEWROUTE` for the routes. The mirror
-//! does not serve nexthop objects; it only watches `RTNLGRP_NEXTHOP` and resyncs the routes
-//! of both families (a group mixes families, and IPv4 routes may use IPv6 gateways) on:
+//! kernel changes them, all without `RTM_DELROUTE`/`RTM_NEWROUTE` for the routes. Besides
+//! keeping the objects themselves (the nexthops table), the sync thread watches
+//! `RTNLGRP_NEXTHOP` for these and resyncs the routes of both families (a group mixes families, and IPv4 routes may use IPv6 gateways) on:
 //!
 //! - every `RTM_DELNEXTHOP` (deleting a member also changes its groups);
 //! - an `RTM_NEWNEXTHOP` for an id that already existed (a replace, or a group whose members

@@ -1,7 +1,8 @@
 //! [`Shutdown`]: the mirror's one stop signal, a pipe that becomes readable once and stays so.
 //!
-//! Every loop of the mirror that waits (the server's poll loop, the metrics listener, a send
-//! to a client that does not read, [`Mirror::run`](crate::Mirror::run)) puts [`Shutdown::fd`]
+//! Every loop of the mirror that waits (the server's poll loop, the sync thread's wait on its
+//! event sockets and next periodic deadline, the metrics listener, a send to a client that
+//! does not read, [`Mirror::run`](crate::Mirror::run)) puts [`Shutdown::fd`]
 //! in the same `poll`/`epoll` set as its other descriptors, so stopping wakes it at once: no
 //! loop sleeps or polls a flag with a timeout to notice a stop. The pipe is never read, so it
 //! is level-triggered for every waiter at once and for good; [`Shutdown::trigger`] is a flag

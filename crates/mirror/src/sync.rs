@@ -7,27 +7,44 @@
 //! Every entry an event touches is marked with the newest generation, so the sweep never
 //! removes what an event (re)created.
 //!
-//! Nexthop-object events (`RTNLGRP_NEXTHOP`) are not mirrored; they only decide whether the
-//! routes must be resynced (see [`nexthops`](crate::nexthops)).
+//! Nexthop-object events (`RTNLGRP_NEXTHOP`) are mirrored, and also decide whether the routes
+//! must be resynced (see [`nexthops`](crate::nexthops)). Rule events (`RTNLGRP_IPV4_RULE`,
+//! `RTNLGRP_IPV6_RULE`) feed the rule lists (see [`rules`](crate::rules)).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::os::fd::BorrowedFd;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nlkit_wire::consts::*;
 use nlkit_wire::Messages;
-use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::io::Errno;
 
 use nlkit_socket::{Event, EventSocket, Protocol, RecvBuffer, SocketOptions};
 
+use crate::ct_silent::SilentConns;
 use crate::fill::{fill, sweep};
 use crate::nexthops::{is_nexthop_event, NexthopIds};
+use crate::stop::timespec;
 use crate::tables::{TableId, TableSet};
 use crate::{MirrorError, Shared};
 
 /// Bytes of queued events beyond which a sync treats the queue as lost (an overrun).
 const MAX_QUEUED_BYTES: usize = 256 << 20;
+
+/// Pause before a failed resync is tried again.
+const RESYNC_RETRY: Duration = Duration::from_millis(100);
+
+/// What woke [`Syncer::wait`].
+#[derive(Debug, Default, Clone, Copy)]
+struct Woken {
+    /// An event socket is readable.
+    events: bool,
+    /// The extra descriptor is readable.
+    extra: bool,
+}
 
 /// One event socket and its overrun policy.
 struct EventSource {
@@ -53,8 +70,8 @@ impl EventSource {
             rcvbuf,
             ..EventSocket::default_options()
         };
-        let sock = EventSocket::with_options(protocol, &opts, groups)
-            .map_err(|e| MirrorError::Kernel(format!("event socket: {e}")))?;
+        let sock =
+            EventSocket::with_options(protocol, &opts, groups).map_err(MirrorError::EventSocket)?;
         tracing::debug!(requested = rcvbuf, "event socket opened");
         Ok(EventSource {
             sock,
@@ -94,10 +111,16 @@ pub(crate) struct Syncer {
     queued_bytes: usize,
     queue_lost: TableSet,
     pending: TableSet,
+    /// When a failed resync may be tried again.
+    retry_at: Option<Instant>,
     next_gc: Instant,
     next_neigh: Option<Instant>,
     /// Existing nexthop objects (which of their events change routes silently).
     nexthops: NexthopIds,
+    /// Tables this kernel cannot fill (nexthop objects before Linux 5.3).
+    off: TableSet,
+    /// Conntrack entries that may never send events (re-dumped until gone).
+    silent: SilentConns,
 }
 
 impl Syncer {
@@ -113,6 +136,8 @@ impl Syncer {
                 RTNLGRP_IPV4_ROUTE,
                 RTNLGRP_IPV6_IFADDR,
                 RTNLGRP_IPV6_ROUTE,
+                RTNLGRP_IPV4_RULE,
+                RTNLGRP_IPV6_RULE,
             ],
             TableSet::all_rtnl(),
             c.event_rcvbuf,
@@ -120,8 +145,11 @@ impl Syncer {
         )?];
         // Nexthop objects (kernels since 5.3): their deletion or change alters routes
         // without route notifications. Joined apart so an older kernel still mirrors.
+        let mut off = TableSet::default();
         if let Err(e) = sources[0].sock.join(RTNLGRP_NEXTHOP) {
             tracing::info!(error = %e, "no nexthop-object events (kernel without nexthop objects?)");
+            off.add(TableId::Nexthops);
+            sources[0].tables.remove(TableId::Nexthops);
         }
         if c.conntrack {
             let mut t = TableSet::default();
@@ -151,14 +179,17 @@ impl Syncer {
             queued_bytes: 0,
             queue_lost: TableSet::default(),
             pending: TableSet::default(),
+            retry_at: None,
             next_gc: Instant::now(),
             next_neigh: None,
             nexthops: NexthopIds::default(),
+            off,
+            silent: SilentConns::default(),
         })
     }
 
     fn all_tables(&self) -> TableSet {
-        let mut s = TableSet::all_rtnl();
+        let mut s = TableSet(TableSet::all_rtnl().0 & !self.off.0);
         if self.shared.conntrack_on.load(Ordering::Relaxed) {
             s.add(TableId::Conntrack);
         }
@@ -170,6 +201,9 @@ impl Syncer {
         let t0 = Instant::now();
         let set = self.all_tables();
         self.resync(set)?;
+        if set.contains(TableId::Conntrack) {
+            self.silent.seed(&self.shared.tables.ct, t0.elapsed());
+        }
         let ms = t0.elapsed().as_millis() as u64;
         self.shared
             .metrics
@@ -180,18 +214,35 @@ impl Syncer {
         Ok(())
     }
 
-    /// Waits for events up to `timeout`; returns whether any source is readable.
-    fn wait(&self, timeout: Duration) -> bool {
+    /// Waits until an event socket or `extra` is readable, or until `deadline` (`None`:
+    /// no deadline). Returns early, with nothing set, on a signal.
+    fn wait(&self, extra: Option<BorrowedFd<'_>>, deadline: Option<Instant>) -> Woken {
         let mut fds: Vec<PollFd<'_>> = self
             .sources
             .iter()
             .map(|s| PollFd::new(&s.sock, PollFlags::IN))
             .collect();
-        let ts = Timespec {
-            tv_sec: timeout.as_secs() as i64,
-            tv_nsec: i64::from(timeout.subsec_nanos()),
-        };
-        matches!(poll(&mut fds, Some(&ts)), Ok(n) if n > 0)
+        if let Some(fd) = &extra {
+            fds.push(PollFd::from_borrowed_fd(*fd, PollFlags::IN));
+        }
+        let ts = deadline.map(|d| timespec(d.saturating_duration_since(Instant::now())));
+        match poll(&mut fds, ts.as_ref()) {
+            Ok(n) if n > 0 => {
+                let ready = |f: &PollFd<'_>| !f.revents().is_empty();
+                let n_src = self.sources.len();
+                Woken {
+                    events: fds[..n_src].iter().any(ready),
+                    extra: fds[n_src..].iter().any(ready),
+                }
+            }
+            Ok(_) | Err(Errno::INTR) => Woken::default(),
+            Err(e) => {
+                // poll on descriptors we own fails only without memory: report nothing
+                // readable; the caller's loop comes back here.
+                tracing::warn!(error = %e, "poll failed");
+                Woken::default()
+            }
+        }
     }
 
     /// Reads every queued datagram from every source. `apply`: apply now, else queue.
@@ -241,14 +292,11 @@ impl Syncer {
         let mut n = 0u64;
         for m in Messages::new(d) {
             let Ok(m) = m else { break };
-            if is_nexthop_event(m.ty()) {
-                if self.nexthops.on_event(&m) {
-                    self.pending.add(TableId::Routes4);
-                    self.pending.add(TableId::Routes6);
-                }
-                n += 1;
-                continue;
+            if is_nexthop_event(m.ty()) && self.nexthops.on_event(&m) {
+                self.pending.add(TableId::Routes4);
+                self.pending.add(TableId::Routes6);
             }
+            self.silent.heard(&m);
             let f = self.shared.tables.apply_event(&m, gen);
             for t in f.resync.iter() {
                 self.pending.add(t);
@@ -260,6 +308,13 @@ impl Syncer {
 
     /// Re-dumps `set`, applies what arrived meanwhile, sweeps what the dumps did not confirm.
     fn resync(&mut self, set: TableSet) -> Result<(), MirrorError> {
+        self.redump(set, true)
+    }
+
+    /// [`resync`](Self::resync); `count`: whether it counts in the `resyncs` metric (a
+    /// routine conntrack verification does not: it is no recovery).
+    fn redump(&mut self, set: TableSet, count: bool) -> Result<(), MirrorError> {
+        let set = TableSet(set.0 & !self.off.0);
         let t0 = Instant::now();
         let shared = self.shared.clone();
         if set.contains(TableId::Routes4) || set.contains(TableId::Routes6) {
@@ -277,8 +332,8 @@ impl Syncer {
         }
         let results = {
             let this = &mut *self;
-            fill(&shared.tables, set, &shared.gen, || {
-                if this.wait(Duration::from_millis(5)) {
+            fill(&shared.tables, set, &shared.gen, |finished| {
+                if this.wait(Some(finished), None).events {
                     this.drain(false);
                 }
             })
@@ -322,46 +377,104 @@ impl Syncer {
         for t in lost.iter() {
             self.pending.add(t);
         }
+        if set.contains(TableId::Conntrack) {
+            self.silent.after_dump(&shared.tables.ct, t0.elapsed());
+        }
         let m = &shared.metrics;
-        m.resyncs.fetch_add(1, Ordering::Relaxed);
+        if count {
+            m.resyncs.fetch_add(1, Ordering::Relaxed);
+        }
         m.last_sync_us
             .store(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
         match first_err {
-            Some(e) => Err(MirrorError::Kernel(e.to_string())),
+            Some(e) => Err(MirrorError::Dump(e)),
             None => Ok(()),
         }
     }
 
-    /// Runs until `stop` is set.
-    pub(crate) fn run(&mut self, stop: &AtomicBool) {
-        let ct_on = self.shared.conntrack_on.load(Ordering::Relaxed);
-        while !stop.load(Ordering::Relaxed) && !self.shared.stopping.load(Ordering::Relaxed) {
-            if self.wait(Duration::from_millis(50)) {
+    /// The earliest of the periodic steps' deadlines (`None`: nothing periodic is due).
+    fn next_deadline(&self, ct_on: bool) -> Option<Instant> {
+        let retry = if self.pending.is_empty() {
+            None
+        } else {
+            self.retry_at
+        };
+        [
+            retry,
+            ct_on.then_some(self.next_gc),
+            self.next_neigh,
+            // Already pending (perhaps waiting for a retry): not a deadline of its own.
+            self.silent
+                .due()
+                .filter(|_| !self.pending.contains(TableId::Conntrack)),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Runs until the mirror's [`Shutdown`](crate::Shutdown) is triggered: waits in one
+    /// `poll(2)` on the event sockets and the shutdown descriptor, with the earliest periodic
+    /// deadline (conntrack gc, neighbour resync, conntrack verification, a resync retry) as
+    /// its timeout. No fixed sleep, no stop flag polled.
+    pub(crate) fn run(&mut self) {
+        let shared = self.shared.clone();
+        let shutdown = shared.shutdown.fd();
+        let ct_on = shared.conntrack_on.load(Ordering::Relaxed);
+        if let Some(every) = shared.config.neigh_resync_interval {
+            self.next_neigh = Instant::now().checked_add(every);
+        }
+        loop {
+            let pending_now = !self.pending.is_empty() && self.retry_at.is_none();
+            let deadline = if pending_now {
+                Some(Instant::now())
+            } else {
+                self.next_deadline(ct_on)
+            };
+            let woken = self.wait(Some(shutdown), deadline);
+            if woken.extra {
+                return;
+            }
+            if woken.events {
                 self.drain(true);
             }
-            if !self.pending.is_empty() {
+            let now = Instant::now();
+            if self.retry_at.is_some_and(|t| now >= t) {
+                self.retry_at = None;
+            }
+            if !self.pending.is_empty() && self.retry_at.is_none() {
                 let set = std::mem::take(&mut self.pending);
                 if let Err(e) = self.resync(set) {
                     tracing::warn!(error = %e, "resync failed; retrying shortly");
                     for t in set.iter() {
                         self.pending.add(t);
                     }
-                    std::thread::sleep(Duration::from_millis(100));
+                    self.retry_at = Instant::now().checked_add(RESYNC_RETRY);
                 }
             }
-            if let Some(every) = self.shared.config.neigh_resync_interval {
-                let due = *self
-                    .next_neigh
-                    .get_or_insert_with(|| Instant::now() + every);
-                if Instant::now() >= due {
+            let now = Instant::now();
+            if let (Some(every), Some(due)) = (shared.config.neigh_resync_interval, self.next_neigh)
+            {
+                if now >= due {
                     self.pending.add(TableId::Neigh4);
                     self.pending.add(TableId::Neigh6);
-                    self.next_neigh = Some(Instant::now() + every);
+                    self.next_neigh = now.checked_add(every);
                 }
             }
-            if ct_on && Instant::now() >= self.next_gc {
-                self.shared.tables.ct.gc();
-                self.next_gc = Instant::now() + self.shared.config.ct_gc_interval;
+            if self.silent.due().is_some_and(|t| now >= t)
+                && !self.pending.contains(TableId::Conntrack)
+            {
+                let mut set = TableSet::default();
+                set.add(TableId::Conntrack);
+                // Its `after_dump` schedules the next one, also after a failure.
+                if let Err(e) = self.redump(set, false) {
+                    tracing::warn!(error = %e, "conntrack verification dump failed");
+                }
+            }
+            if ct_on && now >= self.next_gc {
+                shared.tables.ct.gc();
+                // At least 1 ms apart: a zero interval must not make the loop spin.
+                self.next_gc = now + shared.config.ct_gc_interval.max(Duration::from_millis(1));
             }
         }
     }

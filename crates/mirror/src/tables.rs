@@ -1,12 +1,13 @@
 //! [`Tables`]: every mirror table, and how dump messages and events change them.
 
 use nlkit_wire::consts::*;
-use nlkit_wire::{IfInfoMsg, Message};
+use nlkit_wire::{FibRuleHdr, IfInfoMsg, Message};
 
 use crate::conn::CtStore;
-use crate::keys::{route_info, AddrKey, LinkKey, NeighKey, RouteKey};
+use crate::keys::{route_info, AddrKey, LinkKey, NeighKey, NexthopKey, RouteKey};
 use crate::route_store::RouteStore;
 use crate::routes;
+use crate::rules::RuleList;
 use crate::store::{normalize, Store};
 
 /// One mirror table.
@@ -26,13 +27,19 @@ pub enum TableId {
     Neigh4,
     /// IPv6 neighbours (NDP).
     Neigh6,
+    /// Nexthop objects (`ip nexthop`; all families).
+    Nexthops,
+    /// IPv4 policy rules (`ip rule`).
+    Rules4,
+    /// IPv6 policy rules (`ip -6 rule`).
+    Rules6,
     /// Conntrack entries (all families).
     Conntrack,
 }
 
 impl TableId {
     /// Every table.
-    pub const ALL: [TableId; 8] = [
+    pub const ALL: [TableId; 11] = [
         TableId::Links,
         TableId::Addrs4,
         TableId::Addrs6,
@@ -40,11 +47,14 @@ impl TableId {
         TableId::Routes6,
         TableId::Neigh4,
         TableId::Neigh6,
+        TableId::Nexthops,
+        TableId::Rules4,
+        TableId::Rules6,
         TableId::Conntrack,
     ];
 
     /// The rtnetlink tables (every table but conntrack).
-    pub const RTNL: [TableId; 7] = [
+    pub const RTNL: [TableId; 10] = [
         TableId::Links,
         TableId::Addrs4,
         TableId::Addrs6,
@@ -52,6 +62,9 @@ impl TableId {
         TableId::Routes6,
         TableId::Neigh4,
         TableId::Neigh6,
+        TableId::Nexthops,
+        TableId::Rules4,
+        TableId::Rules6,
     ];
 
     /// The dump request that lists this table — from the kernel or from the mirror, which
@@ -81,6 +94,9 @@ impl TableId {
             TableId::Routes6 => "routes6",
             TableId::Neigh4 => "neigh4",
             TableId::Neigh6 => "neigh6",
+            TableId::Nexthops => "nexthops",
+            TableId::Rules4 => "rules4",
+            TableId::Rules6 => "rules6",
             TableId::Conntrack => "conntrack",
         }
     }
@@ -103,6 +119,10 @@ impl TableSet {
     pub fn contains(self, t: TableId) -> bool {
         self.0 & t.bit() != 0
     }
+    /// Removes a table.
+    pub fn remove(&mut self, t: TableId) {
+        self.0 &= !t.bit();
+    }
     /// Whether the set is empty.
     pub fn is_empty(self) -> bool {
         self.0 == 0
@@ -114,8 +134,8 @@ impl TableSet {
     /// Every rtnetlink table.
     pub fn all_rtnl() -> Self {
         let mut s = TableSet::default();
-        for t in &TableId::ALL[..7] {
-            s.add(*t);
+        for t in TableId::RTNL {
+            s.add(t);
         }
         s
     }
@@ -132,6 +152,8 @@ pub struct Capacities {
     pub routes: usize,
     /// Neighbours, per family.
     pub neigh: usize,
+    /// Nexthop objects.
+    pub nexthops: usize,
     /// Conntrack entries.
     pub conntrack: u32,
 }
@@ -143,6 +165,7 @@ impl Default for Capacities {
             addrs: 1 << 18,
             routes: 1 << 22,
             neigh: 1 << 18,
+            nexthops: 1 << 16,
             conntrack: 1 << 21,
         }
     }
@@ -162,6 +185,10 @@ pub struct Tables {
     pub routes: [RouteStore; 2],
     /// Neighbours: `[IPv4, IPv6]`.
     pub neigh: [Store<NeighKey>; 2],
+    /// Nexthop objects by id.
+    pub nexthops: Store<NexthopKey>,
+    /// Policy rules: `[IPv4, IPv6]`, each in the kernel's order.
+    pub rules: [RuleList; 2],
     /// Conntrack entries.
     pub ct: CtStore,
     /// Serialise dump updates of an existing route key between reading threads.
@@ -190,6 +217,8 @@ impl Tables {
                 RouteStore::new(true, c.routes),
             ],
             neigh: [Store::new(c.neigh), Store::new(c.neigh)],
+            nexthops: Store::new(c.nexthops),
+            rules: Default::default(),
             ct: CtStore::new(c.conntrack),
             route_locks: std::array::from_fn(|_| parking_lot::Mutex::new(())),
         }
@@ -205,6 +234,9 @@ impl Tables {
             TableId::Routes6 => self.routes[1].len(),
             TableId::Neigh4 => self.neigh[0].len(),
             TableId::Neigh6 => self.neigh[1].len(),
+            TableId::Nexthops => self.nexthops.len(),
+            TableId::Rules4 => self.rules[0].len(),
+            TableId::Rules6 => self.rules[1].len(),
             TableId::Conntrack => self.ct.len(),
         }
     }
@@ -219,6 +251,9 @@ impl Tables {
             TableId::Routes6 => self.routes[1].seq(),
             TableId::Neigh4 => &self.neigh[0].seq,
             TableId::Neigh6 => &self.neigh[1].seq,
+            TableId::Nexthops => &self.nexthops.seq,
+            TableId::Rules4 => &self.rules[0].seq,
+            TableId::Rules6 => &self.rules[1].seq,
             TableId::Conntrack => &self.ct.seq,
         }
     }
@@ -264,9 +299,29 @@ impl Tables {
                     put_dump(&self.neigh[fam_of_key(k.dst.is_ipv6())], k, m, gen);
                 }
             }
+            TableId::Nexthops => {
+                if let Some(k) = NexthopKey::from_msg(m) {
+                    put_dump(&self.nexthops, k, m, gen);
+                }
+            }
+            TableId::Rules4 | TableId::Rules6 => {
+                if let Some(i) = rule_family(m) {
+                    self.rules[i].stage(m, gen);
+                }
+            }
             TableId::Conntrack => {
                 self.ct.insert_dump(m, gen);
             }
+        }
+    }
+
+    /// Called once the dump of `t` at generation `gen` is complete, before the events queued
+    /// meanwhile are applied: the rule lists publish what the dump staged.
+    pub(crate) fn dump_done(&self, t: TableId, gen: u64) {
+        match t {
+            TableId::Rules4 => self.rules[0].publish(gen),
+            TableId::Rules6 => self.rules[1].publish(gen),
+            _ => {}
         }
     }
 
@@ -303,6 +358,32 @@ impl Tables {
                     self.neigh[fam_of_key(k.dst.is_ipv6())].remove(&k);
                 }
             }
+            RTM_NEWNEXTHOP => {
+                if let Some(k) = NexthopKey::from_msg(m) {
+                    self.nexthops.put(k, normalize(m), gen);
+                }
+            }
+            RTM_DELNEXTHOP => {
+                if let Some(k) = NexthopKey::from_msg(m) {
+                    self.nexthops.remove(&k);
+                }
+                // Groups that held the deleted member change or go (notified, but a group
+                // emptied by a silent device flush is not): re-dump the objects too.
+                f.resync.add(TableId::Nexthops);
+            }
+            RTM_NEWRULE | RTM_DELRULE => {
+                if let Some(i) = rule_family(m) {
+                    let rules = &self.rules[i];
+                    if m.ty() == RTM_NEWRULE {
+                        rules.add(m);
+                    } else {
+                        rules.remove(m);
+                    }
+                    if rules.needs_resync_on_change() {
+                        f.resync.add(RULES[i]);
+                    }
+                }
+            }
             t if t == nfnl_msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW) => {
                 let update = m.flags() & NLM_F_CREATE == 0;
                 self.ct.upsert(m, gen, update);
@@ -327,6 +408,16 @@ impl Tables {
             ifindex: h.index as u32,
         };
         const STATE: u32 = IFF_UP | IFF_LOWER_UP | IFF_RUNNING;
+        // Rules naming an interface attach or detach silently when it comes, goes or is
+        // renamed.
+        let old_name = self.links.with(&k, |e| link_name(e.messages()));
+        if del || old_name != Some(link_name(m.bytes())) {
+            for (i, t) in RULES.into_iter().enumerate() {
+                if self.rules[i].needs_resync_on_link() {
+                    f.resync.add(t);
+                }
+            }
+        }
         if del {
             self.links.remove(&k);
             let idx = k.ifindex;
@@ -336,9 +427,10 @@ impl Tables {
             for s in &self.neigh {
                 s.remove_where(|n, _| n.ifindex == idx);
             }
-            // Routes (and nexthops) through the link vanish without notification.
+            // Routes and nexthop objects through the link vanish without notification.
             f.resync.add(TableId::Routes4);
             f.resync.add(TableId::Routes6);
+            f.resync.add(TableId::Nexthops);
             return;
         }
         let old_flags = self.links.with(&k, |e| {
@@ -354,13 +446,14 @@ impl Tables {
             None => false,
         };
         if changed && h.flags & STATE != STATE {
-            // Carrier or admin state lost: routes are removed or flagged silently, and
-            // neighbours are flushed.
+            // Carrier or admin state lost: routes are removed or flagged silently,
+            // neighbours are flushed and nexthop objects through the link deleted.
             for t in [
                 TableId::Routes4,
                 TableId::Routes6,
                 TableId::Neigh4,
                 TableId::Neigh6,
+                TableId::Nexthops,
             ] {
                 f.resync.add(t);
             }
@@ -368,6 +461,7 @@ impl Tables {
             // Coming up changes RTNH_F_LINKDOWN flags without a notification.
             f.resync.add(TableId::Routes4);
             f.resync.add(TableId::Routes6);
+            f.resync.add(TableId::Nexthops);
         }
     }
 
@@ -404,6 +498,28 @@ impl Tables {
             store.put(i.key, e, gen);
         }
     }
+}
+
+/// The rule tables, by family index.
+const RULES: [TableId; 2] = [TableId::Rules4, TableId::Rules6];
+
+/// The family index of an IPv4 or IPv6 rule message (multicast-routing and other families'
+/// rules are not mirrored).
+fn rule_family(m: &Message<'_>) -> Option<usize> {
+    let (h, _) = m.family_header::<FibRuleHdr>().ok()?;
+    match h.family {
+        AF_INET => Some(0),
+        AF_INET6 => Some(1),
+        _ => None,
+    }
+}
+
+/// `IFLA_IFNAME` of the (first) link message in `msgs`.
+fn link_name(msgs: &[u8]) -> Option<Vec<u8>> {
+    let (m, _) = Message::parse(msgs).ok()?;
+    let (_, attrs) = m.family_header::<IfInfoMsg>().ok()?;
+    let a = attrs.find(IFLA_IFNAME)?.ok()?;
+    Some(a.payload().to_vec())
 }
 
 /// Inserts a dumped object: the fast insert when the key is new, else the comparing `put`.

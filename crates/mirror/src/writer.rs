@@ -38,6 +38,7 @@ use nlkit_wire::consts::*;
 use nlkit_worker::{HandlerError, Registry, Response};
 
 use crate::metrics::Metrics;
+use crate::MirrorError;
 
 mod pipeline;
 use pipeline::WorkerWriter;
@@ -89,25 +90,33 @@ thread_local! {
 /// let reply = nlkit_mirror::kernel_transact(&payload).unwrap();
 /// assert!(!reply.is_empty());
 /// ```
-pub fn kernel_transact(payload: &[u8]) -> Result<Vec<u8>, String> {
-    let (&proto, req) = payload.split_first().ok_or("empty request")?;
+pub fn kernel_transact(payload: &[u8]) -> Result<Vec<u8>, nlkit_socket::Error> {
+    let (&proto, req) = payload
+        .split_first()
+        .ok_or(nlkit_socket::Error::InvalidRequest("empty write request"))?;
     let (slot, protocol) = match i32::from(proto) {
         NETLINK_ROUTE => (0, Protocol::Route),
         NETLINK_NETFILTER => (1, Protocol::Netfilter),
-        _ => return Err(format!("unsupported netlink protocol {proto}")),
+        _ => {
+            return Err(nlkit_socket::Error::InvalidRequest(
+                "unsupported netlink protocol (NETLINK_ROUTE or NETLINK_NETFILTER)",
+            ))
+        }
     };
     SOCKETS.with(|s| {
         let mut s = s.borrow_mut();
-        if s[slot].is_none() {
-            let sock = Socket::open(protocol).map_err(|e| e.to_string())?;
-            let _ = rustix::net::sockopt::set_socket_timeout(
-                &sock,
-                rustix::net::sockopt::Timeout::Recv,
-                Some(KERNEL_RECV_TIMEOUT),
-            );
-            s[slot] = Some(sock);
-        }
-        let sock = s[slot].as_mut().ok_or("no socket")?;
+        let sock = match &mut s[slot] {
+            Some(sock) => sock,
+            empty => {
+                let sock = Socket::open(protocol)?;
+                let _ = rustix::net::sockopt::set_socket_timeout(
+                    &sock,
+                    rustix::net::sockopt::Timeout::Recv,
+                    Some(KERNEL_RECV_TIMEOUT),
+                );
+                empty.insert(sock)
+            }
+        };
         let dropped = sock.stats().foreign_dropped;
         let result = sock.transact_raw(req);
         let now = sock.stats().foreign_dropped;
@@ -125,7 +134,7 @@ pub fn kernel_transact(payload: &[u8]) -> Result<Vec<u8>, String> {
             Err(e) => {
                 // A socket that failed mid-transaction may hold stale replies: drop it.
                 s[slot] = None;
-                Err(e.to_string())
+                Err(e)
             }
         }
     })
@@ -149,12 +158,35 @@ pub fn register_worker_handlers(r: Registry) -> Registry {
     r.register(WORKER_HANDLER_ID, WORKER_HANDLER_NAME, |req| {
         kernel_transact(req.payload)
             .map(Response::bytes)
-            .map_err(HandlerError)
+            .map_err(|e| HandlerError::with_errno(e.errno().unwrap_or(libc::EIO), error_text(&e)))
     })
 }
 
-/// What a write failed with: an errno and an extended-ack message for the client.
+/// What a write failed with: an errno and an extended-ack message for the client (the typed
+/// error ends here: it becomes a netlink error message on the client's socket).
 type WriteError = (i32, String);
+
+/// An error and its causes as one line (`what: cause: cause`), for the client's ext-ack text.
+fn error_text(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+/// A failed write as the client sees it: the errno behind `e` (`EIO` when it has none) and
+/// `context: e`.
+fn write_failed(context: &str, e: &nlkit_worker::WorkerError) -> WriteError {
+    let errno = match e {
+        nlkit_worker::WorkerError::Handler(h) => h.errno.unwrap_or(libc::EIO),
+        _ => libc::EIO,
+    };
+    (errno, format!("{context}: {}", error_text(e)))
+}
 
 struct Job {
     payload: Vec<u8>,
@@ -182,7 +214,7 @@ impl Writer {
         mode: WriterMode,
         timeout: Duration,
         metrics: Arc<Metrics>,
-    ) -> std::io::Result<Self> {
+    ) -> Result<Self, MirrorError> {
         if mode == WriterMode::Disabled {
             return Ok(Writer {
                 tx: None,
@@ -192,11 +224,14 @@ impl Writer {
             });
         }
         let (tx, rx) = channel::<Job>();
-        let (ready_tx, ready_rx) = sync_channel::<Result<(), String>>(1);
-        let wake = Arc::new(rustix::event::eventfd(
-            0,
-            rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
-        )?);
+        let (ready_tx, ready_rx) = sync_channel::<Result<(), MirrorError>>(1);
+        let wake = Arc::new(
+            rustix::event::eventfd(
+                0,
+                rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+            )
+            .map_err(std::io::Error::from)?,
+        );
         let thread_wake = wake.clone();
         std::thread::Builder::new()
             .name("mirror-writer".into())
@@ -216,8 +251,10 @@ impl Writer {
                     _ => timeout,
                 },
             }),
-            Ok(Err(e)) => Err(std::io::Error::other(e)),
-            Err(_) => Err(std::io::Error::other("writer thread exited")),
+            Ok(Err(e)) => Err(e),
+            Err(_) => {
+                Err(std::io::Error::other("the writer thread exited before it started").into())
+            }
         }
     }
 
@@ -329,7 +366,7 @@ fn timed_out_waiting(timeout: Duration) -> WriteError {
 }
 
 /// [`WriterMode::Thread`]: run each job in this thread, in order.
-fn writer_thread(rx: Receiver<Job>, timeout: Duration, ready: SyncSender<Result<(), String>>) {
+fn writer_thread(rx: Receiver<Job>, timeout: Duration, ready: SyncSender<Result<(), MirrorError>>) {
     let _ = ready.send(Ok(()));
     for job in rx {
         if Instant::now() >= job.deadline {
@@ -337,8 +374,66 @@ fn writer_thread(rx: Receiver<Job>, timeout: Duration, ready: SyncSender<Result<
             let _ = job.reply.send(Err(timed_out_unsent(timeout)));
             continue;
         }
-        let r = kernel_transact(&job.payload)
-            .map_err(|e| (libc::EIO, format!("kernel write failed: {e}")));
+        let r = kernel_transact(&job.payload).map_err(|e| {
+            (
+                e.errno().unwrap_or(libc::EIO),
+                format!("kernel write failed: {}", error_text(&e)),
+            )
+        });
         let _ = job.reply.send(r);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use nlkit_worker::{HandlerError, ProtocolError, WorkerError};
+
+    use super::*;
+
+    #[test]
+    fn mirror_errors_chain_to_the_socket_and_the_kernel() {
+        let kernel = nlkit_wire::KernelError {
+            errno: libc::EPERM,
+            msg: Some("Operation not permitted".into()),
+            ..Default::default()
+        };
+        let e = MirrorError::Dump(nlkit_socket::Error::Kernel(kernel.clone()));
+        let socket = e
+            .source()
+            .and_then(|s| s.downcast_ref::<nlkit_socket::Error>());
+        assert_eq!(socket.and_then(|s| s.kernel()), Some(&kernel));
+        assert_eq!(
+            error_text(&e),
+            "cannot dump the kernel's tables: Error: Operation not permitted."
+        );
+
+        let e = MirrorError::WorkerStart(WorkerError::from(ProtocolError::Truncated));
+        let worker = e.source().and_then(|s| s.downcast_ref::<WorkerError>());
+        assert!(worker.is_some_and(WorkerError::is_worker_gone));
+        assert_eq!(
+            error_text(&e),
+            "cannot start the mirror's worker process: worker protocol error: message or \
+             control data truncated"
+        );
+    }
+
+    #[test]
+    fn write_errors_keep_the_errno() {
+        let e = WorkerError::Handler(HandlerError::with_errno(libc::ENOBUFS, "reply lost"));
+        assert_eq!(
+            write_failed("kernel write failed", &e),
+            (
+                libc::ENOBUFS,
+                "kernel write failed: handler failed: reply lost".to_owned()
+            )
+        );
+        let e = WorkerError::Backpressure(8);
+        assert_eq!(write_failed("x", &e).0, libc::EIO);
+        let e = kernel_transact(&[]).unwrap_err();
+        assert!(matches!(e, nlkit_socket::Error::InvalidRequest(_)), "{e:?}");
+        let e = kernel_transact(&[99, 0]).unwrap_err();
+        assert!(matches!(e, nlkit_socket::Error::InvalidRequest(_)), "{e:?}");
     }
 }

@@ -79,8 +79,10 @@
 //!
 //! Socket, kernel and route operations fail with [`Error`] (`nlkit_socket::Error`): a kernel
 //! refusal is [`Error::Kernel`] carrying the errno and the extended-ack text. Conntrack
-//! operations fail with [`conntrack::ops::Error`], which wraps it and adds decoding errors.
-//! Bytes that do not decode give a typed error, never a panic.
+//! operations fail with [`conntrack::Error`], which wraps it and adds decoding errors; the
+//! mirror daemon (`nlkit-mirror`) with `MirrorError`. Each layer has one error type, and a
+//! wrapping error leads to its cause through `source()`. Bytes that do not decode give a
+//! typed error, never a panic.
 //!
 //! # Examples
 //!
@@ -98,6 +100,8 @@
 //! | `conntrack_dump` | conntrack entries filtered by the kernel (mark, `CTA_FILTER` tuple) |
 //! | `conntrack_events` | conntrack events like `conntrack -E` |
 //! | `ask_mirror` | the same requests answered by the nlkit mirror |
+//! | `nexthops` | nexthop objects as a routing daemon uses them: routes by `nhid` on a group, one replace moves them all |
+//! | `cni` | a CNI plugin's setup: bridge, veth pair, one end moved into a new namespace, addressed and routed there, an FDB entry |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

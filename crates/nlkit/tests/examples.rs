@@ -7,6 +7,7 @@
 //! `--count N` while the test makes the changes that produce them.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,9 @@ mod batch_routes;
 #[path = "../examples/change_route.rs"]
 mod change_route;
 #[allow(dead_code)]
+#[path = "../examples/cni.rs"]
+mod cni;
+#[allow(dead_code)]
 #[path = "../examples/conntrack_dump.rs"]
 mod conntrack_dump;
 #[allow(dead_code)]
@@ -34,6 +38,9 @@ mod consistent_dump;
 #[allow(dead_code)]
 #[path = "../examples/list_routes.rs"]
 mod list_routes;
+#[allow(dead_code)]
+#[path = "../examples/nexthops.rs"]
+mod nexthops;
 #[allow(dead_code)]
 #[path = "../examples/shared_dump.rs"]
 mod shared_dump;
@@ -296,6 +303,61 @@ nlkit_testns::netns_test! {
         assert!(out.contains(" src=10.204.0.1 dst=10.205.0.1 sport=30"), "{out}");
     }
 
+    /// `nexthops` prints what `ip nexthop` and `ip route` print after its one replace moved
+    /// every route to the two-gateway group.
+    fn nexthops_moves_routes_with_one_replace() {
+        nlkit_testns::ip(&["link", "set", "lo", "up"]);
+        let mut out = Vec::new();
+        nexthops::run(&mut out).unwrap();
+        let out = text(&out);
+        let mut want = nlkit_testns::ip(&["nexthop", "show"]);
+        for l in nlkit_testns::ip(&["route", "show"]).lines() {
+            if l.contains(" nhid ") || l.starts_with('\t') || l.starts_with("    ") {
+                want.push_str(l);
+                want.push('\n');
+            }
+        }
+        let ours: Vec<&str> = out.lines().map(str::trim_end).collect();
+        let theirs: Vec<&str> = want.lines().map(str::trim_end).collect();
+        assert_eq!(ours, theirs);
+        assert_eq!(out.matches("nhid 100").count(), usize::from(nexthops::ROUTES), "{out}");
+        assert_eq!(out.matches("nexthop via 198.51.100.2 dev nh1 weight 3").count(), 4, "{out}");
+    }
+
+    /// The CNI scenario of `cni`, entirely through the library, checked with `ip` and
+    /// `bridge` (the container's side through `nsenter`).
+    fn cni_scenario_through_the_library() {
+        let c = cni::setup().expect("CNI setup");
+        let fd = c.netns.as_raw_fd();
+        let mac = route::fmt::Mac(&c.mac).to_string();
+        let ip = nlkit_testns::ip;
+
+        let br = ip(&["-o", "link", "show", "cni0"]);
+        assert!(br.contains("cni0: <") && br.contains(",UP"), "{br}");
+        assert!(ip(&["-4", "-o", "addr", "show", "dev", "cni0"]).contains("inet 10.22.0.1/24"));
+        let host = ip(&["-o", "link", "show", "veth-c1"]);
+        assert!(host.contains("master cni0"), "{host}");
+        // The peer is in the other namespace: `@ifN` and a link-netnsid.
+        assert!(host.contains("veth-c1@if") && host.contains("link-netnsid 0"), "{host}");
+        assert!(!ip(&["link", "show"]).contains("eth0"));
+
+        let eth0 = in_ns(fd, "ip", &["-o", "link", "show", "eth0"]);
+        assert!(eth0.contains(",UP") && eth0.contains(&mac), "{eth0}");
+        let addr = in_ns(fd, "ip", &["-4", "-o", "addr", "show", "dev", "eth0"]);
+        assert!(addr.contains("inet 10.22.0.2/24"), "{addr}");
+        assert_eq!(
+            in_ns(fd, "ip", &["route", "show", "default"]),
+            "default via 10.22.0.1 dev eth0 \n"
+        );
+
+        let fdb = nlkit_testns::run("bridge", &["fdb", "show", "br", "cni0"]);
+        let fdb = String::from_utf8_lossy(&fdb.stdout);
+        assert!(
+            fdb.lines().any(|l| l == format!("{mac} dev veth-c1 master cni0 static")),
+            "{fdb}"
+        );
+    }
+
     /// `ask_mirror` gets the same routes from a mirror as the kernel has, and its
     /// conntrack entries.
     fn ask_mirror_answers_like_the_kernel() {
@@ -357,4 +419,19 @@ fn gateway_of_10_9(sock: &mut Socket) -> Option<Option<IpAddr>> {
     })
     .unwrap();
     found
+}
+
+/// `cmd args…` inside the namespace open as our descriptor `fd` (`nsenter --net`).
+fn in_ns(fd: i32, cmd: &str, args: &[&str]) -> String {
+    let path = format!("--net=/proc/{}/fd/{fd}", std::process::id());
+    let mut all = vec![path.as_str(), cmd];
+    all.extend_from_slice(args);
+    let out = nlkit_testns::run("nsenter", &all);
+    assert!(
+        out.status.success(),
+        "nsenter {}: {}",
+        all.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

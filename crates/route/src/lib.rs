@@ -24,6 +24,13 @@
 //! * **Socket operations** ([`ops`]) run those requests on an
 //!   [`nlkit_socket::Socket`]: streaming dumps into a closure (flat memory), gets and changes.
 //!
+//! # Errors
+//! This crate adds no failure of its own, so it has no error type of its own: views fail
+//! with [`WireError`], operations with [`nlkit_socket::Error`] (whose
+//! [`Protocol`](nlkit_socket::Error::Protocol) carries the `WireError` of a reply that does
+//! not decode, and [`InvalidRequest`](nlkit_socket::Error::InvalidRequest) a request that
+//! cannot be sent, such as [`ops::add_link`] without a name).
+//!
 //! ```
 //! use nlkit_wire::{consts::*, MessageBuilder, Messages};
 //! use nlkit_route::{request, Route, RouteView};
@@ -42,8 +49,6 @@ use std::net::IpAddr;
 
 use nlkit_wire::consts::{AF_INET, AF_INET6};
 use nlkit_wire::{Attr, Message, WireError};
-
-pub use nlkit_wire::WireError as Error;
 
 mod addr;
 mod bridge;

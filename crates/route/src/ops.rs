@@ -381,7 +381,7 @@ pub fn add_link(sock: &mut Socket, spec: &crate::LinkSpec) -> Result<u32> {
     let name = spec
         .name
         .as_deref()
-        .ok_or(Error::Unexpected("add_link needs a name"))?;
+        .ok_or(Error::InvalidRequest("add_link needs a name"))?;
     // A link created directly in another namespace is not visible here.
     if spec.netns.is_some() {
         return Ok(0);
@@ -470,7 +470,7 @@ pub fn get_nsid(sock: &mut Socket, ns: crate::NetnsRef) -> Result<Option<u32>> {
 /// Assigns id `nsid` to the namespace open as `ns` (`ip netns set NAME ID`).
 pub fn set_nsid(sock: &mut Socket, ns: std::os::fd::BorrowedFd<'_>, nsid: u32) -> Result<()> {
     use std::os::fd::AsRawFd;
-    let id = i32::try_from(nsid).map_err(|_| Error::Unexpected("nsid out of range"))?;
+    let id = i32::try_from(nsid).map_err(|_| Error::InvalidRequest("nsid out of range"))?;
     change(sock, |b| {
         request::set_nsid(b, 0, crate::NetnsRef::Fd(ns.as_raw_fd()), id)
     })

@@ -55,7 +55,7 @@ pub mod unix;
 pub use dump::consistent::{consistent_dump, Consistent, DEFAULT_ATTEMPTS};
 pub use dump::stream::DumpSummary;
 pub use dump::SharedDump;
-pub use error::{Error, Result};
+pub use error::{CallbackError, Error, Result};
 pub use event::{Event, EventSocket};
 pub use options::{AppliedOptions, Protocol, SocketOptions};
 pub use pool::{Pool, PooledSocket, POOL_IDLE_MAX};

@@ -77,7 +77,9 @@ pub fn run_in<T: Send>(ns: BorrowedFd<'_>, f: impl FnOnce() -> Result<T> + Send)
             f()
         })
         .join()
-        .unwrap_or(Err(Error::Unexpected("namespace helper thread panicked")))
+        .unwrap_or(Err(Error::ThreadPanicked {
+            thread: "namespace helper",
+        }))
     })
 }
 
@@ -132,6 +134,8 @@ pub fn create() -> Result<OwnedFd> {
             open_path("/proc/thread-self/ns/net")
         })
         .join()
-        .unwrap_or(Err(Error::Unexpected("namespace helper thread panicked")))
+        .unwrap_or(Err(Error::ThreadPanicked {
+            thread: "namespace helper",
+        }))
     })
 }

@@ -114,7 +114,7 @@ impl Socket {
     /// ```
     pub fn transact(&mut self, request: &mut MessageBuilder) -> Result<TransactReply> {
         if request.message_count() != 1 {
-            return Err(Error::Unexpected(
+            return Err(Error::InvalidRequest(
                 "transact takes exactly one finished message; use transact_batch for more",
             ));
         }
@@ -439,7 +439,7 @@ impl Socket {
     pub(crate) fn prepare_one(&mut self, request: &mut MessageBuilder) -> Result<(u32, Pending)> {
         let offsets = mark_requests(request.as_bytes_mut())?;
         let [(off, _, dump)] = offsets[..] else {
-            return Err(Error::Unexpected(
+            return Err(Error::InvalidRequest(
                 "transact takes exactly one finished message; use transact_batch for more",
             ));
         };

@@ -56,10 +56,11 @@ nlkit_testns::netns_test! {
         let e = sock
             .dump_pipelined(&mut route_dump(0), |_| {
                 seen += 1;
-                if seen == 10 { Err(Error::Unexpected("stop")) } else { Ok(()) }
+                if seen == 10 { Err(Error::callback(std::io::Error::other("stop"))) } else { Ok(()) }
             })
             .unwrap_err();
-        assert_eq!(e, Error::Unexpected("stop"));
+        let Error::Callback(c) = &e else { panic!("{e:?}") };
+        assert_eq!(c.downcast_ref::<std::io::Error>().map(|e| e.to_string()).as_deref(), Some("stop"));
         assert_eq!(seen, 10);
         let mut n = 0;
         sock.dump_pipelined(&mut route_dump(0), |_| {

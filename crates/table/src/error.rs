@@ -1,4 +1,10 @@
-//! Error types.
+//! The table's one error family: inserts are the only operation that fails.
+//!
+//! [`InsertError`] is an [`InsertErrorKind`] plus the rejected value, handed back so the
+//! caller keeps ownership (it is generic over the value, so it cannot be a plain enum);
+//! [`ConnInsertError`] is the conntrack table's insert verdict, whose kinds (tuple clash,
+//! equal tuples, drop) exist only there. None of them wraps a lower layer: this crate knows
+//! nothing of Netlink.
 
 /// Why an insert into a [`NullsTable`](crate::NullsTable) failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

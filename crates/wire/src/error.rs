@@ -2,7 +2,9 @@ use thiserror::Error;
 
 /// Why bytes could not be decoded (or a message could not be built).
 ///
-/// Every parser in this crate returns this type instead of panicking.
+/// Every parser in this crate returns this type instead of panicking: the one error type of
+/// this layer. ([`KernelError`](crate::KernelError) is not a failure of this crate but the
+/// kernel's answer, decoded; the socket layer returns it as `nlkit_socket::Error::Kernel`.)
 ///
 /// ```
 /// use nlkit_wire::{Messages, WireError};

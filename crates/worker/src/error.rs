@@ -2,6 +2,8 @@
 
 use std::io;
 
+use crate::registry::HandlerError;
+
 /// A message on the channel broke the protocol (the peer is broken or not ours).
 ///
 /// ```
@@ -54,14 +56,17 @@ pub enum ProtocolError {
     #[error("message or control data truncated")]
     Truncated,
     /// The shared ring broke the frame protocol.
-    #[error("ring: {0}")]
+    #[error("the shared ring broke the frame protocol")]
     Ring(#[from] nlkit_ring::RingError),
     /// A payload that must be postcard failed to decode.
     #[error("payload decode: {0}")]
     Decode(String),
 }
 
-/// Errors of the worker channel.
+/// Errors of the worker channel: the one error type of this crate. Channel details are the
+/// nested [`ProtocolError`] (the peer broke the protocol) and [`HandlerError`] (the handler's
+/// own failure, as it crossed the process boundary); `source()` leads to the cause (the
+/// protocol error, the ring's [`RingError`](nlkit_ring::RingError), the system error).
 ///
 /// ```
 /// use nlkit_worker::WorkerError;
@@ -74,11 +79,11 @@ pub enum WorkerError {
     #[error("worker gone: {0}")]
     WorkerGone(String),
     /// The worker broke the protocol; it has been killed.
-    #[error("worker protocol error: {0}")]
+    #[error("worker protocol error")]
     Protocol(#[from] ProtocolError),
-    /// The handler ran and returned an error.
+    /// The handler ran and returned an error (its errno, when it had one, and its message).
     #[error("handler failed: {0}")]
-    Handler(String),
+    Handler(HandlerError),
     /// No handler of that name in the worker.
     #[error("no worker handler named {0:?}")]
     UnknownHandler(String),
@@ -89,10 +94,10 @@ pub enum WorkerError {
     #[error("request too large: {0}")]
     TooLarge(String),
     /// Encoding or decoding a postcard payload failed.
-    #[error("payload encoding: {0}")]
+    #[error("payload encoding failed")]
     Encoding(#[from] postcard::Error),
     /// A system call failed.
-    #[error("I/O: {0}")]
+    #[error("worker channel I/O failed")]
     Io(#[from] io::Error),
 }
 
@@ -103,8 +108,47 @@ impl WorkerError {
     }
 }
 
+/// A broken ring is the peer breaking the frame protocol.
+impl From<nlkit_ring::RingError> for WorkerError {
+    fn from(e: nlkit_ring::RingError) -> Self {
+        Self::Protocol(ProtocolError::Ring(e))
+    }
+}
+
 impl From<rustix::io::Errno> for WorkerError {
     fn from(e: rustix::io::Errno) -> Self {
         Self::Io(e.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn chains_are_walkable() {
+        let ring = nlkit_ring::RingError::BadStatus {
+            frame: 3,
+            status: 9,
+        };
+        let e = WorkerError::from(ProtocolError::Ring(ring.clone()));
+        assert!(e.is_worker_gone());
+        let protocol = e.source().and_then(|s| s.downcast_ref::<ProtocolError>());
+        assert_eq!(protocol, Some(&ProtocolError::Ring(ring.clone())));
+        let cause = protocol.and_then(|p| p.source());
+        assert_eq!(
+            cause.and_then(|c| c.downcast_ref::<nlkit_ring::RingError>()),
+            Some(&ring)
+        );
+
+        let e = WorkerError::from(rustix::io::Errno::PIPE);
+        let io = e.source().and_then(|s| s.downcast_ref::<io::Error>());
+        assert_eq!(io.and_then(io::Error::raw_os_error), Some(libc::EPIPE));
+
+        let e = WorkerError::Handler(HandlerError::with_errno(libc::EEXIST, "exists"));
+        assert_eq!(e.to_string(), "handler failed: exists");
+        assert!(matches!(e, WorkerError::Handler(ref h) if h.errno == Some(libc::EEXIST)));
     }
 }

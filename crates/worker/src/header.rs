@@ -32,7 +32,8 @@ pub enum Kind {
     Request = 3,
     /// Worker → main: the handler's reply.
     Reply = 4,
-    /// Worker → main: the handler failed; the payload is a postcard string.
+    /// Worker → main: the handler failed; the payload is postcard `(Option<i32>, String)`,
+    /// the errno and the message.
     Error = 5,
 }
 

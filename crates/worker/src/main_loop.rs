@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::error::{ProtocolError, WorkerError};
 use crate::header::{Header, Kind, MAX_FDS, MAX_PAYLOAD};
 use crate::main_side::{Callback, Outgoing, Pending, Worker, TOKEN_SOCK};
-use crate::registry::{Opcode, WorkerReply};
+use crate::registry::{HandlerError, Opcode, WorkerReply};
 use crate::transport::{self, Received, Sent};
 
 /// Least time between two idle liveness checks of a ring transport.
@@ -278,8 +278,9 @@ impl Worker {
             })
         } else {
             Err(WorkerError::Handler(
-                postcard::from_bytes::<String>(&m.payload)
-                    .unwrap_or_else(|_| "unreadable handler error".into()),
+                postcard::from_bytes::<(Option<i32>, String)>(&m.payload)
+                    .map(|(errno, message)| HandlerError { errno, message })
+                    .unwrap_or_else(|_| HandlerError::new("unreadable handler error")),
             ))
         };
         self.complete(pending, result);

@@ -46,7 +46,7 @@ impl Request<'_> {
     /// ```
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, HandlerError> {
         postcard::from_bytes(self.payload)
-            .map_err(|e| HandlerError(format!("bad request payload: {e}")))
+            .map_err(|e| HandlerError::new(format!("bad request payload: {e}")))
     }
 }
 
@@ -78,23 +78,50 @@ impl Response {
     pub fn encode<T: Serialize>(value: &T) -> Result<Self, HandlerError> {
         postcard::to_allocvec(value)
             .map(Self::bytes)
-            .map_err(|e| HandlerError(format!("encoding reply: {e}")))
+            .map_err(|e| HandlerError::new(format!("encoding reply: {e}")))
     }
 }
 
-/// A handler's failure, sent back to the main process as text.
+/// A handler's failure: a message and, when the failure has one, the errno behind it. It
+/// crosses the process boundary as `(errno, message)` and comes back to the caller as
+/// [`WorkerError::Handler`](crate::WorkerError::Handler), so a caller can map it back to a
+/// typed error of its own (the mirror answers its client with that errno and message).
 ///
 /// ```
 /// use nlkit_worker::HandlerError;
-/// let e: HandlerError = std::io::Error::other("boom").into();
-/// assert!(e.to_string().contains("boom"));
+/// let e: HandlerError = std::io::Error::from_raw_os_error(17).into();
+/// assert_eq!(e.errno, Some(17));
+/// assert_eq!(HandlerError::new("boom").to_string(), "boom");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HandlerError(pub String);
+pub struct HandlerError {
+    /// The positive errno behind the failure, if there is one.
+    pub errno: Option<i32>,
+    /// What went wrong (at most 4 KiB of it crosses the channel).
+    pub message: String,
+}
+
+impl HandlerError {
+    /// A failure without an errno.
+    pub fn new(message: impl Into<String>) -> Self {
+        HandlerError {
+            errno: None,
+            message: message.into(),
+        }
+    }
+
+    /// A failure with the errno behind it.
+    pub fn with_errno(errno: i32, message: impl Into<String>) -> Self {
+        HandlerError {
+            errno: Some(errno),
+            message: message.into(),
+        }
+    }
+}
 
 impl fmt::Display for HandlerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
@@ -102,19 +129,22 @@ impl std::error::Error for HandlerError {}
 
 impl From<std::io::Error> for HandlerError {
     fn from(e: std::io::Error) -> Self {
-        Self(e.to_string())
+        HandlerError {
+            errno: e.raw_os_error(),
+            message: e.to_string(),
+        }
     }
 }
 
 impl From<String> for HandlerError {
     fn from(e: String) -> Self {
-        Self(e)
+        Self::new(e)
     }
 }
 
 impl From<&str> for HandlerError {
     fn from(e: &str) -> Self {
-        Self(e.to_owned())
+        Self::new(e)
     }
 }
 
@@ -176,7 +206,10 @@ impl Registry {
     pub(crate) fn dispatch(&mut self, req: Request<'_>) -> Result<Response, HandlerError> {
         match self.handlers.get_mut(&req.opcode.0) {
             Some((_, f)) => f(req),
-            None => Err(HandlerError(format!("no handler with id {}", req.opcode.0))),
+            None => Err(HandlerError::new(format!(
+                "no handler with id {}",
+                req.opcode.0
+            ))),
         }
     }
 }

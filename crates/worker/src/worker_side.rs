@@ -13,9 +13,9 @@ use nlkit_ring::{FrameKind, FrameMeta, MappedFrames, RingError, RingReceiver, Ri
 use rustix::event::{PollFd, PollFlags};
 use rustix::io::Errno;
 
-use crate::error::ProtocolError;
+use crate::error::{ProtocolError, WorkerError};
 use crate::header::{Header, Kind, HEADER_LEN, MAX_PAYLOAD};
-use crate::registry::{Hello, Registry, Request, Response, Setup};
+use crate::registry::{HandlerError, Hello, Registry, Request, Response, Setup};
 use crate::shm::SharedRings;
 use crate::spawn::{WORKER_ARG, WORKER_ENV, WORKER_FD};
 use crate::sys::{eventfd_drain, eventfd_signal, recv_msg, send_msg, RecvError};
@@ -58,7 +58,13 @@ pub fn maybe_run_worker<F: FnOnce() -> Registry>(registry: F) {
     let code = match run_worker(ppid, registry()) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("nlkit worker {}: {e}", std::process::id());
+            let mut text = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                text = format!("{text}: {c}");
+                cause = c.source();
+            }
+            eprintln!("nlkit worker {}: {text}", std::process::id());
             2
         }
     };
@@ -76,15 +82,17 @@ fn install_sigterm() {
     }
 }
 
-fn run_worker(ppid: u32, mut registry: Registry) -> Result<(), ProtocolError> {
-    let io = |e: Errno| ProtocolError::Unexpected(format!("channel: {e}"));
+fn run_worker(ppid: u32, mut registry: Registry) -> Result<(), WorkerError> {
+    let io = WorkerError::from;
     let stat = rustix::fs::fstat(
         // SAFETY: borrowing fd 3 only for fstat; it is checked before anything takes ownership.
         unsafe { BorrowedFd::borrow_raw(WORKER_FD) },
     )
     .map_err(io)?;
     if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::Socket {
-        return Err(ProtocolError::Unexpected("fd 3 is not a socket".into()));
+        return Err(WorkerError::from(ProtocolError::Unexpected(
+            "fd 3 is not a socket".into(),
+        )));
     }
     // SAFETY: the spawning parent placed our socket end at fd 3 (checked to be a socket) and
     // nothing else in this fresh image owns it.
@@ -104,14 +112,14 @@ fn run_worker(ppid: u32, mut registry: Registry) -> Result<(), ProtocolError> {
             Err(RecvError::Sys(Errno::INTR)) if !STOP.load(Ordering::Relaxed) => continue,
             Err(RecvError::Sys(Errno::INTR)) => return Ok(()),
             Err(RecvError::Sys(e)) => return Err(io(e)),
-            Err(RecvError::Truncated) => return Err(ProtocolError::Truncated),
+            Err(RecvError::Truncated) => return Err(WorkerError::from(ProtocolError::Truncated)),
         }
     };
     let (h, payload) = Header::decode_message(&buf[..n], fds.len())?;
     if h.kind != Kind::Setup {
-        return Err(ProtocolError::Unexpected(
+        return Err(WorkerError::from(ProtocolError::Unexpected(
             "first message is not setup".into(),
-        ));
+        )));
     }
     let setup: Setup =
         postcard::from_bytes(payload).map_err(|e| ProtocolError::Decode(e.to_string()))?;
@@ -143,9 +151,9 @@ fn run_worker(ppid: u32, mut registry: Registry) -> Result<(), ProtocolError> {
             let (memfd, main_evt, worker_evt) = match (it.next(), it.next(), it.next()) {
                 (Some(a), Some(b), Some(c)) => (a, b, c),
                 _ => {
-                    return Err(ProtocolError::Unexpected(
+                    return Err(WorkerError::from(ProtocolError::Unexpected(
                         "ring setup without descriptors".into(),
-                    ))
+                    )))
                 }
             };
             let shared = SharedRings::attach(&memfd, setup.frame_size, setup.frame_nr)?;
@@ -168,7 +176,9 @@ fn run_worker(ppid: u32, mut registry: Registry) -> Result<(), ProtocolError> {
             }
             .run()
         }
-        _ => Err(ProtocolError::Unexpected("bad setup".into())),
+        _ => Err(WorkerError::from(ProtocolError::Unexpected(
+            "bad setup".into(),
+        ))),
     }
 }
 
@@ -193,14 +203,17 @@ fn execute(
         }
         Ok(r) => (
             Kind::Error,
-            encode_error(&format!(
-                "reply too large: {} bytes, {} descriptors",
-                r.payload.len(),
-                r.fds.len()
+            encode_error(&HandlerError::with_errno(
+                libc::EMSGSIZE,
+                format!(
+                    "reply too large: {} bytes, {} descriptors",
+                    r.payload.len(),
+                    r.fds.len()
+                ),
             )),
             Vec::new(),
         ),
-        Err(e) => (Kind::Error, encode_error(&e.0), Vec::new()),
+        Err(e) => (Kind::Error, encode_error(&e), Vec::new()),
     };
     let h = Header {
         kind,
@@ -212,10 +225,14 @@ fn execute(
     (h, payload, fds)
 }
 
-fn encode_error(msg: &str) -> Vec<u8> {
-    let mut msg = msg.to_owned();
-    msg.truncate(4096);
-    postcard::to_allocvec(&msg).unwrap_or_default()
+/// A handler's failure on the channel: postcard `(Option<i32>, String)`, errno and message
+/// (cut to 4 KiB on a character boundary).
+fn encode_error(e: &HandlerError) -> Vec<u8> {
+    let mut cut = e.message.len().min(4096);
+    while !e.message.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    postcard::to_allocvec(&(e.errno, &e.message[..cut])).unwrap_or_default()
 }
 
 fn check_request(h: &Header) -> Result<(), ProtocolError> {
@@ -236,7 +253,7 @@ struct SocketLoop<'r> {
 }
 
 impl SocketLoop<'_> {
-    fn run(mut self) -> Result<(), ProtocolError> {
+    fn run(mut self) -> Result<(), WorkerError> {
         let mut fds = Vec::new();
         loop {
             fds.clear();
@@ -247,10 +264,10 @@ impl SocketLoop<'_> {
                 Err(RecvError::Sys(Errno::INTR)) => continue,
                 Err(RecvError::Sys(Errno::AGAIN)) => return Ok(()),
                 Err(RecvError::Sys(Errno::CONNRESET)) => return Ok(()),
-                Err(RecvError::Sys(e)) => {
-                    return Err(ProtocolError::Unexpected(format!("recv: {e}")))
+                Err(RecvError::Sys(e)) => return Err(e.into()),
+                Err(RecvError::Truncated) => {
+                    return Err(WorkerError::from(ProtocolError::Truncated))
                 }
-                Err(RecvError::Truncated) => return Err(ProtocolError::Truncated),
             };
             let (h, payload) = Header::decode_message(&self.buf[..n], fds.len())?;
             check_request(&h)?;
@@ -289,7 +306,7 @@ enum Next {
 }
 
 impl RingLoop<'_> {
-    fn run(mut self) -> Result<(), ProtocolError> {
+    fn run(mut self) -> Result<(), WorkerError> {
         loop {
             match self.next_request()? {
                 Next::Request(n, fds) => {
@@ -306,7 +323,7 @@ impl RingLoop<'_> {
 
     /// Copies the next request out of the ring (or reads its COPY message from the socket)
     /// into `self.buf`; the frame is released before the handler runs.
-    fn next_request(&mut self) -> Result<Next, ProtocolError> {
+    fn next_request(&mut self) -> Result<Next, WorkerError> {
         for i in 0..=self.spin {
             let frame = match self.rx.try_recv() {
                 Ok(f) => f,
@@ -338,17 +355,17 @@ impl RingLoop<'_> {
                             Ok(n) => break n,
                             Err(RecvError::Sys(Errno::INTR)) => continue,
                             Err(_) => {
-                                return Err(ProtocolError::Unexpected(
+                                return Err(WorkerError::from(ProtocolError::Unexpected(
                                     "COPY frame without a message".into(),
-                                ))
+                                )))
                             }
                         }
                     };
                     if n != len {
-                        return Err(ProtocolError::LengthMismatch {
+                        return Err(WorkerError::from(ProtocolError::LengthMismatch {
                             header: len,
                             actual: n,
-                        });
+                        }));
                     }
                     return Ok(Next::Request(n, fds));
                 }
@@ -357,7 +374,7 @@ impl RingLoop<'_> {
         Ok(Next::Idle)
     }
 
-    fn handle(&mut self, msg: &[u8], fds: Vec<OwnedFd>) -> Result<(), ProtocolError> {
+    fn handle(&mut self, msg: &[u8], fds: Vec<OwnedFd>) -> Result<(), WorkerError> {
         let (h, payload) = Header::decode_message(msg, fds.len())?;
         check_request(&h)?;
         let (rh, rp, rfds) = execute(self.registry, &h, payload, fds);

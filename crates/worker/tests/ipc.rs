@@ -64,9 +64,7 @@ fn registry() -> Registry {
                 .map_err(std::io::Error::from)?;
             Ok(Response::default())
         })
-        .register(7, "fail", |_| {
-            Err(HandlerError("refused on purpose".into()))
-        })
+        .register(7, "fail", |_| Err(HandlerError::new("refused on purpose")))
         .register(8, "cloexec", |req| {
             let all = req.fds.iter().all(|fd| {
                 rustix::io::fcntl_getfd(fd).is_ok_and(|f| f.contains(rustix::io::FdFlags::CLOEXEC))
@@ -209,7 +207,7 @@ fn large_payloads(t: ChannelTransport) {
     // Handler errors and unknown handlers are clean errors.
     let fail = w.opcode("fail").unwrap();
     assert!(
-        matches!(w.call(fail, b"", Vec::new()), Err(WorkerError::Handler(m)) if m.contains("on purpose"))
+        matches!(w.call(fail, b"", Vec::new()), Err(WorkerError::Handler(m)) if m.message.contains("on purpose"))
     );
     assert!(matches!(
         w.opcode("nope"),

@@ -141,8 +141,8 @@ fn list(ctx: &Ctx, f: &CtFilter) -> Result<()> {
     let mut shown = 0u64;
     let res = src.dump(&mut req, |m| {
         let e = CtEntryView::parse(m).map_err(|e| match e {
-            nlkit_conntrack::ParseError::Wire(w) => nlkit_socket::Error::Protocol(w),
-            _ => nlkit_socket::Error::Unexpected("malformed conntrack entry"),
+            nlkit_conntrack::Error::Wire(w) => nlkit_socket::Error::Protocol(w),
+            e => nlkit_socket::Error::callback(e),
         })?;
         if !filter.matches(&e) {
             return Ok(());

@@ -17,6 +17,7 @@ use nlkit_wire::consts::{AF_INET, AF_INET6};
 
 use crate::args::UsageError;
 use crate::cli::{Cli, Command};
+use crate::output::OutputError;
 
 mod addr;
 mod bridge;
@@ -259,8 +260,9 @@ pub fn stdout() -> BufWriter<std::io::StdoutLock<'static>> {
 }
 
 /// Streams a listing to standard output, as text lines or as one JSON array, one item at a
-/// time (memory stays flat for any table size). Write errors inside a dump callback stop the
-/// dump and come back from [`finish`](Sink::finish) (a closed pipe included, which `main`
+/// time (memory stays flat for any table size). A write error inside a dump callback stops the
+/// dump ([`OutputError::Closed`] as the callback's error) and comes back from
+/// [`finish`](Sink::finish) as [`OutputError::Write`] (a closed pipe included, which `main`
 /// treats as success).
 pub struct Sink {
     out: BufWriter<std::io::StdoutLock<'static>>,
@@ -300,7 +302,7 @@ impl Sink {
             Ok(()) => Ok(()),
             Err(e) => {
                 self.err.get_or_insert(e);
-                Err(nlkit_socket::Error::Unexpected("output closed"))
+                Err(nlkit_socket::Error::callback(OutputError::Closed))
             }
         }
     }
@@ -312,7 +314,7 @@ impl Sink {
         json: impl serde::Serialize,
     ) -> nlkit_socket::Result<()> {
         if self.err.is_some() {
-            return Err(nlkit_socket::Error::Unexpected("output closed"));
+            return Err(nlkit_socket::Error::callback(OutputError::Closed));
         }
         let r = if self.json {
             let sep = if self.items > 0 { "," } else { "" };
@@ -345,10 +347,10 @@ impl Sink {
             let _ = self.record(r);
         }
         if let Some(e) = self.err.take() {
-            return Err(e.into());
+            return Err(OutputError::Write(e).into());
         }
         let v = dump.map_err(Into::into)?;
-        self.out.flush()?;
+        self.out.flush().map_err(OutputError::Write)?;
         Ok(v)
     }
 }

@@ -17,9 +17,6 @@ use super::{action, ifindex, link_names, stdout, unknown_action, Ctx, Sink, Sour
 use crate::args::UsageError;
 use crate::cli::ObjectArgs;
 
-/// Why reads refuse `--mirror`.
-const NOT_MIRRORED: &str = "the mirror does not keep nexthop objects yet";
-
 pub fn run(ctx: &Ctx, a: ObjectArgs) -> Result<()> {
     match action(&a.action) {
         "show" => show(ctx, &a.args),
@@ -91,7 +88,6 @@ fn family(ctx: &Ctx) -> u8 {
 }
 
 fn show(ctx: &Ctx, args: &[String]) -> Result<()> {
-    ctx.kernel_only("nexthop show", NOT_MIRRORED)?;
     let mut src = Source::open(ctx, Protocol::Route)?;
     let names = src.link_names()?;
     let sel = selection(args, &names)?;
@@ -112,7 +108,6 @@ fn show(ctx: &Ctx, args: &[String]) -> Result<()> {
 }
 
 fn get(ctx: &Ctx, args: &[String]) -> Result<()> {
-    ctx.kernel_only("nexthop get", NOT_MIRRORED)?;
     match args {
         [k, v] if k == "id" => get_one(ctx, parse_id(Some(v))?),
         _ => Err(usage("usage: nexthop get id ID")),
@@ -274,7 +269,6 @@ fn del(ctx: &Ctx, args: &[String]) -> Result<()> {
 }
 
 fn flush(ctx: &Ctx, args: &[String]) -> Result<()> {
-    ctx.kernel_only("nexthop flush", NOT_MIRRORED)?;
     let mut sock = ctx.socket(Protocol::Route)?;
     let names = link_names(&mut sock)?;
     let sel = selection(args, &names)?;

@@ -15,9 +15,6 @@ use super::{action, unknown_action, Ctx, Sink, Source};
 use crate::args::{Prefix, UsageError};
 use crate::cli::ObjectArgs;
 
-/// Why reads refuse `--mirror`.
-const NOT_MIRRORED: &str = "the mirror does not keep policy rules yet";
-
 pub fn run(ctx: &Ctx, a: ObjectArgs) -> Result<()> {
     match action(&a.action) {
         "show" => show(ctx, &a.args),
@@ -160,7 +157,6 @@ fn dscp(d: &str) -> Result<u8> {
 }
 
 fn show(ctx: &Ctx, args: &[String]) -> Result<()> {
-    ctx.kernel_only("rule show", NOT_MIRRORED)?;
     let mut f = filter(args)?;
     // iproute2 applies `protocol` only to `flush`; `show` lists every protocol.
     f.protocol = None;
@@ -180,7 +176,6 @@ fn show(ctx: &Ctx, args: &[String]) -> Result<()> {
 }
 
 fn flush(ctx: &Ctx, args: &[String]) -> Result<()> {
-    ctx.kernel_only("rule flush", NOT_MIRRORED)?;
     let f = filter(args)?;
     let mut sock = ctx.socket(Protocol::Route)?;
     ops::flush_rules(&mut sock, family(ctx), &f)?;

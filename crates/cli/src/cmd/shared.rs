@@ -5,6 +5,8 @@
 use std::io::{BufWriter, Stdout, Write};
 
 use anyhow::Result;
+
+use crate::output::OutputError;
 use nlkit_socket::{DumpBuffer, Pool, SharedDump};
 use nlkit_wire::{Message, MessageBuilder};
 use parking_lot::Mutex;
@@ -109,9 +111,9 @@ impl SharedListing {
         }
         let mut o = self.out.lock();
         if self.json && o.1 > 0 {
-            o.0.write_all(b",")?;
+            o.0.write_all(b",").map_err(OutputError::Write)?;
         }
-        o.0.write_all(chunk)?;
+        o.0.write_all(chunk).map_err(OutputError::Write)?;
         o.1 += *items;
         chunk.clear();
         *items = 0;
@@ -122,9 +124,9 @@ impl SharedListing {
     pub fn finish(self) -> Result<()> {
         let mut o = self.out.into_inner();
         if self.json {
-            o.0.write_all(b"]\n")?;
+            o.0.write_all(b"]\n").map_err(OutputError::Write)?;
         }
-        o.0.flush()?;
+        o.0.flush().map_err(OutputError::Write)?;
         Ok(())
     }
 }

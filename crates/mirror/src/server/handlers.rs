@@ -15,16 +15,16 @@ use crate::store::Store;
 use crate::tables::family_index;
 use nlkit_table::ChangeSeq;
 
-fn io_reject(e: std::io::Error) -> Reject {
+pub(super) fn io_reject(e: std::io::Error) -> Reject {
     (e.raw_os_error().unwrap_or(libc::EIO), String::new())
 }
 
-fn bad(what: &str) -> Reject {
+pub(super) fn bad(what: &str) -> Reject {
     (libc::EINVAL, format!("invalid request: {what}"))
 }
 
 /// Which of the two per-family stores a request's family selects.
-fn families(family: u8) -> Result<&'static [usize], Reject> {
+pub(super) fn families(family: u8) -> Result<&'static [usize], Reject> {
     match family {
         AF_UNSPEC => Ok(&[0, 1]),
         AF_INET => Ok(&[0]),

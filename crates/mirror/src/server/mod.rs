@@ -20,6 +20,7 @@
 //! set; other types ignore those bits (they mean `NLM_F_REPLACE`/`NLM_F_EXCL` there).
 
 mod handlers;
+mod nexthop_rules;
 mod out;
 pub(crate) mod path;
 mod poller;

@@ -13,8 +13,8 @@ use nlkit_wire::consts::*;
 use nlkit_wire::Message;
 use parking_lot::Mutex;
 
-use super::handlers;
 use super::out::Out;
+use super::{handlers, nexthop_rules};
 use crate::metrics::Metrics;
 use crate::tables::Tables;
 use crate::writer::Writer;
@@ -116,6 +116,14 @@ impl Registry {
             Some(handlers::dump_neigh),
             0,
         );
+        r.register(
+            RTM_GETNEXTHOP,
+            Some(nexthop_rules::get_nexthop),
+            Some(nexthop_rules::dump_nexthops),
+            0,
+        );
+        // The kernel has no rule get.
+        r.register(RTM_GETRULE, None, Some(nexthop_rules::dump_rules), 0);
         r.register(
             ct(IPCTNL_MSG_CT_GET),
             Some(handlers::get_ct),

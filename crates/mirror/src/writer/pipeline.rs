@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use nlkit_worker::{Opcode, Worker, WorkerConfig, WorkerError};
 
-use super::{timed_out, timed_out_unsent, Job, WORKER_HANDLER_NAME};
+use super::{error_text, timed_out, timed_out_unsent, write_failed, Job, WORKER_HANDLER_NAME};
 use crate::metrics::Metrics;
+use crate::MirrorError;
 
 /// After a failed worker start, how long to wait before trying again with no write waiting.
 const RESTART_RETRY: Duration = Duration::from_secs(1);
@@ -74,16 +75,15 @@ impl WorkerWriter {
         }
     }
 
-    fn spawn() -> Result<(Worker, Opcode), String> {
-        let w = Worker::spawn(WorkerConfig::default())
-            .map_err(|e| format!("cannot start the worker process: {e}"))?;
-        let op = w.opcode(WORKER_HANDLER_NAME).map_err(|e| {
-            format!("worker lacks {WORKER_HANDLER_NAME} (call maybe_run_worker(nlkit_mirror::worker_registry) in main): {e}")
-        })?;
+    fn spawn() -> Result<(Worker, Opcode), MirrorError> {
+        let w = Worker::spawn(WorkerConfig::default()).map_err(MirrorError::WorkerStart)?;
+        let op = w
+            .opcode(WORKER_HANDLER_NAME)
+            .map_err(MirrorError::WorkerHandlerMissing)?;
         Ok((w, op))
     }
 
-    pub(super) fn run(mut self, ready: SyncSender<Result<(), String>>) {
+    pub(super) fn run(mut self, ready: SyncSender<Result<(), MirrorError>>) {
         match Self::spawn() {
             Ok(w) => {
                 self.worker = Some(w);
@@ -142,10 +142,11 @@ impl WorkerWriter {
                 self.retry_at = None;
             }
             Err(e) => {
-                tracing::error!(error = %e, "worker restart failed");
+                let text = error_text(&e);
+                tracing::error!(error = %text, "worker restart failed");
                 self.retry_at = Some(Instant::now() + RESTART_RETRY);
                 for job in self.backlog.drain(..) {
-                    let _ = job.reply.send(Err((libc::EIO, e.clone())));
+                    let _ = job.reply.send(Err((libc::EIO, text.clone())));
                 }
             }
         }
@@ -186,9 +187,7 @@ impl WorkerWriter {
                     return;
                 }
                 Err(e) => {
-                    let _ = job
-                        .reply
-                        .send(Err((libc::EIO, format!("kernel write failed: {e}"))));
+                    let _ = job.reply.send(Err(write_failed("kernel write failed", &e)));
                 }
             }
         }
@@ -238,12 +237,13 @@ impl WorkerWriter {
                     Err((
                         libc::EIO,
                         format!(
-                            "the mirror's worker process died during the write ({e}); it is being \
-                         restarted; the write may or may not have been applied"
+                            "the mirror's worker process died during the write ({}); it is being \
+                         restarted; the write may or may not have been applied",
+                            error_text(&e)
                         ),
                     ))
                 }
-                Err(e) => Err((libc::EIO, format!("kernel write failed: {e}"))),
+                Err(e) => Err(write_failed("kernel write failed", &e)),
             };
             let _ = f.job.reply.send(r);
         }

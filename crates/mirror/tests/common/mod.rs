@@ -123,6 +123,12 @@ fn entry(t: TableId, m: &Message<'_>) -> Option<(String, Vec<u8>)> {
             let k = nlkit_mirror::NeighKey::from_msg(m)?;
             Some((format!("{k:?}"), Vec::new()))
         }
+        TableId::Nexthops => {
+            let k = nlkit_mirror::NexthopKey::from_msg(m)?;
+            Some((format!("{:010}", k.id), body))
+        }
+        // Rules have no key: the position and the body (see `snapshot_of`).
+        TableId::Rules4 | TableId::Rules6 => Some((String::new(), body)),
         TableId::Conntrack => {
             // Timeouts, counters and use counts move: compare identity (both tuples).
             let (_, attrs) = m.family_header::<NfGenMsg>().ok()?;
@@ -143,6 +149,12 @@ fn snapshot_of(t: TableId, bytes: &[u8], out: &mut Snapshot) {
             continue;
         }
         if let Some((k, v)) = entry(t, &m) {
+            // Rules are compared in order: keyed by their position in the dump.
+            let k = if k.is_empty() {
+                format!("{:06}", out.len())
+            } else {
+                k
+            };
             out.insert(k, v);
         }
     }
@@ -323,7 +335,7 @@ pub fn conntrack(sock: &mut Socket, create: bool, range: std::ops::Range<u32>, m
 }
 
 /// The rtnetlink tables.
-pub const RTNL: [TableId; 7] = TableId::RTNL;
+pub const RTNL: [TableId; 10] = TableId::RTNL;
 
 /// Sets a link administratively up or down.
 pub fn set_link(index: u32, up: bool) {

@@ -22,13 +22,14 @@ pub(crate) fn prepare_dump_request(req: &mut MessageBuilder, seq: u32) -> Result
     const NOT_ONE: &str = "a dump request must be exactly one finished message";
     let total = req.as_bytes().len();
     if req.message_count() != 1 {
-        return Err(Error::Unexpected(NOT_ONE));
+        return Err(Error::InvalidRequest(NOT_ONE));
     }
-    let mut h = MessageHeaderMut::new(req.as_bytes_mut())?;
+    let mut h =
+        MessageHeaderMut::new(req.as_bytes_mut()).map_err(|_| Error::InvalidRequest(NOT_ONE))?;
     let len = h.get().len as usize;
     // `len` may be unaligned: the builder pads only before the next message.
     if len < NLMSG_HDRLEN || (total != len && total != align(len)) {
-        return Err(Error::Unexpected(NOT_ONE));
+        return Err(Error::InvalidRequest(NOT_ONE));
     }
     h.insert_flags(NLM_F_REQUEST | NLM_F_DUMP | NLM_F_ACK);
     h.set_seq(seq);
@@ -126,7 +127,7 @@ mod tests {
         b.finish().unwrap();
         assert!(matches!(
             prepare_dump_request(&mut b, 1),
-            Err(Error::Unexpected(_))
+            Err(Error::InvalidRequest(_))
         ));
     }
 
@@ -138,7 +139,7 @@ mod tests {
         assert_eq!(b.message_count(), 1);
         assert!(matches!(
             prepare_dump_request(&mut b, 1),
-            Err(Error::Unexpected(_))
+            Err(Error::InvalidRequest(_))
         ));
         // A length field longer than the buffer is refused.
         let mut b = one(0, &[0; 4]);

@@ -1,17 +1,23 @@
 //! A CNI-style setup entirely through the library: a bridge with an address, a veth pair
 //! with one end enslaved to the bridge and the other moved into a new network namespace,
 //! that end renamed, addressed and given a default route via the bridge, and a static FDB
-//! entry for the container's MAC. Run it in a namespace you own, e.g. `unshare -Urn`.
+//! entry for the container's MAC.
+//!
+//! ```sh
+//! unshare -Urn cargo run -p nlkit --example cni
+//! bridge cni0 (index 2), host end veth-c1 (index 4), container eth0 32:65:3e:05:3e:82
+//! ```
 //!
 //! The calling thread never changes namespace: the new namespace is created by a helper
-//! thread (`nlkit_socket::netns::create`), and its socket is opened there the same way.
+//! thread (`nlkit::socket::netns::create`), and its socket is opened there the same way.
 
 use std::os::fd::{AsFd, OwnedFd};
 
-use nlkit_route::request::{LinkRef, RouteOp};
-use nlkit_route::{ops, Address, BridgeOpts, Fdb, FdbOp, LinkKind, LinkSpec, Route};
-use nlkit_socket::{netns, Protocol, Socket, SocketOptions};
-use nlkit_wire::consts::{NUD_NOARP, NUD_REACHABLE};
+use nlkit::prelude::*;
+use nlkit::route::request::{LinkRef, RouteOp};
+use nlkit::route::{ops, BridgeOpts, Fdb, FdbOp, LinkKind, LinkSpec};
+use nlkit::socket::netns;
+use nlkit::wire::consts::{NUD_NOARP, NUD_REACHABLE};
 
 /// What [`setup`] made.
 #[allow(dead_code)]
@@ -28,7 +34,7 @@ pub struct Cni {
 
 /// Sets up the bridge `cni0` (10.22.0.1/24), the pair `veth-c1` (host) / `eth0` (container,
 /// 10.22.0.2/24, default via 10.22.0.1) and the FDB entry.
-pub fn setup() -> Result<Cni, nlkit_socket::Error> {
+pub fn setup() -> Result<Cni> {
     let mut host = Socket::open(Protocol::Route)?;
     let bridge = ops::add_link(
         &mut host,
@@ -84,7 +90,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "bridge cni0 (index {}), host end veth-c1 (index {}), container eth0 {}",
         cni.bridge,
         cni.host_if,
-        nlkit_route::fmt::Mac(&cni.mac)
+        nlkit::route::fmt::Mac(&cni.mac)
     );
     Ok(())
 }
