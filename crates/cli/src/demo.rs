@@ -167,10 +167,10 @@ fn demo(args: &DemoArgs, path: &std::path::Path) -> Result<()> {
 
     // Conntrack lookups straight from the mirror's lock-free table.
     if n_ct > 0 {
-        let tuples: Vec<nlkit_table::Tuple> = (0..n_ct)
+        let tuples: Vec<nlkit_table::ConnKey> = (0..n_ct)
             .map(|i| {
                 let t = fixtures::conn(i);
-                nlkit_table::Tuple::new(
+                nlkit_table::ConnKey::new(
                     t.src,
                     t.sport().unwrap_or(0),
                     t.dst,

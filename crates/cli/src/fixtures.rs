@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use anyhow::{Context, Result};
-use nlkit_conntrack::{ops as ct, Entry, Tuple};
+use nlkit_conntrack::{ops as ct, CtEntry, Tuple};
 use nlkit_route::request::{self, RouteOp};
 use nlkit_route::{ops, Address, Route};
 use nlkit_socket::Socket;
@@ -91,7 +91,7 @@ pub fn conntrack(sock: &mut Socket, range: std::ops::Range<usize>, label: &str) 
     while i < range.end {
         let end = (i + BATCH).min(range.end);
         batch.clear();
-        batch.extend((i..end).map(|j| Entry::new(conn(j)).timeout(3600)));
+        batch.extend((i..end).map(|j| CtEntry::new(conn(j)).timeout(3600)));
         for r in ct::create_many(sock, &batch)? {
             r.context("conntrack create")?;
         }

@@ -3,7 +3,7 @@
 //! * the **raw receive loop**: one socket, one `recvmsg` per datagram into a 32 KiB+ buffer,
 //!   walking only the message headers — the physical limit of a single dump;
 //! * **nlkit**: a [`SharedDump`] consumed by 1, 2 or 4 threads, each decoding every message
-//!   into a typed view (`RouteView` / `EntryView`) and inserting a key into its own map;
+//!   into a typed view (`RouteView` / `CtEntryView`) and inserting a key into its own map;
 //! * **commands** (`nlkit route show`, `ip route show`, `conntrack -L`, …) run with their
 //!   output sent to `/dev/null`, timed from spawn to exit, with the child's own peak resident
 //!   memory (`VmHWM`).
@@ -63,14 +63,9 @@ pub fn raw_walk(protocol: Protocol, request: &MessageBuilder) -> Result<Sample> 
 /// `Socket::connect_unix`), so a served dump is measured the same way as the kernel's.
 pub fn raw_walk_on(sock: &mut Socket, request: &MessageBuilder) -> Result<Sample> {
     let mut req = request.clone();
-    let seq = sock.alloc_seq(1);
-    req.stamp_seq(seq);
-    let bytes = req.as_bytes_mut();
-    let flags = u16::from_ne_bytes([bytes[6], bytes[7]]) | NLM_F_REQUEST | NLM_F_DUMP;
-    bytes[6..8].copy_from_slice(&flags.to_ne_bytes());
     let mut buf = RecvBuffer::new();
     let start = Instant::now();
-    sock.send(req.as_bytes())?;
+    let seq = sock.send_dump(&mut req)?;
     let mut n = 0;
     loop {
         sock.recv(&mut buf)?;
@@ -103,7 +98,7 @@ fn object_key(protocol: Protocol, m: &Message<'_>) -> Result<u64> {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     match protocol {
         Protocol::Netfilter => {
-            let e = nlkit_conntrack::EntryView::parse(m)?;
+            let e = nlkit_conntrack::CtEntryView::parse(m)?;
             e.orig().hash(&mut h);
             e.zone_or_default().hash(&mut h);
         }

@@ -1,5 +1,5 @@
-//! Conntrack entries: the zero-copy [`EntryView`], counters, protocol info, events and the
-//! owned [`Entry`] used for create and update requests.
+//! Conntrack entries: the zero-copy [`CtEntryView`], counters, protocol info, events and the
+//! owned [`CtEntry`] used for create and update requests.
 
 use nlkit_wire::consts::*;
 use nlkit_wire::{Attr, Message, NfGenMsg};
@@ -85,22 +85,22 @@ impl EventKind {
 ///
 /// Values that ctnetlink sends big-endian (status, timeout, mark, id, use, zone, ports,
 /// counters) are converted to host order. Attributes this view does not decode are skipped
-/// and counted in [`unknown_attrs`](EntryView::unknown_attrs).
+/// and counted in [`unknown_attrs`](CtEntryView::unknown_attrs).
 ///
 /// ```
 /// use nlkit_wire::{Messages, MessageBuilder};
-/// use nlkit_conntrack::{request, Entry, EntryView, Tuple};
+/// use nlkit_conntrack::{request, CtEntry, CtEntryView, Tuple};
 /// let orig = Tuple::udp("10.0.0.1".parse().unwrap(), 1234, "10.0.0.2".parse().unwrap(), 53);
-/// let e = Entry::new(orig).timeout(30).mark(7);
+/// let e = CtEntry::new(orig).timeout(30).mark(7);
 /// let mut b = MessageBuilder::new();
 /// request::create(&mut b, 1, &e).unwrap();
 /// let m = Messages::new(b.as_bytes()).next().unwrap().unwrap();
-/// let v = EntryView::parse(&m).unwrap();
+/// let v = CtEntryView::parse(&m).unwrap();
 /// assert_eq!((v.orig(), v.reply(), v.mark(), v.timeout()),
 ///            (Some(orig), Some(orig.reversed()), Some(7), Some(30)));
 /// ```
 #[derive(Debug, Clone, Copy)]
-pub struct EntryView<'a> {
+pub struct CtEntryView<'a> {
     msg_type: u8,
     nl_flags: u16,
     hdr: NfGenMsg,
@@ -121,7 +121,7 @@ pub struct EntryView<'a> {
     unknown_attrs: u32,
 }
 
-impl<'a> EntryView<'a> {
+impl<'a> CtEntryView<'a> {
     /// Decodes an `IPCTNL_MSG_CT_NEW` or `IPCTNL_MSG_CT_DELETE` message (also accepts the
     /// request types `IPCTNL_MSG_CT_GET`, so built requests can be inspected).
     pub fn parse(msg: &Message<'a>) -> Result<Self, Error> {
@@ -135,7 +135,7 @@ impl<'a> EntryView<'a> {
             return Err(Error::UnexpectedType(msg.ty()));
         }
         let (hdr, attrs) = msg.family_header::<NfGenMsg>()?;
-        let mut v = EntryView {
+        let mut v = CtEntryView {
             msg_type: ty,
             nl_flags: msg.flags(),
             hdr,
@@ -300,7 +300,7 @@ impl<'a> EntryView<'a> {
     }
 
     /// An owned copy usable for create/update requests; `None` without both tuples.
-    pub fn to_owned(&self) -> Option<Entry> {
+    pub fn to_owned(&self) -> Option<CtEntry> {
         let mut labels = None;
         if let Some(l) = self.labels {
             let mut a = [0u8; 16];
@@ -308,7 +308,7 @@ impl<'a> EntryView<'a> {
             a[..n].copy_from_slice(&l[..n]);
             labels = Some(a);
         }
-        Some(Entry {
+        Some(CtEntry {
             orig: self.orig?,
             reply: self.reply?,
             status: self.status,
@@ -326,15 +326,15 @@ impl<'a> EntryView<'a> {
 /// [`request::update`](crate::request::update) send.
 ///
 /// ```
-/// use nlkit_conntrack::{Entry, Tuple};
+/// use nlkit_conntrack::{CtEntry, Tuple};
 /// use nlkit_wire::consts::*;
 /// let t = Tuple::tcp("10.0.0.1".parse().unwrap(), 40000, "10.0.0.2".parse().unwrap(), 80);
-/// let e = Entry::new(t).timeout(120).tcp_state(TCP_CONNTRACK_ESTABLISHED)
+/// let e = CtEntry::new(t).timeout(120).tcp_state(TCP_CONNTRACK_ESTABLISHED)
 ///     .status(IPS_SEEN_REPLY | IPS_ASSURED).zone(3);
 /// assert_eq!(e.reply, t.reversed());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct Entry {
+pub struct CtEntry {
     /// The original tuple.
     pub orig: Tuple,
     /// The reply tuple (the kernel requires both to create an entry).
@@ -355,14 +355,14 @@ pub struct Entry {
     pub id: Option<u32>,
 }
 
-impl Entry {
+impl CtEntry {
     /// An entry for `orig` whose reply tuple is `orig.reversed()` (no NAT).
     pub fn new(orig: Tuple) -> Self {
         Self::with_reply(orig, orig.reversed())
     }
     /// An entry with explicit tuples (e.g. NATed).
     pub fn with_reply(orig: Tuple, reply: Tuple) -> Self {
-        Entry {
+        CtEntry {
             orig,
             reply,
             status: None,

@@ -8,7 +8,7 @@ use std::fmt;
 use nlkit_wire::consts::*;
 use serde::ser::SerializeMap;
 
-use crate::{Counters, EntryView, Tuple, L4};
+use crate::{Counters, CtEntryView, Tuple, L4};
 
 /// The protocol name `conntrack -L` prints (`tcp`, `udp`, `icmp`, …; `unknown` otherwise).
 ///
@@ -158,7 +158,7 @@ thread_local! {
 /// `conntrack -L` text for one entry; see [`entry_text`].
 #[derive(Debug, Clone, Copy)]
 pub struct EntryText<'v, 'a> {
-    entry: &'v EntryView<'a>,
+    entry: &'v CtEntryView<'a>,
     event: bool,
 }
 
@@ -168,16 +168,16 @@ pub struct EntryText<'v, 'a> {
 ///
 /// ```
 /// use nlkit_wire::{consts::*, Messages, MessageBuilder};
-/// use nlkit_conntrack::{fmt::entry_text, request, Entry, EntryView, Tuple};
+/// use nlkit_conntrack::{fmt::entry_text, request, CtEntry, CtEntryView, Tuple};
 /// let t = Tuple::udp("10.0.0.1".parse().unwrap(), 1234, "10.0.0.2".parse().unwrap(), 53);
 /// let mut b = MessageBuilder::new();
-/// request::create(&mut b, 1, &Entry::new(t).timeout(29).mark(0).status(IPS_SEEN_REPLY)).unwrap();
+/// request::create(&mut b, 1, &CtEntry::new(t).timeout(29).mark(0).status(IPS_SEEN_REPLY)).unwrap();
 /// let m = Messages::new(b.as_bytes()).next().unwrap().unwrap();
-/// let v = EntryView::parse(&m).unwrap();
+/// let v = CtEntryView::parse(&m).unwrap();
 /// assert_eq!(entry_text(&v).to_string(),
 ///   "udp      17 29 src=10.0.0.1 dst=10.0.0.2 sport=1234 dport=53 src=10.0.0.2 dst=10.0.0.1 sport=53 dport=1234 mark=0");
 /// ```
-pub fn entry_text<'v, 'a>(entry: &'v EntryView<'a>) -> EntryText<'v, 'a> {
+pub fn entry_text<'v, 'a>(entry: &'v CtEntryView<'a>) -> EntryText<'v, 'a> {
     EntryText {
         entry,
         event: false,
@@ -186,7 +186,7 @@ pub fn entry_text<'v, 'a>(entry: &'v EntryView<'a>) -> EntryText<'v, 'a> {
 
 /// Formats an event like `conntrack -E`: the entry prefixed with `[NEW]`, `[UPDATE]` or
 /// `[DESTROY]` right-aligned in 9 columns.
-pub fn event_text<'v, 'a>(entry: &'v EntryView<'a>) -> EntryText<'v, 'a> {
+pub fn event_text<'v, 'a>(entry: &'v CtEntryView<'a>) -> EntryText<'v, 'a> {
     EntryText { entry, event: true }
 }
 
@@ -274,7 +274,7 @@ impl fmt::Display for EntryText<'_, '_> {
 /// JSON for one entry; see [`entry_json`].
 #[derive(Debug, Clone, Copy)]
 pub struct EntryJson<'v, 'a> {
-    entry: &'v EntryView<'a>,
+    entry: &'v CtEntryView<'a>,
 }
 
 /// A serializable entry: `event` (for events), `family` (`ipv4`/`ipv6`), `proto`,
@@ -284,17 +284,17 @@ pub struct EntryJson<'v, 'a> {
 ///
 /// ```
 /// use nlkit_wire::{Messages, MessageBuilder};
-/// use nlkit_conntrack::{fmt::entry_json, request, Entry, EntryView, Tuple};
+/// use nlkit_conntrack::{fmt::entry_json, request, CtEntry, CtEntryView, Tuple};
 /// let t = Tuple::udp("10.0.0.1".parse().unwrap(), 1234, "10.0.0.2".parse().unwrap(), 53);
 /// let mut b = MessageBuilder::new();
-/// request::create(&mut b, 1, &Entry::new(t).timeout(29)).unwrap();
+/// request::create(&mut b, 1, &CtEntry::new(t).timeout(29)).unwrap();
 /// let m = Messages::new(b.as_bytes()).next().unwrap().unwrap();
-/// let v = EntryView::parse(&m).unwrap();
+/// let v = CtEntryView::parse(&m).unwrap();
 /// let j: serde_json::Value = serde_json::to_value(entry_json(&v)).unwrap();
 /// assert_eq!(j["orig"]["dport"], 53);
 /// assert_eq!(j["proto"], "udp");
 /// ```
-pub fn entry_json<'v, 'a>(entry: &'v EntryView<'a>) -> EntryJson<'v, 'a> {
+pub fn entry_json<'v, 'a>(entry: &'v CtEntryView<'a>) -> EntryJson<'v, 'a> {
     EntryJson { entry }
 }
 

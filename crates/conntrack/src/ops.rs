@@ -17,16 +17,9 @@ use nlkit_wire::consts::*;
 use nlkit_wire::{Message, MessageBuilder};
 
 use crate::request::{self, DumpFilter};
-use crate::{CpuStats, Entry, EntryView, Error, EventKind, GlobalStats, Result, Tuple};
+use crate::{CpuStats, CtEntry, CtEntryView, Error, EventKind, GlobalStats, Result, Tuple};
 
-/// What a finished dump reports besides its entries.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DumpSummary {
-    /// Entries delivered to the callback (after user-space filtering).
-    pub delivered: u64,
-    /// Messages received.
-    pub received: u64,
-}
+pub use nlkit_socket::DumpSummary;
 
 /// Opens a ctnetlink request socket with the default options.
 pub fn open() -> Result<Socket> {
@@ -40,8 +33,8 @@ pub fn dump_raw(
     sock: &mut Socket,
     req: &mut MessageBuilder,
     f: impl FnMut(&Message<'_>) -> Result<()>,
-) -> Result<u64> {
-    Ok(sock.dump(req, f)?.received)
+) -> Result<DumpSummary> {
+    sock.dump(req, f)
 }
 
 /// Streams the conntrack table with kernel-side filters (re-checked in user space); `f` gets
@@ -49,23 +42,21 @@ pub fn dump_raw(
 pub fn dump(
     sock: &mut Socket,
     filter: &DumpFilter,
-    mut f: impl FnMut(EntryView<'_>) -> Result<()>,
+    mut f: impl FnMut(CtEntryView<'_>) -> Result<()>,
 ) -> Result<DumpSummary> {
     let mut req = MessageBuilder::new();
     request::dump(&mut req, 0, filter)?;
     let mut delivered = 0;
-    let received = dump_raw(sock, &mut req, |m| {
-        let e = EntryView::parse(m)?;
+    let mut s = dump_raw(sock, &mut req, |m| {
+        let e = CtEntryView::parse(m)?;
         if filter.matches(&e) {
             delivered += 1;
             f(e)?;
         }
         Ok(())
     })?;
-    Ok(DumpSummary {
-        delivered,
-        received,
-    })
+    s.delivered = delivered;
+    Ok(s)
 }
 
 fn is_enoent(e: &Error) -> bool {
@@ -73,7 +64,7 @@ fn is_enoent(e: &Error) -> bool {
 }
 
 /// Gets one entry by original tuple and zone; `Ok(None)` when it does not exist.
-pub fn get(sock: &mut Socket, orig: &Tuple, zone: Option<u16>) -> Result<Option<Entry>> {
+pub fn get(sock: &mut Socket, orig: &Tuple, zone: Option<u16>) -> Result<Option<CtEntry>> {
     let mut req = MessageBuilder::new();
     request::get(&mut req, 0, orig, zone)?;
     let reply = match sock.transact(&mut req) {
@@ -82,13 +73,13 @@ pub fn get(sock: &mut Socket, orig: &Tuple, zone: Option<u16>) -> Result<Option<
         Err(e) => return Err(e.into()),
     };
     match reply.messages().next() {
-        Some(m) => Ok(EntryView::parse(&m?)?.to_owned()),
+        Some(m) => Ok(CtEntryView::parse(&m?)?.to_owned()),
         None => Ok(None),
     }
 }
 
 /// Creates an entry (both tuples and a timeout are required).
-pub fn create(sock: &mut Socket, e: &Entry) -> Result<()> {
+pub fn create(sock: &mut Socket, e: &CtEntry) -> Result<()> {
     let mut req = MessageBuilder::new();
     request::create(&mut req, 0, e)?;
     sock.transact(&mut req)?;
@@ -97,7 +88,7 @@ pub fn create(sock: &mut Socket, e: &Entry) -> Result<()> {
 
 /// Creates many entries with batched requests (many per `sendmsg`); returns one result per
 /// entry, in order.
-pub fn create_many(sock: &mut Socket, entries: &[Entry]) -> Result<Vec<Result<()>>> {
+pub fn create_many(sock: &mut Socket, entries: &[CtEntry]) -> Result<Vec<Result<()>>> {
     let mut req = MessageBuilder::with_capacity(entries.len() * 160);
     for e in entries {
         request::create(&mut req, 0, e)?;
@@ -110,7 +101,7 @@ pub fn create_many(sock: &mut Socket, entries: &[Entry]) -> Result<Vec<Result<()
 }
 
 /// Changes an existing entry (timeout, mark, status, TCP state, labels).
-pub fn update(sock: &mut Socket, e: &Entry) -> Result<()> {
+pub fn update(sock: &mut Socket, e: &CtEntry) -> Result<()> {
     let mut req = MessageBuilder::new();
     request::update(&mut req, 0, e)?;
     sock.transact(&mut req)?;
@@ -217,7 +208,7 @@ pub fn delete_matching(
     dump_sock: &mut Socket,
     del_sock: &mut Socket,
     filter: &DumpFilter,
-    mut pred: impl FnMut(&EntryView<'_>) -> bool,
+    mut pred: impl FnMut(&CtEntryView<'_>) -> bool,
     batch: usize,
 ) -> Result<DeleteSummary> {
     let batch = batch.max(1);
@@ -306,7 +297,7 @@ impl Events {
     pub fn recv(
         &mut self,
         nonblocking: bool,
-        mut f: impl FnMut(EntryView<'_>),
+        mut f: impl FnMut(CtEntryView<'_>),
     ) -> Result<Received> {
         let ev = if nonblocking {
             match self.sock.try_recv_event(&mut self.buf)? {
@@ -323,7 +314,7 @@ impl Events {
                 for m in messages {
                     let m = m?;
                     if EventKind::of(&m).is_some() {
-                        f(EntryView::parse(&m)?);
+                        f(CtEntryView::parse(&m)?);
                         n += 1;
                     }
                 }

@@ -15,15 +15,13 @@
 //! ```
 
 use std::net::IpAddr;
-use std::ops::Range;
 
 use nlkit_wire::consts::*;
 use nlkit_wire::{MessageBuilder, NfGenMsg, WireError};
 
-use crate::{Entry, EntryView, Tuple};
+use crate::{CtEntry, CtEntryView, Tuple};
 
-/// The result of appending a request: the message's byte range in the builder.
-pub type Built = Result<Range<usize>, WireError>;
+pub use nlkit_wire::Built;
 
 /// Flags of the `CTA_FILTER` tuple filter (`CTA_FILTER_F_*` in the kernel's
 /// `nf_internals.h`; not part of the uAPI headers).
@@ -169,7 +167,7 @@ impl DumpFilter {
             .unwrap_or(self.family)
     }
     /// The same test in user space.
-    pub fn matches(&self, e: &EntryView<'_>) -> bool {
+    pub fn matches(&self, e: &CtEntryView<'_>) -> bool {
         let fam = self.request_family();
         (fam == AF_UNSPEC || e.family() == fam)
             && self
@@ -258,7 +256,7 @@ pub fn get(b: &mut MessageBuilder, seq: u32, orig: &Tuple, zone: Option<u16>) ->
     b.finish()
 }
 
-fn entry_attrs(b: &mut MessageBuilder, e: &Entry) {
+fn entry_attrs(b: &mut MessageBuilder, e: &CtEntry) {
     e.orig.write(b, CTA_TUPLE_ORIG);
     e.reply.write(b, CTA_TUPLE_REPLY);
     if let Some(z) = e.zone {
@@ -292,13 +290,13 @@ fn entry_attrs(b: &mut MessageBuilder, e: &Entry) {
 /// `IPS_CONFIRMED` added, since the kernel answers `EBUSY` to a status that lacks it.
 ///
 /// ```
-/// use nlkit_conntrack::{request::create, Entry, Tuple};
+/// use nlkit_conntrack::{request::create, CtEntry, Tuple};
 /// let t = Tuple::udp("10.0.0.1".parse().unwrap(), 1, "10.0.0.2".parse().unwrap(), 53);
 /// let mut b = nlkit_wire::MessageBuilder::new();
-/// create(&mut b, 1, &Entry::new(t).timeout(30)).unwrap();
-/// assert!(create(&mut b, 2, &Entry::new(t)).is_err()); // no timeout
+/// create(&mut b, 1, &CtEntry::new(t).timeout(30)).unwrap();
+/// assert!(create(&mut b, 2, &CtEntry::new(t)).is_err()); // no timeout
 /// ```
-pub fn create(b: &mut MessageBuilder, seq: u32, e: &Entry) -> Built {
+pub fn create(b: &mut MessageBuilder, seq: u32, e: &CtEntry) -> Built {
     if e.timeout.is_none() {
         return Err(WireError::Build("a conntrack create needs a timeout"));
     }
@@ -317,12 +315,12 @@ pub fn create(b: &mut MessageBuilder, seq: u32, e: &Entry) -> Built {
 /// status bits, TCP state, labels); `ENOENT` if it does not exist.
 ///
 /// ```
-/// use nlkit_conntrack::{request::update, Entry, Tuple};
+/// use nlkit_conntrack::{request::update, CtEntry, Tuple};
 /// let t = Tuple::udp("10.0.0.1".parse().unwrap(), 1, "10.0.0.2".parse().unwrap(), 53);
 /// let mut b = nlkit_wire::MessageBuilder::new();
-/// update(&mut b, 1, &Entry::new(t).mark(9)).unwrap();
+/// update(&mut b, 1, &CtEntry::new(t).mark(9)).unwrap();
 /// ```
-pub fn update(b: &mut MessageBuilder, seq: u32, e: &Entry) -> Built {
+pub fn update(b: &mut MessageBuilder, seq: u32, e: &CtEntry) -> Built {
     begin(
         b,
         IPCTNL_MSG_CT_NEW,
@@ -369,7 +367,7 @@ pub fn delete(
 
 /// Deletes the entry a view describes (original tuple, zone and id). Fails with
 /// [`WireError::Build`] when the view has no original tuple.
-pub fn delete_entry(b: &mut MessageBuilder, seq: u32, e: &EntryView<'_>) -> Built {
+pub fn delete_entry(b: &mut MessageBuilder, seq: u32, e: &CtEntryView<'_>) -> Built {
     let orig = e
         .orig()
         .ok_or(WireError::Build("conntrack entry without original tuple"))?;

@@ -3,7 +3,7 @@
 
 use nlkit_conntrack::ops::{self, Events, Received};
 use nlkit_conntrack::request::{DumpFilter, TupleFilter};
-use nlkit_conntrack::{Entry, EventKind, Tuple};
+use nlkit_conntrack::{CtEntry, EventKind, Tuple};
 use nlkit_wire::consts::*;
 
 fn udp(i: u16) -> Tuple {
@@ -23,14 +23,14 @@ nlkit_testns::netns_test! {
     fn create_get_update_delete_count() {
         let mut s = ops::open().unwrap();
         let tcp = Tuple::tcp("10.0.0.1".parse().unwrap(), 40000, "10.0.0.2".parse().unwrap(), 80);
-        let e = Entry::new(tcp).timeout(120).mark(7).tcp_state(TCP_CONNTRACK_ESTABLISHED)
+        let e = CtEntry::new(tcp).timeout(120).mark(7).tcp_state(TCP_CONNTRACK_ESTABLISHED)
             .status(IPS_SEEN_REPLY | IPS_ASSURED);
         ops::create(&mut s, &e).unwrap();
         assert_eq!(ops::create(&mut s, &e).unwrap_err().errno(), Some(17));
         let icmp6 = Tuple::icmp("fd00::1".parse().unwrap(), "fd00::2".parse().unwrap(), 5, 128, 0);
-        ops::create(&mut s, &Entry::new(icmp6).timeout(30).zone(3)).unwrap();
+        ops::create(&mut s, &CtEntry::new(icmp6).timeout(30).zone(3)).unwrap();
         let sctp = Tuple::sctp("10.0.0.1".parse().unwrap(), 5000, "10.0.0.2".parse().unwrap(), 6000);
-        ops::create(&mut s, &Entry::new(sctp).timeout(30)).unwrap();
+        ops::create(&mut s, &CtEntry::new(sctp).timeout(30)).unwrap();
 
         let got = ops::get(&mut s, &tcp, None).unwrap().unwrap();
         assert_eq!((got.mark, got.tcp_state, got.reply), (Some(7), Some(TCP_CONNTRACK_ESTABLISHED), tcp.reversed()));
@@ -40,7 +40,7 @@ nlkit_testns::netns_test! {
         assert_eq!((g6.zone, g6.orig.l4), (Some(3), icmp6.l4));
         assert!(ops::get(&mut s, &icmp6, None).unwrap().is_none(), "zone 0 has no such entry");
 
-        let upd = Entry::new(tcp).mark(9).timeout(500).status(IPS_SEEN_REPLY | IPS_ASSURED);
+        let upd = CtEntry::new(tcp).mark(9).timeout(500).status(IPS_SEEN_REPLY | IPS_ASSURED);
         ops::update(&mut s, &upd).unwrap();
         let got = ops::get(&mut s, &tcp, None).unwrap().unwrap();
         assert_eq!(got.mark, Some(9));
@@ -64,7 +64,7 @@ nlkit_testns::netns_test! {
         let mut d = ops::open().unwrap();
         let mut entries = Vec::new();
         for i in 0..60u16 {
-            let mut e = Entry::new(udp(i)).timeout(600).mark(u32::from(i % 3));
+            let mut e = CtEntry::new(udp(i)).timeout(600).mark(u32::from(i % 3));
             if i % 4 == 0 { e = e.zone(5); }
             entries.push(e);
         }
@@ -99,8 +99,8 @@ nlkit_testns::netns_test! {
         let mut ev = Events::open(&[EventKind::New, EventKind::Update, EventKind::Destroy], true).unwrap();
         let mut s = ops::open().unwrap();
         let t = udp(1);
-        ops::create(&mut s, &Entry::new(t).timeout(60)).unwrap();
-        ops::update(&mut s, &Entry::new(t).mark(3)).unwrap();
+        ops::create(&mut s, &CtEntry::new(t).timeout(60)).unwrap();
+        ops::update(&mut s, &CtEntry::new(t).mark(3)).unwrap();
         assert!(ops::delete(&mut s, &t, None).unwrap());
         let mut kinds = Vec::new();
         while kinds.len() < 3 {

@@ -2,7 +2,7 @@
 
 use nlkit_conntrack::fmt::{entry_json, entry_text, event_text};
 use nlkit_conntrack::request::{self, DumpFilter, TupleFilter};
-use nlkit_conntrack::{Entry, EntryView, EventKind, Tuple, L4};
+use nlkit_conntrack::{CtEntry, CtEntryView, EventKind, Tuple, L4};
 use nlkit_wire::consts::*;
 use nlkit_wire::{Message, MessageBuilder, Messages, NfGenMsg};
 use proptest::prelude::*;
@@ -25,7 +25,7 @@ fn every_protocol_round_trips() {
         Tuple::icmp(a6, b6, 78, 128, 0),
     ];
     for t in tuples {
-        let e = Entry::new(t)
+        let e = CtEntry::new(t)
             .timeout(30)
             .mark(5)
             .zone(9)
@@ -38,7 +38,7 @@ fn every_protocol_round_trips() {
         };
         let mut b = MessageBuilder::new();
         request::create(&mut b, 1, &e).unwrap();
-        let v = EntryView::parse(&first(&b)).unwrap();
+        let v = CtEntryView::parse(&first(&b)).unwrap();
         assert_eq!(v.to_owned().unwrap(), e, "{t:?}");
         assert_eq!(v.unknown_attrs(), 0);
         assert_eq!(v.family(), t.family());
@@ -98,7 +98,7 @@ fn kernel_style(flags: u16, ty: u8) -> MessageBuilder {
 #[test]
 fn kernel_messages_without_nested_flag_and_unknown_attrs() {
     let b = kernel_style(NLM_F_CREATE | NLM_F_EXCL, IPCTNL_MSG_CT_NEW);
-    let v = EntryView::parse(&first(&b)).unwrap();
+    let v = CtEntryView::parse(&first(&b)).unwrap();
     assert_eq!(v.orig().unwrap().sport(), Some(1234));
     assert_eq!(v.counters_orig().unwrap().bytes, 180);
     assert_eq!(
@@ -119,7 +119,7 @@ fn kernel_messages_without_nested_flag_and_unknown_attrs() {
     assert_eq!(j["status"][0], "CONFIRMED");
     let d = kernel_style(0, IPCTNL_MSG_CT_DELETE);
     assert_eq!(
-        EntryView::parse(&first(&d)).unwrap().event(),
+        CtEntryView::parse(&first(&d)).unwrap().event(),
         Some(EventKind::Destroy)
     );
 }
@@ -132,7 +132,7 @@ fn tcp_text_and_zone() {
         "10.0.0.2".parse().unwrap(),
         80,
     );
-    let e = Entry::new(t)
+    let e = CtEntry::new(t)
         .timeout(100)
         .tcp_state(TCP_CONNTRACK_ESTABLISHED)
         .status(IPS_SEEN_REPLY | IPS_ASSURED)
@@ -140,7 +140,7 @@ fn tcp_text_and_zone() {
         .zone(4);
     let mut b = MessageBuilder::new();
     request::create(&mut b, 1, &e).unwrap();
-    let v = EntryView::parse(&first(&b)).unwrap();
+    let v = CtEntryView::parse(&first(&b)).unwrap();
     assert_eq!(entry_text(&v).to_string(),
         "tcp      6 100 ESTABLISHED src=10.0.0.1 dst=10.0.0.2 sport=40000 dport=80 src=10.0.0.2 dst=10.0.0.1 sport=80 dport=40000 [ASSURED] mark=1 zone=4");
 }
@@ -181,11 +181,11 @@ fn dump_filter_request_and_user_space_match() {
         53,
     );
     let mut c = MessageBuilder::new();
-    request::create(&mut c, 1, &Entry::new(t).timeout(5).mark(0x105).zone(9)).unwrap();
-    assert!(f.matches(&EntryView::parse(&first(&c)).unwrap()));
+    request::create(&mut c, 1, &CtEntry::new(t).timeout(5).mark(0x105).zone(9)).unwrap();
+    assert!(f.matches(&CtEntryView::parse(&first(&c)).unwrap()));
     c.clear();
-    request::create(&mut c, 1, &Entry::new(t).timeout(5).mark(0x105).zone(8)).unwrap();
-    assert!(!f.matches(&EntryView::parse(&first(&c)).unwrap()));
+    request::create(&mut c, 1, &CtEntry::new(t).timeout(5).mark(0x105).zone(8)).unwrap();
+    assert!(!f.matches(&CtEntryView::parse(&first(&c)).unwrap()));
 }
 
 proptest! {
@@ -196,7 +196,7 @@ proptest! {
         b.raw(&bytes);
         b.finish().unwrap();
         let m = first(&b);
-        if let Ok(v) = EntryView::parse(&m) {
+        if let Ok(v) = CtEntryView::parse(&m) {
             let _ = entry_text(&v).to_string();
             let _ = serde_json::to_string(&entry_json(&v));
             let _ = v.to_owned();

@@ -46,9 +46,8 @@ fn vm_rss_kib() -> u64 {
 /// message headers, so the kernel's and the mirror's figures compare like for like.
 fn bare_dump(sock: &mut Socket, req: &MessageBuilder, buf: &mut RecvBuffer) -> (Duration, u64) {
     let mut req = req.clone();
-    req.stamp_seq(sock.alloc_seq(1));
     let t = Instant::now();
-    sock.send(req.as_bytes()).unwrap();
+    sock.send_dump(&mut req).unwrap();
     let mut n = 0;
     'datagrams: loop {
         sock.recv(buf).unwrap();
@@ -105,7 +104,7 @@ fn ct_dump_req() -> MessageBuilder {
     b
 }
 
-fn ct_get(t: &nlkit_table::Tuple) -> MessageBuilder {
+fn ct_get(t: &nlkit_table::ConnKey) -> MessageBuilder {
     let mut b = MessageBuilder::new();
     b.begin(
         nfnl_msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET),

@@ -7,8 +7,8 @@
 //! `CTA_TIMEOUT` (which it lists as of the kernel's last report). Update events carry only
 //! what changed, so they are merged into the stored message attribute by attribute.
 
-use nlkit_table::{ConnConfig, ConnInsertError, ConnRef, ConnTable, NewConn, NoCounters, Tuple};
-use nlkit_wire::{align, Attrs, Message, NLA_HDRLEN, NLMSG_HDRLEN};
+use nlkit_table::{ConnConfig, ConnInsertError, ConnKey, ConnRef, ConnTable, NewConn, NoCounters};
+use nlkit_wire::{align, Attrs, Message, MessageHeaderMut, NLA_HDRLEN, NLMSG_HDRLEN};
 
 use crate::ct_pack::{pack, unpack_into};
 use crate::keys::{ct_info, CtInfo};
@@ -43,8 +43,8 @@ fn gen32(gen: u64) -> u32 {
 impl CtState {
     fn new(
         msg: Vec<u8>,
-        orig: &Tuple,
-        reply: &Tuple,
+        orig: &ConnKey,
+        reply: &ConnKey,
         gen: u64,
         timeout_off: Option<usize>,
     ) -> Self {
@@ -107,7 +107,9 @@ fn merge(update: &[u8], old: &[u8]) -> Vec<u8> {
         pos += align(len);
     }
     let total = out.len() as u32;
-    out[..4].copy_from_slice(&total.to_ne_bytes());
+    if let Ok(mut h) = MessageHeaderMut::new(&mut out) {
+        h.set_len(total);
+    }
     out
 }
 
@@ -282,7 +284,7 @@ impl CtStore {
     }
 
     /// Removes the connection with this tuple (either direction).
-    pub fn remove(&self, tuple: &Tuple) -> bool {
+    pub fn remove(&self, tuple: &ConnKey) -> bool {
         if self.table.peek(tuple).is_none() && self.table.get(tuple).is_none() {
             return false;
         }
@@ -300,7 +302,7 @@ impl CtStore {
 
     /// The connections not confirmed at generation `gen` or later: their original tuple and
     /// message (what a sweep at `gen` would remove).
-    pub(crate) fn unconfirmed(&self, gen: u64) -> Vec<(Tuple, Vec<u8>)> {
+    pub(crate) fn unconfirmed(&self, gen: u64) -> Vec<(ConnKey, Vec<u8>)> {
         let mut v = Vec::new();
         for c in self.table.iter() {
             if c.state().gen < gen32(gen) {
@@ -313,7 +315,7 @@ impl CtStore {
     }
 
     /// Looks a connection up by either tuple and appends its message to `out`.
-    pub fn get_into(&self, tuple: &Tuple, out: &mut Vec<u8>) -> bool {
+    pub fn get_into(&self, tuple: &ConnKey, out: &mut Vec<u8>) -> bool {
         match self.table.get(tuple) {
             Some(c) if !c.is_expired() => {
                 Self::copy_msg(&c, out);

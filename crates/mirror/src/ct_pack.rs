@@ -10,7 +10,7 @@
 
 use std::cell::RefCell;
 
-use nlkit_table::Tuple;
+use nlkit_table::ConnKey;
 use nlkit_wire::consts::*;
 use nlkit_wire::{FamilyHeader, MessageBuilder, MessageHeader, NfGenMsg, NLMSG_HDRLEN};
 
@@ -30,8 +30,8 @@ thread_local! {
 /// Calls `f` with the kernel's encoding of both tuple nests (as `ctnetlink_dump_tuples`
 /// writes them for a port-carrying protocol in zone 0, with `nlkit-conntrack`'s encoder), or
 /// with `None` when either tuple is not of that kind.
-fn with_tuple_nests<R>(orig: &Tuple, reply: &Tuple, f: impl FnOnce(Option<&[u8]>) -> R) -> R {
-    let encodable = |t: &Tuple| t.zone == 0 && has_ports(t.proto);
+fn with_tuple_nests<R>(orig: &ConnKey, reply: &ConnKey, f: impl FnOnce(Option<&[u8]>) -> R) -> R {
+    let encodable = |t: &ConnKey| t.zone == 0 && has_ports(t.proto);
     if !encodable(orig) || !encodable(reply) {
         return f(None);
     }
@@ -52,7 +52,7 @@ const HEAD: u16 = 1 << 15;
 /// The normalised header and `nfgenmsg` the kernel writes before a conntrack entry of
 /// `len` bytes whose tuples are of `t`'s family (`IPCTNL_MSG_CT_NEW`, no flags, version 0,
 /// resource id 0).
-fn canonical_head(len: usize, t: &Tuple) -> [u8; BODY] {
+fn canonical_head(len: usize, t: &ConnKey) -> [u8; BODY] {
     let mut h = [0u8; BODY];
     MessageHeader {
         len: len as u32,
@@ -81,7 +81,7 @@ fn canonical_head(len: usize, t: &Tuple) -> [u8; BODY] {
 /// unpack_into(&stored, dropped, &orig, &reply, &mut out);
 /// assert_eq!(out, msg);
 /// ```
-pub(crate) fn pack(msg: Vec<u8>, orig: &Tuple, reply: &Tuple) -> (Box<[u8]>, u16) {
+pub(crate) fn pack(msg: Vec<u8>, orig: &ConnKey, reply: &ConnKey) -> (Box<[u8]>, u16) {
     if msg.len() <= BODY {
         return (msg.into_boxed_slice(), 0);
     }
@@ -107,8 +107,8 @@ pub(crate) fn pack(msg: Vec<u8>, orig: &Tuple, reply: &Tuple) -> (Box<[u8]>, u16
 pub(crate) fn unpack_into(
     stored: &[u8],
     dropped: u16,
-    orig: &Tuple,
-    reply: &Tuple,
+    orig: &ConnKey,
+    reply: &ConnKey,
     out: &mut Vec<u8>,
 ) {
     let tuples = usize::from(dropped & !HEAD);
@@ -141,7 +141,7 @@ mod tests {
 
     /// A message built the way the kernel lays it out, attribute by attribute (independent of
     /// the `nlkit-conntrack` tuple encoder that `pack` uses).
-    fn kernel_like(orig: &Tuple, reply: &Tuple, nested_flag: bool) -> Vec<u8> {
+    fn kernel_like(orig: &ConnKey, reply: &ConnKey, nested_flag: bool) -> Vec<u8> {
         let mut b = MessageBuilder::new();
         b.begin(
             nfnl_msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW),
@@ -183,13 +183,13 @@ mod tests {
         b.as_bytes().to_vec()
     }
 
-    fn tuples(v6: bool, proto: u8) -> (Tuple, Tuple) {
+    fn tuples(v6: bool, proto: u8) -> (ConnKey, ConnKey) {
         let (a, c): (IpAddr, IpAddr) = if v6 {
             ("fd00::1".parse().unwrap(), "fd00::2".parse().unwrap())
         } else {
             ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap())
         };
-        let o = Tuple::new(a, 1234, c, 80, proto);
+        let o = ConnKey::new(a, 1234, c, 80, proto);
         (o, o.reverse())
     }
 

@@ -24,7 +24,7 @@ use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::{Duration, Instant};
 
-use nlkit_table::Tuple;
+use nlkit_table::ConnKey;
 use nlkit_wire::consts::*;
 use nlkit_wire::Message;
 
@@ -47,7 +47,7 @@ pub(crate) struct SilentConns {
     next: Option<Instant>,
 }
 
-fn key(t: &Tuple) -> u64 {
+fn key(t: &ConnKey) -> u64 {
     let mut h = DefaultHasher::new();
     t.hash(&mut h);
     h.finish()

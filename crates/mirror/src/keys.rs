@@ -26,7 +26,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use nlkit_conntrack::L4;
 use nlkit_route::{AddrKeyView, NeighKeyView, NexthopObjectView, RouteKeyView};
-use nlkit_table::{TableKey, Tuple};
+use nlkit_table::{ConnKey, TableKey};
 use nlkit_wire::consts::*;
 use nlkit_wire::{Attr, IfInfoMsg, Message};
 
@@ -380,8 +380,8 @@ impl StoreKey for NeighKey {
 /// What a conntrack message says about an entry.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CtInfo {
-    pub original: Tuple,
-    pub reply: Option<Tuple>,
+    pub original: ConnKey,
+    pub reply: Option<ConnKey>,
     /// `CTA_TIMEOUT` in seconds.
     pub timeout_s: Option<u32>,
     /// Offset of `CTA_TIMEOUT`'s 4-byte value within the message.
@@ -392,7 +392,7 @@ pub(crate) struct CtInfo {
 /// Parses a `CTA_TUPLE_*` nest into the table's tuple (zone 0 unless the nest carries one;
 /// the message's `CTA_ZONE` is applied by the caller): ports, or for ICMP the id as the
 /// source port and type and code as the destination port.
-pub(crate) fn parse_tuple(nest: &Attr<'_>) -> Option<Tuple> {
+pub(crate) fn parse_tuple(nest: &Attr<'_>) -> Option<ConnKey> {
     let mut unknown = 0;
     let t = nlkit_conntrack::Tuple::parse(nest, &mut unknown).ok()?;
     if t.src.is_ipv6() != t.dst.is_ipv6() {
@@ -403,11 +403,11 @@ pub(crate) fn parse_tuple(nest: &Attr<'_>) -> Option<Tuple> {
         L4::Icmp { id, ty, code } => (id, u16::from(ty) << 8 | u16::from(code)),
         L4::Other => (0, 0),
     };
-    Some(Tuple::new(t.src, sport, t.dst, dport, t.proto).with_zone(t.zone.unwrap_or(0)))
+    Some(ConnKey::new(t.src, sport, t.dst, dport, t.proto).with_zone(t.zone.unwrap_or(0)))
 }
 
 /// A tuple's zone: its own `CTA_TUPLE_ZONE`, else the message's `CTA_ZONE`.
-fn zoned(t: Tuple, zone: u16) -> Tuple {
+fn zoned(t: ConnKey, zone: u16) -> ConnKey {
     if t.zone == 0 {
         t.with_zone(zone)
     } else {
@@ -421,7 +421,7 @@ pub(crate) fn ct_info(msg: &Message<'_>) -> Option<CtInfo> {
     let mut off = nlkit_wire::NLMSG_HDRLEN + 4;
     let (mut orig, mut reply, mut zone) = (None, None, None::<u16>);
     let mut info = CtInfo {
-        original: Tuple::new(unspecified(false), 0, unspecified(false), 0, 0),
+        original: ConnKey::new(unspecified(false), 0, unspecified(false), 0, 0),
         reply: None,
         timeout_s: None,
         timeout_off: None,
@@ -501,11 +501,11 @@ mod tests {
         let i = ct_info(&m).unwrap();
         assert_eq!(
             i.original,
-            Tuple::new(a, 77, c, 8 << 8, IPPROTO_ICMP).with_zone(5)
+            ConnKey::new(a, 77, c, 8 << 8, IPPROTO_ICMP).with_zone(5)
         );
         assert_eq!(
             i.reply.unwrap(),
-            Tuple::new(c, 77, a, 0, IPPROTO_ICMP).with_zone(5)
+            ConnKey::new(c, 77, a, 0, IPPROTO_ICMP).with_zone(5)
         );
         assert_eq!(i.timeout_s, Some(30));
         let off = i.timeout_off.unwrap();

@@ -154,7 +154,7 @@ pub use route_store::{Route4Key, RouteStore};
 pub use rules::RuleList;
 pub use server::{default_socket_path, DirProblem, MAX_PROTOCOL_ERRORS};
 pub use stop::Shutdown;
-pub use store::{Entry, Store};
+pub use store::{Store, StoredEntry};
 pub use tables::{Capacities, TableId, TableSet, Tables};
 pub use writer::{
     kernel_transact, register_worker_handlers, worker_registry, WriterMode, WORKER_HANDLER_ID,

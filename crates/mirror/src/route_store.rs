@@ -11,7 +11,7 @@ use nlkit_table::{ChangeSeq, TableKey};
 use nlkit_wire::Message;
 
 use crate::keys::{RouteKey, StoreKey};
-use crate::store::{Entry, Store};
+use crate::store::{Store, StoredEntry};
 
 /// An IPv4 route's key, as the IPv4 route store's index files it (three words).
 ///
@@ -157,7 +157,7 @@ impl RouteStore {
     }
 
     /// Calls `f` with the entry.
-    pub fn with<R>(&self, key: &RouteKey, f: impl FnOnce(Entry<'_>) -> R) -> Option<R> {
+    pub fn with<R>(&self, key: &RouteKey, f: impl FnOnce(StoredEntry<'_>) -> R) -> Option<R> {
         with_store!(self, key, |s, k| s.with(&k, f), None)
     }
 
@@ -177,7 +177,11 @@ impl RouteStore {
     }
 
     /// See [`Store::sweep`].
-    pub fn sweep(&self, gen: u64, mut scope: impl FnMut(&RouteKey, Entry<'_>) -> bool) -> usize {
+    pub fn sweep(
+        &self,
+        gen: u64,
+        mut scope: impl FnMut(&RouteKey, StoredEntry<'_>) -> bool,
+    ) -> usize {
         match self {
             RouteStore::V4(s) => s.sweep(gen, |k, e| scope(&k.key(), e)),
             RouteStore::V6(s) => s.sweep(gen, scope),
@@ -185,7 +189,7 @@ impl RouteStore {
     }
 
     /// See [`Store::for_each`].
-    pub fn for_each(&self, f: impl FnMut(Entry<'_>) -> bool) {
+    pub fn for_each(&self, f: impl FnMut(StoredEntry<'_>) -> bool) {
         match self {
             RouteStore::V4(s) => s.for_each(f),
             RouteStore::V6(s) => s.for_each(f),

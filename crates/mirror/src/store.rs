@@ -18,7 +18,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use nlkit_table::{InsertErrorKind, KeyWords, Loc, LogWriter, RecordLog, WordTable, TAG_MASK};
-use nlkit_wire::{align, Message, Messages, NLMSG_HDRLEN};
+use nlkit_wire::{align, Message, MessageHeaderMut, Messages, NLMSG_HDRLEN};
 
 use crate::keys::StoreKey;
 use nlkit_table::ChangeSeq;
@@ -33,12 +33,12 @@ use nlkit_table::TableKey;
 /// assert!(s.with(&LinkKey { ifindex: 1 }, |e| e.generation()).is_none());
 /// ```
 #[derive(Debug, Clone, Copy)]
-pub struct Entry<'a> {
+pub struct StoredEntry<'a> {
     gen: u64,
     msgs: &'a [u8],
 }
 
-impl<'a> Entry<'a> {
+impl<'a> StoredEntry<'a> {
     /// The entry's messages: complete, 4-byte aligned Netlink messages, back to back.
     pub fn messages(&self) -> &'a [u8] {
         self.msgs
@@ -75,8 +75,10 @@ pub(crate) fn normalize_into(msg: &Message<'_>, out: &mut Vec<u8>) {
     let b = msg.bytes();
     let start = out.len();
     out.extend_from_slice(b);
-    if b.len() >= NLMSG_HDRLEN {
-        out[start + 6..start + NLMSG_HDRLEN].fill(0);
+    if let Ok(mut h) = MessageHeaderMut::new(&mut out[start..]) {
+        h.set_flags(0);
+        h.set_seq(0);
+        h.set_pid(0);
     }
     out.resize(start + align(b.len()), 0);
 }
@@ -122,7 +124,7 @@ fn key_of<K: StoreKey>(msgs: &[u8]) -> Option<K> {
     K::of_message(&m)
 }
 
-/// One mirror table: `K` → [`Entry`], with a [`ChangeSeq`] bumped on every change.
+/// One mirror table: `K` → [`StoredEntry`], with a [`ChangeSeq`] bumped on every change.
 ///
 /// Concurrency contract: lookups, reads and scans take no lock on the entry path (the index
 /// is read with its seqlock-validated peek, the log by its published lengths; see
@@ -201,20 +203,20 @@ impl<K: StoreKey> Store<K> {
     }
 
     /// Calls `f` with the entry (read into a private buffer).
-    pub fn with<R>(&self, key: &K, f: impl FnOnce(Entry<'_>) -> R) -> Option<R> {
+    pub fn with<R>(&self, key: &K, f: impl FnOnce(StoredEntry<'_>) -> R) -> Option<R> {
         let mut out = Vec::new();
         let gen = self.read_into(key, &mut out)?;
-        Some(f(Entry { gen, msgs: &out }))
+        Some(f(StoredEntry { gen, msgs: &out }))
     }
 
     /// Calls `f` with every entry, in log order, until it returns `false` (lock-free; an
     /// entry changed meanwhile may be seen in its old state, its new state, both or neither:
     /// pair with [`Store::seq`] for a consistent pass).
-    pub fn for_each(&self, mut f: impl FnMut(Entry<'_>) -> bool) {
+    pub fn for_each(&self, mut f: impl FnMut(StoredEntry<'_>) -> bool) {
         let mut go_on = true;
         for log in self.logs.iter() {
             log.scan(|_, t, msgs| {
-                go_on = f(Entry {
+                go_on = f(StoredEntry {
                     gen: u64::from(t),
                     msgs,
                 });
@@ -322,13 +324,13 @@ impl<K: StoreKey> Store<K> {
 
     /// Removes every entry not confirmed at generation `gen` or later for which `scope`
     /// returns true; returns how many were removed.
-    pub fn sweep(&self, gen: u64, mut scope: impl FnMut(&K, Entry<'_>) -> bool) -> usize {
+    pub fn sweep(&self, gen: u64, mut scope: impl FnMut(&K, StoredEntry<'_>) -> bool) -> usize {
         let g = u64::from(tag(gen));
         self.remove_where(|k, e| e.gen < g && scope(k, e))
     }
 
     /// Removes every entry for which `pred` returns true; returns how many were removed.
-    pub fn remove_where(&self, mut pred: impl FnMut(&K, Entry<'_>) -> bool) -> usize {
+    pub fn remove_where(&self, mut pred: impl FnMut(&K, StoredEntry<'_>) -> bool) -> usize {
         // Every shard's writer, in shard order (the only place more than one is held).
         let mut ws: Vec<LogWriter<'_>> = self.logs.iter().map(RecordLog::writer).collect();
         let mut doomed = Vec::new();
@@ -337,7 +339,7 @@ impl<K: StoreKey> Store<K> {
             let (shard, at) = unpack_loc(v);
             buf.clear();
             if let Some(t) = self.logs[shard].read_into(at, &mut buf) {
-                let e = Entry {
+                let e = StoredEntry {
                     gen: u64::from(t),
                     msgs: &buf,
                 };

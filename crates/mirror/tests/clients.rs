@@ -117,7 +117,9 @@ nlkit_testns::netns_test! {
             rng.fill(&mut junk[..]);
             if i % 3 == 0 && junk.len() >= 16 {
                 // Header claims more than was sent.
-                junk[..4].copy_from_slice(&9999u32.to_ne_bytes());
+                nlkit_wire::MessageHeaderMut::new(&mut junk)
+                    .unwrap()
+                    .set_len(9999);
             }
             if noisy.send(&junk).is_err() {
                 break;

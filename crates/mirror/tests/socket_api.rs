@@ -12,7 +12,7 @@ use common::*;
 use nlkit_conntrack::Tuple;
 use nlkit_route::request::RouteFilter;
 use nlkit_socket::{
-    consistent_dump, DumpBuffer, Error, Pool, Protocol, Socket, Transport, DEFAULT_ATTEMPTS,
+    consistent_dump, DumpBuffer, Error, Pool, Protocol, Socket, SocketTransport, DEFAULT_ATTEMPTS,
 };
 use nlkit_wire::consts::*;
 use nlkit_wire::{IfInfoMsg, MessageBuilder, NfGenMsg, RtMsg};
@@ -75,7 +75,7 @@ nlkit_testns::netns_test! {
         let m = start("sock-routes", |_| {});
         let mut kernel = Socket::open(Protocol::Route).unwrap();
         let mut mirror = Socket::connect_unix(m.socket_path(), Protocol::Route).unwrap();
-        assert_eq!(mirror.transport(), Transport::Unix);
+        assert_eq!(mirror.transport(), SocketTransport::Unix);
 
         let all = assert_same_routes(&mut kernel, &mut mirror, &RouteFilter::default());
         assert!(all >= 2000, "only {all} routes");

@@ -172,7 +172,9 @@ fn forge_eperm(port: u32, seq: u32) {
     b.raw(&echoed);
     b.finish().unwrap();
     let mut bytes = b.as_bytes().to_vec();
-    bytes[12..16].copy_from_slice(&port.to_ne_bytes());
+    nlkit_wire::MessageHeaderMut::new(&mut bytes)
+        .unwrap()
+        .set_pid(port);
     rustix::net::sendto(
         &evil,
         &bytes,

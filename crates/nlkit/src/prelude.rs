@@ -3,12 +3,15 @@
 //! * sockets: [`Socket`], [`Protocol`], [`SocketOptions`], [`Pool`], [`EventSocket`] and its
 //!   [`Event`], the receive buffers [`RecvBuffer`] / [`DumpBuffer`];
 //! * dumps: [`SharedDump`] (one dump, many threads) and [`consistent_dump`] (restarted on
-//!   `NLM_F_DUMP_INTR`) with its [`Consistent`] result and [`DEFAULT_ATTEMPTS`];
+//!   `NLM_F_DUMP_INTR`) with its [`Consistent`] result and [`DEFAULT_ATTEMPTS`]; the
+//!   [`DumpSummary`] every streamed dump (`Socket::dump`, `route::ops::dump_*`,
+//!   `conntrack::ops::dump`) returns;
+//! * requests: the [`TransactReply`] of `Socket::transact`;
 //! * messages: [`MessageBuilder`], [`Message`], [`Messages`], the kernel's [`consts`] and its
 //!   [`KernelError`];
 //! * typed rtnetlink: the views [`LinkView`], [`AddrView`], [`RouteView`], [`NeighView`] and
 //!   the owned [`Link`], [`Address`], [`Route`], [`NextHop`], [`Neighbour`];
-//! * typed ctnetlink: the view [`EntryView`], the owned [`Entry`] and [`Tuple`], and
+//! * typed ctnetlink: the view [`CtEntryView`], the owned [`CtEntry`] and [`Tuple`], and
 //!   [`EventKind`];
 //! * the [`route`] and [`conntrack`] modules themselves, so that their operations read as
 //!   what they are: `route::ops::dump_routes`, `route::request::RouteFilter`,
@@ -34,12 +37,12 @@ pub use crate::{Error, Result};
 pub use nlkit_wire::{consts, KernelError, Message, MessageBuilder, Messages};
 
 pub use nlkit_socket::{
-    consistent_dump, Consistent, DumpBuffer, Event, EventSocket, Pool, Protocol, RecvBuffer,
-    SharedDump, Socket, SocketOptions, DEFAULT_ATTEMPTS,
+    consistent_dump, Consistent, DumpBuffer, DumpSummary, Event, EventSocket, Pool, Protocol,
+    RecvBuffer, SharedDump, Socket, SocketOptions, TransactReply, DEFAULT_ATTEMPTS,
 };
 
 pub use nlkit_route::{
     AddrView, Address, Link, LinkView, NeighView, Neighbour, NextHop, Route, RouteView,
 };
 
-pub use nlkit_conntrack::{Entry, EntryView, EventKind, Tuple};
+pub use nlkit_conntrack::{CtEntry, CtEntryView, EventKind, Tuple};

@@ -258,11 +258,11 @@ nlkit_testns::netns_test! {
     fn conntrack_dump_filters_in_the_kernel() {
         nlkit_testns::load_conntrack(50, 7);
         let mut sock = Socket::open(Protocol::Netfilter).unwrap();
-        let entries: Vec<Entry> = (0..20u16)
+        let entries: Vec<CtEntry> = (0..20u16)
             .map(|i| {
                 let dport = if i < 10 { 53 } else { 123 };
                 let t = Tuple::udp(v4(10, 202, 0, 1), 2000 + i, v4(10, 203, 0, 1), dport);
-                Entry::new(t).timeout(600).mark(9)
+                CtEntry::new(t).timeout(600).mark(9)
             })
             .collect();
         for r in conntrack::ops::create_many(&mut sock, &entries).unwrap() {
@@ -299,7 +299,7 @@ nlkit_testns::netns_test! {
         let mut sock = Socket::open(Protocol::Netfilter).unwrap();
         let (n, out) = drive(worker, |i| {
             let t = Tuple::udp(v4(10, 204, 0, 1), 3000 + i as u16, v4(10, 205, 0, 1), 53);
-            conntrack::ops::create(&mut sock, &Entry::new(t).timeout(600)).unwrap();
+            conntrack::ops::create(&mut sock, &CtEntry::new(t).timeout(600)).unwrap();
         });
         assert!(n >= 1, "{out}");
         assert!(out.starts_with("    [NEW] udp      17 "), "{out}");

@@ -11,12 +11,8 @@ use std::sync::Arc;
 
 use crate::{MappedFrames, MappedRegion, RingReceiver, RingRequest, RingSender};
 
-/// `SOL_NETLINK`.
-pub const SOL_NETLINK: i32 = 270;
-/// `NETLINK_RX_RING` socket option.
-pub const NETLINK_RX_RING: i32 = 6;
-/// `NETLINK_TX_RING` socket option.
-pub const NETLINK_TX_RING: i32 = 7;
+/// The socket option level and names, from the one table of kernel constants.
+pub use nlkit_wire::consts::{NETLINK_RX_RING, NETLINK_TX_RING, SOL_NETLINK};
 
 static FALLBACK_LOGGED: AtomicBool = AtomicBool::new(false);
 

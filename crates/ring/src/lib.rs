@@ -54,7 +54,7 @@ pub use layout::{
 };
 #[cfg(not(loom))]
 pub use mapped::{MappedFrames, MappedRegion};
-pub use ring::{ring_pair, FrameKind, FrameWriter, Received, RingReceiver, RingSender};
+pub use ring::{ring_pair, FrameKind, FrameWriter, ReceivedFrame, RingReceiver, RingSender};
 pub use store::{FrameStore, HeapFrames};
 
 /// Errors of the ring protocol.

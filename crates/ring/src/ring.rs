@@ -92,9 +92,9 @@ impl<S: FrameStore> fmt::Debug for RingReceiver<S> {
 /// What a received frame holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameKind {
-    /// The message is in the frame ([`Received::payload`]).
+    /// The message is in the frame ([`ReceivedFrame::payload`]).
     Valid,
-    /// The message (of [`Received::len`] bytes) is waiting on the socket: read exactly one.
+    /// The message (of [`ReceivedFrame::len`] bytes) is waiting on the socket: read exactly one.
     Copy,
 }
 
@@ -103,7 +103,7 @@ pub enum FrameKind {
 /// The length and credentials were copied out once when the view was made. The payload bytes
 /// stay in shared memory: a well-behaved peer never writes a frame it has published, but a
 /// faulty one could, so parse the payload once (or copy it) and never re-read a length from it.
-pub struct Received<'a, S: FrameStore> {
+pub struct ReceivedFrame<'a, S: FrameStore> {
     rx: &'a mut RingReceiver<S>,
     kind: FrameKind,
     len: u32,
@@ -111,9 +111,9 @@ pub struct Received<'a, S: FrameStore> {
     data: *const u8,
 }
 
-impl<S: FrameStore> fmt::Debug for Received<'_, S> {
+impl<S: FrameStore> fmt::Debug for ReceivedFrame<'_, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Received")
+        f.debug_struct("ReceivedFrame")
             .field("kind", &self.kind)
             .field("len", &self.len)
             .field("meta", &self.meta)
@@ -121,7 +121,7 @@ impl<S: FrameStore> fmt::Debug for Received<'_, S> {
     }
 }
 
-impl<S: FrameStore> Received<'_, S> {
+impl<S: FrameStore> ReceivedFrame<'_, S> {
     /// Whether the message is in the frame or on the socket.
     pub fn kind(&self) -> FrameKind {
         self.kind
@@ -149,7 +149,7 @@ impl<S: FrameStore> Received<'_, S> {
     }
 }
 
-impl<S: FrameStore> Drop for Received<'_, S> {
+impl<S: FrameStore> Drop for ReceivedFrame<'_, S> {
     fn drop(&mut self) {
         self.rx.release_head();
     }
@@ -207,7 +207,7 @@ impl<S: FrameStore> RingReceiver<S> {
     /// SKIP frames and VALID frames of length 0 are released and passed over. An unknown status
     /// or a VALID length larger than a frame is an error, and the ring stays stopped at that
     /// frame (the peer is broken).
-    pub fn try_recv(&mut self) -> Result<Received<'_, S>, RingError> {
+    pub fn try_recv(&mut self) -> Result<ReceivedFrame<'_, S>, RingError> {
         for _ in 0..=self.frame_nr {
             let raw = self.head_status().load(Ordering::Acquire);
             let kind = match FrameStatus::from_raw(raw) {
@@ -245,7 +245,7 @@ impl<S: FrameStore> RingReceiver<S> {
                     });
                 }
             }
-            return Ok(Received {
+            return Ok(ReceivedFrame {
                 rx: self,
                 kind,
                 len,

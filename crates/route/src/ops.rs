@@ -38,18 +38,7 @@ use crate::{
     Route, RouteView, Rule, RuleView,
 };
 
-/// What a finished dump reports besides its objects.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DumpSummary {
-    /// Objects delivered to the callback (after user-space filtering).
-    pub delivered: u64,
-    /// Messages received (before user-space filtering).
-    pub received: u64,
-    /// The kernel flagged the dump `NLM_F_DUMP_INTR`: objects changed while it ran, so the
-    /// result may be inconsistent. The data is still delivered; restart the dump if
-    /// consistency matters.
-    pub interrupted: bool,
-}
+pub use nlkit_socket::DumpSummary;
 
 /// Runs the dump request in `req` (one message) on `sock` and calls `f` for each reply
 /// message. If `f` fails, the rest of the dump is read and discarded (so the socket stays
@@ -69,12 +58,7 @@ pub fn dump_raw(
     req: &mut MessageBuilder,
     f: impl FnMut(&Message<'_>) -> Result<()>,
 ) -> Result<DumpSummary> {
-    let end = sock.dump(req, f)?;
-    Ok(DumpSummary {
-        delivered: 0,
-        received: end.received,
-        interrupted: end.interrupted,
-    })
+    sock.dump(req, f)
 }
 
 /// Builds one change request with `build` and runs it (ack or kernel error).

@@ -60,13 +60,9 @@ fn ct_req() -> MessageBuilder {
 fn raw_walk(pool: &Pool, req: &MessageBuilder) -> (usize, Duration) {
     let mut sock = pool.get().unwrap();
     let mut req = req.clone();
-    let seq = sock.alloc_seq(1);
-    req.stamp_seq(seq);
-    let flags = NLM_F_REQUEST | NLM_F_DUMP | NLM_F_ACK;
-    req.as_bytes_mut()[6..8].copy_from_slice(&flags.to_ne_bytes());
     let mut buf = RecvBuffer::new();
     let t = Instant::now();
-    sock.send(req.as_bytes()).unwrap();
+    sock.send_dump(&mut req).unwrap();
     let mut n = 0;
     'outer: loop {
         sock.recv(&mut buf).unwrap();

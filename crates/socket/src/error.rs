@@ -136,7 +136,7 @@ pub enum Error {
     #[error("the peer closed the connection")]
     PeerClosed,
     /// The operation exists only on kernel Netlink sockets, and this socket is connected over
-    /// a Unix socket ([`Transport::Unix`](crate::Transport::Unix)).
+    /// a Unix socket ([`SocketTransport::Unix`](crate::SocketTransport::Unix)).
     #[error("{op} needs a kernel netlink socket; this one is a Unix-socket transport")]
     NotNetlink {
         /// The operation (`"join_group"`, …).

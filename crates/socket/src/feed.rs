@@ -1,4 +1,4 @@
-//! Following the nlkit mirror's change feed on a [`Transport::Unix`] socket.
+//! Following the nlkit mirror's change feed on a [`SocketTransport::Unix`] socket.
 //!
 //! On a socket connected to the mirror, [`Socket::join_group`] subscribes to the group's
 //! changes as on a kernel socket, and [`Socket::mirror_subscribe`] adds a consistent snapshot
@@ -24,7 +24,7 @@ use nlkit_wire::{ErrorMsg, Message, MessageHeader, NLMSG_HDRLEN};
 pub use nlkit_wire::feed::{FeedMark, FeedStart as MirrorStart};
 
 use crate::recv::RecvBuffer;
-use crate::socket::Transport;
+use crate::socket::SocketTransport;
 use crate::{Error, Result, Socket};
 
 /// How a subscription started.
@@ -123,7 +123,7 @@ impl Socket {
 
     /// Sends a subscribe request; returns its sequence number.
     fn send_subscribe(&mut self, groups: &[u32], start: MirrorStart, ack: bool) -> Result<u32> {
-        if self.transport() != Transport::Unix {
+        if self.transport() != SocketTransport::Unix {
             return Err(Error::Unexpected(
                 "the feed is the mirror's: connect with Socket::connect_unix",
             ));

@@ -8,8 +8,10 @@
 //! * [`RecvBuffer`] / [`DumpBuffer`]: caller-owned receive buffers (≥ 32 KiB), one `recvmsg`
 //!   per datagram, with a spare tail so a large message still arrives whole.
 //! * [`Pool`]: idle sockets per protocol (up to 16); a socket that is not clean is closed.
-//! * [`SharedDump`]: one kernel dump consumed by many threads, and [`consistent_dump`], which
-//!   restarts dumps the kernel flags `NLM_F_DUMP_INTR`.
+//! * Dumps: [`Socket::dump`] streams one to a callback and returns a [`DumpSummary`];
+//!   [`SharedDump`] is one kernel dump consumed by many threads, and [`consistent_dump`]
+//!   restarts dumps the kernel flags `NLM_F_DUMP_INTR`. Every dump request is checked,
+//!   flagged and numbered in one place, [`Socket::send_dump`].
 //! * [`EventSocket`]: multicast groups, with receive-queue overflow reported as
 //!   [`Event::Overrun`] and the peer namespace id of each notification.
 //! * [`netns`]: sockets opened inside another network namespace.
@@ -54,13 +56,13 @@ mod transact;
 pub mod unix;
 
 pub use dump::consistent::{consistent_dump, Consistent, DEFAULT_ATTEMPTS};
-pub use dump::stream::DumpEnd;
+pub use dump::stream::DumpSummary;
 pub use dump::SharedDump;
 pub use error::{CallbackError, Error, Result};
 pub use event::{Event, EventSocket};
 pub use options::{AppliedOptions, Protocol, SocketOptions};
 pub use pool::{Pool, PooledSocket, POOL_IDLE_MAX};
 pub use recv::{DumpBuffer, RecvBuffer, MIN_RECV_BUFFER};
-pub use socket::{Socket, SocketStats, Transport};
-pub use transact::Reply;
+pub use socket::{Socket, SocketStats, SocketTransport};
+pub use transact::TransactReply;
 pub use unix::UNIX_MAX_REQUEST;

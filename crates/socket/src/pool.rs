@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use parking_lot::Mutex;
 
 use crate::options::{Protocol, SocketOptions};
-use crate::{Result, Socket, Transport};
+use crate::{Result, Socket, SocketTransport};
 
 /// Where a pool's new sockets come from.
 #[derive(Debug)]
@@ -22,10 +22,10 @@ enum Origin {
 }
 
 impl Origin {
-    fn transport(&self) -> Transport {
+    fn transport(&self) -> SocketTransport {
         match self {
-            Origin::Local | Origin::Netns(_) => Transport::Netlink,
-            Origin::Unix(_) => Transport::Unix,
+            Origin::Local | Origin::Netns(_) => SocketTransport::Netlink,
+            Origin::Unix(_) => SocketTransport::Unix,
         }
     }
 }
@@ -148,7 +148,7 @@ impl Pool {
     }
 
     /// What this pool's sockets are connected over.
-    pub fn transport(&self) -> Transport {
+    pub fn transport(&self) -> SocketTransport {
         self.inner.origin.transport()
     }
 
@@ -158,7 +158,7 @@ impl Pool {
         // A Unix peer may have closed an idle connection since it was pooled (the mirror
         // times out idle clients): such a connection is dropped, not handed out.
         while let Some(s) = idle.as_mut() {
-            if s.transport() == Transport::Netlink || s.is_clean() {
+            if s.transport() == SocketTransport::Netlink || s.is_clean() {
                 break;
             }
             idle = self.inner.idle.lock().pop();

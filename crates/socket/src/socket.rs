@@ -27,14 +27,14 @@ pub struct SocketStats {
 /// Which kind of descriptor a [`Socket`] carries Netlink messages over.
 ///
 /// ```no_run
-/// use nlkit_socket::{Protocol, Socket, Transport};
+/// use nlkit_socket::{Protocol, Socket, SocketTransport};
 /// let sock = Socket::connect_unix("/run/nlkit/mirror.sock", Protocol::Route)?;
-/// assert_eq!(sock.transport(), Transport::Unix);
+/// assert_eq!(sock.transport(), SocketTransport::Unix);
 /// # Ok::<(), nlkit_socket::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum Transport {
+pub enum SocketTransport {
     /// An `AF_NETLINK` socket: the kernel answers.
     Netlink,
     /// An `AF_UNIX` `SOCK_SEQPACKET` connection to a peer that speaks Netlink framing (such as
@@ -63,7 +63,7 @@ pub enum Transport {
 pub struct Socket {
     fd: OwnedFd,
     /// Immutable after construction.
-    transport: Transport,
+    transport: SocketTransport,
     protocol: Protocol,
     port_id: u32,
     next_seq: u32,
@@ -113,7 +113,7 @@ impl Socket {
             .pid();
         Ok(Socket::from_parts(
             fd,
-            Transport::Netlink,
+            SocketTransport::Netlink,
             protocol,
             port_id,
             applied,
@@ -123,7 +123,7 @@ impl Socket {
     /// Wraps a ready descriptor (bound or connected).
     pub(crate) fn from_parts(
         fd: OwnedFd,
-        transport: Transport,
+        transport: SocketTransport,
         protocol: Protocol,
         port_id: u32,
         applied: AppliedOptions,
@@ -154,17 +154,17 @@ impl Socket {
     }
 
     /// What the socket is connected over.
-    pub fn transport(&self) -> Transport {
+    pub fn transport(&self) -> SocketTransport {
         self.transport
     }
 
-    /// The port id the kernel assigned (0 on a [`Transport::Unix`] socket: it has none, and
+    /// The port id the kernel assigned (0 on a [`SocketTransport::Unix`] socket: it has none, and
     /// its requests carry 0).
     pub fn port_id(&self) -> u32 {
         self.port_id
     }
 
-    /// What the kernel applied of the requested options. On a [`Transport::Unix`] socket no
+    /// What the kernel applied of the requested options. On a [`SocketTransport::Unix`] socket no
     /// Netlink option applies: `rcvbuf` is the socket's `SO_RCVBUF` as read back,
     /// `rcvbuf_forced` is false and `refused` is empty.
     pub fn applied(&self) -> &AppliedOptions {
@@ -195,8 +195,8 @@ impl Socket {
     pub fn send(&mut self, bytes: &[u8]) -> Result<()> {
         // A Unix peer that went away must give EPIPE, not SIGPIPE.
         let flags = match self.transport {
-            Transport::Netlink => SendFlags::empty(),
-            Transport::Unix => SendFlags::NOSIGNAL,
+            SocketTransport::Netlink => SendFlags::empty(),
+            SocketTransport::Unix => SendFlags::NOSIGNAL,
         };
         loop {
             match rustix::net::send(&self.fd, bytes, flags) {
@@ -210,7 +210,7 @@ impl Socket {
 
     /// Receives one datagram from the kernel into `buf` (blocking), with one `recvmsg`.
     /// Datagrams from other senders (port id ≠ 0) are dropped and counted. On a
-    /// [`Transport::Unix`] socket every datagram comes from the connected peer, and the end
+    /// [`SocketTransport::Unix`] socket every datagram comes from the connected peer, and the end
     /// of the connection is [`Error::PeerClosed`].
     ///
     /// ```no_run
@@ -241,7 +241,7 @@ impl Socket {
     }
 
     pub(crate) fn recv_flags(&mut self, buf: &mut RecvBuffer, dontwait: bool) -> Result<()> {
-        let netlink = self.transport == Transport::Netlink;
+        let netlink = self.transport == SocketTransport::Netlink;
         loop {
             let r = recv_datagram(self.fd.as_fd(), buf, dontwait, netlink)?;
             if !netlink && buf.is_empty() {
@@ -259,19 +259,19 @@ impl Socket {
     }
 
     /// Joins multicast group `group` (a number, as in `RTNLGRP_*`; not a bit mask). A socket
-    /// that has joined groups is never returned to a pool. On a [`Transport::Unix`] socket
+    /// that has joined groups is never returned to a pool. On a [`SocketTransport::Unix`] socket
     /// connected to the nlkit mirror this subscribes to the mirror's change feed for that group
     /// (see [`feed`](crate::feed)): the same events, read with [`recv`](Socket::recv), after
     /// the mirror applied them, each carrying its feed position.
     pub fn join_group(&mut self, group: u32) -> Result<()> {
-        if self.transport == Transport::Unix {
+        if self.transport == SocketTransport::Unix {
             return self.mirror_join(group);
         }
         self.poisoned = true;
         options::membership(&self.fd, group, true)
     }
 
-    /// Leaves multicast group `group` ([`Error::NotNetlink`] on a [`Transport::Unix`] socket).
+    /// Leaves multicast group `group` ([`Error::NotNetlink`] on a [`SocketTransport::Unix`] socket).
     pub fn leave_group(&mut self, group: u32) -> Result<()> {
         self.require_netlink("leave_group")?;
         options::membership(&self.fd, group, false)
@@ -279,8 +279,8 @@ impl Socket {
 
     fn require_netlink(&self, op: &'static str) -> Result<()> {
         match self.transport {
-            Transport::Netlink => Ok(()),
-            Transport::Unix => Err(Error::NotNetlink { op }),
+            SocketTransport::Netlink => Ok(()),
+            SocketTransport::Unix => Err(Error::NotNetlink { op }),
         }
     }
 
@@ -291,7 +291,7 @@ impl Socket {
 
     /// True when the socket can be reused by someone else: no operation left it in an
     /// unknown state, no error is pending (`SO_ERROR`, read and thereby cleared), and no data
-    /// is queued (nor, on a [`Transport::Unix`] socket, has the peer hung up).
+    /// is queued (nor, on a [`SocketTransport::Unix`] socket, has the peer hung up).
     ///
     /// ```no_run
     /// let mut s = nlkit_socket::Socket::open(nlkit_socket::Protocol::Route)?;

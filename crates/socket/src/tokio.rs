@@ -12,7 +12,7 @@ use nlkit_wire::MessageBuilder;
 use rustix::io::Errno;
 
 use crate::recv::RecvBuffer;
-use crate::{Error, Event, EventSocket, Reply, Result, Socket};
+use crate::{Error, Event, EventSocket, Result, Socket, TransactReply};
 
 fn io_err(op: &'static str, e: std::io::Error) -> Error {
     Error::sys(
@@ -100,7 +100,7 @@ impl AsyncSocket {
         &mut self,
         req: &mut MessageBuilder,
         mut f: impl FnMut(&nlkit_wire::Message<'_>) -> std::result::Result<(), E>,
-    ) -> std::result::Result<crate::DumpEnd, E> {
+    ) -> std::result::Result<crate::DumpSummary, E> {
         let seq = self.fd.get_mut().send_dump(req)?;
         let mut buf = std::mem::take(&mut self.buf);
         let mut state = crate::dump::stream::Absorb::new(seq);
@@ -117,7 +117,7 @@ impl AsyncSocket {
     }
 
     /// Like [`Socket::transact`], awaiting the reply instead of blocking.
-    pub async fn transact(&mut self, request: &mut MessageBuilder) -> Result<Reply> {
+    pub async fn transact(&mut self, request: &mut MessageBuilder) -> Result<TransactReply> {
         let (seq, mut pending) = self.fd.get_mut().prepare_one(request)?;
         self.fd.get_mut().send(request.as_bytes())?;
         let mut buf = std::mem::take(&mut self.buf);

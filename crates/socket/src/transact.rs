@@ -3,7 +3,9 @@
 use nlkit_wire::consts::{
     NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
 };
-use nlkit_wire::{align, DoneMsg, ErrorMsg, MessageBuilder, Messages, NLMSG_HDRLEN};
+use nlkit_wire::{
+    align, DoneMsg, ErrorMsg, MessageBuilder, MessageHeaderMut, Messages, NLMSG_HDRLEN,
+};
 use rustix::io::Errno;
 
 use crate::recv::RecvBuffer;
@@ -13,19 +15,19 @@ use crate::{Error, Result, Socket};
 /// for most `NEW`/`DEL` requests, one for a `GET`, many for a dump sent this way), owned.
 ///
 /// ```
-/// let r = nlkit_socket::Reply::default();
+/// let r = nlkit_socket::TransactReply::default();
 /// assert!(r.is_empty());
 /// assert_eq!(r.messages().count(), 0);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Reply {
+pub struct TransactReply {
     bytes: Vec<u8>,
     count: usize,
     warning: Option<String>,
     interrupted: bool,
 }
 
-impl Reply {
+impl TransactReply {
     /// The reply messages (acknowledgement and `NLMSG_DONE` excluded).
     pub fn messages(&self) -> Messages<'_> {
         Messages::new(&self.bytes)
@@ -55,15 +57,15 @@ impl Reply {
 /// Outstanding state of one request of a batch.
 #[derive(Debug)]
 pub(crate) struct Pending {
-    reply: Reply,
+    reply: TransactReply,
     dump: bool,
-    pub(crate) result: Option<Result<Reply>>,
+    pub(crate) result: Option<Result<TransactReply>>,
 }
 
 impl Pending {
     pub(crate) fn new(dump: bool) -> Self {
         Pending {
-            reply: Reply::default(),
+            reply: TransactReply::default(),
             dump,
             result: None,
         }
@@ -72,24 +74,21 @@ impl Pending {
 
 /// Byte offsets of the messages in a request buffer; sets `NLM_F_REQUEST | NLM_F_ACK` on each.
 fn mark_requests(bytes: &mut [u8]) -> Result<Vec<(usize, usize, bool)>> {
+    let total = bytes.len();
     let mut out = Vec::new();
-    let mut off = 0;
-    while off < bytes.len() {
-        let h = nlkit_wire::MessageHeader::parse(&bytes[off..])?;
-        let len = h.len as usize;
-        if len < NLMSG_HDRLEN || off + len > bytes.len() {
-            return Err(Error::Protocol(nlkit_wire::WireError::MessageLength {
-                len: h.len,
-                available: bytes.len() - off,
-            }));
-        }
-        let flags = h.flags | NLM_F_REQUEST | NLM_F_ACK;
-        bytes[off + 6..off + 8].copy_from_slice(&flags.to_ne_bytes());
-        let end = (off + align(len)).min(bytes.len());
-        out.push((off, end, h.flags & NLM_F_DUMP == NLM_F_DUMP));
-        off = end;
-    }
+    MessageHeaderMut::for_each(bytes, |off, mut h| {
+        let hdr = h.get();
+        h.insert_flags(NLM_F_REQUEST | NLM_F_ACK);
+        let end = (off + align(hdr.len as usize)).min(total);
+        out.push((off, end, hdr.flags & NLM_F_DUMP == NLM_F_DUMP));
+    })?;
     Ok(out)
+}
+
+/// Sets the sequence number of the request at `off` (an offset from [`mark_requests`]).
+fn set_seq_at(bytes: &mut [u8], off: usize, seq: u32) -> Result<()> {
+    MessageHeaderMut::new(&mut bytes[off..])?.set_seq(seq);
+    Ok(())
 }
 
 impl Socket {
@@ -113,7 +112,7 @@ impl Socket {
     /// }
     /// # Ok::<(), nlkit_socket::Error>(())
     /// ```
-    pub fn transact(&mut self, request: &mut MessageBuilder) -> Result<Reply> {
+    pub fn transact(&mut self, request: &mut MessageBuilder) -> Result<TransactReply> {
         if request.message_count() != 1 {
             return Err(Error::InvalidRequest(
                 "transact takes exactly one finished message; use transact_batch for more",
@@ -152,7 +151,10 @@ impl Socket {
     /// }
     /// # Ok::<(), nlkit_socket::Error>(())
     /// ```
-    pub fn transact_batch(&mut self, requests: &mut MessageBuilder) -> Result<Vec<Result<Reply>>> {
+    pub fn transact_batch(
+        &mut self,
+        requests: &mut MessageBuilder,
+    ) -> Result<Vec<Result<TransactReply>>> {
         let offsets = mark_requests(requests.as_bytes_mut())?;
         if offsets.is_empty() {
             return Ok(Vec::new());
@@ -166,7 +168,7 @@ impl Socket {
                 errno,
             })?;
         let mut max_bytes = sndbuf.saturating_sub(64).max(4096);
-        if self.transport() == crate::Transport::Unix {
+        if self.transport() == crate::SocketTransport::Unix {
             // One window is one datagram, and a Unix peer takes at most this much at once.
             max_bytes = max_bytes.min(crate::UNIX_MAX_REQUEST);
         }
@@ -179,7 +181,7 @@ impl Socket {
                 let end = chunk[chunk.len() - 1].1;
                 for (i, &(off, _, _)) in chunk.iter().enumerate() {
                     let seq = first.wrapping_add(i as u32);
-                    requests.as_bytes_mut()[off + 8..off + 12].copy_from_slice(&seq.to_ne_bytes());
+                    set_seq_at(requests.as_bytes_mut(), off, seq)?;
                 }
                 let mut pending: Vec<Pending> = chunk
                     .iter()
@@ -344,10 +346,9 @@ impl Socket {
         let first = self.alloc_seq(offsets.len() as u32);
         let mut original = Vec::with_capacity(offsets.len());
         for (i, &(off, _, _)) in offsets.iter().enumerate() {
-            let mut h = nlkit_wire::MessageHeader::parse(&bytes[off..])?;
-            original.push(h.seq);
-            h.seq = first.wrapping_add(i as u32);
-            h.write(&mut bytes[off..off + NLMSG_HDRLEN]);
+            let mut h = MessageHeaderMut::new(&mut bytes[off..])?;
+            original.push(h.get().seq);
+            h.set_seq(first.wrapping_add(i as u32));
         }
         let mut buf = self.scratch.take().unwrap_or_default();
         let outcome = self
@@ -374,7 +375,8 @@ impl Socket {
         let mut out = Vec::new();
         let mut overflowed = false;
         // On a kernel socket a reply is addressed to our port id; a Unix peer has none.
-        let own_port = (self.transport() == crate::Transport::Netlink).then_some(self.port_id());
+        let own_port =
+            (self.transport() == crate::SocketTransport::Netlink).then_some(self.port_id());
         while left > 0 {
             match self.recv_flags(buf, overflowed) {
                 Ok(()) => {}
@@ -406,18 +408,16 @@ impl Socket {
                 let start = out.len();
                 out.extend_from_slice(msg.bytes());
                 out.resize(start + align(msg.len()), 0);
-                let mut h = msg.header();
-                h.seq = original[idx];
-                h.write(&mut out[start..start + NLMSG_HDRLEN]);
+                MessageHeaderMut::new(&mut out[start..])?.set_seq(original[idx]);
                 match msg.ty() {
                     NLMSG_ERROR => {
                         // The acknowledgement echoes the request's header: restore it too.
                         let echoed = start + NLMSG_HDRLEN + 4;
-                        if let Ok(mut r) = nlkit_wire::MessageHeader::parse(
-                            out.get(echoed..start + msg.len()).unwrap_or(&[]),
-                        ) {
-                            r.seq = original[idx];
-                            r.write(&mut out[echoed..echoed + NLMSG_HDRLEN]);
+                        if let Some(Ok(mut r)) = out
+                            .get_mut(echoed..start + msg.len())
+                            .map(MessageHeaderMut::new)
+                        {
+                            r.set_seq(original[idx]);
                         }
                         open[idx] = false;
                         left -= 1;
@@ -444,7 +444,7 @@ impl Socket {
             ));
         };
         let seq = self.alloc_seq(1);
-        request.as_bytes_mut()[off + 8..off + 12].copy_from_slice(&seq.to_ne_bytes());
+        set_seq_at(request.as_bytes_mut(), off, seq)?;
         Ok((seq, Pending::new(dump)))
     }
 }

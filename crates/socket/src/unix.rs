@@ -35,10 +35,10 @@ use rustix::io::Errno;
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
 use crate::options::{AppliedOptions, Protocol};
-use crate::socket::Transport;
+use crate::socket::SocketTransport;
 use crate::{Error, Result, Socket};
 
-/// The largest request datagram a [`Transport::Unix`] socket sends (64 KiB; what the nlkit
+/// The largest request datagram a [`SocketTransport::Unix`] socket sends (64 KiB; what the nlkit
 /// mirror accepts). A bigger batch is sent in several windows; a single bigger message goes
 /// alone, and the peer answers it with an error (`EMSGSIZE`).
 pub const UNIX_MAX_REQUEST: usize = 64 * 1024;
@@ -121,7 +121,7 @@ impl Socket {
         };
         Ok(Socket::from_parts(
             fd,
-            Transport::Unix,
+            SocketTransport::Unix,
             protocol,
             0,
             applied,

@@ -38,7 +38,9 @@ fn forged_eperm(seq: u32, pid: u32) -> Vec<u8> {
     b.raw(&echoed);
     b.finish().unwrap();
     let mut bytes = b.as_bytes().to_vec();
-    bytes[12..16].copy_from_slice(&pid.to_ne_bytes());
+    nlkit_wire::MessageHeaderMut::new(&mut bytes)
+        .unwrap()
+        .set_pid(pid);
     bytes
 }
 

@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use nlkit_socket::{
-    DumpBuffer, Error, Pool, Protocol, RecvBuffer, SharedDump, Socket, Transport, UNIX_MAX_REQUEST,
+    DumpBuffer, Error, Pool, Protocol, RecvBuffer, SharedDump, Socket, SocketTransport,
+    UNIX_MAX_REQUEST,
 };
 use nlkit_wire::consts::*;
 use nlkit_wire::{MessageBuilder, MessageHeader, Messages, NLMSG_HDRLEN};
@@ -101,12 +102,7 @@ fn error(b: &mut MessageBuilder, req: &MessageHeader, errno: i32, text: &str) {
 fn send(conn: &OwnedFd, b: &mut MessageBuilder) -> bool {
     let mut bytes = b.as_bytes().to_vec();
     // A port id the kernel would never put in a reply to port 0.
-    let mut off = 0;
-    while off + NLMSG_HDRLEN <= bytes.len() {
-        let len = u32::from_ne_bytes(bytes[off..off + 4].try_into().unwrap()) as usize;
-        bytes[off + 12..off + 16].copy_from_slice(&4242u32.to_ne_bytes());
-        off += nlkit_wire::align(len);
-    }
+    nlkit_wire::MessageHeaderMut::for_each(&mut bytes, |_, mut h| h.set_pid(4242)).unwrap();
     b.clear();
     rustix::net::send(conn, &bytes, SendFlags::NOSIGNAL).is_ok()
 }
@@ -185,7 +181,7 @@ fn dump_index(m: &nlkit_wire::Message<'_>) -> u32 {
 fn transact_gets_replies_and_typed_errors() {
     let peer = Peer::start("transact");
     let mut sock = Socket::connect_unix(peer.path(), Protocol::Route).unwrap();
-    assert_eq!(sock.transport(), Transport::Unix);
+    assert_eq!(sock.transport(), SocketTransport::Unix);
     assert_eq!(sock.port_id(), 0);
     assert!(sock.applied().refused.is_empty());
 
@@ -262,7 +258,7 @@ fn dumps_stream_and_share_over_a_pool() {
 
     // A shared dump over a pool of connections, two threads: every object exactly once.
     let pool = Pool::connect_unix(peer.path(), Protocol::Route);
-    assert_eq!(pool.transport(), Transport::Unix);
+    assert_eq!(pool.transport(), SocketTransport::Unix);
     for _ in 0..2 {
         let dump = SharedDump::start(&pool, &mut request(T_DUMP, 0, &[])).unwrap();
         let mut all: Vec<u32> = std::thread::scope(|s| {

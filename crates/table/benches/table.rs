@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
-use nlkit_table::{Clock, ConnConfig, ConnTable, GcBudget, ManualClock, NewConn, Tuple};
+use nlkit_table::{Clock, ConnConfig, ConnKey, ConnTable, GcBudget, ManualClock, NewConn};
 use parking_lot::RwLock;
 use support::mixes::*;
 use support::*;
@@ -82,20 +82,20 @@ fn bench_mixes(c: &mut Criterion) {
     }
 }
 
-fn tuple(id: u64) -> Tuple {
+fn tuple(id: u64) -> ConnKey {
     let src = IpAddr::V6(Ipv6Addr::from(0xfd00_u128 << 112 | u128::from(id >> 16)));
     let dst = IpAddr::V4(Ipv4Addr::new(192, 0, 2, (id % 251) as u8));
-    Tuple::new(src, (id & 0xffff) as u16, dst, 443, 6)
+    ConnKey::new(src, (id & 0xffff) as u16, dst, 443, 6)
 }
 
-fn reply(id: u64) -> Tuple {
+fn reply(id: u64) -> ConnKey {
     tuple(id).reverse()
 }
 
 /// Connection-shaped operations, for `ConnTable` and for baselines that store both tuples.
 trait ConnBench: Sync {
     fn add(&self, id: u64, expires: u64);
-    fn lookup(&self, t: &Tuple) -> bool;
+    fn lookup(&self, t: &ConnKey) -> bool;
     fn del(&self, id: u64);
     fn sweep(&self, now: u64) -> usize;
 }
@@ -110,7 +110,7 @@ impl ConnBench for Ct {
             .0
             .insert(NewConn::new(tuple(id), reply(id), timeout, ()));
     }
-    fn lookup(&self, t: &Tuple) -> bool {
+    fn lookup(&self, t: &ConnKey) -> bool {
         self.0.get(t).is_some()
     }
     fn del(&self, id: u64) {
@@ -129,12 +129,12 @@ impl ConnBench for Ct {
 }
 
 struct Pair<M>(M);
-impl<M: BenchMap<Tuple>> ConnBench for Pair<M> {
+impl<M: BenchMap<ConnKey>> ConnBench for Pair<M> {
     fn add(&self, id: u64, expires: u64) {
         self.0.insert(tuple(id), expires);
         self.0.insert(reply(id), expires);
     }
-    fn lookup(&self, t: &Tuple) -> bool {
+    fn lookup(&self, t: &ConnKey) -> bool {
         self.0.get(t)
     }
     fn del(&self, id: u64) {

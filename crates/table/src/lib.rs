@@ -17,7 +17,7 @@
 //! - [`RecordLog`]: byte records of any size in append-only chunks, read without locks and
 //!   compacted in the background of writes: with a [`WordTable`] of [`Loc`]s it stores
 //!   variable-size values with no allocation per entry, and a full scan is a sequential read.
-//! - [`ConnTable`]: connections linked by both original and reply [`Tuple`]s, a per-entry
+//! - [`ConnTable`]: connections linked by both original and reply [`ConnKey`]s, a per-entry
 //!   lock for protocol state, timeouts, incremental gc, early drop and predicate clean-up;
 //!   per-connection traffic counters ([`TrafficCounters`]) or none ([`NoCounters`]).
 //!
@@ -51,8 +51,8 @@ mod word;
 
 pub use clock::{Clock, ManualClock};
 pub use conn::{
-    status, ConnConfig, ConnCounters, ConnIter, ConnRef, ConnTable, ConnView, Direction, GcBudget,
-    GcReport, NewConn, NoCounters, TrafficCounters, Tuple,
+    status, ConnConfig, ConnCounters, ConnIter, ConnKey, ConnRef, ConnTable, ConnView, Direction,
+    GcBudget, GcReport, NewConn, NoCounters, TrafficCounters,
 };
 pub use error::{ConnInsertError, InsertError, InsertErrorKind};
 pub use key::{ByteKey, KeyWords, TableKey};

@@ -5,12 +5,12 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use nlkit_table::{
-    Clock, ConnConfig, ConnCounters, ConnTable, Direction, GcBudget, ManualClock, NewConn,
-    NoCounters, TrafficCounters, Tuple,
+    Clock, ConnConfig, ConnCounters, ConnKey, ConnTable, Direction, GcBudget, ManualClock, NewConn,
+    NoCounters, TrafficCounters,
 };
 
-fn tuple(i: u16) -> Tuple {
-    Tuple::new(
+fn tuple(i: u16) -> ConnKey {
+    ConnKey::new(
         IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
         i,
         IpAddr::V4(Ipv4Addr::new(10, 0, 1, 1)),
@@ -20,7 +20,7 @@ fn tuple(i: u16) -> Tuple {
 }
 
 /// A NAT-style reply tuple (not just `tuple(i).reverse()`).
-fn reply(i: u16) -> Tuple {
+fn reply(i: u16) -> ConnKey {
     let mut r = tuple(i).reverse();
     r.src = IpAddr::V4(Ipv4Addr::new(192, 168, 0, 1));
     r

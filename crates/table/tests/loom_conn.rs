@@ -6,7 +6,9 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use loom::sync::Arc;
 use loom::thread;
-use nlkit_table::{Clock, ConnConfig, ConnTable, Direction, GcBudget, ManualClock, NewConn, Tuple};
+use nlkit_table::{
+    Clock, ConnConfig, ConnKey, ConnTable, Direction, GcBudget, ManualClock, NewConn,
+};
 
 fn model(bound: usize, f: impl Fn() + Sync + Send + 'static) {
     let mut b = loom::model::Builder::new();
@@ -14,8 +16,8 @@ fn model(bound: usize, f: impl Fn() + Sync + Send + 'static) {
     b.check(f);
 }
 
-fn tuple(i: u8) -> Tuple {
-    Tuple::new(
+fn tuple(i: u8) -> ConnKey {
+    ConnKey::new(
         IpAddr::V4(Ipv4Addr::new(10, 0, 0, i)),
         1000,
         IpAddr::V4(Ipv4Addr::new(10, 0, 1, 1)),

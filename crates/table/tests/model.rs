@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use nlkit_table::{
-    Clock, ConnConfig, ConnInsertError, ConnTable, Direction, GcBudget, InsertErrorKind,
-    ManualClock, NewConn, NullsTable, Tuple, WordTable,
+    Clock, ConnConfig, ConnInsertError, ConnKey, ConnTable, Direction, GcBudget, InsertErrorKind,
+    ManualClock, NewConn, NullsTable, WordTable,
 };
 use proptest::prelude::*;
 
@@ -208,10 +208,10 @@ enum ConnOp {
 
 const POOL: usize = 12;
 
-fn tuple(id: usize) -> Tuple {
+fn tuple(id: usize) -> ConnKey {
     let a = IpAddr::V4(Ipv4Addr::new(10, 0, 0, (id % 3) as u8));
     let b = IpAddr::V4(Ipv4Addr::new(10, 1, 0, 1));
-    Tuple::new(a, 1000 + (id / 3) as u16, b, 80, 6).with_zone((id % 2) as u16)
+    ConnKey::new(a, 1000 + (id / 3) as u16, b, 80, 6).with_zone((id % 2) as u16)
 }
 
 fn conn_op() -> impl Strategy<Value = ConnOp> {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
 use nlkit_table::{
-    status, Clock, ConnConfig, ConnTable, GcBudget, ManualClock, NewConn, NullsTable, Tuple,
+    status, Clock, ConnConfig, ConnKey, ConnTable, GcBudget, ManualClock, NewConn, NullsTable,
     WordTable,
 };
 
@@ -196,14 +196,14 @@ fn word_table_reads_never_misread() {
     }
 }
 
-fn tuple(i: u32) -> Tuple {
+fn tuple(i: u32) -> ConnKey {
     let a = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | (i >> 8)));
     let b = IpAddr::V4(Ipv4Addr::new(192, 168, 0, 1));
-    Tuple::new(a, (i & 0xff) as u16 + 1024, b, 443, 6).with_zone((i % 4) as u16)
+    ConnKey::new(a, (i & 0xff) as u16 + 1024, b, 443, 6).with_zone((i % 4) as u16)
 }
 
 /// Reply tuple under NAT: a different address, so both chains differ.
-fn reply(i: u32) -> Tuple {
+fn reply(i: u32) -> ConnKey {
     let mut r = tuple(i).reverse();
     r.dst = IpAddr::V4(Ipv4Addr::from(0x6440_0000 | i));
     r

@@ -9,7 +9,7 @@
 use std::os::fd::OwnedFd;
 
 use nlkit_wire::consts::*;
-use nlkit_wire::{ErrorMsg, KernelError, MessageBuilder, Messages, WireError};
+use nlkit_wire::{ErrorMsg, KernelError, MessageBuilder, MessageHeaderMut, Messages, WireError};
 use rustix::net::{
     bind, netlink, recvfrom, send, socket_with, AddressFamily, RecvFlags, SendFlags, SocketFlags,
     SocketType,
@@ -166,17 +166,9 @@ impl Channel {
 /// Sets `NLM_F_ACK` on the last message of a batch.
 fn set_ack_on_last(buf: &mut [u8]) {
     let mut last = None;
-    let mut off = 0;
-    while off + 16 <= buf.len() {
-        let len = u32::from_ne_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]]) as usize;
-        if len < 16 {
-            break;
-        }
-        last = Some(off);
-        off += nlkit_wire::align(len);
-    }
-    if let Some(o) = last {
-        let flags = u16::from_ne_bytes([buf[o + 6], buf[o + 7]]) | NLM_F_ACK;
-        buf[o + 6..o + 8].copy_from_slice(&flags.to_ne_bytes());
+    // A malformed tail only ends the walk: the last well-formed message gets the flag.
+    let _ = MessageHeaderMut::for_each(buf, |off, _| last = Some(off));
+    if let Some(Ok(mut h)) = last.map(|o| MessageHeaderMut::new(&mut buf[o..])) {
+        h.insert_flags(NLM_F_ACK);
     }
 }

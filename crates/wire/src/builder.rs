@@ -3,13 +3,19 @@
 use std::net::IpAddr;
 
 use crate::consts::NLA_F_NESTED;
-use crate::{align, FamilyHeader, MessageHeader, WireError, NLA_HDRLEN, NLMSG_HDRLEN};
+use crate::{
+    align, FamilyHeader, MessageHeader, MessageHeaderMut, WireError, NLA_HDRLEN, NLMSG_HDRLEN,
+};
 
 /// An open nested attribute, returned by [`MessageBuilder::nest_begin`] and closed by
 /// [`MessageBuilder::nest_end`], which patches its length.
 #[derive(Debug)]
 #[must_use = "a nest must be closed with nest_end"]
 pub struct Nest(usize);
+
+/// What [`MessageBuilder::finish`] (and every request builder of the typed crates) returns:
+/// the finished message's byte range in the builder, or the first error met while building it.
+pub type Built = Result<std::ops::Range<usize>, WireError>;
 
 /// Builds one or more Netlink messages into a buffer that is reused across requests.
 ///
@@ -238,7 +244,7 @@ impl MessageBuilder {
 
     /// Finishes the open message, patching `nlmsg_len`. Returns the message's byte range in
     /// the buffer, or the first error met while building it (the message is then dropped).
-    pub fn finish(&mut self) -> Result<std::ops::Range<usize>, WireError> {
+    pub fn finish(&mut self) -> Built {
         let start = self
             .open
             .take()
@@ -255,7 +261,9 @@ impl MessageBuilder {
             self.buf.truncate(start);
             return Err(e);
         }
-        self.buf[start..start + 4].copy_from_slice(&(len as u32).to_ne_bytes());
+        if let Ok(mut h) = MessageHeaderMut::new(&mut self.buf[start..]) {
+            h.set_len(len as u32);
+        }
         self.count += 1;
         Ok(start..start + len)
     }
@@ -273,21 +281,11 @@ impl MessageBuilder {
     /// ```
     pub fn stamp_seq(&mut self, first: u32) -> u32 {
         let mut seq = first;
-        let mut off = 0;
-        while off + NLMSG_HDRLEN <= self.buf.len() {
-            let len = u32::from_ne_bytes([
-                self.buf[off],
-                self.buf[off + 1],
-                self.buf[off + 2],
-                self.buf[off + 3],
-            ]) as usize;
-            if len < NLMSG_HDRLEN {
-                break;
-            }
-            self.buf[off + 8..off + 12].copy_from_slice(&seq.to_ne_bytes());
+        // A malformed tail only ends the walk: the messages before it are stamped.
+        let _ = MessageHeaderMut::for_each(&mut self.buf, |_, mut h| {
+            h.set_seq(seq);
             seq = seq.wrapping_add(1);
-            off += align(len);
-        }
+        });
         seq
     }
 }

@@ -7,7 +7,8 @@
 //! * [`Attrs`] walks the attributes of a payload (with nesting), and [`Attr`] has typed getters;
 //! * the family headers ([`RtMsg`], [`IfInfoMsg`], [`IfAddrMsg`], [`NdMsg`], [`NfGenMsg`],
 //!   [`GenlMsgHdr`]) are read without any alignment assumption;
-//! * [`MessageBuilder`] writes one or many messages into a reusable buffer;
+//! * [`MessageBuilder`] writes one or many messages into a reusable buffer, and
+//!   [`MessageHeaderMut`] patches a header field of a message already written;
 //! * [`ErrorMsg`] and [`DoneMsg`] decode `NLMSG_ERROR` and `NLMSG_DONE`, including the extended-ack
 //!   TLVs, and [`KernelError`] is the owned error a caller gets back;
 //! * [`fuzzing::parse_all`] drives all of the above over arbitrary bytes: it is the body of the
@@ -51,12 +52,12 @@ pub mod text;
 
 pub use ack::{DoneMsg, ErrorMsg, ExtAck, KernelError};
 pub use attr::{Attr, Attrs};
-pub use builder::{MessageBuilder, Nest};
+pub use builder::{Built, MessageBuilder, Nest};
 pub use error::WireError;
 pub use header::{
     FamilyHeader, FibRuleHdr, GenlMsgHdr, IfAddrMsg, IfInfoMsg, NdMsg, NfGenMsg, NhMsg, RtMsg,
 };
-pub use msg::{Message, MessageHeader, Messages};
+pub use msg::{Message, MessageHeader, MessageHeaderMut, Messages};
 
 /// Rounds `len` up to the Netlink alignment (4 bytes), like `NLMSG_ALIGN` and `NLA_ALIGN`.
 ///

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion};
 use nlkit_worker::{
-    maybe_run_worker, Registry, Response, Transport, Worker, WorkerConfig, WorkerError,
+    maybe_run_worker, ChannelTransport, Registry, Response, Worker, WorkerConfig, WorkerError,
 };
 
 fn registry() -> Registry {
@@ -19,12 +19,12 @@ fn registry() -> Registry {
         .register(2, "noop", |_| Ok(Response::default()))
 }
 
-fn transports() -> [(&'static str, Transport); 2] {
+fn transports() -> [(&'static str, ChannelTransport); 2] {
     [
-        ("socketpair", Transport::SocketPair),
+        ("socketpair", ChannelTransport::SocketPair),
         (
             "ring",
-            Transport::Ring {
+            ChannelTransport::Ring {
                 frame_size: 4096 + 64,
                 frames: 256,
             },
@@ -32,7 +32,7 @@ fn transports() -> [(&'static str, Transport); 2] {
     ]
 }
 
-fn spawn(t: Transport) -> Worker {
+fn spawn(t: ChannelTransport) -> Worker {
     Worker::spawn(WorkerConfig {
         transport: t,
         ..WorkerConfig::default()
@@ -46,7 +46,7 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 
 /// Main-loop cost of `send()` (no reply wait inside the timed region): bursts of 32 submits,
 /// then the loop drains replies (untimed), as a main loop would between iterations.
-fn submit_cost(t: Transport, size: usize) -> (u64, u64) {
+fn submit_cost(t: ChannelTransport, size: usize) -> (u64, u64) {
     let mut w = spawn(t);
     let op = w.opcode("noop").unwrap();
     let payload = vec![0x5a; size];
@@ -73,7 +73,7 @@ fn submit_cost(t: Transport, size: usize) -> (u64, u64) {
 /// Requests per second with up to `window` requests in flight.
 /// With `busy`, the main loop never sleeps (a loop with other work); otherwise it sleeps in
 /// `poll` whenever `run()` found nothing.
-fn pipelined(t: Transport, size: usize, n: u64, window: usize, busy: bool) -> f64 {
+fn pipelined(t: ChannelTransport, size: usize, n: u64, window: usize, busy: bool) -> f64 {
     let mut w = spawn(t);
     let op = w.opcode("echo").unwrap();
     let payload = vec![0x5a; size];

@@ -42,7 +42,7 @@
 //! - The main side never blocks: poll [`Worker`]'s fd, call [`Worker::run`]. A full channel
 //!   queues in user space (bounded: [`WorkerError::Backpressure`]) and `run()` keeps draining
 //!   replies, so the two sides never deadlock on full buffers. [`Worker::call`] blocks.
-//! - Two [`Transport`]s with one API: the `SOCK_SEQPACKET` socket pair alone, or two frame
+//! - Two [`ChannelTransport`]s with one API: the `SOCK_SEQPACKET` socket pair alone, or two frame
 //!   rings (`nlkit-ring`) in a sealed memfd with eventfd doorbells, the socket carrying
 //!   descriptors and messages larger than a frame (COPY frames). The worker spins briefly
 //!   before it sleeps; the main loop never spins except inside the blocking `call()`.
@@ -56,7 +56,7 @@
 //! raw reply bytes, and the mirror submits kernel writes through it.
 //!
 //! ```no_run
-//! use nlkit_worker::{maybe_run_worker, Registry, Response, Transport, Worker, WorkerConfig};
+//! use nlkit_worker::{maybe_run_worker, Registry, Response, ChannelTransport, Worker, WorkerConfig};
 //!
 //! fn registry() -> Registry {
 //!     Registry::new().register(1, "upper", |req| {
@@ -67,7 +67,7 @@
 //! fn main() -> Result<(), nlkit_worker::WorkerError> {
 //!     maybe_run_worker(registry); // the worker image never returns from here
 //!     let mut worker = Worker::spawn(WorkerConfig {
-//!         transport: Transport::SocketPair,
+//!         transport: ChannelTransport::SocketPair,
 //!         ..WorkerConfig::default()
 //!     })?;
 //!     let upper = worker.opcode("upper")?;
@@ -89,7 +89,7 @@ mod worker_side;
 
 pub use error::{ProtocolError, WorkerError};
 pub use header::{Header, Kind, HEADER_LEN, MAGIC, MAX_FDS, MAX_PAYLOAD, VERSION};
-pub use main_side::{Transport, Worker, WorkerConfig};
-pub use registry::{HandlerError, Opcode, Registry, Reply, Request, Response};
+pub use main_side::{ChannelTransport, Worker, WorkerConfig};
+pub use registry::{HandlerError, Opcode, Registry, Request, Response, WorkerReply};
 pub use spawn::{WORKER_ARG, WORKER_ENV, WORKER_FD};
 pub use worker_side::maybe_run_worker;

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::error::{ProtocolError, WorkerError};
 use crate::header::{Header, Kind, MAX_FDS, MAX_PAYLOAD};
 use crate::main_side::{Callback, Outgoing, Pending, Worker, TOKEN_SOCK};
-use crate::registry::{HandlerError, Opcode, Reply};
+use crate::registry::{HandlerError, Opcode, WorkerReply};
 use crate::transport::{self, Received, Sent};
 
 /// Least time between two idle liveness checks of a ring transport.
@@ -44,7 +44,7 @@ impl Worker {
         on_reply: F,
     ) -> Result<u64, WorkerError>
     where
-        F: FnOnce(Result<Reply, WorkerError>) + 'static,
+        F: FnOnce(Result<WorkerReply, WorkerError>) + 'static,
     {
         self.enqueue(op, payload, fds, Some(Box::new(on_reply)))
     }
@@ -60,7 +60,7 @@ impl Worker {
     }
 
     /// The next reply (in submission order) of a request made with [`send`](Self::send).
-    pub fn take_reply(&mut self) -> Option<Result<Reply, WorkerError>> {
+    pub fn take_reply(&mut self) -> Option<Result<WorkerReply, WorkerError>> {
         self.replies.pop_front()
     }
 
@@ -271,7 +271,7 @@ impl Worker {
             return Ok(0);
         };
         let result = if m.header.kind == Kind::Reply {
-            Ok(Reply {
+            Ok(WorkerReply {
                 seq: m.header.seq,
                 payload: m.payload,
                 fds: m.fds,
@@ -287,7 +287,7 @@ impl Worker {
         Ok(1)
     }
 
-    fn complete(&mut self, pending: Pending, result: Result<Reply, WorkerError>) {
+    fn complete(&mut self, pending: Pending, result: Result<WorkerReply, WorkerError>) {
         match pending.callback {
             Some(cb) => {
                 self.in_callback = true;
@@ -392,8 +392,8 @@ impl Worker {
         op: Opcode,
         payload: &[u8],
         fds: Vec<OwnedFd>,
-    ) -> Result<Reply, WorkerError> {
-        let slot: Rc<RefCell<Option<Result<Reply, WorkerError>>>> = Rc::default();
+    ) -> Result<WorkerReply, WorkerError> {
+        let slot: Rc<RefCell<Option<Result<WorkerReply, WorkerError>>>> = Rc::default();
         let out = slot.clone();
         self.submit(op, payload, fds, move |r| *out.borrow_mut() = Some(r))?;
         loop {

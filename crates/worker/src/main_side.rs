@@ -11,7 +11,7 @@ use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
 
 use crate::error::{ProtocolError, WorkerError};
 use crate::header::{Header, Kind};
-use crate::registry::{Hello, Opcode, Reply, Setup};
+use crate::registry::{Hello, Opcode, Setup, WorkerReply};
 use crate::shm::SharedRings;
 use crate::spawn::spawn_worker_process;
 use crate::sys::{eventfd, recv_msg, send_msg};
@@ -20,12 +20,12 @@ use crate::transport::{self, RingSide, RECV_BUF};
 /// Which transport carries requests and replies.
 ///
 /// ```
-/// use nlkit_worker::Transport;
-/// let t = Transport::Ring { frame_size: 4096, frames: 256 };
-/// assert_ne!(t, Transport::SocketPair);
+/// use nlkit_worker::ChannelTransport;
+/// let t = ChannelTransport::Ring { frame_size: 4096, frames: 256 };
+/// assert_ne!(t, ChannelTransport::SocketPair);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
+pub enum ChannelTransport {
     /// `socketpair(AF_UNIX, SOCK_SEQPACKET)`: one message per request and per reply.
     SocketPair,
     /// Two frame rings in a sealed memfd, eventfd doorbells, and the socket pair for messages
@@ -41,14 +41,14 @@ pub enum Transport {
 /// How to start a worker.
 ///
 /// ```
-/// use nlkit_worker::{Transport, WorkerConfig};
-/// let cfg = WorkerConfig { transport: Transport::SocketPair, ..WorkerConfig::default() };
+/// use nlkit_worker::{ChannelTransport, WorkerConfig};
+/// let cfg = WorkerConfig { transport: ChannelTransport::SocketPair, ..WorkerConfig::default() };
 /// assert!(cfg.max_queued > 0);
 /// ```
 #[derive(Debug, Clone, Copy)]
 pub struct WorkerConfig {
     /// The transport.
-    pub transport: Transport,
+    pub transport: ChannelTransport,
     /// High-water mark of the user-space outbound queue; beyond it `submit` returns
     /// [`WorkerError::Backpressure`].
     pub max_queued: usize,
@@ -61,7 +61,7 @@ pub struct WorkerConfig {
 impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
-            transport: Transport::Ring {
+            transport: ChannelTransport::Ring {
                 frame_size: 4096 + 64,
                 frames: 256,
             },
@@ -72,7 +72,7 @@ impl Default for WorkerConfig {
     }
 }
 
-pub(crate) type Callback = Box<dyn FnOnce(Result<Reply, WorkerError>)>;
+pub(crate) type Callback = Box<dyn FnOnce(Result<WorkerReply, WorkerError>)>;
 
 pub(crate) struct Pending {
     pub seq: u64,
@@ -136,7 +136,7 @@ pub struct Worker {
     pub(crate) pending: VecDeque<Pending>,
     /// Requests not yet in the channel, in order; bounded by `config.max_queued`.
     pub(crate) outq: VecDeque<Outgoing>,
-    pub(crate) replies: VecDeque<Result<Reply, WorkerError>>,
+    pub(crate) replies: VecDeque<Result<WorkerReply, WorkerError>>,
     pub(crate) next_seq: u64,
     /// Set once the worker is known gone; `run()` then fails `pending` in order.
     pub(crate) dead: Option<String>,
@@ -207,7 +207,7 @@ impl Worker {
 
     fn handshake(&mut self) -> Result<(), WorkerError> {
         let (setup, fds) = match self.config.transport {
-            Transport::SocketPair => (
+            ChannelTransport::SocketPair => (
                 Setup {
                     transport: 0,
                     frame_size: 0,
@@ -216,7 +216,7 @@ impl Worker {
                 },
                 Vec::new(),
             ),
-            Transport::Ring { frame_size, frames } => {
+            ChannelTransport::Ring { frame_size, frames } => {
                 let (shared, memfd) = SharedRings::create(frame_size, frames)?;
                 let req = shared.request();
                 let (req_frames, rep_frames) = shared.frames();

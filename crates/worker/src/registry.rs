@@ -217,12 +217,12 @@ impl Registry {
 /// A reply as the main process receives it.
 ///
 /// ```
-/// use nlkit_worker::Reply;
-/// let r = Reply { seq: 1, payload: postcard::to_allocvec(&5u8).unwrap(), fds: vec![] };
+/// use nlkit_worker::WorkerReply;
+/// let r = WorkerReply { seq: 1, payload: postcard::to_allocvec(&5u8).unwrap(), fds: vec![] };
 /// assert_eq!(r.decode::<u8>().unwrap(), 5);
 /// ```
 #[derive(Debug)]
-pub struct Reply {
+pub struct WorkerReply {
     /// The sequence number of the request answered.
     pub seq: u64,
     /// Reply payload (owned: copied out of the channel).
@@ -231,7 +231,7 @@ pub struct Reply {
     pub fds: Vec<OwnedFd>,
 }
 
-impl Reply {
+impl WorkerReply {
     /// Decodes the payload as postcard.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, WorkerError> {
         Ok(postcard::from_bytes(&self.payload)?)

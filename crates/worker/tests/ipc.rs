@@ -10,7 +10,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use nlkit_worker::{
-    maybe_run_worker, HandlerError, Registry, Response, Transport, Worker, WorkerConfig,
+    maybe_run_worker, ChannelTransport, HandlerError, Registry, Response, Worker, WorkerConfig,
     WorkerError,
 };
 
@@ -86,12 +86,12 @@ fn corrupt_header(edit: impl FnOnce(&mut [u8; 24])) -> Vec<u8> {
     b.to_vec()
 }
 
-fn transports() -> [(&'static str, Transport); 2] {
+fn transports() -> [(&'static str, ChannelTransport); 2] {
     [
-        ("socketpair", Transport::SocketPair),
+        ("socketpair", ChannelTransport::SocketPair),
         (
             "ring",
-            Transport::Ring {
+            ChannelTransport::Ring {
                 frame_size: 2048,
                 frames: 64,
             },
@@ -99,7 +99,7 @@ fn transports() -> [(&'static str, Transport); 2] {
     ]
 }
 
-fn spawn(transport: Transport) -> Worker {
+fn spawn(transport: ChannelTransport) -> Worker {
     Worker::spawn(WorkerConfig {
         transport,
         ..WorkerConfig::default()
@@ -113,7 +113,7 @@ fn payload(i: usize) -> Vec<u8> {
     (0..len).map(|k| (i + k) as u8).collect()
 }
 
-fn ordering_under_load(t: Transport) {
+fn ordering_under_load(t: ChannelTransport) {
     let mut w = spawn(t);
     let echo = w.opcode("echo").unwrap();
     let got = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
@@ -149,7 +149,7 @@ fn ordering_under_load(t: Transport) {
     );
 }
 
-fn fd_passing(t: Transport) {
+fn fd_passing(t: ChannelTransport) {
     let mut w = spawn(t);
     // Main → worker: the worker writes through the pipe we pass.
     let (r, wr) = rustix::pipe::pipe().unwrap();
@@ -180,7 +180,7 @@ fn fd_passing(t: Transport) {
         .unwrap());
 }
 
-fn large_payloads(t: Transport) {
+fn large_payloads(t: ChannelTransport) {
     let mut w = spawn(t);
     let echo = w.opcode("echo").unwrap();
     let big: Vec<u8> = (0..nlkit_worker::MAX_PAYLOAD)
@@ -219,7 +219,7 @@ fn large_payloads(t: Transport) {
     ));
 }
 
-fn pipelined_100k(t: Transport) {
+fn pipelined_100k(t: ChannelTransport) {
     let mut w = spawn(t);
     let echo = w.opcode("echo").unwrap();
     const N: u64 = 100_000;
@@ -243,7 +243,7 @@ fn pipelined_100k(t: Transport) {
     }
 }
 
-fn kill_9_mid_stream(t: Transport) {
+fn kill_9_mid_stream(t: ChannelTransport) {
     let mut w = spawn(t);
     let sleep = w.opcode("sleep-us").unwrap();
     let failed = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
@@ -301,7 +301,7 @@ fn kill_9_mid_stream(t: Transport) {
     );
 }
 
-fn corrupted_channel(t: Transport) {
+fn corrupted_channel(t: ChannelTransport) {
     for variant in 0u8..4 {
         let mut w = spawn(t);
         let corrupt = w.opcode("corrupt").unwrap();
@@ -310,7 +310,7 @@ fn corrupted_channel(t: Transport) {
         // Socket pair: the garbage is the next message. Ring: it sits on the socket until the
         // next COPY frame (a reply larger than a frame) makes the main process read it.
         let r = match (t, r1) {
-            (Transport::SocketPair, r) => r.map(|_| ()),
+            (ChannelTransport::SocketPair, r) => r.map(|_| ()),
             (_, Ok(_)) => w.call(echo, &[1u8; 5000], Vec::new()).map(|_| ()),
             (_, Err(e)) => Err(e),
         };
@@ -325,7 +325,7 @@ fn corrupted_channel(t: Transport) {
     }
 }
 
-fn main_exiting(t: Transport) {
+fn main_exiting(t: ChannelTransport) {
     let dir = std::env::temp_dir().join(format!(
         "nlkit-worker-test-{}-{:?}",
         std::process::id(),
@@ -336,7 +336,7 @@ fn main_exiting(t: Transport) {
     let out = std::process::Command::new("/proc/self/exe")
         .env(
             ROLE_ENV,
-            if t == Transport::SocketPair {
+            if t == ChannelTransport::SocketPair {
                 "exit-socket"
             } else {
                 "exit-ring"
@@ -385,9 +385,9 @@ fn main_exiting(t: Transport) {
 /// The short-lived main process of `main_exiting`: submit 50 slow requests, exit at once.
 fn inner_main(role: &str) {
     match role {
-        "sleep-socket" => return sleeping_main(Transport::SocketPair),
+        "sleep-socket" => return sleeping_main(ChannelTransport::SocketPair),
         "sleep-ring" => {
-            return sleeping_main(Transport::Ring {
+            return sleeping_main(ChannelTransport::Ring {
                 frame_size: 2048,
                 frames: 64,
             })
@@ -395,9 +395,9 @@ fn inner_main(role: &str) {
         _ => {}
     }
     let t = if role == "exit-socket" {
-        Transport::SocketPair
+        ChannelTransport::SocketPair
     } else {
-        Transport::Ring {
+        ChannelTransport::Ring {
             frame_size: 2048,
             frames: 64,
         }
@@ -421,14 +421,14 @@ fn inner_main(role: &str) {
 /// The main process holds some memory and runs a few threads, as a mirror does: the kernel
 /// tears a dying process's memory down before it closes its descriptors, and the worker must
 /// not wait for that. Checked loosely (no speed assertion; the time is printed).
-fn parent_sigkilled(t: Transport) {
+fn parent_sigkilled(t: ChannelTransport) {
     use std::io::BufRead;
     // SAFETY: plain prctl(2) with integer arguments.
     assert_eq!(
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) },
         0
     );
-    let role = if t == Transport::SocketPair {
+    let role = if t == ChannelTransport::SocketPair {
         "sleep-socket"
     } else {
         "sleep-ring"
@@ -478,7 +478,7 @@ fn parent_sigkilled(t: Transport) {
 /// The main process of `parent_sigkilled`: a few idle threads and `NLKIT_TEST_BALLAST_MB`
 /// (default 256) of touched memory; the worker is spawned and owned by a long-lived thread;
 /// report the worker's pid and wait to be killed.
-fn sleeping_main(t: Transport) {
+fn sleeping_main(t: ChannelTransport) {
     let mb: usize = std::env::var("NLKIT_TEST_BALLAST_MB")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -499,7 +499,7 @@ fn sleeping_main(t: Transport) {
     std::thread::sleep(Duration::from_secs(600));
 }
 
-fn poll_fd_is_pollable(t: Transport) {
+fn poll_fd_is_pollable(t: ChannelTransport) {
     let mut w = spawn(t);
     let echo = w.opcode("echo").unwrap();
     w.send(echo, b"x", Vec::new()).unwrap();
@@ -524,7 +524,7 @@ fn poll_fd_is_pollable(t: Transport) {
     let _ = w.as_fd();
 }
 
-type Test = (&'static str, fn(Transport));
+type Test = (&'static str, fn(ChannelTransport));
 
 fn main() {
     maybe_run_worker(registry);

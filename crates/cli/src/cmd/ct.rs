@@ -8,7 +8,7 @@ use anyhow::Result;
 use nlkit_conntrack::fmt::{entry_json, entry_text, event_text};
 use nlkit_conntrack::ops::{self, Received};
 use nlkit_conntrack::request::{DumpFilter, TupleFilter};
-use nlkit_conntrack::{Entry, EntryView, Tuple};
+use nlkit_conntrack::{CtEntry, CtEntryView, Tuple};
 use nlkit_wire::consts::*;
 
 use super::shared::{push_line, SharedListing};
@@ -114,7 +114,7 @@ fn list(ctx: &Ctx, f: &CtFilter) -> Result<()> {
             &mut req,
             ctx.threads,
             |m, chunk| {
-                let e = EntryView::parse(m)?;
+                let e = CtEntryView::parse(m)?;
                 if !filter.matches(&e) {
                     return Ok(false);
                 }
@@ -140,7 +140,7 @@ fn list(ctx: &Ctx, f: &CtFilter) -> Result<()> {
     let mut sink = Sink::new(ctx.json);
     let mut shown = 0u64;
     let res = src.dump(&mut req, |m| {
-        let e = EntryView::parse(m).map_err(|e| match e {
+        let e = CtEntryView::parse(m).map_err(|e| match e {
             nlkit_conntrack::Error::Wire(w) => nlkit_socket::Error::Protocol(w),
             e => nlkit_socket::Error::callback(e),
         })?;
@@ -193,7 +193,7 @@ fn orig_tuple(f: &CtFilter) -> Result<Tuple> {
     })
 }
 
-fn print_entry(ctx: &Ctx, e: &EntryView<'_>) -> Result<()> {
+fn print_entry(ctx: &Ctx, e: &CtEntryView<'_>) -> Result<()> {
     let mut out = stdout();
     if ctx.json {
         serde_json::to_writer(&mut out, &entry_json(e))?;
@@ -212,7 +212,7 @@ fn get(ctx: &Ctx, f: &CtFilter) -> Result<()> {
     nlkit_conntrack::request::get(&mut req, 0, &t, f.zone)?;
     let reply = sock.transact(&mut req)?;
     for m in reply.messages() {
-        print_entry(ctx, &EntryView::parse(&m?)?)?;
+        print_entry(ctx, &CtEntryView::parse(&m?)?)?;
     }
     Ok(())
 }
@@ -235,7 +235,7 @@ fn create(ctx: &Ctx, f: &CtFilter, update: bool) -> Result<()> {
             f.reply_dport.or(reply.dport()).unwrap_or(0),
         );
     }
-    let mut e = Entry::with_reply(orig, reply);
+    let mut e = CtEntry::with_reply(orig, reply);
     if let Some(t) = f.timeout {
         e = e.timeout(t);
     } else if !update {

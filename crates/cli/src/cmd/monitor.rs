@@ -120,7 +120,7 @@ fn print_rtnl(
 }
 
 /// Prints one conntrack event (`conntrack -E` format).
-fn print_ct(ctx: &Ctx, v: &nlkit_conntrack::EntryView<'_>, out: &mut impl Write) -> Result<()> {
+fn print_ct(ctx: &Ctx, v: &nlkit_conntrack::CtEntryView<'_>, out: &mut impl Write) -> Result<()> {
     if ctx.json {
         serde_json::to_writer(&mut *out, &entry_json(v))?;
         writeln!(out)?;
@@ -180,7 +180,7 @@ fn run_feed(ctx: &Ctx, rt_groups: &[u32], want_ct: bool, max: u64) -> Result<()>
                 }
                 if *is_ct {
                     if nlkit_conntrack::EventKind::of(&m).is_some() {
-                        print_ct(ctx, &nlkit_conntrack::EntryView::parse(&m)?, &mut out)?;
+                        print_ct(ctx, &nlkit_conntrack::CtEntryView::parse(&m)?, &mut out)?;
                         seen += 1;
                     }
                 } else {

@@ -10,7 +10,7 @@
 //! * Addresses and neighbours the mirror drops with a deleted link become synthesized `DEL`
 //!   events after the link's own `RTM_DELLINK`.
 
-use nlkit_table::Tuple;
+use nlkit_table::ConnKey;
 use nlkit_wire::consts::*;
 use nlkit_wire::feed::FEED_SYNTHESIZED;
 use nlkit_wire::{IfInfoMsg, Message, NLMSG_HDRLEN};
@@ -149,7 +149,7 @@ fn sweep_store<K: StoreKey>(store: &Store<K>, feed: &Feed, t: TableId, gen: u64)
 }
 
 fn sweep_ct(tables: &Tables, feed: &Feed, gen: u64) -> usize {
-    let doomed: Vec<(Tuple, Vec<u8>)> = tables.ct.unconfirmed(gen);
+    let doomed: Vec<(ConnKey, Vec<u8>)> = tables.ct.unconfirmed(gen);
     let mut n = 0;
     for (tuple, msg) in doomed {
         let mut w = feed.writer();

@@ -1,6 +1,6 @@
 //! [`FeedKey`]: which mirror entry a feed message or a stored entry concerns.
 
-use nlkit_table::Tuple;
+use nlkit_table::ConnKey;
 use nlkit_wire::Message;
 
 use crate::keys::{ct_info, AddrKey, LinkKey, NeighKey, NexthopKey, RouteKey};
@@ -14,7 +14,7 @@ pub(crate) enum FeedKey {
     Route(RouteKey),
     Neigh(NeighKey),
     Nexthop(NexthopKey),
-    Ct(Tuple),
+    Ct(ConnKey),
 }
 
 impl FeedKey {

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use nlkit_table::Tuple;
+use nlkit_table::ConnKey;
 use nlkit_wire::consts::*;
 use nlkit_wire::{IfAddrMsg, IfInfoMsg, Message, Messages, NdMsg, NfGenMsg, RtMsg};
 
@@ -320,7 +320,7 @@ fn ct_enabled(ctx: &Ctx) -> Result<(), Reject> {
 }
 
 /// The tuple a ctnetlink get names (`CTA_TUPLE_ORIG` or `CTA_TUPLE_REPLY`, with `CTA_ZONE`).
-fn request_tuple(m: &Message<'_>) -> Result<Tuple, Reject> {
+fn request_tuple(m: &Message<'_>) -> Result<ConnKey, Reject> {
     let (_, attrs) = m.family_header::<NfGenMsg>().map_err(|_| bad("nfgenmsg"))?;
     let (mut t, mut zone) = (None, 0u16);
     for a in attrs {

@@ -13,7 +13,7 @@ use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
 use nlkit_wire::consts::*;
-use nlkit_wire::{align, MessageBuilder, MessageHeader, NLMSG_HDRLEN};
+use nlkit_wire::{align, MessageBuilder, MessageHeader, MessageHeaderMut, NLMSG_HDRLEN};
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
 use rustix::net::{send, SendFlags};
@@ -156,18 +156,13 @@ impl<'a> Out<'a> {
     }
 
     fn patch_from(&mut self, start: usize, flags: u16) {
-        let mut off = start;
-        while off + NLMSG_HDRLEN <= self.buf.len() {
-            let b = &mut self.buf[off..];
-            let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
-            b[6..8].copy_from_slice(&flags.to_ne_bytes());
-            b[8..12].copy_from_slice(&self.seq.to_ne_bytes());
-            b[12..16].copy_from_slice(&self.pid.to_ne_bytes());
-            if len < NLMSG_HDRLEN {
-                break;
-            }
-            off += align(len);
-        }
+        let (seq, pid) = (self.seq, self.pid);
+        // The messages are our own; a malformed one (a bug) only ends the walk.
+        let _ = MessageHeaderMut::for_each(&mut self.buf[start..], |_, mut h| {
+            h.set_flags(flags);
+            h.set_seq(seq);
+            h.set_pid(pid);
+        });
     }
 
     fn maybe_flush(&mut self) -> io::Result<()> {
@@ -185,19 +180,11 @@ impl<'a> Out<'a> {
         }
         self.check();
         if self.intr {
-            let mut off = 0;
-            while off + NLMSG_HDRLEN <= self.buf.len() {
-                let b = &mut self.buf[off..];
-                let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
-                let flags = u16::from_ne_bytes([b[6], b[7]]);
-                if flags & NLM_F_MULTI != 0 {
-                    b[6..8].copy_from_slice(&(flags | NLM_F_DUMP_INTR).to_ne_bytes());
+            let _ = MessageHeaderMut::for_each(&mut self.buf, |_, mut h| {
+                if h.get().flags & NLM_F_MULTI != 0 {
+                    h.insert_flags(NLM_F_DUMP_INTR);
                 }
-                if len < NLMSG_HDRLEN {
-                    break;
-                }
-                off += align(len);
-            }
+            });
         }
         self.link.send(&self.buf)?;
         self.bytes_sent += self.buf.len();
@@ -216,9 +203,7 @@ impl<'a> Out<'a> {
         b.begin(NLMSG_DONE, flags, self.seq);
         b.raw(&0i32.to_ne_bytes());
         let _ = b.finish();
-        let start = self.buf.len();
-        self.buf.extend_from_slice(b.as_bytes());
-        self.buf[start + 12..start + 16].copy_from_slice(&self.pid.to_ne_bytes());
+        self.append_with_pid(b.as_bytes());
         self.flush()
     }
 
@@ -244,20 +229,23 @@ impl<'a> Out<'a> {
             b.attr_str(NLMSGERR_ATTR_MSG, text);
         }
         let _ = b.finish();
-        let start = self.buf.len();
-        self.buf.extend_from_slice(b.as_bytes());
-        self.buf[start + 12..start + 16].copy_from_slice(&self.pid.to_ne_bytes());
+        self.append_with_pid(b.as_bytes());
         self.maybe_flush()
     }
 
     /// Appends raw reply messages (from the kernel) with only the port id patched.
     pub(crate) fn push_raw_reply(&mut self, msg: &[u8]) -> io::Result<()> {
+        self.append_with_pid(msg);
+        self.maybe_flush()
+    }
+
+    /// Appends one message (padded to 4 bytes) addressed to the client's port id.
+    fn append_with_pid(&mut self, msg: &[u8]) {
         let start = self.buf.len();
         self.buf.extend_from_slice(msg);
         self.buf.resize(start + align(msg.len()), 0);
-        if msg.len() >= NLMSG_HDRLEN {
-            self.buf[start + 12..start + 16].copy_from_slice(&self.pid.to_ne_bytes());
+        if let Ok(mut h) = MessageHeaderMut::new(&mut self.buf[start..]) {
+            h.set_pid(self.pid);
         }
-        self.maybe_flush()
     }
 }

@@ -83,7 +83,7 @@ pub fn dump_consistent(s: &mut Socket, req: &MessageBuilder) -> Option<Vec<u8>> 
 pub fn ask(
     c: &mut Socket,
     req: &mut MessageBuilder,
-) -> Result<nlkit_socket::Reply, nlkit_socket::Error> {
+) -> Result<nlkit_socket::TransactReply, nlkit_socket::Error> {
     let _ = req.finish();
     c.transact(req)
 }

@@ -29,10 +29,9 @@
 //! ```
 
 use std::net::IpAddr;
-use std::ops::Range;
 
 use nlkit_wire::consts::*;
-use nlkit_wire::{IfAddrMsg, IfInfoMsg, MessageBuilder, NdMsg, WireError};
+use nlkit_wire::{IfAddrMsg, IfInfoMsg, MessageBuilder, NdMsg};
 
 use crate::{AddrView, Address, LinkView, NeighView, Neighbour};
 
@@ -51,8 +50,7 @@ pub use nexthop::{add_nexthop, del_nexthop, dump_nexthops, get_nexthop, NexthopF
 pub use routes::{add_route, del_route, dump_routes, get_route, RouteFilter, RouteLookup, RouteOp};
 pub use rule::{add_rule, del_rule, dump_rules, RuleFilter};
 
-/// The result of appending a request: the message's byte range in the builder.
-pub type Built = Result<Range<usize>, WireError>;
+pub use nlkit_wire::Built;
 
 const CHANGE: u16 = NLM_F_REQUEST | NLM_F_ACK;
 const DUMP: u16 = NLM_F_REQUEST | NLM_F_DUMP;

@@ -11,13 +11,11 @@
 
 pub mod consistent;
 pub mod core;
+mod request;
 pub mod stream;
 
-use nlkit_wire::consts::{
-    AF_INET, AF_INET6, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR,
-    NLM_F_REQUEST,
-};
-use nlkit_wire::{DoneMsg, ErrorMsg, Message, MessageBuilder, MessageHeader, Messages};
+use nlkit_wire::consts::{AF_INET, AF_INET6, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLM_F_DUMP_INTR};
+use nlkit_wire::{DoneMsg, ErrorMsg, Message, MessageBuilder, Messages};
 
 use self::core::{Class, DumpCore, DumpSource, Refilled};
 use crate::pool::{Pool, PooledSocket};
@@ -195,21 +193,13 @@ impl SharedDump {
 
     /// Starts a dump on a socket already taken from a pool.
     pub fn start_on(mut sock: PooledSocket, request: &mut MessageBuilder) -> Result<SharedDump> {
-        let bytes = request.as_bytes_mut();
-        let h = MessageHeader::parse(bytes)?;
-        if h.len as usize != bytes.len() {
-            return Err(Error::InvalidRequest(
-                "a dump request must be exactly one finished message",
-            ));
-        }
-        let seq = sock.alloc_seq(1);
-        let flags = h.flags | NLM_F_REQUEST | NLM_F_DUMP | NLM_F_ACK;
-        bytes[6..8].copy_from_slice(&flags.to_ne_bytes());
-        bytes[8..12].copy_from_slice(&seq.to_ne_bytes());
-        if let Err(e) = sock.send(request.as_bytes()) {
-            sock.discard();
-            return Err(e);
-        }
+        let seq = match sock.send_dump(request) {
+            Ok(seq) => seq,
+            Err(e) => {
+                sock.discard();
+                return Err(e);
+            }
+        };
         let key = SocketDumpKey {
             seq,
             seq_skipped: AtomicU64::new(0),

@@ -8,10 +8,20 @@ use nlkit_wire::{DoneMsg, ErrorMsg, Message, MessageBuilder};
 
 use crate::{Error, RecvBuffer, Result, Socket};
 
-/// What a finished [`Socket::dump`] reports besides its messages.
+/// What a finished dump reports besides its messages or objects: the summary of
+/// [`Socket::dump`] and of the typed dumps of `nlkit-route` and `nlkit-conntrack`.
+///
+/// ```
+/// let s = nlkit_socket::DumpSummary { delivered: 2, received: 3, interrupted: false };
+/// assert!(s.delivered <= s.received);
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DumpEnd {
-    /// Reply messages passed to the callback.
+pub struct DumpSummary {
+    /// Messages (or, for a typed dump, objects) passed to the callback. A raw
+    /// [`Socket::dump`] passes every reply message, so this equals `received`; a typed dump
+    /// counts only the objects its user-space filter kept.
+    pub delivered: u64,
+    /// Reply messages received (`NLMSG_DONE` and acknowledgements not counted).
     pub received: u64,
     /// The kernel flagged the dump `NLM_F_DUMP_INTR` (on a message or on `NLMSG_DONE`):
     /// objects changed while it ran. Everything was still delivered; restart the dump (or use
@@ -20,8 +30,9 @@ pub struct DumpEnd {
 }
 
 impl Socket {
-    /// Runs the dump request in `req` (one finished message; `NLM_F_REQUEST | NLM_F_DUMP` and
-    /// a fresh sequence number are set here) and calls `f` for each reply message, streaming:
+    /// Runs the dump request in `req` (one finished message; prepared by
+    /// [`send_dump`](Socket::send_dump): `NLM_F_REQUEST | NLM_F_DUMP | NLM_F_ACK` and a fresh
+    /// sequence number) and calls `f` for each reply message, streaming:
     /// memory stays one receive buffer whatever the table's size.
     ///
     /// If `f` fails, the rest of the dump is read and discarded, so the socket stays usable,
@@ -47,7 +58,7 @@ impl Socket {
         &mut self,
         req: &mut MessageBuilder,
         mut f: impl FnMut(&Message<'_>) -> Result<(), E>,
-    ) -> Result<DumpEnd, E> {
+    ) -> Result<DumpSummary, E> {
         let seq = self.send_dump(req)?;
         let mut buf = RecvBuffer::new();
         let mut state = Absorb::new(seq);
@@ -86,7 +97,7 @@ impl Socket {
         &mut self,
         req: &mut MessageBuilder,
         mut f: impl FnMut(&Message<'_>) -> Result<(), E>,
-    ) -> Result<DumpEnd, E> {
+    ) -> Result<DumpSummary, E> {
         use std::sync::mpsc::sync_channel;
         let seq = self.send_dump(req)?;
         // Filled buffers go to the caller in order; empty ones come back for reuse.
@@ -128,22 +139,6 @@ impl Socket {
             Err(Error::Unexpected("dump ended without NLMSG_DONE").into())
         })
     }
-
-    /// Marks `req` as a dump request with a fresh sequence number and sends it.
-    pub(crate) fn send_dump(&mut self, req: &mut MessageBuilder) -> Result<u32> {
-        let bytes = req.as_bytes_mut();
-        if bytes.len() < 16 {
-            return Err(Error::InvalidRequest(
-                "a dump request must be one finished message",
-            ));
-        }
-        let seq = self.alloc_seq(1);
-        let flags = u16::from_ne_bytes([bytes[6], bytes[7]]) | NLM_F_REQUEST | NLM_F_DUMP;
-        bytes[6..8].copy_from_slice(&flags.to_ne_bytes());
-        bytes[8..12].copy_from_slice(&seq.to_ne_bytes());
-        self.send(req.as_bytes())?;
-        Ok(seq)
-    }
 }
 
 /// True when the datagram in `buf` ends dump `seq` (its `NLMSG_DONE` or an error), or is
@@ -159,7 +154,7 @@ fn ends_dump(buf: &RecvBuffer, seq: u32) -> bool {
 /// `NLMSG_DONE` or a kernel error.
 pub(crate) struct Absorb<E> {
     seq: u32,
-    end: DumpEnd,
+    end: DumpSummary,
     /// The callback's first error; the rest of the dump is then read and discarded.
     failed: Option<E>,
 }
@@ -168,7 +163,7 @@ impl<E: From<Error>> Absorb<E> {
     pub(crate) fn new(seq: u32) -> Self {
         Absorb {
             seq,
-            end: DumpEnd::default(),
+            end: DumpSummary::default(),
             failed: None,
         }
     }
@@ -178,7 +173,7 @@ impl<E: From<Error>> Absorb<E> {
         &mut self,
         buf: &mut RecvBuffer,
         f: &mut impl FnMut(&Message<'_>) -> Result<(), E>,
-    ) -> Option<Result<DumpEnd, E>> {
+    ) -> Option<Result<DumpSummary, E>> {
         while let Some(m) = buf.next_message() {
             let m = match m {
                 Ok(m) => m,
@@ -219,6 +214,7 @@ impl<E: From<Error>> Absorb<E> {
                 _ if self.failed.is_some() => {}
                 _ => {
                     self.end.received += 1;
+                    self.end.delivered += 1;
                     if let Err(e) = f(&m) {
                         self.failed = Some(e);
                     }

@@ -103,7 +103,7 @@ pub fn scramble(i: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// The operations a bench map supports (u64 → u64, or Tuple → u64 for churn/gc).
+/// The operations a bench map supports (u64 → u64, or ConnKey → u64 for churn/gc).
 pub trait BenchMap<K>: Sync {
     fn get(&self, k: &K) -> bool;
     fn insert(&self, k: K, v: u64) -> bool;

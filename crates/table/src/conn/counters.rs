@@ -46,10 +46,10 @@ pub(crate) mod sealed {
 /// the four counters is promised.
 ///
 /// ```
-/// use nlkit_table::{ConnConfig, ConnTable, Direction, NewConn, TrafficCounters, Tuple};
+/// use nlkit_table::{ConnConfig, ConnTable, Direction, NewConn, TrafficCounters, ConnKey};
 /// // `ConnTable<u32>` is `ConnTable<u32, TrafficCounters>`.
 /// let t: ConnTable<u32, TrafficCounters> = ConnTable::new(ConnConfig::new(16));
-/// let a = Tuple::new("10.0.0.1".parse().unwrap(), 1, "10.0.0.2".parse().unwrap(), 2, 6);
+/// let a = ConnKey::new("10.0.0.1".parse().unwrap(), 1, "10.0.0.2".parse().unwrap(), 2, 6);
 /// let ct = t.insert(NewConn::new(a, a.reverse(), 5000, 0)).unwrap();
 /// ct.account(Direction::Original, 2, 120);
 /// assert_eq!(ct.counters(Direction::Original), (2, 120));
@@ -110,9 +110,9 @@ impl sealed::Sealed for TrafficCounters {
 /// [`ConnTable::peek`](crate::ConnTable::peek) reports `packets` and `bytes` as zeros.
 ///
 /// ```
-/// use nlkit_table::{ConnConfig, ConnTable, NewConn, NoCounters, Tuple};
+/// use nlkit_table::{ConnConfig, ConnTable, NewConn, NoCounters, ConnKey};
 /// let t: ConnTable<u32, NoCounters> = ConnTable::with_counters(ConnConfig::new(16));
-/// let a = Tuple::new("10.0.0.1".parse().unwrap(), 1, "10.0.0.2".parse().unwrap(), 2, 6);
+/// let a = ConnKey::new("10.0.0.1".parse().unwrap(), 1, "10.0.0.2".parse().unwrap(), 2, 6);
 /// t.insert(NewConn::new(a, a.reverse(), 5000, 7)).unwrap();
 /// assert_eq!(*t.get(&a.reverse()).unwrap().state(), 7);
 /// assert_eq!(t.peek(&a).unwrap().packets, [0, 0]);

@@ -1,6 +1,6 @@
 //! Handles to connections: [`ConnRef`] (pinned by a reference) and [`ConnView`] (a copy).
 
-use super::{ConnCounters, ConnTable, Direction, TrafficCounters, Tuple};
+use super::{ConnCounters, ConnKey, ConnTable, Direction, TrafficCounters};
 use crate::clock::expired;
 use crate::key::{KeyWords, TableKey};
 use crate::sync::{MutexGuard, Ordering};
@@ -10,9 +10,9 @@ use crate::sync::{MutexGuard, Ordering};
 /// The slot cannot be recycled while the handle lives; the connection may still be deleted.
 ///
 /// ```
-/// use nlkit_table::{status, ConnConfig, ConnTable, Direction, NewConn, Tuple};
+/// use nlkit_table::{status, ConnConfig, ConnTable, Direction, NewConn, ConnKey};
 /// let t: ConnTable<u32> = ConnTable::new(ConnConfig::new(16));
-/// let a = Tuple::new("10.0.0.1".parse().unwrap(), 1, "10.0.0.2".parse().unwrap(), 2, 6);
+/// let a = ConnKey::new("10.0.0.1".parse().unwrap(), 1, "10.0.0.2".parse().unwrap(), 2, 6);
 /// let ct = t.insert(NewConn::new(a, a.reverse(), 5000, 0)).unwrap();
 /// ct.set_status(status::ASSURED);
 /// ct.set_mark(7);
@@ -43,19 +43,19 @@ impl<'t, S: Default + Send, C: ConnCounters> ConnRef<'t, S, C> {
     }
 
     /// The tuple of direction `dir`.
-    pub fn tuple(&self, dir: Direction) -> Tuple {
-        Tuple::from_words(&KeyWords::load(
+    pub fn tuple(&self, dir: Direction) -> ConnKey {
+        ConnKey::from_words(&KeyWords::load(
             &self.table.raw.slot(self.idx).key[dir.index()],
         ))
     }
 
     /// The original-direction tuple.
-    pub fn original(&self) -> Tuple {
+    pub fn original(&self) -> ConnKey {
         self.tuple(Direction::Original)
     }
 
     /// The reply-direction tuple.
-    pub fn reply(&self) -> Tuple {
+    pub fn reply(&self) -> ConnKey {
         self.tuple(Direction::Reply)
     }
 
@@ -127,9 +127,9 @@ impl<S: Default + Send> ConnRef<'_, S, TrafficCounters> {
     /// Adds to the packet and byte counters of a direction (atomic, no lock).
     ///
     /// ```
-    /// use nlkit_table::{ConnConfig, ConnTable, Direction, NewConn, Tuple};
+    /// use nlkit_table::{ConnConfig, ConnTable, Direction, NewConn, ConnKey};
     /// let t: ConnTable = ConnTable::new(ConnConfig::new(16));
-    /// let a = Tuple::new("10.0.0.1".parse().unwrap(), 1, "10.0.0.2".parse().unwrap(), 2, 6);
+    /// let a = ConnKey::new("10.0.0.1".parse().unwrap(), 1, "10.0.0.2".parse().unwrap(), 2, 6);
     /// let ct = t.insert(NewConn::new(a, a.reverse(), 5000, ())).unwrap();
     /// ct.account(Direction::Reply, 1, 60);
     /// ct.account(Direction::Reply, 2, 100);
@@ -176,9 +176,9 @@ impl<S: Default + Send, C: ConnCounters> std::fmt::Debug for ConnRef<'_, S, C> {
 /// slightly different instants, but all belong to the one live connection with the tuple.
 ///
 /// ```
-/// use nlkit_table::{ConnConfig, ConnTable, Direction, NewConn, Tuple};
+/// use nlkit_table::{ConnConfig, ConnTable, Direction, NewConn, ConnKey};
 /// let t: ConnTable = ConnTable::new(ConnConfig::new(16));
-/// let a = Tuple::new("10.0.0.1".parse().unwrap(), 1, "10.0.0.2".parse().unwrap(), 2, 6);
+/// let a = ConnKey::new("10.0.0.1".parse().unwrap(), 1, "10.0.0.2".parse().unwrap(), 2, 6);
 /// let mut c = NewConn::new(a, a.reverse(), 5000, ());
 /// c.mark = 9;
 /// t.insert(c).unwrap();

@@ -91,11 +91,11 @@ impl<S: Default + Send, C: ConnCounters> ConnTable<S, C> {
     /// non-assured ones), within `budget`.
     ///
     /// ```
-    /// use nlkit_table::{Clock, ConnConfig, ConnTable, GcBudget, ManualClock, NewConn, Tuple};
+    /// use nlkit_table::{Clock, ConnConfig, ConnTable, GcBudget, ManualClock, NewConn, ConnKey};
     /// let clock = ManualClock::new(0);
     /// let t: ConnTable = ConnTable::new(ConnConfig::new(64).with_clock(Clock::Manual(clock.clone())));
     /// for p in 0..10u16 {
-    ///     let a = Tuple::new("10.0.0.1".parse().unwrap(), p, "10.0.0.2".parse().unwrap(), 80, 6);
+    ///     let a = ConnKey::new("10.0.0.1".parse().unwrap(), p, "10.0.0.2".parse().unwrap(), 80, 6);
     ///     t.insert(NewConn::new(a, a.reverse(), if p < 3 { 100 } else { 100_000 }, ())).unwrap();
     /// }
     /// clock.advance(200);

@@ -9,7 +9,7 @@ mod tuple;
 pub use counters::{ConnCounters, NoCounters, TrafficCounters};
 pub use entry::{ConnIter, ConnRef, ConnView};
 pub use gc::{GcBudget, GcReport};
-pub use tuple::{Direction, Tuple};
+pub use tuple::{ConnKey, Direction};
 
 use crate::clock::{expired, Clock};
 use crate::error::ConnInsertError;
@@ -64,17 +64,17 @@ impl<S: Default + Send, C: ConnCounters> Payload for ConnPayload<S, C> {
 /// A connection to insert.
 ///
 /// ```
-/// use nlkit_table::{NewConn, Tuple};
-/// let orig = Tuple::new("10.0.0.1".parse().unwrap(), 1234, "10.0.0.2".parse().unwrap(), 80, 6);
+/// use nlkit_table::{NewConn, ConnKey};
+/// let orig = ConnKey::new("10.0.0.1".parse().unwrap(), 1234, "10.0.0.2".parse().unwrap(), 80, 6);
 /// let c = NewConn::new(orig, orig.reverse(), 30_000, ());
 /// assert_eq!(c.timeout_ms, 30_000);
 /// ```
 #[derive(Debug, Clone)]
 pub struct NewConn<S> {
     /// Original-direction tuple.
-    pub original: Tuple,
+    pub original: ConnKey,
     /// Reply-direction tuple (differs from `original.reverse()` under NAT).
-    pub reply: Tuple,
+    pub reply: ConnKey,
     /// Timeout from now, in milliseconds.
     pub timeout_ms: u32,
     /// Initial [`status`] bits.
@@ -87,7 +87,7 @@ pub struct NewConn<S> {
 
 impl<S> NewConn<S> {
     /// A connection with no status bits and mark 0.
-    pub fn new(original: Tuple, reply: Tuple, timeout_ms: u32, state: S) -> Self {
+    pub fn new(original: ConnKey, reply: ConnKey, timeout_ms: u32, state: S) -> Self {
         Self {
             original,
             reply,
@@ -144,10 +144,10 @@ impl ConnConfig {
 /// build one with [`ConnTable::with_counters`]).
 ///
 /// ```
-/// use nlkit_table::{ConnConfig, ConnTable, Direction, NewConn, Tuple};
+/// use nlkit_table::{ConnConfig, ConnTable, Direction, NewConn, ConnKey};
 ///
 /// let table: ConnTable<u8> = ConnTable::new(ConnConfig::new(1024));
-/// let orig = Tuple::new("10.0.0.1".parse().unwrap(), 40000, "10.0.0.2".parse().unwrap(), 80, 6);
+/// let orig = ConnKey::new("10.0.0.1".parse().unwrap(), 40000, "10.0.0.2".parse().unwrap(), 80, 6);
 /// table.insert(NewConn::new(orig, orig.reverse(), 120_000, 1)).unwrap();
 ///
 /// let ct = table.get(&orig.reverse()).unwrap();       // found by the reply tuple
@@ -162,10 +162,10 @@ impl ConnConfig {
 /// Without counters, each connection's slot is 32 bytes smaller:
 ///
 /// ```
-/// use nlkit_table::{ConnConfig, ConnTable, NewConn, NoCounters, Tuple};
+/// use nlkit_table::{ConnConfig, ConnTable, NewConn, NoCounters, ConnKey};
 ///
 /// let table: ConnTable<u8, NoCounters> = ConnTable::with_counters(ConnConfig::new(1024));
-/// let orig = Tuple::new("10.0.0.1".parse().unwrap(), 40000, "10.0.0.2".parse().unwrap(), 80, 6);
+/// let orig = ConnKey::new("10.0.0.1".parse().unwrap(), 40000, "10.0.0.2".parse().unwrap(), 80, 6);
 /// table.insert(NewConn::new(orig, orig.reverse(), 120_000, 1)).unwrap();
 /// assert_eq!(*table.get(&orig.reverse()).unwrap().state(), 1);
 /// assert_eq!(table.peek(&orig).unwrap().bytes, [0, 0]); // always zero without counters
@@ -173,7 +173,7 @@ impl ConnConfig {
 /// ```
 pub struct ConnTable<S: Default + Send = (), C: ConnCounters = TrafficCounters> {
     /// The nulls table of slots; its concurrency contract is in the `raw` module.
-    pub(crate) raw: RawTable<Tuple, ConnPayload<S, C>, 2>,
+    pub(crate) raw: RawTable<ConnKey, ConnPayload<S, C>, 2>,
     /// Immutable after construction.
     pub(crate) clock: Clock,
     /// Immutable after construction.
@@ -225,12 +225,12 @@ impl<S: Default + Send, C: ConnCounters> ConnTable<S, C> {
     /// is full, one non-assured connection near the new one's bucket is dropped early.
     ///
     /// ```
-    /// use nlkit_table::{ConnConfig, ConnInsertError, ConnTable, Direction, NewConn, Tuple};
+    /// use nlkit_table::{ConnConfig, ConnInsertError, ConnTable, Direction, NewConn, ConnKey};
     /// let t: ConnTable = ConnTable::new(ConnConfig::new(8));
-    /// let a = Tuple::new("10.0.0.1".parse().unwrap(), 1, "10.0.0.2".parse().unwrap(), 2, 17);
+    /// let a = ConnKey::new("10.0.0.1".parse().unwrap(), 1, "10.0.0.2".parse().unwrap(), 2, 17);
     /// t.insert(NewConn::new(a, a.reverse(), 1000, ())).unwrap();
     /// // Another connection whose reply tuple clashes with the first one's:
-    /// let b = Tuple::new("10.0.0.9".parse().unwrap(), 1, "10.0.0.2".parse().unwrap(), 2, 17);
+    /// let b = ConnKey::new("10.0.0.9".parse().unwrap(), 1, "10.0.0.2".parse().unwrap(), 2, 17);
     /// let err = t.insert(NewConn::new(b, a.reverse(), 1000, ())).map(|_| ()).unwrap_err();
     /// assert_eq!(err, ConnInsertError::Clash(Direction::Reply));
     /// ```
@@ -299,17 +299,17 @@ impl<S: Default + Send, C: ConnCounters> ConnTable<S, C> {
     /// returned (it is deleted on the way, as the kernel does).
     ///
     /// ```
-    /// use nlkit_table::{Clock, ConnConfig, ConnTable, ManualClock, NewConn, Tuple};
+    /// use nlkit_table::{Clock, ConnConfig, ConnTable, ManualClock, NewConn, ConnKey};
     /// let clock = ManualClock::new(0);
     /// let t: ConnTable = ConnTable::new(ConnConfig::new(8).with_clock(Clock::Manual(clock.clone())));
-    /// let a = Tuple::new("10.0.0.1".parse().unwrap(), 1, "10.0.0.2".parse().unwrap(), 2, 17);
+    /// let a = ConnKey::new("10.0.0.1".parse().unwrap(), 1, "10.0.0.2".parse().unwrap(), 2, 17);
     /// t.insert(NewConn::new(a, a.reverse(), 1000, ())).unwrap();
     /// assert!(t.get(&a).is_some());
     /// clock.advance(1000);
     /// assert!(t.get(&a).is_none());
     /// assert_eq!(t.count(), 0);
     /// ```
-    pub fn get(&self, tuple: &Tuple) -> Option<ConnRef<'_, S, C>> {
+    pub fn get(&self, tuple: &ConnKey) -> Option<ConnRef<'_, S, C>> {
         let (idx, dir) = self.raw.lookup(&tuple.to_words())?;
         let expires = self
             .raw
@@ -330,7 +330,7 @@ impl<S: Default + Send, C: ConnCounters> ConnTable<S, C> {
     /// Reads a connection's atomic fields without locks and without touching its reference
     /// count (seqlock-validated); `None` if absent or expired. On a table with
     /// [`NoCounters`], the view's `packets` and `bytes` are zeros.
-    pub fn peek(&self, tuple: &Tuple) -> Option<ConnView> {
+    pub fn peek(&self, tuple: &ConnKey) -> Option<ConnView> {
         let view = self.raw.peek(&tuple.to_words(), Self::view_of)?;
         (!expired(view.expires_at, self.now_ms())).then_some(view)
     }
@@ -345,16 +345,16 @@ impl<S: Default + Send, C: ConnCounters> ConnTable<S, C> {
     /// If `tuples` and `out` differ in length.
     ///
     /// ```
-    /// use nlkit_table::{ConnConfig, ConnTable, Direction, NewConn, Tuple};
+    /// use nlkit_table::{ConnConfig, ConnTable, Direction, NewConn, ConnKey};
     /// let t: ConnTable = ConnTable::new(ConnConfig::new(64));
-    /// let a = Tuple::new("10.0.0.1".parse().unwrap(), 1, "10.0.0.2".parse().unwrap(), 2, 6);
-    /// let b = Tuple::new("10.0.0.3".parse().unwrap(), 1, "10.0.0.2".parse().unwrap(), 2, 6);
+    /// let a = ConnKey::new("10.0.0.1".parse().unwrap(), 1, "10.0.0.2".parse().unwrap(), 2, 6);
+    /// let b = ConnKey::new("10.0.0.3".parse().unwrap(), 1, "10.0.0.2".parse().unwrap(), 2, 6);
     /// t.insert(NewConn::new(a, a.reverse(), 1000, ())).unwrap();
     /// let mut out = [None; 3];
     /// t.peek_batch(&[a.reverse(), b, a], &mut out);
     /// assert_eq!(out.map(|v| v.map(|v| v.direction)), [Some(Direction::Reply), None, Some(Direction::Original)]);
     /// ```
-    pub fn peek_batch(&self, tuples: &[Tuple], out: &mut [Option<ConnView>]) {
+    pub fn peek_batch(&self, tuples: &[ConnKey], out: &mut [Option<ConnView>]) {
         assert_eq!(
             tuples.len(),
             out.len(),
@@ -367,7 +367,7 @@ impl<S: Default + Send, C: ConnCounters> ConnTable<S, C> {
     }
 
     /// The view of a slot's atomic fields (for the seqlock-validated reads).
-    fn view_of(s: &Slot<Tuple, ConnPayload<S, C>, 2>, dir: usize) -> ConnView {
+    fn view_of(s: &Slot<ConnKey, ConnPayload<S, C>, 2>, dir: usize) -> ConnView {
         let p = &s.payload;
         let (packets, bytes) = p.counters.load();
         ConnView {
@@ -382,7 +382,7 @@ impl<S: Default + Send, C: ConnCounters> ConnTable<S, C> {
 
     /// Deletes the connection with this tuple (either direction); returns whether this call
     /// deleted it.
-    pub fn remove(&self, tuple: &Tuple) -> bool {
+    pub fn remove(&self, tuple: &ConnKey) -> bool {
         let words = tuple.to_words();
         while let Some((idx, _)) = self.raw.lookup(&words) {
             let won = self.raw.kill(idx);
@@ -398,10 +398,10 @@ impl<S: Default + Send, C: ConnCounters> ConnTable<S, C> {
     /// stripe lock, while lookups keep running. Expired connections are included until gc.
     ///
     /// ```
-    /// use nlkit_table::{ConnConfig, ConnTable, NewConn, Tuple};
+    /// use nlkit_table::{ConnConfig, ConnTable, NewConn, ConnKey};
     /// let t: ConnTable = ConnTable::new(ConnConfig::new(64));
     /// for p in 1..=5u16 {
-    ///     let a = Tuple::new("10.0.0.1".parse().unwrap(), p, "10.0.0.2".parse().unwrap(), 80, 6);
+    ///     let a = ConnKey::new("10.0.0.1".parse().unwrap(), p, "10.0.0.2".parse().unwrap(), 80, 6);
     ///     t.insert(NewConn::new(a, a.reverse(), 1000, ())).unwrap();
     /// }
     /// assert_eq!(t.iter().count(), 5);
@@ -414,10 +414,10 @@ impl<S: Default + Send, C: ConnCounters> ConnTable<S, C> {
     /// keep running; returns how many this call deleted (the kernel's `nf_ct_iterate_cleanup`).
     ///
     /// ```
-    /// use nlkit_table::{ConnConfig, ConnTable, NewConn, Tuple};
+    /// use nlkit_table::{ConnConfig, ConnTable, NewConn, ConnKey};
     /// let t: ConnTable = ConnTable::new(ConnConfig::new(64));
     /// for zone in 0..4u16 {
-    ///     let a = Tuple::new("10.0.0.1".parse().unwrap(), 1, "10.0.0.2".parse().unwrap(), 80, 6)
+    ///     let a = ConnKey::new("10.0.0.1".parse().unwrap(), 1, "10.0.0.2".parse().unwrap(), 80, 6)
     ///         .with_zone(zone);
     ///     t.insert(NewConn::new(a, a.reverse(), 1000, ())).unwrap();
     /// }
@@ -469,7 +469,7 @@ impl<S: Default + Send, C: ConnCounters> ConnTable<S, C> {
     /// assert_eq!(ConnTable::<u32>::slot_bytes(), ConnTable::<u32, NoCounters>::slot_bytes() + 32);
     /// ```
     pub fn slot_bytes() -> usize {
-        std::mem::size_of::<crate::raw::Slot<Tuple, ConnPayload<S, C>, 2>>()
+        std::mem::size_of::<crate::raw::Slot<ConnKey, ConnPayload<S, C>, 2>>()
     }
 }
 

@@ -38,16 +38,18 @@ impl Direction {
     }
 }
 
-/// A connection tuple: addresses, ports (or ICMP id/type), L4 protocol and conntrack zone.
+/// The key a [`ConnTable`](crate::ConnTable) hashes: a connection tuple (addresses, ports or
+/// ICMP id/type, L4 protocol, conntrack zone) in the table's own compact form. (The tuple as
+/// ctnetlink encodes it is `nlkit_conntrack::Tuple`.)
 ///
 /// ```
-/// use nlkit_table::Tuple;
-/// let t = Tuple::new("10.0.0.1".parse().unwrap(), 1234, "10.0.0.2".parse().unwrap(), 80, 6);
+/// use nlkit_table::ConnKey;
+/// let t = ConnKey::new("10.0.0.1".parse().unwrap(), 1234, "10.0.0.2".parse().unwrap(), 80, 6);
 /// assert_eq!(t.reverse().src_port, 80);
 /// assert_eq!(t.reverse().reverse(), t);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Tuple {
+pub struct ConnKey {
     /// Source address.
     pub src: IpAddr,
     /// Destination address.
@@ -62,7 +64,7 @@ pub struct Tuple {
     pub zone: u16,
 }
 
-impl Tuple {
+impl ConnKey {
     /// A tuple in zone 0.
     pub fn new(src: IpAddr, src_port: u16, dst: IpAddr, dst_port: u16, proto: u8) -> Self {
         Self {
@@ -78,8 +80,8 @@ impl Tuple {
     /// The same tuple with another zone.
     ///
     /// ```
-    /// # use nlkit_table::Tuple;
-    /// let t = Tuple::new("::1".parse().unwrap(), 1, "::2".parse().unwrap(), 2, 17).with_zone(3);
+    /// # use nlkit_table::ConnKey;
+    /// let t = ConnKey::new("::1".parse().unwrap(), 1, "::2".parse().unwrap(), 2, 17).with_zone(3);
     /// assert_eq!(t.zone, 3);
     /// ```
     pub fn with_zone(mut self, zone: u16) -> Self {
@@ -119,7 +121,7 @@ fn words_addr(hi: u64, lo: u64, v6: bool) -> IpAddr {
     }
 }
 
-impl TableKey for Tuple {
+impl TableKey for ConnKey {
     type Words = [u64; 5];
 
     fn to_words(&self) -> [u64; 5] {
