@@ -87,8 +87,14 @@ impl Socket {
         start: MirrorStart,
         mut on_record: impl FnMut(&Message<'_>),
     ) -> Result<Subscribed> {
+        let was_poisoned = self.poisoned;
         let seq = self.send_subscribe(groups, start, true)?;
         self.mirror_following = true;
+        // A refused subscription leaves the socket as it was (its answer is read whole).
+        let refused = |s: &mut Socket| {
+            s.poisoned = was_poisoned;
+            s.mirror_following = false;
+        };
         let mut buf = RecvBuffer::new();
         loop {
             self.recv(&mut buf)?;
@@ -102,11 +108,11 @@ impl Socket {
                         let e = ErrorMsg::parse(&m)?;
                         let mark = FeedMark::of(m.bytes()).unwrap_or_default();
                         if e.errno == libc::ESTALE && mark.flags & FEED_RESYNC_REQUIRED != 0 {
-                            self.mirror_following = false;
+                            refused(self);
                             return Ok(Subscribed::ResyncRequired(mark));
                         }
                         if let Some(err) = e.to_error() {
-                            self.mirror_following = false;
+                            refused(self);
                             return Err(Error::Kernel(err));
                         }
                         return Ok(Subscribed::Following(mark));
