@@ -4,6 +4,11 @@
 //! Printed per run: events received per subscriber, events/s per subscriber (first to last
 //! event), its ratio to the direct reader's rate, lost events, and the mirror's CPU time
 //! (its `mirror-*` threads) per event. Ratios are within one run.
+//!
+//! Then the cost of one conntrack verification dump (`MirrorConfig::ct_verify_interval`) with
+//! `NLKIT_BENCH_FEED_CT` (default 100,000) entries: its wall time and the mirror's CPU, and
+//! both scaled linearly to 1,000,000 entries (`nf_conntrack_max` cannot be raised from a test
+//! namespace).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
@@ -39,6 +44,16 @@ fn mirror_cpu() -> Duration {
         }
     }
     Duration::from_secs_f64(ticks as f64 / tick)
+}
+
+/// CPU time (user + system) of the whole process, exited threads included.
+fn process_cpu() -> Duration {
+    let tick = rustix::param::clock_ticks_per_second() as f64;
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let t = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    Duration::from_secs_f64((t(11) + t(12)) as f64 / tick)
 }
 
 /// Adds then deletes `n / 2` host routes via `oif`: `n` route events.
@@ -213,6 +228,50 @@ fn run() {
     }
     mirror.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
+    verification_cost(&dir);
+}
+
+/// One conntrack verification dump's wall time and CPU.
+fn verification_cost(dir: &std::path::Path) {
+    use std::sync::atomic::Ordering;
+    let n = env("NLKIT_BENCH_FEED_CT", 100_000);
+    let loaded = nlkit_testns::load_conntrack(n, 1);
+    let mut cfg = MirrorConfig {
+        socket_path: Some(dir.join("mirror-ct.sock")),
+        writer: WriterMode::Disabled,
+        notify_systemd: false,
+        neigh_resync_interval: None,
+        ct_verify_interval: Some(Duration::from_secs(2)),
+        ..MirrorConfig::default()
+    };
+    cfg.capacities.conntrack = (2 * n as u32).next_power_of_two();
+    let mirror = Mirror::start(cfg).unwrap();
+    if !mirror.mirrors_conntrack() {
+        println!("conntrack verification: ctnetlink unavailable, not measured");
+        return;
+    }
+    let m = mirror.metrics();
+    let before = m.last_sync_us.load(Ordering::Relaxed);
+    // The dump's threads exit when it is done: count the whole process (this thread sleeps).
+    let cpu0 = process_cpu();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while m.last_sync_us.load(Ordering::Relaxed) == before && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let cpu = process_cpu() - cpu0;
+    let us = m.last_sync_us.load(Ordering::Relaxed);
+    let held = mirror.tables().len(nlkit_mirror::TableId::Conntrack);
+    let scale = 1_000_000.0 / held.max(1) as f64;
+    println!(
+        "conntrack verification dump of {held} entries ({loaded} loaded): {:.1} ms wall, {:.1} ms CPU (the process: dump threads, kernel work in their recvmsg); scaled to 1,000,000: {:.2} s wall, {:.2} s CPU (every 60 s by default: {:.1}% of one core)",
+        us as f64 / 1e3,
+        cpu.as_secs_f64() * 1e3,
+        us as f64 / 1e6 * scale,
+        cpu.as_secs_f64() * scale,
+        cpu.as_secs_f64() * scale / 60.0 * 100.0
+    );
+    mirror.shutdown();
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 fn main() {
