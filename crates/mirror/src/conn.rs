@@ -7,6 +7,8 @@
 //! `CTA_TIMEOUT` (which it lists as of the kernel's last report). Update events carry only
 //! what changed, so they are merged into the stored message attribute by attribute.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use nlkit_table::{ConnConfig, ConnInsertError, ConnKey, ConnRef, ConnTable, NewConn, NoCounters};
 use nlkit_wire::{align, Attrs, Message, MessageHeaderMut, NLA_HDRLEN, NLMSG_HDRLEN};
 
@@ -30,10 +32,16 @@ pub struct CtState {
     pub(crate) gen: u32,
     /// What was dropped from `msg` (0: stored whole).
     pub(crate) dropped: u16,
-    /// Offset of `CTA_TIMEOUT`'s value in the full (unpacked) message (0: none; messages
-    /// are under 64 KiB).
+    /// Bits 0-14: offset of `CTA_TIMEOUT`'s value in the full (unpacked) message (0: none;
+    /// an offset of 32 KiB or more is not kept, conntrack messages are a few hundred bytes).
+    /// Bit 15 ([`SILENT`]): the connection may never send events (see `ct_silent`); kept
+    /// here because a separate set of a million tuples cost ~20 MiB and a pass over the table.
     pub(crate) timeout_off: u16,
 }
+
+/// In [`CtState::timeout_off`]: the connection was found by the initial dump and no event
+/// for it has arrived since.
+const SILENT: u16 = 1 << 15;
 
 /// A generation as [`CtState`] keeps it.
 fn gen32(gen: u64) -> u32 {
@@ -47,14 +55,30 @@ impl CtState {
         reply: &ConnKey,
         gen: u64,
         timeout_off: Option<usize>,
+        silent: bool,
     ) -> Self {
         let (msg, dropped) = pack(msg, orig, reply);
+        let off = timeout_off
+            .and_then(|o| u16::try_from(o).ok())
+            .filter(|o| o & SILENT == 0)
+            .unwrap_or(0);
         CtState {
             gen: gen32(gen),
             msg,
             dropped,
-            timeout_off: timeout_off.and_then(|o| u16::try_from(o).ok()).unwrap_or(0),
+            timeout_off: off | if silent { SILENT } else { 0 },
         }
+    }
+
+    /// Offset of `CTA_TIMEOUT`'s value in the full message (0: none).
+    fn timeout_offset(&self) -> usize {
+        usize::from(self.timeout_off & !SILENT)
+    }
+
+    /// Whether the connection may never send events: found by the initial dump, and no
+    /// event for it since.
+    pub(crate) fn is_silent(&self) -> bool {
+        self.timeout_off & SILENT != 0
     }
 }
 
@@ -73,6 +97,10 @@ pub struct CtStore {
     pub(crate) table: ConnTable<CtState, NoCounters>,
     /// Bumped around every insert, update, delete and expiry.
     pub seq: ChangeSeq,
+    /// Whether connections a dump inserts are flagged [silent](CtState::is_silent) (on
+    /// during the initial sync only). Written by the sync thread between dumps; relaxed:
+    /// the dump threads are started and joined after each change.
+    dump_marks_silent: AtomicBool,
 }
 
 impl std::fmt::Debug for CtStore {
@@ -140,7 +168,25 @@ impl CtStore {
                 ..ConnConfig::new(max.max(64))
             }),
             seq: ChangeSeq::default(),
+            dump_marks_silent: AtomicBool::new(false),
         }
+    }
+
+    /// Whether connections that dumps insert from now on are flagged as possibly silent
+    /// (the initial sync: they may predate every event listener; see `ct_silent`).
+    pub(crate) fn set_dump_marks_silent(&self, on: bool) {
+        self.dump_marks_silent.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether some connection is still flagged as possibly silent (stops at the first one).
+    pub(crate) fn any_silent(&self) -> bool {
+        self.table.iter().any(|c| c.state().is_silent())
+    }
+
+    /// How many connections are flagged as possibly silent (a pass over the table).
+    #[cfg(test)]
+    pub(crate) fn silent_count(&self) -> usize {
+        self.table.iter().filter(|c| c.state().is_silent()).count()
     }
 
     /// Number of connections.
@@ -155,14 +201,23 @@ impl CtStore {
 
     /// Applies a `IPCTNL_MSG_CT_NEW` message (dump entry or new/update event). `merge_update`
     /// keeps stored attributes the message lacks (update events carry only what changed).
+    /// An event: the connection reports itself, so it is not [silent](CtState::is_silent).
     pub(crate) fn upsert(&self, msg: &Message<'_>, gen: u64, merge_update: bool) -> bool {
+        self.apply(msg, gen, merge_update, true)
+    }
+
+    /// [`upsert`](Self::upsert); `heard`: from an event (else from a dump, which keeps an
+    /// existing entry's silent flag and gives a new one the flag if
+    /// [`set_dump_marks_silent`](Self::set_dump_marks_silent) is on).
+    fn apply(&self, msg: &Message<'_>, gen: u64, merge_update: bool, heard: bool) -> bool {
         let Some(info) = ct_info(msg) else {
             return false;
         };
+        let silent = !heard && self.dump_marks_silent.load(Ordering::Relaxed);
         let norm = normalize(msg);
         if let Some(c) = self.table.get(&info.original) {
             if c.original() == info.original && info.reply.is_none_or(|r| r == c.reply()) {
-                return self.update_in_place(&c, &info, norm, gen, merge_update);
+                return self.update_in_place(&c, &info, norm, gen, merge_update, heard);
             }
             // Same tuple, other connection (a stale entry): replace it.
             let _w = self.seq.write();
@@ -172,7 +227,7 @@ impl CtStore {
             return false; // an update for a connection we never saw, without its reply tuple
         };
         let timeout = timeout_ms(&info).unwrap_or(NO_TIMEOUT_MS);
-        let state = CtState::new(norm, &info.original, &reply, gen, info.timeout_off);
+        let state = CtState::new(norm, &info.original, &reply, gen, info.timeout_off, silent);
         let _w = self.seq.write();
         let mut conn = NewConn::new(info.original, reply, timeout, state);
         conn.mark = info.mark.unwrap_or(0);
@@ -187,6 +242,7 @@ impl CtStore {
                     &reply,
                     gen,
                     info.timeout_off,
+                    silent,
                 );
                 self.table
                     .insert(NewConn::new(info.original, reply, timeout, state))
@@ -214,6 +270,7 @@ impl CtStore {
             &reply,
             gen,
             info.timeout_off,
+            self.dump_marks_silent.load(Ordering::Relaxed),
         );
         let timeout = timeout_ms(&info).unwrap_or(NO_TIMEOUT_MS);
         let mut conn = NewConn::new(info.original, reply, timeout, state);
@@ -224,7 +281,7 @@ impl CtStore {
         };
         match inserted {
             Ok(_) => true,
-            Err(ConnInsertError::Clash(_)) => self.upsert(msg, gen, false),
+            Err(ConnInsertError::Clash(_)) => self.apply(msg, gen, false, false),
             Err(e) => {
                 tracing::debug!(error = ?e, "conntrack mirror insert refused");
                 false
@@ -240,10 +297,14 @@ impl CtStore {
         norm: Vec<u8>,
         gen: u64,
         merge_update: bool,
+        heard: bool,
     ) -> bool {
         let (orig, reply) = (c.original(), c.reply());
         let mut st = c.state();
         st.gen = st.gen.max(gen32(gen));
+        if heard {
+            st.timeout_off &= !SILENT;
+        }
         let mut old = Vec::with_capacity(st.msg.len() + usize::from(st.dropped));
         unpack_into(&st.msg, st.dropped, &orig, &reply, &mut old);
         if old == norm {
@@ -252,8 +313,7 @@ impl CtStore {
             }
             return false;
         }
-        let timeout_only =
-            !merge_update && same_but_timeout(&old, &norm, usize::from(st.timeout_off));
+        let timeout_only = !merge_update && same_but_timeout(&old, &norm, st.timeout_offset());
         let new = if merge_update {
             merge(&norm, &old)
         } else {
@@ -263,7 +323,7 @@ impl CtStore {
             .ok()
             .and_then(|(m, _)| ct_info(&m))
             .and_then(|i| i.timeout_off);
-        let new = CtState::new(new, &orig, &reply, u64::from(st.gen), off);
+        let new = CtState::new(new, &orig, &reply, u64::from(st.gen), off, st.is_silent());
         let _w = self.seq.write();
         *st = new;
         if let Some(t) = timeout_ms(info) {

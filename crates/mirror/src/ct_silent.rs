@@ -10,26 +10,21 @@
 //! none of its updates are reported. An extension cannot be added later.
 //!
 //! The mirror joins its conntrack groups before its first dump, so every connection created
-//! after that reports itself. Those found by the initial dump may predate every listener: their
-//! original tuples (hashed, 8 bytes each) are kept here. A connection leaves the set when an
-//! event for it arrives (it has the extension) or when it is no longer in the mirror's table.
-//! While the set is not empty, the sync thread re-dumps conntrack every [`SilentConns::due`]
-//! (ten times the last dump's duration, between [`MIN_INTERVAL`] and [`MAX_INTERVAL`]); the
-//! re-dump's sweep removes what the kernel deleted silently. Once every such connection is
-//! gone the re-dumps stop.
+//! after that reports itself. Those found by the initial dump may predate every listener: the
+//! initial dump flags each connection it inserts ([`CtStore::set_dump_marks_silent`]; one bit
+//! in the entry, no memory of its own), and any event for a connection clears its flag (it
+//! has the extension). While some flagged connection is still in the table, the sync thread
+//! re-dumps conntrack every [`SilentConns::due`] (ten times the last dump's duration, between
+//! [`MIN_INTERVAL`] and [`MAX_INTERVAL`]: about 12 s for a million entries); the re-dump's
+//! sweep removes what the kernel deleted silently, so such a deletion leaves the mirror within
+//! one interval plus one dump. Once no flagged connection is left the re-dumps stop (the
+//! periodic verification dump, `MirrorConfig::ct_verify_interval`, still runs).
 //!
 //! Owned by the sync thread; no sharing.
 
-use std::collections::HashSet;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::{Duration, Instant};
 
-use nlkit_table::ConnKey;
-use nlkit_wire::consts::*;
-use nlkit_wire::Message;
-
 use crate::conn::CtStore;
-use crate::keys::ct_info;
 
 /// Shortest interval between verification re-dumps.
 pub(crate) const MIN_INTERVAL: Duration = Duration::from_secs(1);
@@ -38,19 +33,11 @@ pub(crate) const MAX_INTERVAL: Duration = Duration::from_secs(60);
 /// A re-dump every this many times its own duration (at most ~10% of the sync thread's time).
 const INTERVAL_FACTOR: u32 = 10;
 
-/// Connections of the initial dump not yet known to send events (see the module docs).
+/// When the next re-dump for connections that may be silent is due (see the module docs).
 #[derive(Debug, Default)]
 pub(crate) struct SilentConns {
-    /// Hashes of their original tuples.
-    tuples: HashSet<u64>,
     /// When the next verification re-dump is due (`None`: none needed).
     next: Option<Instant>,
-}
-
-fn key(t: &ConnKey) -> u64 {
-    let mut h = DefaultHasher::new();
-    t.hash(&mut h);
-    h.finish()
 }
 
 fn interval(dump_time: Duration) -> Duration {
@@ -60,62 +47,44 @@ fn interval(dump_time: Duration) -> Duration {
 }
 
 impl SilentConns {
-    /// Records every connection now in `ct` (right after the initial dump, which took
-    /// `dump_time`).
+    /// Before the initial dump: flag the connections it inserts.
+    pub(crate) fn before_initial_dump(&self, ct: &CtStore) {
+        ct.set_dump_marks_silent(true);
+    }
+
+    /// Right after the initial sync (which took `dump_time`): stops flagging, and schedules
+    /// a re-dump if some connection is flagged.
     pub(crate) fn seed(&mut self, ct: &CtStore, dump_time: Duration) {
-        self.tuples = ct.iter().map(|c| key(&c.original())).collect();
-        self.schedule(dump_time);
-        if !self.tuples.is_empty() {
+        ct.set_dump_marks_silent(false);
+        self.schedule(ct, dump_time);
+        if self.next.is_some() {
             tracing::debug!(
-                connections = self.tuples.len(),
+                connections = ct.len(),
                 "conntrack entries older than the mirror: re-dumping until they are gone"
             );
         }
     }
 
-    /// An event for the connection in `m` arrived: it reports itself. (A re-dump already
-    /// scheduled still runs once; its [`after_dump`](Self::after_dump) schedules no other.)
-    pub(crate) fn heard(&mut self, m: &Message<'_>) {
-        if self.tuples.is_empty() || m.ty() >> 8 != u16::from(NFNL_SUBSYS_CTNETLINK) {
-            return;
-        }
-        if let Some(info) = ct_info(m) {
-            self.tuples.remove(&key(&info.original));
-            if let Some(r) = info.reply {
-                self.tuples.remove(&key(&r));
-            }
-        }
-    }
-
-    /// A conntrack dump (taking `dump_time`) was applied and swept: forgets connections no
-    /// longer in `ct`, and schedules the next re-dump if some remain.
+    /// A conntrack dump (taking `dump_time`) was applied and swept: schedules the next
+    /// re-dump if some flagged connection remains. (Called after the initial dump too,
+    /// before [`seed`](Self::seed), when nothing is scheduled yet.)
     pub(crate) fn after_dump(&mut self, ct: &CtStore, dump_time: Duration) {
-        if !self.tuples.is_empty() {
-            let present: HashSet<u64> = ct.iter().map(|c| key(&c.original())).collect();
-            self.tuples.retain(|k| present.contains(k));
+        if self.next.is_some() {
+            self.schedule(ct, dump_time);
         }
-        // Also when events emptied the set since: no re-dump is due any more.
-        self.schedule(dump_time);
     }
 
-    fn schedule(&mut self, dump_time: Duration) {
-        self.next = if self.tuples.is_empty() {
-            self.tuples = HashSet::new(); // give the memory back
-            None
-        } else {
+    fn schedule(&mut self, ct: &CtStore, dump_time: Duration) {
+        self.next = if ct.any_silent() {
             Instant::now().checked_add(interval(dump_time))
+        } else {
+            None
         };
     }
 
     /// When the next verification re-dump is due; `None` when no connection may be silent.
     pub(crate) fn due(&self) -> Option<Instant> {
         self.next
-    }
-
-    /// How many connections may still be silent.
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.tuples.len()
     }
 }
 
@@ -134,8 +103,9 @@ mod tests {
     fn empty_needs_no_redump() {
         let ct = CtStore::new(1024);
         let mut s = SilentConns::default();
+        s.before_initial_dump(&ct);
         s.seed(&ct, Duration::from_millis(1));
-        assert_eq!(s.len(), 0);
+        assert_eq!(ct.silent_count(), 0);
         assert!(s.due().is_none());
     }
 }

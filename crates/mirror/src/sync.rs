@@ -205,10 +205,15 @@ impl Syncer {
     pub(crate) fn initial_sync(&mut self) -> Result<(), MirrorError> {
         let t0 = Instant::now();
         let set = self.all_tables();
-        self.resync(set)?;
         if set.contains(TableId::Conntrack) {
+            self.silent.before_initial_dump(&self.shared.tables.ct);
+        }
+        let synced = self.resync(set);
+        if set.contains(TableId::Conntrack) {
+            // Also after a failure: later dumps must not flag connections.
             self.silent.seed(&self.shared.tables.ct, t0.elapsed());
         }
+        synced?;
         let ms = t0.elapsed().as_millis() as u64;
         self.shared
             .metrics
@@ -301,7 +306,6 @@ impl Syncer {
                 self.pending.add(TableId::Routes4);
                 self.pending.add(TableId::Routes6);
             }
-            self.silent.heard(&m);
             let f =
                 crate::feed::capture::apply_event(&self.shared.tables, &self.shared.feed, &m, gen);
             for t in f.resync.iter() {
