@@ -440,4 +440,60 @@ mod tests {
             .collect();
         assert_eq!(got, vec![(CTA_TIMEOUT, 60), (CTA_MARK, 5)]);
     }
+
+    /// A ctnetlink message for a TCP connection from port `sport`, with a timeout.
+    fn ct_msg(sport: u16, timeout: u32) -> Vec<u8> {
+        let mut b = MessageBuilder::new();
+        b.begin(
+            nfnl_msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW),
+            0,
+            0,
+        );
+        b.header(&NfGenMsg {
+            family: AF_INET,
+            version: NFNETLINK_V0,
+            res_id: 0,
+        });
+        let (a, c) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let t = nlkit_conntrack::Tuple::with_ports(IPPROTO_TCP, a, sport, c, 80);
+        t.write(&mut b, CTA_TUPLE_ORIG);
+        t.reversed().write(&mut b, CTA_TUPLE_REPLY);
+        b.attr_be32(CTA_TIMEOUT, timeout);
+        b.finish().unwrap();
+        b.as_bytes().to_vec()
+    }
+
+    fn first(b: &[u8]) -> Message<'_> {
+        Message::parse(b).unwrap().0
+    }
+
+    #[test]
+    fn silent_flag_set_by_marked_dumps_cleared_by_events() {
+        let ct = CtStore::new(1024);
+        let (m1, m2) = (ct_msg(1000, 30), ct_msg(1001, 30));
+        ct.set_dump_marks_silent(true);
+        assert!(ct.insert_dump(&first(&m1), 1));
+        assert!(ct.insert_dump(&first(&m2), 1));
+        assert_eq!(ct.silent_count(), 2);
+        ct.set_dump_marks_silent(false);
+        // A later dump (changed timeout) keeps the flag, and the timeout offset is intact.
+        let m1b = ct_msg(1000, 20);
+        ct.insert_dump(&first(&m1b), 2);
+        assert_eq!(ct.silent_count(), 2);
+        let t = ct_info(&first(&m1)).unwrap().original;
+        let off = ct.table.get(&t).unwrap().state().timeout_offset();
+        assert_eq!(&m1b[off..off + 4], &20u32.to_be_bytes());
+        // An event clears it; the stored message is the event's.
+        ct.upsert(&first(&m1), 3, false);
+        assert_eq!(ct.silent_count(), 1);
+        assert!(ct.any_silent());
+        let mut out = Vec::new();
+        assert!(ct.get_into(&t, &mut out));
+        assert_eq!(out, m1);
+        ct.upsert(&first(&m2), 3, true);
+        assert!(!ct.any_silent());
+        // A dump while not marking inserts unflagged connections.
+        assert!(ct.insert_dump(&first(&ct_msg(1002, 30)), 4));
+        assert_eq!(ct.silent_count(), 0);
+    }
 }
