@@ -284,7 +284,7 @@ impl CtStore {
     }
 
     /// Removes the connection with this tuple (either direction).
-    pub fn remove(&self, tuple: &ConnKey) -> bool {
+    pub(crate) fn remove(&self, tuple: &ConnKey) -> bool {
         if self.table.peek(tuple).is_none() && self.table.get(tuple).is_none() {
             return false;
         }
