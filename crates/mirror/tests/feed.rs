@@ -312,6 +312,8 @@ nlkit_testns::netns_test! {
         nlkit_testns::add_addr(v.a_index, "fd00::1".parse().unwrap(), 64);
         let m = start("feed-churn", |_| {});
         let n = churn_size(CHURN);
+        // Neighbour changes: 1.5 · n / 20 per round, 30,000 in all at the size.
+        let nn = n / 20;
         let ct_on = m.mirrors_conntrack();
         let mut subs: Vec<(Socket, Replica, bool)> = Vec::new();
         let subscribe = |subs: &mut Vec<(Socket, Replica, bool)>, ct: bool| {
@@ -334,11 +336,11 @@ nlkit_testns::netns_test! {
                 for round in 0..4 {
                     let d = dsts(round * n / 4, n / 4);
                     assert_eq!(routes(&mut k, true, &d, v.a_index, 254), 0);
-                    neighbours(v.a_index, true, 0..1000);
+                    neighbours(v.a_index, true, 0..nn);
                     set_link(v.b_index, false);
                     set_link(v.b_index, true);
                     assert_eq!(routes(&mut k, false, &d[..d.len() / 2], v.a_index, 254), 0);
-                    neighbours(v.a_index, false, 0..500);
+                    neighbours(v.a_index, false, 0..nn / 2);
                 }
             });
             let ct = s.spawn(|| {
