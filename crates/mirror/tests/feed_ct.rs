@@ -70,7 +70,8 @@ fn drain(sub: &mut Socket, buf: &mut RecvBuffer) -> (usize, usize) {
                 dels += 1;
             } else if msg.ty() == nfnl_msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW) {
                 // Only the kernel's own: a verification dump may refresh the stored content
-                // (a synthesized `NEW`), which is no lapse.
+                // (a synthesized `NEW`: the dump has `CTA_MARK` and `CTA_USE`, the kernel's
+                // `NEW` event not), which is no lapse.
                 let synthesized = FeedMark::of(msg.bytes())
                     .is_some_and(|f| f.flags & nlkit_wire::feed::FEED_SYNTHESIZED != 0);
                 news += usize::from(!synthesized);
