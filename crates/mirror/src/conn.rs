@@ -157,6 +157,42 @@ fn same_but_timeout(a: &[u8], b: &[u8], off: usize) -> bool {
         && a[off + 4..] == b[off + 4..]
 }
 
+/// Attributes a dump reports anew each time without the connection changing: the timer, the
+/// use count, the traffic counters and the timestamps.
+fn is_volatile(ty: u16) -> bool {
+    use nlkit_wire::consts::{
+        CTA_COUNTERS_ORIG, CTA_COUNTERS_REPLY, CTA_TIMEOUT, CTA_TIMESTAMP, CTA_USE,
+    };
+    matches!(
+        ty,
+        CTA_TIMEOUT | CTA_USE | CTA_COUNTERS_ORIG | CTA_COUNTERS_REPLY | CTA_TIMESTAMP
+    )
+}
+
+/// The attributes that describe the connection, sorted: what is left of a message once the
+/// volatile ones (and a zero `CTA_MARK`, which events leave out) are set aside.
+fn identity_attrs(bytes: &[u8]) -> Option<Vec<(u16, &[u8])>> {
+    let (m, _) = Message::parse(bytes).ok()?;
+    let (_, attrs) = m.family_header::<nlkit_wire::NfGenMsg>().ok()?;
+    let mut v = Vec::new();
+    for a in attrs {
+        let a = a.ok()?;
+        if is_volatile(a.ty()) || (a.ty() == nlkit_wire::consts::CTA_MARK && a.payload() == [0; 4])
+        {
+            continue;
+        }
+        v.push((a.ty(), a.payload()));
+    }
+    v.sort_unstable();
+    Some(v)
+}
+
+/// Whether two messages describe the same connection state: a kernel `NEW` event lacks the
+/// `CTA_USE` (and a zero `CTA_MARK`) a dump carries, which is no change to report.
+fn same_connection(a: &[u8], b: &[u8]) -> bool {
+    matches!((identity_attrs(a), identity_attrs(b)), (Some(x), Some(y)) if x == y)
+}
+
 impl CtStore {
     /// A table for at most `max` connections.
     pub fn new(max: u32) -> Self {
@@ -313,7 +349,8 @@ impl CtStore {
             }
             return false;
         }
-        let timeout_only = !merge_update && same_but_timeout(&old, &norm, st.timeout_offset());
+        let timeout_only = !merge_update
+            && (same_but_timeout(&old, &norm, st.timeout_offset()) || same_connection(&old, &norm));
         let new = if merge_update {
             merge(&norm, &old)
         } else {
@@ -344,7 +381,7 @@ impl CtStore {
     }
 
     /// Removes the connection with this tuple (either direction).
-    pub fn remove(&self, tuple: &ConnKey) -> bool {
+    pub(crate) fn remove(&self, tuple: &ConnKey) -> bool {
         if self.table.peek(tuple).is_none() && self.table.get(tuple).is_none() {
             return false;
         }
@@ -441,8 +478,48 @@ mod tests {
         assert_eq!(got, vec![(CTA_TIMEOUT, 60), (CTA_MARK, 5)]);
     }
 
+    fn ct_msg(attrs: &[(u16, u32)]) -> Vec<u8> {
+        let mut b = MessageBuilder::new();
+        b.begin(
+            nfnl_msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW),
+            0,
+            0,
+        );
+        b.header(&NfGenMsg::default());
+        for &(ty, v) in attrs {
+            b.attr_be32(ty, v);
+        }
+        b.finish().unwrap();
+        b.as_bytes().to_vec()
+    }
+
+    #[test]
+    fn a_dump_adding_use_and_zero_mark_is_no_change() {
+        // A kernel NEW event: status and timeout, no CTA_USE, no zero CTA_MARK.
+        let event = ct_msg(&[(CTA_STATUS, 8), (CTA_TIMEOUT, 30)]);
+        // The verification dump's message for the same connection.
+        let dump = ct_msg(&[
+            (CTA_STATUS, 8),
+            (CTA_TIMEOUT, 29),
+            (CTA_MARK, 0),
+            (CTA_USE, 1),
+        ]);
+        assert!(same_connection(&event, &dump));
+        // A real change: a mark set, or another status.
+        assert!(!same_connection(
+            &event,
+            &ct_msg(&[(CTA_STATUS, 8), (CTA_MARK, 5)])
+        ));
+        assert!(!same_connection(
+            &event,
+            &ct_msg(&[(CTA_STATUS, 10), (CTA_USE, 1)])
+        ));
+        // Bytes that are no message are never "the same".
+        assert!(!same_connection(&event, &[1, 2, 3]));
+    }
+
     /// A ctnetlink message for a TCP connection from port `sport`, with a timeout.
-    fn ct_msg(sport: u16, timeout: u32) -> Vec<u8> {
+    fn tcp_msg(sport: u16, timeout: u32) -> Vec<u8> {
         let mut b = MessageBuilder::new();
         b.begin(
             nfnl_msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW),
@@ -470,14 +547,14 @@ mod tests {
     #[test]
     fn silent_flag_set_by_marked_dumps_cleared_by_events() {
         let ct = CtStore::new(1024);
-        let (m1, m2) = (ct_msg(1000, 30), ct_msg(1001, 30));
+        let (m1, m2) = (tcp_msg(1000, 30), tcp_msg(1001, 30));
         ct.set_dump_marks_silent(true);
         assert!(ct.insert_dump(&first(&m1), 1));
         assert!(ct.insert_dump(&first(&m2), 1));
         assert_eq!(ct.silent_count(), 2);
         ct.set_dump_marks_silent(false);
         // A later dump (changed timeout) keeps the flag, and the timeout offset is intact.
-        let m1b = ct_msg(1000, 20);
+        let m1b = tcp_msg(1000, 20);
         ct.insert_dump(&first(&m1b), 2);
         assert_eq!(ct.silent_count(), 2);
         let t = ct_info(&first(&m1)).unwrap().original;
@@ -493,7 +570,7 @@ mod tests {
         ct.upsert(&first(&m2), 3, true);
         assert!(!ct.any_silent());
         // A dump while not marking inserts unflagged connections.
-        assert!(ct.insert_dump(&first(&ct_msg(1002, 30)), 4));
+        assert!(ct.insert_dump(&first(&tcp_msg(1002, 30)), 4));
         assert_eq!(ct.silent_count(), 0);
     }
 }

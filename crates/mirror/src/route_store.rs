@@ -162,7 +162,7 @@ impl RouteStore {
     }
 
     /// See [`Store::put`]; a key of the other family changes nothing.
-    pub fn put(&self, key: RouteKey, msgs: Vec<u8>, gen: u64) -> bool {
+    pub(crate) fn put(&self, key: RouteKey, msgs: Vec<u8>, gen: u64) -> bool {
         with_store!(self, &key, |s, k| s.put(k, msgs, gen), false)
     }
 
@@ -172,12 +172,12 @@ impl RouteStore {
     }
 
     /// Removes `key`; returns whether it was present.
-    pub fn remove(&self, key: &RouteKey) -> bool {
+    pub(crate) fn remove(&self, key: &RouteKey) -> bool {
         with_store!(self, key, |s, k| s.remove(&k), false)
     }
 
     /// See [`Store::sweep`].
-    pub fn sweep(
+    pub(crate) fn sweep(
         &self,
         gen: u64,
         mut scope: impl FnMut(&RouteKey, StoredEntry<'_>) -> bool,

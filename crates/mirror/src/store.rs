@@ -242,7 +242,7 @@ impl<K: StoreKey> Store<K> {
 
     /// Sets `key`'s messages to `msgs`, marked with `gen`. When the stored bytes are the same,
     /// only the mark is updated and no change is counted. Returns whether the table changed.
-    pub fn put(&self, key: K, msgs: Vec<u8>, gen: u64) -> bool {
+    pub(crate) fn put(&self, key: K, msgs: Vec<u8>, gen: u64) -> bool {
         let (shard, mut w) = self.writer_for(&key, &msgs);
         let old = self.index.get(&key).map(|v| unpack_loc(v).1);
         if let Some(at) = old {
@@ -309,7 +309,7 @@ impl<K: StoreKey> Store<K> {
     }
 
     /// Removes `key`; returns whether it was present.
-    pub fn remove(&self, key: &K) -> bool {
+    pub(crate) fn remove(&self, key: &K) -> bool {
         let shard = shard_of(key);
         let mut w = self.logs[shard].writer();
         let Some((_, at)) = self.index.get(key).map(unpack_loc) else {
@@ -324,13 +324,17 @@ impl<K: StoreKey> Store<K> {
 
     /// Removes every entry not confirmed at generation `gen` or later for which `scope`
     /// returns true; returns how many were removed.
-    pub fn sweep(&self, gen: u64, mut scope: impl FnMut(&K, StoredEntry<'_>) -> bool) -> usize {
+    pub(crate) fn sweep(
+        &self,
+        gen: u64,
+        mut scope: impl FnMut(&K, StoredEntry<'_>) -> bool,
+    ) -> usize {
         let g = u64::from(tag(gen));
         self.remove_where(|k, e| e.gen < g && scope(k, e))
     }
 
     /// Removes every entry for which `pred` returns true; returns how many were removed.
-    pub fn remove_where(&self, mut pred: impl FnMut(&K, StoredEntry<'_>) -> bool) -> usize {
+    pub(crate) fn remove_where(&self, mut pred: impl FnMut(&K, StoredEntry<'_>) -> bool) -> usize {
         // Every shard's writer, in shard order (the only place more than one is held).
         let mut ws: Vec<LogWriter<'_>> = self.logs.iter().map(RecordLog::writer).collect();
         let mut doomed = Vec::new();
