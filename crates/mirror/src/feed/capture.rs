@@ -13,7 +13,7 @@
 use nlkit_table::ConnKey;
 use nlkit_wire::consts::*;
 use nlkit_wire::feed::FEED_SYNTHESIZED;
-use nlkit_wire::{IfInfoMsg, Message, NLMSG_HDRLEN};
+use nlkit_wire::{IfInfoMsg, Message, MessageHeaderMut};
 
 use super::Feed;
 use crate::fill::Filled;
@@ -97,8 +97,8 @@ pub(crate) fn apply_dump(tables: &Tables, feed: &Feed, t: TableId, m: &Message<'
         } else {
             0
         };
-        if b.len() >= NLMSG_HDRLEN {
-            b[6..8].copy_from_slice(&flags.to_ne_bytes());
+        if let Ok(mut h) = MessageHeaderMut::new(&mut b) {
+            h.set_flags(flags);
         }
         w.push(t, FEED_SYNTHESIZED, b);
     }
@@ -116,17 +116,12 @@ pub(crate) fn as_deletion(t: TableId, mut msgs: Vec<u8>) -> Vec<u8> {
         TableId::Rules4 | TableId::Rules6 => RTM_DELRULE,
         TableId::Conntrack => nfnl_msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE),
     };
-    let mut off = 0;
-    while off + NLMSG_HDRLEN <= msgs.len() {
-        let len =
-            u32::from_ne_bytes([msgs[off], msgs[off + 1], msgs[off + 2], msgs[off + 3]]) as usize;
-        msgs[off + 4..off + 6].copy_from_slice(&del.to_ne_bytes());
-        msgs[off + 6..off + 8].fill(0);
-        if len < NLMSG_HDRLEN {
-            break;
-        }
-        off += nlkit_wire::align(len);
-    }
+    // A walk stopped by a malformed length leaves the rest as it was (stored messages come
+    // from the kernel and were validated when they were stored).
+    let _ = MessageHeaderMut::for_each(&mut msgs, |_, mut h| {
+        h.set_ty(del);
+        h.set_flags(0);
+    });
     msgs
 }
 

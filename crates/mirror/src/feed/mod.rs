@@ -43,7 +43,6 @@ use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use nlkit_wire::NLMSG_HDRLEN;
 use parking_lot::{Mutex, MutexGuard};
 use rustix::event::{eventfd, EventfdFlags};
 
@@ -264,16 +263,12 @@ impl Drop for FeedWriter<'_> {
 /// Zeroes the sequence number and port id of every message in `msgs` (flags are kept: they
 /// tell `NLM_F_CREATE`/`NLM_F_REPLACE`/`NLM_F_APPEND` apart, as on the kernel's events).
 pub(crate) fn zero_seq_pid(msgs: &mut [u8]) {
-    let mut off = 0;
-    while off + NLMSG_HDRLEN <= msgs.len() {
-        let len =
-            u32::from_ne_bytes([msgs[off], msgs[off + 1], msgs[off + 2], msgs[off + 3]]) as usize;
-        msgs[off + 8..off + NLMSG_HDRLEN].fill(0);
-        if len < NLMSG_HDRLEN {
-            break;
-        }
-        off += nlkit_wire::align(len);
-    }
+    // A walk stopped by a malformed length leaves the rest as it was (the messages are the
+    // kernel's, validated when they were stored).
+    let _ = nlkit_wire::MessageHeaderMut::for_each(msgs, |_, mut h| {
+        h.set_seq(0);
+        h.set_pid(0);
+    });
 }
 
 #[cfg(test)]
