@@ -281,6 +281,24 @@ fn route_tables() -> Vec<TableId> {
     ]
 }
 
+/// The feed log's byte bound in the stalled-subscriber test (the churn's events are several
+/// times more).
+const STALL_FEED_BYTES: usize = 2 << 20;
+/// Allowance for the allocator's noise on top of that bound (arenas, retained free memory):
+/// well under what buffering the stalled subscriber's missed events would cost.
+const STALL_RSS_SLACK: usize = 2 << 20;
+
+/// The resident set of this process (`VmRSS`), in bytes.
+fn rss() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
+        .expect("VmRSS in /proc/self/status");
+    kb * 1024
+}
+
 fn dsts(base: u32, n: u32) -> Vec<IpAddr> {
     (base..base + n).map(|i| IpAddr::V4(v4(i))).collect()
 }
@@ -294,6 +312,8 @@ nlkit_testns::netns_test! {
         nlkit_testns::add_addr(v.a_index, "fd00::1".parse().unwrap(), 64);
         let m = start("feed-churn", |_| {});
         let n = churn_size(CHURN);
+        // Neighbour changes: 1.5 · n / 20 per round, 30,000 in all at the size.
+        let nn = n / 20;
         let ct_on = m.mirrors_conntrack();
         let mut subs: Vec<(Socket, Replica, bool)> = Vec::new();
         let subscribe = |subs: &mut Vec<(Socket, Replica, bool)>, ct: bool| {
@@ -316,11 +336,11 @@ nlkit_testns::netns_test! {
                 for round in 0..4 {
                     let d = dsts(round * n / 4, n / 4);
                     assert_eq!(routes(&mut k, true, &d, v.a_index, 254), 0);
-                    neighbours(v.a_index, true, 0..1000);
+                    neighbours(v.a_index, true, 0..nn);
                     set_link(v.b_index, false);
                     set_link(v.b_index, true);
                     assert_eq!(routes(&mut k, false, &d[..d.len() / 2], v.a_index, 254), 0);
-                    neighbours(v.a_index, false, 0..500);
+                    neighbours(v.a_index, false, 0..nn / 2);
                 }
             });
             let ct = s.spawn(|| {
@@ -417,9 +437,10 @@ nlkit_testns::netns_test! {
         converge(&mut s2, &mut r2, &route_tables(), Duration::from_secs(30));
     }
 
-    /// A subscriber that never reads: the others finish and are equal; the stalled one gets
-    /// an overrun notice at the exact position of the last event it was sent, and can resume
-    /// from there.
+    /// A subscriber that never reads: the others finish and are equal; the mirror's memory
+    /// stays within the feed log's configured bound; the stalled one gets an overrun notice
+    /// at the exact position of the last event it was sent, then resumes (or, its position
+    /// gone from the small log, is told to resync) and ends equal.
     fn stalled_subscriber_overruns_exactly() {
         let v = nlkit_testns::veth_pair("sa", "sb");
         nlkit_testns::add_addr(v.a_index, "10.0.0.1".parse().unwrap(), 16);
@@ -427,25 +448,45 @@ nlkit_testns::netns_test! {
         // event buffer keeps the mirror from resyncing (whose changes land all at once).
         let m = start("feed-stall", |c| {
             c.feed_max_lag = 10_000;
+            c.feed_max_bytes = STALL_FEED_BYTES;
             c.event_rcvbuf = 32 << 20;
         });
-        let mut stalled = Socket::connect_unix(m.socket_path(), Protocol::Route).unwrap();
-        let mut rs = snapshot_follow(&mut stalled, &RTNL_GROUPS);
         let mut s = Socket::connect_unix(m.socket_path(), Protocol::Route).unwrap();
         let mut r = snapshot_follow(&mut s, &RTNL_GROUPS);
         let n = churn_size(CHURN);
-        for add in [true, false] {
-            std::thread::scope(|sc| {
-                sc.spawn(|| {
-                    let mut k = kernel(Protocol::Route);
-                    assert_eq!(routes(&mut k, add, &dsts(0, n), v.a_index, 254), 0);
+        // Adds then deletes `n` routes while `s` reads; `s` ends with every event.
+        let churn = |s: &mut Socket, r: &mut Replica| {
+            for add in [true, false] {
+                let want = r.events + u64::from(n);
+                std::thread::scope(|sc| {
+                    sc.spawn(|| {
+                        let mut k = kernel(Protocol::Route);
+                        assert_eq!(routes(&mut k, add, &dsts(0, n), v.a_index, 254), 0);
+                    });
+                    read_until(s, r, Duration::from_secs(30), |r| r.events >= want);
                 });
-                let want = if add { u64::from(n) } else { u64::from(2 * n) };
-                read_until(&mut s, &mut r, Duration::from_secs(30), |r| r.events >= want);
-            });
-        }
-        assert_converges(&m, &route_tables(), Duration::from_secs(20));
-        converge(&mut s, &mut r, &route_tables(), Duration::from_secs(30));
+            }
+            assert_converges(&m, &route_tables(), Duration::from_secs(20));
+            converge(s, r, &route_tables(), Duration::from_secs(30));
+        };
+        // Warm-up without the stalled one: the tables, the reader's replica and the log (2n
+        // events, more than its bound) reach their working size, so what the stalled
+        // subscriber costs shows as growth of the process's RSS (the mirror runs here).
+        churn(&mut s, &mut r);
+        let before = rss();
+        let mut stalled = Socket::connect_unix(m.socket_path(), Protocol::Route).unwrap();
+        let mut rs = snapshot_follow(&mut stalled, &RTNL_GROUPS);
+        let sent = r.events;
+        churn(&mut s, &mut r);
+        let growth = rss().saturating_sub(before);
+        eprintln!(
+            "RSS growth with a stalled subscriber: {growth} bytes ({} events in the churn; log bound {STALL_FEED_BYTES})",
+            r.events - sent
+        );
+        assert!(
+            growth <= STALL_FEED_BYTES + STALL_RSS_SLACK,
+            "the mirror's RSS grew by {growth} bytes with a stalled subscriber (bound {STALL_FEED_BYTES} + slack {STALL_RSS_SLACK})"
+        );
         // Now the stalled one reads: what its socket held, then the overrun at its position.
         let mark = read_until(&mut stalled, &mut rs, Duration::from_secs(30), |_| false);
         let mark = mark.unwrap_or_else(|| panic!("no overrun notice: {} events, last {}", rs.events, rs.last));
@@ -458,7 +499,13 @@ nlkit_testns::netns_test! {
                 |_| {},
             )
             .unwrap();
-        assert!(matches!(again, Subscribed::Following(_)), "{again:?}");
+        match again {
+            Subscribed::Following(_) => {}
+            Subscribed::ResyncRequired(head) => {
+                assert!(head.position > mark.position, "{head:?}");
+                rs = snapshot_follow(&mut stalled, &RTNL_GROUPS);
+            }
+        }
         converge(&mut stalled, &mut rs, &route_tables(), Duration::from_secs(30));
     }
 
