@@ -187,8 +187,10 @@ netns_test! {
         } else {
             eprintln!("no bridge here: {}", String::from_utf8_lossy(&br.stderr));
         }
-        // A link going down shows as dead/linkdown, the same on both.
+        // vb going down deletes its nexthops at once; its peer va loses carrier, which the
+        // kernel applies later (link watch), deleting va's nexthops then: wait for that.
         ip(&["link", "set", "vb", "down"]);
+        nlkit_testns::wait_link_settled("va");
         same_as_ip(&["nexthop", "show"]);
     }
 

@@ -78,7 +78,65 @@ pub fn veth_pair(a: &str, b: &str) -> Veth {
     };
     set_link_up(v.a_index);
     set_link_up(v.b_index);
+    wait_link_settled(a);
+    wait_link_settled(b);
     v
+}
+
+/// Waits (at most 10 s, then panics) until the kernel has applied the last carrier change of
+/// link `name`: an administratively up link reports operstate `UP` with carrier, or
+/// `LOWERLAYERDOWN`/`DOWN` without. Returns at once for a link that is down.
+///
+/// The kernel applies carrier changes late, from its link-watch work queue (a veth end's
+/// carrier follows its peer's up/down). That work updates the operstate and then sends
+/// `NETDEV_CHANGE`, which for a link without carrier deletes the nexthops through it. Call
+/// this after changing a veth end's state and before comparing anything that depends on it.
+/// After it sees the new operstate it makes one request that takes the RTNL lock, so the
+/// link-watch work that set the operstate (it holds that lock) has finished.
+///
+/// ```no_run
+/// nlkit_testns::ip(&["link", "set", "vb", "down"]);
+/// // The peer `va` loses its carrier; wait until the kernel has flushed its nexthops.
+/// nlkit_testns::wait_link_settled("va");
+/// ```
+pub fn wait_link_settled(name: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let line = crate::harness::ip(&["-o", "link", "show", "dev", name]);
+        let flags = line
+            .split_once('<')
+            .and_then(|(_, r)| r.split_once('>'))
+            .map_or("", |(f, _)| f);
+        let has = |f: &str| flags.split(',').any(|x| x == f);
+        let state = line
+            .split_once(" state ")
+            .and_then(|(_, r)| r.split_whitespace().next())
+            .unwrap_or("");
+        let settled = !has("UP")
+            || match has("LOWER_UP") {
+                true => state == "UP",
+                false => state == "LOWERLAYERDOWN" || state == "DOWN",
+            };
+        if settled {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "link {name} did not settle: {line}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // A request that changes nothing but runs under the RTNL lock.
+    let mut b = MessageBuilder::new();
+    b.begin(RTM_NEWLINK, NLM_F_REQUEST, 0);
+    b.header(&IfInfoMsg {
+        index: ifindex(name) as i32,
+        ..Default::default()
+    });
+    b.finish().expect("build no-op link request");
+    route_channel()
+        .request(&mut b)
+        .unwrap_or_else(|e| panic!("no-op request on link {name}: {e}"));
 }
 
 /// Deletes link `name` (deleting one end of a veth pair deletes both).

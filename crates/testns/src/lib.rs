@@ -34,7 +34,7 @@ mod isolate;
 pub use channel::{Channel, ChannelError};
 pub use fixtures::{
     add_addr, delete_link, load_conntrack, load_ipv4_routes, load_ipv6_routes, set_link_up,
-    veth_pair, Veth,
+    veth_pair, wait_link_settled, Veth,
 };
 pub use harness::{have_command, in_test_netns, ip, run, run_in_netns, CHILD_ENV};
 pub use isolate::{is_root, isolate};
