@@ -148,40 +148,8 @@ fn netlink_ports(pid: i32, protocol: i32) -> Vec<u32> {
 
 /// Sends a forged `NLMSG_ERROR(EPERM)` for sequence number `seq` to netlink port `port`.
 fn forge_eperm(port: u32, seq: u32) {
-    use rustix::net::netlink::SocketAddrNetlink;
-    let evil = rustix::net::socket_with(
-        rustix::net::AddressFamily::NETLINK,
-        rustix::net::SocketType::RAW,
-        rustix::net::SocketFlags::CLOEXEC,
-        None,
-    )
-    .unwrap();
-    rustix::net::bind(&evil, &SocketAddrNetlink::new(0, 0)).unwrap();
-    let mut b = MessageBuilder::new();
-    b.begin(NLMSG_ERROR, NLM_F_CAPPED, seq);
-    b.raw(&(-libc::EPERM).to_ne_bytes());
-    let mut echoed = [0u8; 16];
-    nlkit_wire::MessageHeader {
-        len: 16,
-        ty: RTM_NEWROUTE,
-        flags: NLM_F_REQUEST | NLM_F_ACK,
-        seq,
-        pid: port,
-    }
-    .write(&mut echoed);
-    b.raw(&echoed);
-    b.finish().unwrap();
-    let mut bytes = b.as_bytes().to_vec();
-    nlkit_wire::MessageHeaderMut::new(&mut bytes)
-        .unwrap()
-        .set_pid(port);
-    rustix::net::sendto(
-        &evil,
-        &bytes,
-        rustix::net::SendFlags::empty(),
-        &SocketAddrNetlink::new(port, 0),
-    )
-    .expect("sendto the worker's port id (CAP_NET_ADMIN in the namespace)");
+    let bytes = nlkit_testns::forged_error(seq, port, libc::EPERM, RTM_NEWROUTE);
+    nlkit_testns::send_forged(&nlkit_testns::attacker(), port, &bytes);
 }
 
 fn signal(pid: i32, sig: i32) {

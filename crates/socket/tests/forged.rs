@@ -5,54 +5,12 @@
 use nlkit_socket::{Protocol, Socket};
 use nlkit_wire::consts::*;
 use nlkit_wire::{ErrorMsg, IfInfoMsg, MessageBuilder, Messages};
-use rustix::net::netlink::SocketAddrNetlink;
-use rustix::net::{AddressFamily, SendFlags, SocketFlags, SocketType};
 
-/// An attacker's socket: a plain netlink socket that unicasts to another socket's port id.
-fn attacker() -> std::os::fd::OwnedFd {
-    let fd = rustix::net::socket_with(
-        AddressFamily::NETLINK,
-        SocketType::RAW,
-        SocketFlags::CLOEXEC,
-        None,
-    )
-    .unwrap();
-    rustix::net::bind(&fd, &SocketAddrNetlink::new(0, 0)).unwrap();
-    fd
-}
+use nlkit_testns::{attacker, send_forged};
 
 /// A forged `NLMSG_ERROR(EPERM)` for request `seq`, addressed to port `pid`.
 fn forged_eperm(seq: u32, pid: u32) -> Vec<u8> {
-    let mut b = MessageBuilder::new();
-    b.begin(NLMSG_ERROR, NLM_F_CAPPED, seq);
-    b.raw(&(-libc::EPERM).to_ne_bytes());
-    let mut echoed = [0u8; 16];
-    nlkit_wire::MessageHeader {
-        len: 16,
-        ty: RTM_GETLINK,
-        flags: NLM_F_REQUEST | NLM_F_ACK,
-        seq,
-        pid,
-    }
-    .write(&mut echoed);
-    b.raw(&echoed);
-    b.finish().unwrap();
-    let mut bytes = b.as_bytes().to_vec();
-    nlkit_wire::MessageHeaderMut::new(&mut bytes)
-        .unwrap()
-        .set_pid(pid);
-    bytes
-}
-
-fn send_forged(from: &std::os::fd::OwnedFd, to: u32, bytes: &[u8]) {
-    let n = rustix::net::sendto(
-        from,
-        bytes,
-        SendFlags::empty(),
-        &SocketAddrNetlink::new(to, 0),
-    )
-    .expect("sendto a netlink port id (needs CAP_NET_ADMIN in the namespace)");
-    assert_eq!(n, bytes.len());
+    nlkit_testns::forged_error(seq, pid, libc::EPERM, RTM_GETLINK)
 }
 
 fn getlink_lo(seq: u32) -> MessageBuilder {

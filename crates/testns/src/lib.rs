@@ -28,6 +28,7 @@
 
 mod channel;
 mod fixtures;
+mod forge;
 mod harness;
 mod isolate;
 
@@ -36,6 +37,7 @@ pub use fixtures::{
     add_addr, delete_link, load_conntrack, load_ipv4_routes, load_ipv6_routes, set_link_up,
     veth_pair, wait_link_settled, Veth,
 };
+pub use forge::{attacker, forged_error, send_forged};
 pub use harness::{have_command, in_test_netns, ip, run, run_in_netns, CHILD_ENV};
 pub use isolate::{is_root, isolate};
 

@@ -3,7 +3,6 @@
 use nlkit_testns::Channel;
 use nlkit_wire::consts::*;
 use nlkit_wire::{IfInfoMsg, MessageBuilder};
-use rustix::net::netlink::SocketAddrNetlink;
 
 nlkit_testns::netns_test! {
     /// Forged `NLMSG_ERROR(EPERM)`s queued for the channel's next sequence numbers are
@@ -11,29 +10,10 @@ nlkit_testns::netns_test! {
     fn forged_errors_are_dropped() {
         let mut ch = Channel::open(NETLINK_ROUTE).unwrap();
         let port = ch.port_id().unwrap();
-        let evil = rustix::net::socket_with(
-            rustix::net::AddressFamily::NETLINK,
-            rustix::net::SocketType::RAW,
-            rustix::net::SocketFlags::CLOEXEC,
-            None,
-        )
-        .unwrap();
-        rustix::net::bind(&evil, &SocketAddrNetlink::new(0, 0)).unwrap();
+        let evil = nlkit_testns::attacker();
         for seq in 0..4u32 {
-            let mut b = MessageBuilder::new();
-            b.begin(NLMSG_ERROR, NLM_F_CAPPED, seq);
-            b.raw(&(-libc::EPERM).to_ne_bytes());
-            b.raw(&[16, 0, 0, 0, 16, 0, 5, 0]);
-            b.raw(&seq.to_ne_bytes());
-            b.raw(&port.to_ne_bytes());
-            b.finish().unwrap();
-            rustix::net::sendto(
-                &evil,
-                b.as_bytes(),
-                rustix::net::SendFlags::empty(),
-                &SocketAddrNetlink::new(port, 0),
-            )
-            .unwrap();
+            let bytes = nlkit_testns::forged_error(seq, port, libc::EPERM, RTM_NEWLINK);
+            nlkit_testns::send_forged(&evil, port, &bytes);
         }
         let mut b = MessageBuilder::new();
         b.begin(RTM_NEWLINK, NLM_F_REQUEST, 0);
