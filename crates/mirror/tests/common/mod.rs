@@ -18,16 +18,10 @@ pub fn socket_path(tag: &str) -> PathBuf {
     dir.join("mirror.sock")
 }
 
-/// Starts a mirror (writer thread, no systemd) after `tweak` adjusts its config.
+/// Starts a mirror (writer thread, no systemd) after `tweak` adjusts its config: the
+/// [`test_config`] with room for the larger fixtures (2^18 routes, 2^17 connections).
 pub fn start(tag: &str, tweak: impl FnOnce(&mut MirrorConfig)) -> Mirror {
-    let mut cfg = MirrorConfig {
-        socket_path: Some(socket_path(tag)),
-        writer: WriterMode::Thread,
-        notify_systemd: false,
-        client_send_timeout: Duration::from_secs(2),
-        neigh_resync_interval: Some(Duration::from_millis(500)),
-        ..MirrorConfig::default()
-    };
+    let mut cfg = test_config(tag);
     cfg.capacities.routes = 1 << 18;
     cfg.capacities.conntrack = 1 << 17;
     tweak(&mut cfg);
@@ -375,8 +369,8 @@ pub fn churn_size(default: u32) -> u32 {
         .unwrap_or(default)
 }
 
-/// The configuration [`start`] uses (before its tweak), for tests that expect
-/// `Mirror::start` to fail.
+/// The test mirrors' configuration (writer thread, no systemd, short timeouts) with small
+/// tables, for tests that start the mirror themselves or expect `Mirror::start` to fail.
 pub fn test_config(tag: &str) -> MirrorConfig {
     let mut cfg = MirrorConfig {
         socket_path: Some(socket_path(tag)),
