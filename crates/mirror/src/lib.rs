@@ -120,11 +120,18 @@
 #![warn(missing_docs)]
 
 mod conn;
-mod ct_pack;
+/// The compact conntrack record format, shared with the clients (`nlkit-view`).
+mod ct_pack {
+    pub use nlkit_view::ct_pack::*;
+}
 mod ct_silent;
 mod feed;
 mod fill;
-mod keys;
+/// The keys of the tables, shared with the clients (`nlkit-view`).
+mod keys {
+    pub use nlkit_view::keys::*;
+    pub use nlkit_view::TableId;
+}
 mod metrics;
 mod nexthops;
 mod notify;
@@ -146,16 +153,16 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub use conn::{CtState, CtStore};
-pub use keys::{AddrKey, LinkKey, NeighKey, NexthopKey, RouteKey, StoreKey};
+pub use keys::{AddrKey, LinkKey, NeighKey, NexthopKey, Route4Key, RouteKey, StoreKey};
 pub use metrics::Metrics;
 pub use nlkit_table::{ChangeSeq, SeqSnapshot, WriteGuard};
 pub use notify::sd_notify;
-pub use route_store::{Route4Key, RouteStore};
+pub use route_store::RouteStore;
 pub use rules::RuleList;
 pub use server::{default_socket_path, DirProblem, MAX_PROTOCOL_ERRORS};
 pub use stop::Shutdown;
 pub use store::{Store, StoredEntry};
-pub use tables::{Capacities, TableId, TableSet, Tables};
+pub use tables::{dump_request, Capacities, TableId, TableSet, Tables};
 pub use writer::{
     kernel_transact, register_worker_handlers, worker_registry, WriterMode, WORKER_HANDLER_ID,
     WORKER_HANDLER_NAME,

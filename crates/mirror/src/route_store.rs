@@ -5,76 +5,10 @@
 //! IPv4 store files its entries under [`Route4Key`] (24 bytes) and the IPv6 store under the
 //! full [`RouteKey`]; both are reached through [`RouteStore`] with a `RouteKey`.
 
-use std::net::{IpAddr, Ipv4Addr};
+use nlkit_table::ChangeSeq;
 
-use nlkit_table::{ChangeSeq, TableKey};
-use nlkit_wire::Message;
-
-use crate::keys::{RouteKey, StoreKey};
+use crate::keys::{Route4Key, RouteKey};
 use crate::store::{Store, StoredEntry};
-
-/// An IPv4 route's key, as the IPv4 route store's index files it (three words).
-///
-/// ```
-/// use nlkit_mirror::{Route4Key, RouteKey};
-/// use nlkit_table::TableKey;
-/// let k = RouteKey {
-///     table: 254, dst: "10.1.2.0".parse().unwrap(), dst_len: 24,
-///     src: "0.0.0.0".parse().unwrap(), src_len: 0, tos: 0, priority: 100,
-/// };
-/// let c = Route4Key::new(k).unwrap();
-/// assert_eq!(Route4Key::from_words(&c.to_words()).key(), k);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Route4Key(RouteKey);
-
-impl Route4Key {
-    /// The compact form of an IPv4 route key (`None` for an IPv6 one).
-    pub fn new(k: RouteKey) -> Option<Self> {
-        (k.dst.is_ipv4() && k.src.is_ipv4()).then_some(Route4Key(k))
-    }
-
-    /// The full key.
-    pub fn key(self) -> RouteKey {
-        self.0
-    }
-}
-
-fn v4(a: IpAddr) -> u64 {
-    match a {
-        IpAddr::V4(a) => u64::from(u32::from(a)),
-        IpAddr::V6(_) => 0,
-    }
-}
-
-impl TableKey for Route4Key {
-    type Words = [u64; 3];
-    fn to_words(&self) -> [u64; 3] {
-        let k = &self.0;
-        [
-            u64::from(k.table) | u64::from(k.priority) << 32,
-            v4(k.dst) | v4(k.src) << 32,
-            u64::from(k.dst_len) | u64::from(k.src_len) << 8 | u64::from(k.tos) << 16,
-        ]
-    }
-    fn from_words(w: &[u64; 3]) -> Self {
-        Route4Key(RouteKey {
-            table: w[0] as u32,
-            priority: (w[0] >> 32) as u32,
-            dst: IpAddr::V4(Ipv4Addr::from(w[1] as u32)),
-            src: IpAddr::V4(Ipv4Addr::from((w[1] >> 32) as u32)),
-            dst_len: w[2] as u8,
-            src_len: (w[2] >> 8) as u8,
-            tos: (w[2] >> 16) as u8,
-        })
-    }
-}
-
-impl StoreKey for Route4Key {
-    fn of_message(msg: &Message<'_>) -> Option<Self> {
-        RouteKey::from_msg(msg).and_then(Route4Key::new)
-    }
-}
 
 /// The routes of one family.
 ///

@@ -10,100 +10,19 @@ use crate::routes;
 use crate::rules::RuleList;
 use crate::store::{normalize, Store};
 
-/// One mirror table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum TableId {
-    /// Links (`RTM_GETLINK`).
-    Links,
-    /// IPv4 addresses.
-    Addrs4,
-    /// IPv6 addresses.
-    Addrs6,
-    /// IPv4 routes (all tables).
-    Routes4,
-    /// IPv6 routes (all tables).
-    Routes6,
-    /// IPv4 neighbours (ARP).
-    Neigh4,
-    /// IPv6 neighbours (NDP).
-    Neigh6,
-    /// Nexthop objects (`ip nexthop`; all families).
-    Nexthops,
-    /// IPv4 policy rules (`ip rule`).
-    Rules4,
-    /// IPv6 policy rules (`ip -6 rule`).
-    Rules6,
-    /// Conntrack entries (all families).
-    Conntrack,
-}
+pub use crate::keys::TableId;
 
-impl TableId {
-    /// Every table.
-    pub const ALL: [TableId; 11] = [
-        TableId::Links,
-        TableId::Addrs4,
-        TableId::Addrs6,
-        TableId::Routes4,
-        TableId::Routes6,
-        TableId::Neigh4,
-        TableId::Neigh6,
-        TableId::Nexthops,
-        TableId::Rules4,
-        TableId::Rules6,
-        TableId::Conntrack,
-    ];
-
-    /// The rtnetlink tables (every table but conntrack).
-    pub const RTNL: [TableId; 10] = [
-        TableId::Links,
-        TableId::Addrs4,
-        TableId::Addrs6,
-        TableId::Routes4,
-        TableId::Routes6,
-        TableId::Neigh4,
-        TableId::Neigh6,
-        TableId::Nexthops,
-        TableId::Rules4,
-        TableId::Rules6,
-    ];
-
-    /// The dump request that lists this table — from the kernel or from the mirror, which
-    /// answers the same requests — with the Netlink protocol to send it on.
-    ///
-    /// ```
-    /// use nlkit_mirror::TableId;
-    /// let (proto, req) = TableId::Routes6.dump_request();
-    /// assert_eq!(proto, nlkit_socket::Protocol::Route);
-    /// assert!(!req.as_bytes().is_empty());
-    /// ```
-    pub fn dump_request(self) -> (nlkit_socket::Protocol, nlkit_wire::MessageBuilder) {
-        crate::fill::dump_request(self)
-    }
-
-    /// The name used in metrics and logs.
-    ///
-    /// ```
-    /// assert_eq!(nlkit_mirror::TableId::Routes6.name(), "routes6");
-    /// ```
-    pub fn name(self) -> &'static str {
-        match self {
-            TableId::Links => "links",
-            TableId::Addrs4 => "addrs4",
-            TableId::Addrs6 => "addrs6",
-            TableId::Routes4 => "routes4",
-            TableId::Routes6 => "routes6",
-            TableId::Neigh4 => "neigh4",
-            TableId::Neigh6 => "neigh6",
-            TableId::Nexthops => "nexthops",
-            TableId::Rules4 => "rules4",
-            TableId::Rules6 => "rules6",
-            TableId::Conntrack => "conntrack",
-        }
-    }
-
-    pub(crate) fn bit(self) -> u16 {
-        1 << (self as u16)
-    }
+/// The dump request that lists `t` — from the kernel or from the mirror, which answers the
+/// same requests — with the Netlink protocol to send it on.
+///
+/// ```
+/// use nlkit_mirror::{dump_request, TableId};
+/// let (proto, req) = dump_request(TableId::Routes6);
+/// assert_eq!(proto, nlkit_socket::Protocol::Route);
+/// assert!(!req.as_bytes().is_empty());
+/// ```
+pub fn dump_request(t: TableId) -> (nlkit_socket::Protocol, nlkit_wire::MessageBuilder) {
+    crate::fill::dump_request(t)
 }
 
 /// A set of tables (for pending resyncs).

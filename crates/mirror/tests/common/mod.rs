@@ -84,7 +84,7 @@ pub fn ask(
 
 /// The dump request a client sends for a table.
 pub fn dump_request(t: TableId) -> MessageBuilder {
-    t.dump_request().1
+    nlkit_mirror::dump_request(t).1
 }
 
 /// An entry's identity and the part of its content that must match the kernel's.
@@ -156,7 +156,7 @@ fn snapshot_of(t: TableId, bytes: &[u8], out: &mut Snapshot) {
 
 /// A fresh kernel dump of `t`, as a snapshot (retried until consistent).
 pub fn kernel_snapshot(t: TableId) -> Snapshot {
-    let (proto, req) = t.dump_request();
+    let (proto, req) = nlkit_mirror::dump_request(t);
     let mut s = kernel(proto);
     for _ in 0..20 {
         let (bytes, intr) = dump_once(&mut s, &req).unwrap();

@@ -68,7 +68,7 @@ fn inet6(family: u8) -> Option<bool> {
 /// A link: its interface index.
 ///
 /// ```
-/// use nlkit_mirror::LinkKey;
+/// use nlkit_view::LinkKey;
 /// use nlkit_table::TableKey;
 /// let k = LinkKey { ifindex: 7 };
 /// assert_eq!(LinkKey::from_words(&k.to_words()), k);
@@ -104,7 +104,7 @@ impl LinkKey {
 /// An address: family, interface, prefix length and local address.
 ///
 /// ```
-/// use nlkit_mirror::AddrKey;
+/// use nlkit_view::AddrKey;
 /// use nlkit_table::TableKey;
 /// let k = AddrKey { ifindex: 2, prefix_len: 64, local: "fd00::1".parse().unwrap() };
 /// assert_eq!(AddrKey::from_words(&k.to_words()), k);
@@ -155,7 +155,7 @@ impl AddrKey {
 /// A route: family, table, destination and source prefixes, TOS and priority (metric).
 ///
 /// ```
-/// use nlkit_mirror::RouteKey;
+/// use nlkit_view::RouteKey;
 /// use nlkit_table::TableKey;
 /// let k = RouteKey {
 ///     table: 1000, dst: "10.1.0.0".parse().unwrap(), dst_len: 16,
@@ -213,11 +213,15 @@ impl TableKey for RouteKey {
     }
 }
 
-/// What the sync and server code need from a route message besides its key.
+/// What the sync code needs of a route message: its key, whether it is a cloned (cache) route,
+/// and its output interface.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct RouteInfo {
+pub struct RouteInfo {
+    /// The route's key.
     pub key: RouteKey,
+    /// `RTM_F_CLONED`: a cached route, not a FIB entry.
     pub cloned: bool,
+    /// `RTA_OIF`, when present.
     pub oif: Option<u32>,
 }
 
@@ -228,7 +232,8 @@ impl RouteKey {
     }
 }
 
-pub(crate) fn route_info(msg: &Message<'_>) -> Option<RouteInfo> {
+/// Reads a route message's [`RouteInfo`].
+pub fn route_info(msg: &Message<'_>) -> Option<RouteInfo> {
     let k = RouteKeyView::parse(msg).ok()?;
     let v6 = inet6(k.family())?;
     Some(RouteInfo {
@@ -249,7 +254,7 @@ pub(crate) fn route_info(msg: &Message<'_>) -> Option<RouteInfo> {
 /// A neighbour: family, interface and destination address.
 ///
 /// ```
-/// use nlkit_mirror::NeighKey;
+/// use nlkit_view::NeighKey;
 /// use nlkit_table::TableKey;
 /// let k = NeighKey { ifindex: 3, dst: "10.0.0.9".parse().unwrap() };
 /// assert_eq!(NeighKey::from_words(&k.to_words()), k);
@@ -298,7 +303,7 @@ impl NeighKey {
 /// A nexthop object (`ip nexthop`): its id.
 ///
 /// ```
-/// use nlkit_mirror::NexthopKey;
+/// use nlkit_view::NexthopKey;
 /// use nlkit_table::TableKey;
 /// let k = NexthopKey { id: 20 };
 /// assert_eq!(NexthopKey::from_words(&k.to_words()), k);
@@ -329,11 +334,11 @@ impl NexthopKey {
 
 /// A mirror table's key: read from the (first) message of an entry.
 ///
-/// Every entry of a [`Store`](crate::Store) is filed under the key of its own first message,
+/// Every entry of a mirror store is filed under the key of its own first message,
 /// so the store can re-file an entry from its bytes alone (when its log compacts).
 ///
 /// ```
-/// use nlkit_mirror::{LinkKey, StoreKey};
+/// use nlkit_view::{LinkKey, StoreKey};
 /// use nlkit_wire::{consts::*, IfInfoMsg, Message, MessageBuilder};
 /// let mut b = MessageBuilder::new();
 /// b.begin(RTM_NEWLINK, 0, 0);
@@ -379,20 +384,23 @@ impl StoreKey for NeighKey {
 
 /// What a conntrack message says about an entry.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct CtInfo {
+pub struct CtInfo {
+    /// The original tuple, with the zone applied.
     pub original: ConnKey,
+    /// The reply tuple, with the zone applied, when present.
     pub reply: Option<ConnKey>,
     /// `CTA_TIMEOUT` in seconds.
     pub timeout_s: Option<u32>,
     /// Offset of `CTA_TIMEOUT`'s 4-byte value within the message.
     pub timeout_off: Option<usize>,
+    /// `CTA_MARK`, when present.
     pub mark: Option<u32>,
 }
 
 /// Parses a `CTA_TUPLE_*` nest into the table's tuple (zone 0 unless the nest carries one;
 /// the message's `CTA_ZONE` is applied by the caller): ports, or for ICMP the id as the
 /// source port and type and code as the destination port.
-pub(crate) fn parse_tuple(nest: &Attr<'_>) -> Option<ConnKey> {
+pub fn parse_tuple(nest: &Attr<'_>) -> Option<ConnKey> {
     let mut unknown = 0;
     let t = nlkit_conntrack::Tuple::parse(nest, &mut unknown).ok()?;
     if t.src.is_ipv6() != t.dst.is_ipv6() {
@@ -416,7 +424,7 @@ fn zoned(t: ConnKey, zone: u16) -> ConnKey {
 }
 
 /// Reads the tuples, zone, timeout and mark of a ctnetlink message.
-pub(crate) fn ct_info(msg: &Message<'_>) -> Option<CtInfo> {
+pub fn ct_info(msg: &Message<'_>) -> Option<CtInfo> {
     let (_, attrs) = msg.family_header::<nlkit_wire::NfGenMsg>().ok()?;
     let mut off = nlkit_wire::NLMSG_HDRLEN + 4;
     let (mut orig, mut reply, mut zone) = (None, None, None::<u16>);
@@ -519,5 +527,68 @@ mod tests {
             assert!(RouteKey::from_msg(&m).is_none());
             assert!(ct_info(&m).is_none());
         }
+    }
+}
+
+/// An IPv4 route's key, as the IPv4 route store's index files it (three words).
+///
+/// ```
+/// use nlkit_view::{Route4Key, RouteKey};
+/// use nlkit_table::TableKey;
+/// let k = RouteKey {
+///     table: 254, dst: "10.1.2.0".parse().unwrap(), dst_len: 24,
+///     src: "0.0.0.0".parse().unwrap(), src_len: 0, tos: 0, priority: 100,
+/// };
+/// let c = Route4Key::new(k).unwrap();
+/// assert_eq!(Route4Key::from_words(&c.to_words()).key(), k);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Route4Key(RouteKey);
+
+impl Route4Key {
+    /// The compact form of an IPv4 route key (`None` for an IPv6 one).
+    pub fn new(k: RouteKey) -> Option<Self> {
+        (k.dst.is_ipv4() && k.src.is_ipv4()).then_some(Route4Key(k))
+    }
+
+    /// The full key.
+    pub fn key(self) -> RouteKey {
+        self.0
+    }
+}
+
+fn v4(a: IpAddr) -> u64 {
+    match a {
+        IpAddr::V4(a) => u64::from(u32::from(a)),
+        IpAddr::V6(_) => 0,
+    }
+}
+
+impl TableKey for Route4Key {
+    type Words = [u64; 3];
+    fn to_words(&self) -> [u64; 3] {
+        let k = &self.0;
+        [
+            u64::from(k.table) | u64::from(k.priority) << 32,
+            v4(k.dst) | v4(k.src) << 32,
+            u64::from(k.dst_len) | u64::from(k.src_len) << 8 | u64::from(k.tos) << 16,
+        ]
+    }
+    fn from_words(w: &[u64; 3]) -> Self {
+        Route4Key(RouteKey {
+            table: w[0] as u32,
+            priority: (w[0] >> 32) as u32,
+            dst: IpAddr::V4(Ipv4Addr::from(w[1] as u32)),
+            src: IpAddr::V4(Ipv4Addr::from((w[1] >> 32) as u32)),
+            dst_len: w[2] as u8,
+            src_len: (w[2] >> 8) as u8,
+            tos: (w[2] >> 16) as u8,
+        })
+    }
+}
+
+impl StoreKey for Route4Key {
+    fn of_message(msg: &Message<'_>) -> Option<Self> {
+        RouteKey::from_msg(msg).and_then(Route4Key::new)
     }
 }

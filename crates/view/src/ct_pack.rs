@@ -15,7 +15,7 @@ use nlkit_wire::consts::*;
 use nlkit_wire::{FamilyHeader, MessageBuilder, MessageHeader, NfGenMsg, NLMSG_HDRLEN};
 
 /// Header plus `nfgenmsg`: the part of a ctnetlink message before its attributes.
-pub(crate) const BODY: usize = NLMSG_HDRLEN + 4;
+pub const BODY: usize = NLMSG_HDRLEN + 4;
 
 /// Protocols whose tuple carries `CTA_PROTO_SRC_PORT` and `CTA_PROTO_DST_PORT`.
 fn has_ports(proto: u8) -> bool {
@@ -81,7 +81,7 @@ fn canonical_head(len: usize, t: &ConnKey) -> [u8; BODY] {
 /// unpack_into(&stored, dropped, &orig, &reply, &mut out);
 /// assert_eq!(out, msg);
 /// ```
-pub(crate) fn pack(msg: Vec<u8>, orig: &ConnKey, reply: &ConnKey) -> (Box<[u8]>, u16) {
+pub fn pack(msg: Vec<u8>, orig: &ConnKey, reply: &ConnKey) -> (Box<[u8]>, u16) {
     if msg.len() <= BODY {
         return (msg.into_boxed_slice(), 0);
     }
@@ -104,7 +104,7 @@ pub(crate) fn pack(msg: Vec<u8>, orig: &ConnKey, reply: &ConnKey) -> (Box<[u8]>,
 }
 
 /// Appends the full message stored as `stored` (see [`pack`]) to `out`.
-pub(crate) fn unpack_into(
+pub fn unpack_into(
     stored: &[u8],
     dropped: u16,
     orig: &ConnKey,
