@@ -301,7 +301,7 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
     }
 
     /// Live entries (a momentary count).
-    pub fn len(&self) -> Result<u64, ShmError> {
+    pub fn count(&self) -> Result<u64, ShmError> {
         todo!()
     }
 
