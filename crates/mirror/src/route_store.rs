@@ -142,6 +142,7 @@ impl RouteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nlkit_table::TableKey;
     use nlkit_wire::consts::*;
     use nlkit_wire::{MessageBuilder, Messages, RtMsg};
 
