@@ -16,6 +16,7 @@
 
 pub mod ct_pack;
 pub mod keys;
+pub mod schema;
 mod table_id;
 
 pub use keys::{AddrKey, LinkKey, NeighKey, NexthopKey, Route4Key, RouteKey, StoreKey};

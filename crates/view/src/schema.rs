@@ -1,0 +1,117 @@
+//! What the mirror and its clients agree on about the shared region: where each table is, the
+//! shape of each table's map, the conntrack address index, and the socket message that hands
+//! the region over.
+//!
+//! | object | directory id | keys (directions) | record |
+//! |---|---|---|---|
+//! | a table `t` but rules and conntrack | [`table_object`]`(t)` | the table's key ([`keys`](crate::keys)), unique | the entry's normalised messages, back to back |
+//! | rules (per family) | [`table_object`]`(t)` | `[rank]`, unique; a walk sorted by rank is the kernel's order | one normalised message |
+//! | conntrack | [`table_object`]`(Conntrack)` | original tuple, reply tuple (unique, 5 words each); [`ct_addr_key`] of the original source (not unique) | the packed message ([`ct_pack`](crate::ct_pack)); [`CtAux`] in the aux word |
+//! | the change feed | [`FEED_OBJECT`] | — | see the mirror's feed |
+//!
+//! ```
+//! use nlkit_view::schema::{map_layout, table_object};
+//! use nlkit_view::TableId;
+//! assert_ne!(table_object(TableId::Links), table_object(TableId::Routes4));
+//! assert_eq!(map_layout(TableId::Conntrack, 1024).dirs(), 3);
+//! ```
+
+use std::net::IpAddr;
+
+use nlkit_shm::MapLayout;
+
+use crate::TableId;
+
+/// The directory id of table `t`'s map.
+pub const fn table_object(t: TableId) -> u64 {
+    0x6e6c_0000 | t as u64
+}
+
+/// The directory id of the change-feed ring.
+pub const FEED_OBJECT: u64 = 0x6e6c_0100;
+
+/// Netlink message type of the request for the region (no payload) and of its answer, which
+/// carries [`MAP_VERSION`] (a `u32`) and the region's memfd (`SCM_RIGHTS`). A peer of another
+/// uid than the mirror's (other than root) is answered `EPERM` and gets no fd.
+pub const MSG_MAP: u16 = 0x7ff1;
+
+/// The layout version the answer to [`MSG_MAP`] names.
+pub const MAP_VERSION: u32 = 1;
+
+/// Key words of table `t`'s first direction.
+pub fn key_words(t: TableId) -> u8 {
+    match t {
+        TableId::Links | TableId::Nexthops | TableId::Rules4 | TableId::Rules6 => 1,
+        TableId::Addrs4
+        | TableId::Addrs6
+        | TableId::Routes4
+        | TableId::Neigh4
+        | TableId::Neigh6 => 3,
+        TableId::Routes6 => 6,
+        TableId::Conntrack => 5,
+    }
+}
+
+/// The map layout of table `t` with room for `capacity` entries.
+pub fn map_layout(t: TableId, capacity: u32) -> MapLayout {
+    let l = MapLayout::new(capacity).key(key_words(t), true);
+    match t {
+        TableId::Conntrack => l.key(5, true).key(3, false),
+        _ => l,
+    }
+}
+
+/// The conntrack address index's key for `addr` (the original direction's source address).
+///
+/// ```
+/// use nlkit_view::schema::ct_addr_key;
+/// assert_ne!(ct_addr_key("10.0.0.1".parse().unwrap()), ct_addr_key("::a00:1".parse().unwrap()));
+/// ```
+pub fn ct_addr_key(addr: IpAddr) -> [u64; 3] {
+    match addr {
+        IpAddr::V4(a) => [0, u64::from(u32::from(a)), 4],
+        IpAddr::V6(a) => {
+            let x = u128::from(a);
+            [(x >> 64) as u64, x as u64, 6]
+        }
+    }
+}
+
+/// The aux word of a conntrack entry: what [`ct_pack::unpack_into`](crate::ct_pack::unpack_into)
+/// needs (`dropped`), the offset of `CTA_TIMEOUT`'s value, and the mirror's own bits.
+///
+/// ```
+/// use nlkit_view::schema::CtAux;
+/// let a = CtAux { dropped: 104, timeout_off: 40, flags: 1, gen: 9 };
+/// assert_eq!(CtAux::from_word(a.to_word()), a);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CtAux {
+    /// What `ct_pack::pack` dropped (0: stored whole).
+    pub dropped: u16,
+    /// Offset of `CTA_TIMEOUT`'s 4-byte value in the unpacked message (0: none).
+    pub timeout_off: u16,
+    /// The mirror's flags (bit 0: silent, see the mirror's `ct_silent`).
+    pub flags: u16,
+    /// Low 16 bits of the generation that last confirmed the entry (the mirror's).
+    pub gen: u16,
+}
+
+impl CtAux {
+    /// Packs into a word.
+    pub fn to_word(self) -> u64 {
+        u64::from(self.dropped)
+            | u64::from(self.timeout_off) << 16
+            | u64::from(self.flags) << 32
+            | u64::from(self.gen) << 48
+    }
+    /// Unpacks a word (any word is some `CtAux`).
+    pub fn from_word(w: u64) -> Self {
+        CtAux {
+            dropped: w as u16,
+            timeout_off: (w >> 16) as u16,
+            flags: (w >> 32) as u16,
+            gen: (w >> 48) as u16,
+        }
+    }
+}
