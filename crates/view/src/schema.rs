@@ -92,9 +92,9 @@ pub struct CtAux {
     /// Offset of `CTA_TIMEOUT`'s 4-byte value in the unpacked message (0: none).
     pub timeout_off: u16,
     /// The mirror's flags (bit 0: silent, see the mirror's `ct_silent`).
-    pub flags: u16,
-    /// Low 16 bits of the generation that last confirmed the entry (the mirror's).
-    pub gen: u16,
+    pub flags: u8,
+    /// Low 24 bits of the generation that last confirmed the entry (the mirror's).
+    pub gen: u32,
 }
 
 impl CtAux {
@@ -103,15 +103,15 @@ impl CtAux {
         u64::from(self.dropped)
             | u64::from(self.timeout_off) << 16
             | u64::from(self.flags) << 32
-            | u64::from(self.gen) << 48
+            | u64::from(self.gen & 0xff_ffff) << 40
     }
     /// Unpacks a word (any word is some `CtAux`).
     pub fn from_word(w: u64) -> Self {
         CtAux {
             dropped: w as u16,
             timeout_off: (w >> 16) as u16,
-            flags: (w >> 32) as u16,
-            gen: (w >> 48) as u16,
+            flags: (w >> 32) as u8,
+            gen: (w >> 40) as u32,
         }
     }
 }
