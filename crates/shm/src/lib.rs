@@ -20,6 +20,8 @@ mod sync;
 
 pub mod feed;
 #[cfg(not(loom))]
+pub mod fuzzing;
+#[cfg(not(loom))]
 mod header;
 pub mod map;
 #[cfg(not(loom))]
