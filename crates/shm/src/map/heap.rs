@@ -70,7 +70,11 @@ impl Heap {
     }
 
     /// A block for a record of `len` bytes (offset 0 for an empty record).
-    pub(crate) fn alloc<A: Arena + ?Sized>(&mut self, arena: &A, len: usize) -> Result<u64, ShmError> {
+    pub(crate) fn alloc<A: Arena + ?Sized>(
+        &mut self,
+        arena: &A,
+        len: usize,
+    ) -> Result<u64, ShmError> {
         if len == 0 {
             return Ok(0);
         }

@@ -180,9 +180,9 @@ impl Geometry {
         let dirs = layout.dirs();
         let mut key_at = [0; MAX_DIRS];
         let mut at = S_LINKS + dirs.div_ceil(2);
-        for d in 0..dirs {
-            key_at[d] = at;
-            at += layout.key_words[d] as usize;
+        for (k, w) in key_at.iter_mut().zip(&layout.key_words[..dirs]) {
+            *k = at;
+            at += *w as usize;
         }
         Geometry {
             layout,
@@ -236,7 +236,9 @@ impl Geometry {
         }
         let dirs = layout.dirs();
         if layout.unique[dirs..].iter().any(|u| *u) {
-            return Err(ShmError::Corrupt("map header: unique flag of an unused direction"));
+            return Err(ShmError::Corrupt(
+                "map header: unique flag of an unused direction",
+            ));
         }
         if layout.buckets == 0 {
             return Err(ShmError::Corrupt("map header: no buckets"));
@@ -244,7 +246,9 @@ impl Geometry {
         let layout = Self::normalize(layout)?;
         let stride_words = Self::stride_words(&layout);
         if w(H_STRIDE) != stride_words as u64 * 8 {
-            return Err(ShmError::Corrupt("map header: slot stride does not match the keys"));
+            return Err(ShmError::Corrupt(
+                "map header: slot stride does not match the keys",
+            ));
         }
         let slots = w(H_SLOTS);
         let mut buckets = [0u64; MAX_DIRS];
@@ -253,7 +257,9 @@ impl Geometry {
         }
         for b in &buckets[dirs..] {
             if *b != 0 {
-                return Err(ShmError::Corrupt("map header: buckets of an unused direction"));
+                return Err(ShmError::Corrupt(
+                    "map header: buckets of an unused direction",
+                ));
             }
         }
         let g = Geometry::new(layout, off, slots, buckets, w(H_SEED));
@@ -267,7 +273,10 @@ impl Geometry {
         // could make a writer-looking chain out of slot words).
         let mut spans = [(0u64, 0u64); MAX_DIRS + 2];
         spans[0] = (off, HEADER_WORDS as u64 * 8);
-        spans[1] = (slots, g.stride_words as u64 * 8 * u64::from(layout.capacity));
+        spans[1] = (
+            slots,
+            g.stride_words as u64 * 8 * u64::from(layout.capacity),
+        );
         for d in 0..dirs {
             spans[2 + d] = (buckets[d], Self::bucket_words(layout.buckets) as u64 * 8);
         }

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::layout::{
-    decode_loc, half, Geometry, Link, H_CHANGES, H_HWM, H_LIVE, HEADER_WORDS, LOC_FREE, S_AUX,
+    decode_loc, half, Geometry, Link, HEADER_WORDS, H_CHANGES, H_HWM, H_LIVE, LOC_FREE, S_AUX,
     S_LINKS, S_LOC, S_SEQ,
 };
 use super::{Entry, MapLayout, Slot, Walk, MAX_DIRS, MAX_KEY_WORDS, MAX_RECORD};
@@ -122,7 +122,12 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
     /// One seqlock read of slot `s`: seq (Acquire), then aux, location, keys and record
     /// words (Relaxed), fence(Acquire), seq again. The record is appended to `buf` (and cut
     /// off again when the read fails validation).
-    pub(crate) fn read_slot(&self, s: u32, dir: usize, buf: &mut Vec<u8>) -> Result<SlotRead, ShmError> {
+    pub(crate) fn read_slot(
+        &self,
+        s: u32,
+        dir: usize,
+        buf: &mut Vec<u8>,
+    ) -> Result<SlotRead, ShmError> {
         let w = self.slot(s);
         let base = buf.len();
         let s1 = w[S_SEQ].load(Ordering::Acquire);

@@ -43,7 +43,9 @@ fn insert_get_replace_remove() {
         m.lock().insert(&[&[1, 2]], 0, b"x"),
         Err(InsertError::Exists { dir: 0, slot }) if slot == a
     ));
-    m.lock().replace(a, 9, b"a much longer record than before").unwrap();
+    m.lock()
+        .replace(a, 9, b"a much longer record than before")
+        .unwrap();
     let (e3, rec) = get(&m, 0, &[1, 2]).unwrap();
     assert_eq!(rec, b"a much longer record than before");
     assert_eq!(e3.aux, 9);
@@ -192,7 +194,10 @@ fn open_validates_header() {
                 continue;
             }
             w.store(bad, Ordering::Relaxed);
-            assert!(MapReader::open(&**a, m.offset()).is_err(), "word {i} = {bad:#x}");
+            assert!(
+                MapReader::open(&**a, m.offset()).is_err(),
+                "word {i} = {bad:#x}"
+            );
         }
         w.store(old, Ordering::Relaxed);
     }

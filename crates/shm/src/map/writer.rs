@@ -113,7 +113,9 @@ impl<A: Arena + ?Sized> Ops<'_, A> {
 
     fn begin_change(&self, st: &mut WriterState) {
         st.changes += 1;
-        self.r.header(H_CHANGES).store(st.changes, Ordering::Relaxed);
+        self.r
+            .header(H_CHANGES)
+            .store(st.changes, Ordering::Relaxed);
         // Orders the odd counter before every store of the change (pairs with a walk's
         // fence(Acquire) before it re-reads the counter).
         fence(Ordering::Release);
@@ -122,7 +124,9 @@ impl<A: Arena + ?Sized> Ops<'_, A> {
     fn end_change(&self, st: &mut WriterState) {
         st.changes += 1;
         self.r.header(H_LIVE).store(st.live, Ordering::Relaxed);
-        self.r.header(H_CHANGES).store(st.changes, Ordering::Release);
+        self.r
+            .header(H_CHANGES)
+            .store(st.changes, Ordering::Release);
     }
 
     /// Writes `record` into a new heap block; returns its location word.
@@ -211,7 +215,9 @@ impl<A: Arena + ?Sized> Ops<'_, A> {
                     st.prev[d].push(Link::Empty.encode());
                 }
             }
-            self.r.header(H_HWM).store(u64::from(st.hwm), Ordering::Release);
+            self.r
+                .header(H_HWM)
+                .store(u64::from(st.hwm), Ordering::Release);
         }
         for d in 0..g.dirs {
             let b = buckets[d];
