@@ -87,7 +87,7 @@ pub fn map_reader(bytes: &[u8]) -> MapReport {
     let mem = HeapMemory::from_bytes(bytes);
     read_all(&mem, 0, bytes, &mut report);
     if bytes.len() >= 8 {
-        let off = u64::from_ne_bytes(bytes[..8].try_into().unwrap_or_default()) % 4096 & !7;
+        let off = (u64::from_ne_bytes(bytes[..8].try_into().unwrap_or_default()) % 4096) & !7;
         read_all(&mem, off, bytes, &mut report);
     }
     let mut words = sample_map();
