@@ -125,7 +125,13 @@ fn read_until_stopped(view: &RegionView) -> Counts {
     let mut rng = Rng(std::process::id().into());
     let mut out = Vec::new();
     say("STRESS-READY");
+    let parent = std::os::unix::process::parent_id();
+    // Until the writer sets the stop word, or dies (a failed test must leave no spinning
+    // readers behind).
     while stop.load(Ordering::Acquire) == 0 {
+        if std::os::unix::process::parent_id() != parent {
+            panic!("the writer process is gone");
+        }
         for _ in 0..1000 {
             let k = rng.next() % KEYS;
             out.clear();
@@ -193,6 +199,9 @@ fn stress_reader_child() {
     ));
 }
 
+// The caller waits for the child (`wait_with_deadline`). When the test panics before that,
+// the reader notices that its parent is gone and exits (see `read_until_stopped`).
+#[allow(clippy::zombie_processes)]
 fn spawn_reader(fd: &OwnedFd) -> (Child, BufReader<ChildStdout>) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
@@ -209,10 +218,10 @@ fn spawn_reader(fd: &OwnedFd) -> (Child, BufReader<ChildStdout>) {
     let mut line = String::new();
     loop {
         line.clear();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "reader died before it was ready"
-        );
+        if out.read_line(&mut line).unwrap() == 0 {
+            let status = child.wait().unwrap();
+            panic!("reader died before it was ready: {status}");
+        }
         // libtest may have printed "test stress_reader_child ... " before it on the line.
         if line.contains("STRESS-READY") {
             return (child, out);
