@@ -325,7 +325,7 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
 
     /// Slots ever used (Acquire: pairs with the writer's Release store after it published a
     /// fresh slot), capped at the capacity.
-    fn high_water(&self) -> u32 {
+    pub(crate) fn high_water(&self) -> u32 {
         let h = self.hdr[H_HWM].load(Ordering::Acquire);
         h.min(u64::from(self.g.layout.capacity)) as u32
     }
