@@ -1,4 +1,5 @@
 //! The region layer on real memfds: publish and find, growth seen by a reader, the seal check.
+#![cfg(not(loom))] // the region is real memory: not modelled under loom
 
 use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering;

@@ -2,6 +2,7 @@
 //! follows a region the writer keeps growing and publishing into: every object it finds holds
 //! what the writer stored before publishing it, and every access past its last known size is
 //! answered after one `fstat`, never a fault.
+#![cfg(not(loom))] // the region is real memory: not modelled under loom
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::Command;
