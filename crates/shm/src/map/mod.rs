@@ -138,7 +138,7 @@ pub struct Walk {
     pub consistent: bool,
 }
 
-/// Memory a map can live in and allocate from: the writer's [`Region`](crate::Region), or (in
+/// Memory a map can live in and allocate from: the writer's [`Region`], or (in
 /// tests and loom models) any [`Memory`] with an allocator.
 ///
 /// `alloc` returns the offset of `bytes` of zeroed, 8-byte aligned memory that lies inside
@@ -189,7 +189,7 @@ fn random_seed() -> u64 {
 /// seed) is immutable after construction; the writer's free lists and counters live behind the
 /// mutex.
 ///
-/// ```no_run
+/// ```
 /// use std::sync::Arc;
 /// use nlkit_shm::{MapLayout, Region, SharedMap};
 /// let region = Arc::new(Region::create("example").unwrap());

@@ -29,7 +29,30 @@ const WALK_TRIES: u32 = 3;
 /// never panics, on any memory contents; every loop is bounded by the capacity.
 ///
 /// ```
-/// use nlkit_shm::{HeapMemory, MapReader};
+/// use std::sync::Arc;
+/// use nlkit_shm::{HeapMemory, MapLayout, MapReader, Region, RegionView, SharedMap};
+///
+/// // The writer: a map with a unique 2-word key and a non-unique 1-word index.
+/// let region = Arc::new(Region::create("doc").unwrap());
+/// let map = SharedMap::create(region.clone(), MapLayout::new(64).key(2, true).key(1, false))
+///     .unwrap();
+/// map.lock().insert(&[&[10, 1], &[5]], 0, b"first").unwrap();
+/// map.lock().insert(&[&[10, 2], &[5]], 0, b"second").unwrap();
+/// region.publish(0x42, map.offset()).unwrap();
+///
+/// // A client: its own read-only mapping of the memfd.
+/// let view = RegionView::map(region.fd().try_clone_to_owned().unwrap()).unwrap();
+/// let reader = MapReader::open(&view, view.find(0x42).unwrap()).unwrap();
+/// let mut out = Vec::new();
+/// let e = reader.get(0, &[10, 2], &mut out).unwrap().unwrap();
+/// assert_eq!((out.as_slice(), e.key(1, reader.layout())), (&b"second"[..], &[5][..]));
+/// let mut n = 0;
+/// reader.get_all(1, &[5], |_, _| { n += 1; true }).unwrap();
+/// assert_eq!(n, 2);
+/// let walk = reader.walk(|_, _| true).unwrap();
+/// assert!(walk.consistent && walk.visited == 2);
+///
+/// // Garbage is an error, never a panic.
 /// let junk = HeapMemory::from_words(&[7; 32]);
 /// assert!(MapReader::open(&junk, 0).is_err());
 /// ```
