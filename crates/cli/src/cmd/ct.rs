@@ -212,7 +212,7 @@ fn get(ctx: &Ctx, f: &CtFilter) -> Result<()> {
     nlkit_conntrack::request::get(&mut req, 0, &t, f.zone)?;
     // Through the mirror's view when it holds the entry; else the socket answers (the
     // entry, or the mirror's error: the same output as ever).
-    if let Some(view) = ctx.view() {
+    if let Some(view) = ctx.view()? {
         let mut msg = Vec::new();
         if super::view::ct_get(&view, req.as_bytes(), &mut msg)?.is_some() {
             if let Some(m) = nlkit_wire::Messages::new(&msg).next() {
@@ -344,7 +344,7 @@ fn flush(ctx: &Ctx, f: &CtFilter) -> Result<()> {
 
 /// `ct count`: with `--mirror`, the entries the mirror holds (what `ct list` would show).
 fn count(ctx: &Ctx) -> Result<()> {
-    let n = match ctx.view().map(|v| v.ct_count()) {
+    let n = match ctx.view()?.map(|v| v.ct_count()) {
         Some(Ok(n)) => n,
         // No view, or a mirror without conntrack: the socket answers (or refuses).
         _ => u64::from(ops::count(&mut ctx.socket(Protocol::Netfilter)?)?),

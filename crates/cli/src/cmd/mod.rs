@@ -118,19 +118,25 @@ impl Ctx {
     /// With `--mirror`, the mirror's tables mapped from its shared memory (see
     /// [`view`](self::view)): `None` without `--mirror`, with `NLKIT_MIRROR_NO_VIEW=1`, or
     /// when the mirror does not hand its region over (e.g. `EPERM` for another uid) — then
-    /// reads go over [`socket`](Ctx::socket), never to the local kernel.
-    pub fn view(&self) -> Option<nlkit_view::MirrorView> {
+    /// reads go over [`socket`](Ctx::socket), never to the local kernel. With
+    /// `NLKIT_MIRROR_VIEW=1` (tests) a view that cannot be opened is an error instead.
+    pub fn view(&self) -> Result<Option<nlkit_view::MirrorView>> {
         let Target::Mirror(path) = &self.target else {
-            return None;
+            return Ok(None);
         };
         if view::disabled() {
-            return None;
+            return Ok(None);
         }
         match nlkit_view::MirrorView::open(path) {
-            Ok(v) => Some(v),
+            Ok(v) => Ok(Some(v)),
+            Err(e) if view::required() => Err(anyhow::Error::new(e).context(format!(
+                "cannot map the mirror's tables from {} ({}=1)",
+                path.display(),
+                view::REQUIRE_VIEW_ENV
+            ))),
             Err(e) => {
                 tracing::debug!(error = %e, "mirror view unavailable; reading over the socket");
-                None
+                Ok(None)
             }
         }
     }
@@ -244,7 +250,7 @@ pub struct Source {
 impl Source {
     /// Opens the source `ctx` selects for `protocol`.
     pub fn open(ctx: &Ctx, protocol: Protocol) -> Result<Source> {
-        let view = ctx.view();
+        let view = ctx.view()?;
         let sock = match view {
             Some(_) => None,
             None => Some(ctx.socket(protocol)?),

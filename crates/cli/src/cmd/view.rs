@@ -10,7 +10,8 @@
 //!
 //! The view is not used when `NLKIT_MIRROR_NO_VIEW=1` is set (tests compare both paths), or
 //! when the mirror does not hand its region over (another uid than the mirror's: `EPERM`;
-//! an older mirror): then everything goes over the socket, as before.
+//! an older mirror): then everything goes over the socket, as before. `NLKIT_MIRROR_VIEW=1`
+//! (tests) makes a view that cannot be opened an error rather than a fallback.
 
 use anyhow::Result;
 use nlkit_route::NexthopObjectView;
@@ -21,9 +22,17 @@ use nlkit_wire::{FibRuleHdr, IfAddrMsg, IfInfoMsg, Message, Messages, NdMsg, NhM
 /// The environment variable that, set to `1`, makes `--mirror` read over the socket only.
 pub const NO_VIEW_ENV: &str = "NLKIT_MIRROR_NO_VIEW";
 
+/// The environment variable that, set to `1`, makes a view that cannot be opened an error.
+pub const REQUIRE_VIEW_ENV: &str = "NLKIT_MIRROR_VIEW";
+
 /// Whether the view is switched off (`NLKIT_MIRROR_NO_VIEW=1`).
 pub fn disabled() -> bool {
     std::env::var_os(NO_VIEW_ENV).is_some_and(|v| v == "1")
+}
+
+/// Whether the view must be used (`NLKIT_MIRROR_VIEW=1`).
+pub fn required() -> bool {
+    std::env::var_os(REQUIRE_VIEW_ENV).is_some_and(|v| v == "1")
 }
 
 /// A dump callback, as [`Source::dump`](super::Source::dump) takes it.
