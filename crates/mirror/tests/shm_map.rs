@@ -76,6 +76,7 @@ nlkit_testns::netns_test! {
         nlkit_testns::load_ipv4_routes(v.a_index, 100, 254);
         nlkit_testns::load_conntrack(20, 1);
         let m = start("shm", |_| {});
+        assert!(m.mirrors_conntrack(), "ctnetlink works in test namespaces");
         let (answer, fds) = ask_map(m.socket_path(), 7);
         let (msg, _) = Message::parse(&answer).unwrap();
         assert_eq!(msg.ty(), MSG_MAP);
