@@ -55,8 +55,12 @@ fn tuple(words: &[u64; nlkit_shm::map::MAX_KEY_WORDS]) -> ConnKey {
     ConnKey::from_words(&w)
 }
 
-/// What a conntrack walk keeps (all `None`: every entry). See the [module docs](self) for
-/// which filter uses an index.
+/// What a conntrack walk keeps (all `None`: every entry).
+///
+/// | filter | how |
+/// |---|---|
+/// | original source address ([`src`](Self::src)) | the map's address index (direction 2, [`ct_addr_key`]): only that address's entries are read |
+/// | family, zone, mark | a walk of the whole table; zone and family from the entry's key words, mark from the record's `CTA_MARK` (read packed, before unpacking) |
 ///
 /// ```
 /// use nlkit_view::CtFilter;

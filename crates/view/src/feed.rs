@@ -17,7 +17,16 @@ use crate::error::{Result, ViewError};
 use crate::schema::FEED_OBJECT;
 use crate::MirrorView;
 
-/// A reader of the change feed at a position; see the [module docs](self).
+/// A reader of the change feed at a position.
+///
+/// The feed is a ring of numbered entries (positions 1, 2, 3, …) that the mirror appends, one
+/// per change, and publishes with one store; each entry carries the mirror's tag (which
+/// table, which kind of change) and the change's bytes. [`next`](Self::next) never blocks and
+/// makes no system call; [`wait`](Self::wait) sleeps on a futex word in the mapping
+/// (`FUTEX_WAIT`, no spinning) until the mirror publishes, which wakes every waiting reader
+/// with one `FUTEX_WAKE` however many there are. A follower that falls more than the ring
+/// holds behind gets [`ViewError::ResyncRequired`]: read the tables again (a walk), then
+/// follow from now ([`MirrorView::follow_now`]).
 ///
 /// ```no_run
 /// let view = nlkit_view::MirrorView::open("/run/nlkit/mirror.sock")?;

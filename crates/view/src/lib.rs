@@ -49,7 +49,7 @@
 //!   [`nexthops`](MirrorView::nexthops) (by id), [`rules`](MirrorView::rules) (the kernel's
 //!   order), [`ct_walk`](MirrorView::ct_walk) with a [`CtFilter`]: the source-address filter
 //!   reads the address index (only that address's entries), zone, mark and family scan the
-//!   table. A walk returns [`Walk`](nlkit_shm::Walk), whose `consistent` says whether no
+//!   table. A walk returns [`Walk`], whose `consistent` says whether no
 //!   change happened during it.
 //! * **The change feed**: [`MirrorView::follow_now`] / [`MirrorView::follow_from`] give a
 //!   [`FeedFollower`]: non-blocking [`next`](FeedFollower::next), futex-based
