@@ -5,7 +5,8 @@
 //! Readers treat the mapping as untrusted memory that another process changes under them:
 //! every word is an atomic ([`Memory`]), every offset and length is bounds-checked, every read
 //! is validated by generation words, and any bytes at all give a typed [`ShmError`], never a
-//! panic. The layout and the memory orderings are in `DESIGN.md`.
+//! panic. The layout and the memory orderings are in `DESIGN.md`. [`fuzzing`] holds the bodies
+//! of the fuzz targets, which the test suite also runs over their corpora.
 //!
 //! ```
 //! use nlkit_shm::{HeapMemory, MapReader};
@@ -19,7 +20,13 @@ mod memory;
 mod sync;
 
 pub mod feed;
+#[cfg(not(loom))]
+pub mod fuzzing;
+#[cfg(not(loom))]
+mod header;
 pub mod map;
+#[cfg(not(loom))]
+mod mapping;
 #[cfg(not(loom))]
 mod region;
 #[cfg(not(loom))]
@@ -32,6 +39,6 @@ pub use feed::{FeedEntry, FeedLayout, FeedReader, FeedWriter};
 pub use map::{Entry, InsertError, MapLayout, MapReader, MapWriter, SharedMap, Slot, Walk};
 pub use memory::{read_bytes, write_bytes, HeapMemory, Memory};
 #[cfg(not(loom))]
-pub use region::{Region, HEADER_BYTES, RESERVE};
+pub use region::{Region, ALLOC_ALIGN, HEADER_BYTES, RESERVE};
 #[cfg(not(loom))]
 pub use view::RegionView;

@@ -58,7 +58,7 @@ pub struct FeedEntry {
 /// `Release` store of the head and wakes every waiting reader with one `FUTEX_WAKE`, however
 /// many there are.
 ///
-/// ```no_run
+/// ```
 /// use std::sync::Arc;
 /// use nlkit_shm::{FeedRing, Region};
 /// let region = Arc::new(Region::create("example").unwrap());
