@@ -84,7 +84,7 @@ impl Metrics {
     ///
     /// ```
     /// use nlkit_mirror::{Capacities, Metrics, Tables};
-    /// let t = Tables::new(&Capacities { routes: 64, conntrack: 64, ..Default::default() });
+    /// let t = Tables::new(&Capacities { routes: 64, conntrack: 64, ..Default::default() }).unwrap();
     /// let text = Metrics::default().render(&t);
     /// assert!(text.contains("nlkit_mirror_entries{table=\"routes4\"} 0"));
     /// ```

@@ -1,5 +1,8 @@
 //! [`Tables`]: every mirror table, and how dump messages and events change them.
 
+use std::sync::Arc;
+
+use nlkit_shm::{Region, ShmError};
 use nlkit_wire::consts::*;
 use nlkit_wire::{FibRuleHdr, IfInfoMsg, Message};
 
@@ -96,6 +99,8 @@ impl Default for Capacities {
 /// construction and shared by `Arc` between the sync thread, apply threads and server threads.
 #[derive(Debug)]
 pub struct Tables {
+    /// The region every table lives in.
+    region: Arc<Region>,
     /// Links by ifindex.
     pub links: Store<LinkKey>,
     /// Addresses: `[IPv4, IPv6]`.
@@ -129,9 +134,11 @@ fn fam(f: u8) -> usize {
 }
 
 impl Tables {
-    /// Empty tables with the given capacities.
-    pub fn new(c: &Capacities) -> Self {
-        Tables {
+    /// Empty tables with the given capacities, in a new region.
+    pub fn new(c: &Capacities) -> Result<Self, ShmError> {
+        let region = Arc::new(Region::create("mirror")?);
+        Ok(Tables {
+            region,
             links: Store::new(c.links),
             addrs: [Store::new(c.addrs), Store::new(c.addrs)],
             routes: [
@@ -143,7 +150,12 @@ impl Tables {
             rules: Default::default(),
             ct: CtStore::new(c.conntrack),
             route_locks: std::array::from_fn(|_| parking_lot::Mutex::new(())),
-        }
+        })
+    }
+
+    /// The region holding every table (its memfd is what clients map).
+    pub(crate) fn region(&self) -> &Arc<Region> {
+        &self.region
     }
 
     /// Number of entries in a table.
