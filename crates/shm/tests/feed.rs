@@ -119,6 +119,9 @@ fn first_position_is_the_writers() {
     let l = FeedLayout::new(4096);
     let mem = HeapMemory::zeroed((l.bytes() / 8) as usize);
     let w = FeedWriter::init_at(&mem, 0, l, 500).unwrap();
+    assert_eq!(w.reader().stamp().unwrap(), 0);
+    w.set_stamp(0xe90c);
+    assert_eq!(w.reader().stamp().unwrap(), 0xe90c);
     assert_eq!(w.append(1, b"x").unwrap(), 500);
     w.publish();
     let r = w.reader();
@@ -297,4 +300,33 @@ fn concurrent_readers_see_written_entries_or_overrun() {
             assert!(ok > 0);
         }
     });
+}
+
+#[test]
+fn ring_in_a_region_read_through_a_view() {
+    use nlkit_shm::{FeedRing, Region, RegionView};
+    let region = Arc::new(Region::create("feed-test").unwrap());
+    let feed = FeedRing::create(region.clone(), 1 << 16).unwrap();
+    region.publish(0xfeed, feed.offset()).unwrap();
+    let view = RegionView::map(region.fd().try_clone_to_owned().unwrap()).unwrap();
+    let r = FeedReader::open(&view, view.find(0xfeed).unwrap()).unwrap();
+    assert_eq!(r.layout(), feed.layout());
+    std::thread::scope(|s| {
+        let t = s.spawn(|| {
+            let mut out = Vec::new();
+            for pos in 1..=20u64 {
+                assert!(r.wait(pos, Some(Duration::from_secs(30))).unwrap());
+                out.clear();
+                let e = r.read(pos, &mut out).unwrap().unwrap();
+                assert_eq!((e.tag, &out[..]), (pos, &payload(pos)[..]));
+            }
+        });
+        for pos in 1..=20u64 {
+            assert_eq!(feed.append(pos, &payload(pos)).unwrap(), pos);
+            feed.publish();
+        }
+        t.join().unwrap();
+    });
+    let mut out = Vec::new();
+    assert!(feed.reader().read(20, &mut out).unwrap().is_some());
 }

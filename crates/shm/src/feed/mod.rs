@@ -58,7 +58,7 @@ pub struct FeedEntry {
 /// `Release` store of the head and wakes every waiting reader with one `FUTEX_WAKE`, however
 /// many there are.
 ///
-/// ```no_run
+/// ```
 /// use std::sync::Arc;
 /// use nlkit_shm::{FeedRing, Region};
 /// let region = Arc::new(Region::create("example").unwrap());
@@ -98,6 +98,12 @@ impl FeedRing {
     /// The ring's layout.
     pub fn layout(&self) -> FeedLayout {
         self.ring.layout()
+    }
+
+    /// Sets the ring's stamp, a word readers read with [`FeedReader::stamp`] (see
+    /// [`FeedWriter::set_stamp`]).
+    pub fn set_stamp(&self, stamp: u64) {
+        self.ring.set_stamp(stamp)
     }
 
     /// The position the next appended entry gets.
