@@ -52,7 +52,8 @@
 //!   table. A walk returns [`Walk`], whose `consistent` says whether no
 //!   change happened during it.
 //! * **The change feed**: [`MirrorView::follow_now`] / [`MirrorView::follow_from`] give a
-//!   [`FeedFollower`]: non-blocking [`next`](FeedFollower::next), futex-based
+//!   [`FeedFollower`]: non-blocking [`next`](FeedFollower::next) (a [`FeedChange`], its tag
+//!   decoded as a [`schema::FeedTag`]), futex-based
 //!   [`wait`](FeedFollower::wait), and [`ViewError::ResyncRequired`] when it fell behind.
 //!
 //! # What a reader can rely on
@@ -80,8 +81,8 @@ mod view;
 
 pub use ct::{CtFilter, CtFound};
 pub use error::{Result, ViewError};
-pub use feed::FeedFollower;
+pub use feed::{FeedChange, FeedFollower};
 pub use keys::{AddrKey, LinkKey, NeighKey, NexthopKey, Route4Key, RouteKey, StoreKey};
-pub use nlkit_shm::{Entry, FeedEntry, Walk};
+pub use nlkit_shm::{Entry, Walk};
 pub use table_id::TableId;
 pub use view::MirrorView;

@@ -471,7 +471,7 @@ fn the_feed_is_followed_and_an_overrun_asks_for_a_resync() {
     m.feed.publish();
     assert!(f.wait(Some(Duration::from_secs(5))).unwrap());
     let e = f.next(&mut buf).unwrap().unwrap();
-    assert_eq!((e.pos, e.tag, &buf[..]), (p, 7, &b"first"[..]));
+    assert_eq!((e.pos, e.raw_tag, &buf[..]), (p, 7, &b"first"[..]));
     assert_eq!(f.position(), p + 1);
     // A waiter in another thread is woken by a publish.
     std::thread::scope(|s| {
@@ -480,7 +480,7 @@ fn the_feed_is_followed_and_an_overrun_asks_for_a_resync() {
             let mut b = Vec::new();
             f.next_wait(&mut b, Some(Duration::from_secs(10)))
                 .unwrap()
-                .map(|e| e.tag)
+                .map(|e| e.raw_tag)
         });
         std::thread::sleep(Duration::from_millis(20));
         m.feed.append(8, b"second").unwrap();
@@ -506,7 +506,7 @@ fn the_feed_is_followed_and_an_overrun_asks_for_a_resync() {
     let mut again = v.follow_now().unwrap();
     m.feed.append(99, b"after").unwrap();
     m.feed.publish();
-    assert_eq!(again.next(&mut buf).unwrap().unwrap().tag, 99);
+    assert_eq!(again.next(&mut buf).unwrap().unwrap().raw_tag, 99);
 }
 
 /// A link message with an 8 KiB alias (records large enough to make the region grow).
