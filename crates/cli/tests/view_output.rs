@@ -165,9 +165,18 @@ netns_test! {
             &["nexthop", "show", "groups"],
             &["-4", "nexthop", "show"],
             &["nexthop", "show", "dev", "va"],
+            &["nexthop", "show", "id", "10"],
+            &["nexthop", "get", "id", "20"],
+            &["-j", "nexthop", "get", "id", "11"],
         ] {
             same_three_ways(&m, args, false);
         }
+        // An id nobody has: the view finds nothing and the socket answers with the mirror's
+        // error, as without the view.
+        let missing = ["nexthop", "get", "id", "99"];
+        let (v, s) = (run(&m, "NLKIT_MIRROR_VIEW", &missing), run(&m, "NLKIT_MIRROR_NO_VIEW", &missing));
+        assert!(!v.status.success());
+        assert_eq!((v.status.code(), v.stderr), (s.status.code(), s.stderr));
     }
 }
 
