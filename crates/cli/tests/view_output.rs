@@ -243,6 +243,8 @@ netns_test! {
             assert!(Instant::now() < deadline, "the mirror never held the entries");
             std::thread::sleep(Duration::from_millis(50));
         }
+        // The test's own connection to the mirror, to compare with what the view reads.
+        #[allow(clippy::disallowed_methods)]
         let mut sock = nlkit_socket::Socket::connect_unix(&m.socket, nlkit_socket::Protocol::Netfilter).unwrap();
         let mut n = 0;
         view.ct_walk(&nlkit_view::CtFilter::default(), |found, walked| {
