@@ -17,6 +17,8 @@ use crate::Region;
 use crate::ShmError;
 
 mod arena;
+#[cfg(not(loom))]
+pub mod fuzzing;
 mod heap;
 mod layout;
 mod reader;
