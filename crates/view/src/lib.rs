@@ -79,7 +79,7 @@ mod feed;
 mod open;
 mod view;
 
-pub use ct::{CtFilter, CtFound};
+pub use ct::{CtFilter, CtFound, CtReader};
 pub use error::{Result, ViewError};
 pub use feed::{FeedChange, FeedFollower};
 pub use keys::{AddrKey, LinkKey, NeighKey, NexthopKey, Route4Key, RouteKey, StoreKey};
