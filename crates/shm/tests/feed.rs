@@ -98,7 +98,7 @@ fn index_bounds_the_number_of_entries() {
 fn too_large_entries_are_refused() {
     let (mem, w) = ring(1024);
     let max = w.layout().max_entry();
-    assert_eq!(max, 1024 / 4 - 24);
+    assert_eq!(max, 1024 / 4);
     assert!(matches!(
         w.append(0, &vec![1; max + 1]),
         Err(ShmError::TooLarge(n)) if n == max + 1
