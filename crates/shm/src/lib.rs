@@ -5,7 +5,8 @@
 //! Readers treat the mapping as untrusted memory that another process changes under them:
 //! every word is an atomic ([`Memory`]), every offset and length is bounds-checked, every read
 //! is validated by generation words, and any bytes at all give a typed [`ShmError`], never a
-//! panic. The layout and the memory orderings are in `DESIGN.md`.
+//! panic. The layout and the memory orderings are in `DESIGN.md`. [`fuzzing`] holds the bodies
+//! of the fuzz targets, which the test suite also runs over their corpora.
 //!
 //! ```
 //! use nlkit_shm::{HeapMemory, MapReader};

@@ -1,4 +1,5 @@
 //! The region layer on real memfds: publish and find, growth seen by a reader, the seal check.
+#![cfg(not(loom))] // the region is real memory: not modelled under loom
 
 use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering;
@@ -90,8 +91,19 @@ fn growth_is_visible_to_a_reader() {
     r.word(last).unwrap().store(42, Ordering::Release);
     r.publish(7, last).unwrap();
 
-    // The reader's cached size is stale; the access refreshes it with fstat.
+    // The reader's cached size is stale; an access beyond it refreshes it with fstat.
     assert_eq!(v.len(), before);
+    assert_eq!(v.word(last).unwrap().load(Ordering::Acquire), 42);
+    assert!(v.len() >= end);
+
+    // So does finding an object beyond the known size, so that `len` covers it.
+    let v = view_of(&r);
+    r.alloc(r.len()).unwrap();
+    let far = r.alloc(64).unwrap();
+    r.publish(8, far).unwrap();
+    assert!(v.len() <= far);
+    assert_eq!(v.find(8).unwrap(), far);
+    assert!(v.len() > far);
     let off = v.find(7).unwrap();
     assert_eq!(v.word(off).unwrap().load(Ordering::Acquire), 42);
     assert!(v.len() >= end);
@@ -231,4 +243,46 @@ fn a_lying_directory_count_is_corrupt() {
     r.word(32).unwrap().store(u64::MAX, Ordering::Release);
     assert!(v.words(v.len(), 1).is_err());
     assert!(v.words(RESERVE - 8, 1).is_err());
+}
+
+#[test]
+fn readers_follow_a_growing_region_concurrently() {
+    use std::sync::Arc;
+
+    const OBJECTS: u64 = 24;
+    let r = Arc::new(Region::create("test-concurrent").unwrap());
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let v = view_of(&r);
+            std::thread::spawn(move || {
+                let mut seen = 0u64;
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+                while seen < OBJECTS && std::time::Instant::now() < deadline {
+                    match v.find(seen) {
+                        Ok(off) => {
+                            // The object's words were stored before it was published.
+                            let w = v.words(off, 2).expect("a published object is readable");
+                            assert_eq!(w[0].load(Ordering::Relaxed), seen * 1000);
+                            assert_eq!(w[1].load(Ordering::Relaxed), off);
+                            seen += 1;
+                        }
+                        Err(ShmError::NotFound(_)) => std::thread::yield_now(),
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                seen
+            })
+        })
+        .collect();
+    for id in 0..OBJECTS {
+        // 6 MiB each: the file grows every few objects, while the readers read.
+        let off = r.alloc(6 << 20).unwrap();
+        let w = r.words(off, 2).unwrap();
+        w[0].store(id * 1000, Ordering::Relaxed);
+        w[1].store(off, Ordering::Relaxed);
+        r.publish(id, off).unwrap();
+    }
+    for t in readers {
+        assert_eq!(t.join().unwrap(), OBJECTS);
+    }
 }
