@@ -186,13 +186,11 @@ fn run() {
         served_n = n;
     }
 
-    let tuples: Vec<_> = m
-        .tables()
-        .ct
-        .iter()
-        .take(50_000)
-        .map(|c| c.original())
-        .collect();
+    let mut tuples = Vec::new();
+    m.tables().ct.for_each(|orig, _| {
+        tuples.push(*orig);
+        tuples.len() < 50_000
+    });
     // Requests are built one at a time (a client's memory is not the mirror's); only the
     // round trips are timed.
     let mut lookups = Duration::ZERO;
@@ -209,6 +207,10 @@ fn run() {
     let route_mem = m.tables().routes[0].memory_bytes();
     let ct_mem = m.tables().ct.memory_bytes();
     let table_mem = route_mem + ct_mem;
+    let all_mem: usize = nlkit_mirror::TableId::ALL
+        .iter()
+        .map(|t| m.tables().memory_bytes(*t))
+        .sum();
 
     let raw_total = raw_routes + raw_ct;
     println!();
@@ -282,6 +284,12 @@ fn run() {
         "{:<46} {:>12.1} {:>10}",
         "  of which per conntrack entry (bytes)",
         ct_mem as f64 / m.tables().ct.len().max(1) as f64,
+        ""
+    );
+    println!(
+        "{:<46} {:>9} MiB {:>10}",
+        "shared region, every table (bucket arrays whole)",
+        all_mem >> 20,
         ""
     );
     println!(

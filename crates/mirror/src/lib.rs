@@ -1,9 +1,26 @@
 //! # nlkit-mirror
 //!
 //! A live, consistent copy of the kernel's links, addresses, routes, neighbours and policy rules
-//! (IPv4 and IPv6), nexthop objects and conntrack entries, kept in lock-free nulls tables and served to local clients over a
-//! Unix `SOCK_SEQPACKET` socket in the kernel's own Netlink message format. This is the library
-//! behind `nlkit mirror`.
+//! (IPv4 and IPv6), nexthop objects and conntrack entries, kept in shared-memory tables that
+//! local clients can map read-only, and served over a Unix `SOCK_SEQPACKET` socket in the
+//! kernel's own Netlink message format. This is the library behind `nlkit mirror`.
+//!
+//! ## Storage
+//! Every table is one `nlkit_shm::SharedMap` in one region (a sealed memfd, [`Tables`]):
+//! fixed-capacity type-stable slots on nulls-terminated chains, records in a size-class
+//! heap, written under a mutex in the mirror and read lock-free — by the mirror's own server
+//! and by clients alike — with generation words validating every read. A record is the
+//! kernel's message bytes with a normalised header (conntrack: packed without the tuple
+//! nests, `nlkit_view::ct_pack`); the maps' keys and layouts are `nlkit_view::schema`'s. There
+//! is one copy of each entry: the map is the table. Capacities ([`Capacities`]) are fixed;
+//! slot arrays are sparse in tmpfs, so they cost memory only once used.
+//!
+//! A client asks for the region with a request of type `nlkit_view::schema::MSG_MAP` (no
+//! payload) on the socket: a peer of the mirror's uid or root is answered with one `MSG_MAP`
+//! message (payload `MAP_VERSION`, a `u32`) carrying the memfd in `SCM_RIGHTS`; anyone else
+//! gets `EPERM` and no descriptor. The seals let it map the region `PROT_READ` only, and the
+//! file never shrinks, so a client's mapping never faults; a client that crashes holds
+//! nothing (no lock or reference count lives in the region).
 //!
 //! ## Staying in sync
 //! The event sockets join their multicast groups first; then every table is filled from a
@@ -31,7 +48,10 @@
 //! required", once the log no longer holds it). Each event is the kernel's message with a
 //! trailing `nlkit_wire::feed::FeedMark` attribute; deletions the kernel never announces are
 //! events flagged `FEED_SYNTHESIZED`. A subscriber that stops reading gets an exact overrun
-//! notice ([`MirrorConfig::feed_max_lag`]); nobody else is held up.
+//! notice ([`MirrorConfig::feed_max_lag`]); nobody else is held up. The same changes, at the
+//! same positions, are published in a ring in the shared region
+//! ([`MirrorConfig::feed_ring_bytes`], `nlkit_view::schema::FEED_OBJECT`) that clients map
+//! read-only and follow with a futex wait, once per batch the sync thread applies.
 //! Conntrack entries that existed before the mirror started may never send events (with
 //! `net.netfilter.nf_conntrack_events = 2`, the default, the kernel gives a connection its
 //! event cache only if some ctnetlink listener existed on the host when it was created): while
@@ -152,7 +172,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-pub use conn::{CtState, CtStore};
+pub use conn::CtStore;
 pub use keys::{AddrKey, LinkKey, NeighKey, NexthopKey, Route4Key, RouteKey, StoreKey};
 pub use metrics::Metrics;
 pub use nlkit_table::{ChangeSeq, SeqSnapshot, WriteGuard};
@@ -221,6 +241,10 @@ pub enum MirrorError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The shared region holding the tables could not be set up (`memfd_create`, `mmap`,
+    /// sealing).
+    #[error("cannot allocate the mirror's shared tables")]
+    Tables(#[source] nlkit_shm::ShmError),
     /// Another I/O failure (threads, metrics listener, writer).
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -275,6 +299,12 @@ pub struct MirrorConfig {
     /// Most bytes of messages the feed's log holds (default 256 MiB; the smaller of the two
     /// bounds wins).
     pub feed_max_bytes: usize,
+    /// Bytes of the feed's ring in the shared region (default 64 MiB): every change of the
+    /// feed is also published there, for clients that map the region (`nlkit-view`) and
+    /// follow the feed with no system call. Pages of the region's file are used only once
+    /// written, so a large ring costs memory only as the feed fills it; a change larger than
+    /// a quarter of the ring is recorded there without its bytes (flagged truncated).
+    pub feed_ring_bytes: u64,
     /// Most events a feed subscriber may fall behind the head (plus what its socket buffer
     /// holds) before it is sent an overrun notice (default: the log's event bound).
     pub feed_max_lag: usize,
@@ -307,6 +337,7 @@ impl Default for MirrorConfig {
             ct_verify_interval: Some(Duration::from_secs(60)),
             feed_max_events: 1_000_000,
             feed_max_bytes: 256 << 20,
+            feed_ring_bytes: 64 << 20,
             feed_max_lag: 1_000_000,
             neigh_resync_interval: Some(Duration::from_secs(30)),
             notify_systemd: true,
@@ -421,12 +452,12 @@ impl Mirror {
             .unwrap_or_else(default_socket_path);
         let mut claim = server::PathClaim::acquire(&socket_path)?;
         raise_nofile(config.max_clients as u64 + 256);
-        let tables = Arc::new(Tables::new(&config.capacities));
+        let tables = Arc::new(Tables::new(&config.capacities).map_err(MirrorError::Tables)?);
         let metrics = Arc::new(Metrics::default());
-        let feed = Arc::new(feed::Feed::new(
-            config.feed_max_events,
-            config.feed_max_bytes,
-        )?);
+        let mut feed = feed::Feed::new(config.feed_max_events, config.feed_max_bytes)?;
+        feed.attach_ring(tables.region(), config.feed_ring_bytes)
+            .map_err(MirrorError::Tables)?;
+        let feed = Arc::new(feed);
         let shared = Arc::new(Shared {
             feed: feed.clone(),
             conntrack_on: AtomicBool::new(config.conntrack),
@@ -508,6 +539,12 @@ impl Mirror {
     /// The tables (read-only use: lookups, iteration, sizes).
     pub fn tables(&self) -> &Tables {
         &self.shared.tables
+    }
+
+    /// The shared region's memfd: the tables and the feed ring, which clients map read-only
+    /// (`nlkit_shm::RegionView::map`; the feed ring is under `nlkit_view::schema::FEED_OBJECT`).
+    pub fn region_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.shared.tables.region().fd()
     }
 
     /// The counters.

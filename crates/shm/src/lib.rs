@@ -33,7 +33,9 @@ mod region;
 mod view;
 
 pub use error::ShmError;
-pub use feed::{FeedEntry, FeedReader, FeedRing};
+#[cfg(not(loom))]
+pub use feed::FeedRing;
+pub use feed::{FeedEntry, FeedLayout, FeedReader, FeedWriter};
 pub use map::{Entry, InsertError, MapLayout, MapReader, MapWriter, SharedMap, Slot, Walk};
 pub use memory::{read_bytes, write_bytes, HeapMemory, Memory};
 #[cfg(not(loom))]

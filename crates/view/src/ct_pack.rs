@@ -72,7 +72,7 @@ fn canonical_head(len: usize, t: &ConnKey) -> [u8; BODY] {
 }
 
 /// The stored form of the normalised message `msg` of the connection `orig`/`reply`, and
-/// what was dropped from it: the tuple bytes (0: stored whole), with [`HEAD`] set when the
+/// what was dropped from it: the tuple bytes (0: stored whole), with the high bit (`HEAD`) set when the
 /// header and `nfgenmsg` were the canonical ones and went too.
 ///
 /// ```ignore
@@ -132,6 +132,21 @@ pub fn unpack_into(
         _ => out.resize(start + tuples, 0),
     });
     out.extend_from_slice(attrs);
+}
+
+/// The attributes of a stored record (see [`pack`]) that follow the tuple nests — all of
+/// them when the message was stored whole — without unpacking it: for filters on other
+/// attributes (`CTA_MARK`). Any bytes give some slice, never a panic.
+///
+/// ```
+/// assert!(nlkit_view::ct_pack::stored_attrs(&[1, 2, 3], 0).is_empty());
+/// ```
+pub fn stored_attrs(stored: &[u8], dropped: u16) -> &[u8] {
+    if dropped & HEAD != 0 {
+        stored
+    } else {
+        stored.get(BODY..).unwrap_or(&[])
+    }
 }
 
 #[cfg(test)]

@@ -21,9 +21,17 @@
 //!   short on both sides.
 //! * **Wake-ups.** [`Feed::notify`] writes an eventfd when the head advanced since the last
 //!   notification; the server's epoll thread waits on it.
+//! * **The shared ring.** Each change is also appended to a `nlkit_shm::FeedRing` in the
+//!   tables' shared region (published under `nlkit_view::schema::FEED_OBJECT`, its stamp the
+//!   epoch), at the same position and with the same bytes, tagged with a
+//!   `nlkit_view::schema::FeedTag`; [`Feed::notify`], called once per batch the sync thread
+//!   applies, publishes what was appended (one store and one `FUTEX_WAKE` per batch, however
+//!   many clients map the ring). A change too large for the ring is appended without its
+//!   bytes, flagged truncated, so positions stay equal.
 //!
-//! Concurrency contract: `epoch`, the bounds and `wake` are immutable after construction;
-//! `log` (entries, byte count, head) is protected by its mutex; `head` mirrors `log.head`
+//! Concurrency contract: `epoch`, the bounds, `wake` and `ring` (set by `attach_ring` before
+//! the feed is shared) are immutable after construction; `log` (entries, byte count, head) is
+//! protected by its mutex, and the ring is appended to only under it (so in position order); `head` mirrors `log.head`
 //! (stored under the lock, `Release`; read lock-free as a hint); `wseq` is odd while a writer
 //! holds the lock (`SeqCst` increments on taking and before releasing it): a reader that read a
 //! table entry and then sees `wseq` even and unchanged since its last catch-up knows the
@@ -43,8 +51,13 @@ use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use nlkit_shm::{FeedRing, Region, ShmError};
+use nlkit_view::schema::{FeedKind, FeedTag, FEED_OBJECT};
+use nlkit_wire::consts::{IPCTNL_MSG_CT_DELETE, NFNL_SUBSYS_CTNETLINK};
+use nlkit_wire::feed::FEED_SYNTHESIZED;
 use parking_lot::{Mutex, MutexGuard};
 use rustix::event::{eventfd, EventfdFlags};
+use std::sync::Arc;
 
 use crate::tables::TableId;
 
@@ -102,6 +115,8 @@ pub(crate) struct Feed {
     recording: AtomicBool,
     notified: AtomicU64,
     wake: OwnedFd,
+    /// The ring clients map (`None` in unit tests).
+    ring: Option<FeedRing>,
 }
 
 impl std::fmt::Debug for Feed {
@@ -143,7 +158,43 @@ impl Feed {
             recording: AtomicBool::new(false),
             notified: AtomicU64::new(0),
             wake: eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?,
+            ring: None,
         })
+    }
+
+    /// Allocates the feed's ring of `bytes` in `region`, stamps it with the epoch and
+    /// publishes it in the region's directory under [`FEED_OBJECT`]. Before recording starts.
+    pub(crate) fn attach_ring(&mut self, region: &Arc<Region>, bytes: u64) -> Result<(), ShmError> {
+        let ring = FeedRing::create_at(region.clone(), bytes, self.head() + 1)?;
+        ring.set_stamp(self.epoch);
+        region.publish(FEED_OBJECT, ring.offset())?;
+        self.ring = Some(ring);
+        Ok(())
+    }
+
+    /// Appends change `pos` to the ring (under the log's lock, so in position order).
+    fn ring_append(&self, pos: u64, table: TableId, flags: u32, msgs: &[u8]) {
+        let Some(ring) = &self.ring else {
+            return;
+        };
+        let mut tag = FeedTag {
+            table,
+            kind: change_kind(table, msgs),
+            synthesized: flags & FEED_SYNTHESIZED != 0,
+            truncated: false,
+            epoch: self.epoch as u32,
+        };
+        let r = ring.append(tag.to_word(), msgs).or_else(|e| {
+            if !matches!(e, ShmError::TooLarge(_)) {
+                tracing::warn!(error = %e, pos, "feed ring append failed; appended truncated");
+            }
+            tag.truncated = true;
+            ring.append(tag.to_word(), &[])
+        });
+        match r {
+            Ok(p) if p == pos => {}
+            other => tracing::error!(?other, pos, "feed ring out of step with the feed"),
+        }
     }
 
     /// This mirror's epoch.
@@ -204,8 +255,12 @@ impl Feed {
         let _ = rustix::io::read(&self.wake, &mut n);
     }
 
-    /// Wakes the server if the head advanced since the last notification.
+    /// Publishes the ring's new entries (waking the clients waiting on it) and wakes the
+    /// server if the head advanced since the last notification: once per batch of changes.
     pub(crate) fn notify(&self) {
+        if let Some(ring) = &self.ring {
+            ring.publish();
+        }
         let head = self.head();
         if self.notified.swap(head, Ordering::AcqRel) != head {
             let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
@@ -234,6 +289,7 @@ impl FeedWriter<'_> {
         zero_seq_pid(&mut msgs);
         let pos = log.head + 1;
         log.head = pos;
+        self.feed.ring_append(pos, table, flags, &msgs);
         log.bytes += msgs.len() + ENTRY_OVERHEAD;
         log.entries.push_back(FeedEntry {
             pos,
@@ -260,6 +316,24 @@ impl Drop for FeedWriter<'_> {
     }
 }
 
+/// Whether `msgs` (one change's messages) add or change an object, or remove it: from the
+/// first message's type (`RTM_DEL*` are `RTM_NEW* + 1`, `IPCTNL_MSG_CT_DELETE` for conntrack).
+fn change_kind(table: TableId, msgs: &[u8]) -> FeedKind {
+    let ty = msgs
+        .get(4..6)
+        .map_or(0, |b| u16::from_ne_bytes([b[0], b[1]]));
+    let del = if table == TableId::Conntrack {
+        ty == nlkit_wire::consts::nfnl_msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE)
+    } else {
+        ty & 3 == 1
+    };
+    if del {
+        FeedKind::Del
+    } else {
+        FeedKind::New
+    }
+}
+
 /// Zeroes the sequence number and port id of every message in `msgs` (flags are kept: they
 /// tell `NLM_F_CREATE`/`NLM_F_REPLACE`/`NLM_F_APPEND` apart, as on the kernel's events).
 pub(crate) fn zero_seq_pid(msgs: &mut [u8]) {
@@ -274,6 +348,7 @@ pub(crate) fn zero_seq_pid(msgs: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nlkit_wire::MessageBuilder;
 
     fn msg(ty: u16) -> Vec<u8> {
         let mut b = nlkit_wire::MessageBuilder::new();
@@ -307,5 +382,42 @@ mod tests {
         let log = g.read();
         assert!(log.entries.len() < 100 && log.bytes <= 4096);
         assert_eq!(log.head(), 200);
+    }
+
+    #[test]
+    fn ring_gets_every_change_at_its_position() {
+        let region = Arc::new(Region::create("feed-unit").unwrap());
+        let mut f = Feed::new(100, 1 << 20).unwrap();
+        f.attach_ring(&region, 4096).unwrap();
+        f.start_recording();
+        let mut big = MessageBuilder::new();
+        big.begin(17, 0, 9); // RTM_DELLINK
+        big.raw(&[0; 2000]); // more than a quarter of the ring
+        big.finish().unwrap();
+        f.writer().push(TableId::Links, 0, msg(16));
+        f.writer()
+            .push(TableId::Links, FEED_SYNTHESIZED, big.as_bytes().to_vec());
+        let view = nlkit_shm::RegionView::map(region.fd().try_clone_to_owned().unwrap()).unwrap();
+        let r = nlkit_shm::FeedReader::open(&view, view.find(FEED_OBJECT).unwrap()).unwrap();
+        assert_eq!(r.stamp().unwrap(), f.epoch());
+        assert_eq!(r.next_pos().unwrap(), 1, "published only by notify");
+        f.notify();
+        assert_eq!(r.next_pos().unwrap(), 3);
+        let mut out = Vec::new();
+        let e = r.read(1, &mut out).unwrap().unwrap();
+        let tag = FeedTag::from_word(e.tag).unwrap();
+        assert_eq!(
+            (tag.table, tag.kind, tag.synthesized),
+            (TableId::Links, FeedKind::New, false)
+        );
+        assert_eq!(out, f.read().after(0).next().unwrap().msgs.as_ref());
+        out.clear();
+        let e = r.read(2, &mut out).unwrap().unwrap();
+        let tag = FeedTag::from_word(e.tag).unwrap();
+        assert_eq!(
+            (tag.kind, tag.synthesized, tag.truncated, e.len),
+            (FeedKind::Del, true, true, 0)
+        );
+        assert_eq!(tag.epoch, f.epoch() as u32);
     }
 }
