@@ -5,6 +5,7 @@
 //! The seeds are written by this file's `write_seeds` (`cargo test -p nlkit-shm --test
 //! map_corpus -- --ignored write_seeds`, after a layout change); each input is read both as
 //! memory and as a list of (word index, value) overwrites of a valid map.
+#![cfg(not(loom))]
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -9,6 +9,7 @@
 //!
 //! Operations: 2,000,000 in release builds, 500,000 in debug builds (to stay well under a
 //! minute on two shared cores); `NLKIT_STRESS_OPS` overrides.
+#![cfg(not(loom))]
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
