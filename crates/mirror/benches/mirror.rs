@@ -72,13 +72,11 @@ fn run() {
         served_n = n;
     }
 
-    let tuples: Vec<_> = m
-        .tables()
-        .ct
-        .iter()
-        .take(50_000)
-        .map(|c| c.original())
-        .collect();
+    let mut tuples = Vec::new();
+    m.tables().ct.for_each(|orig, _| {
+        tuples.push(*orig);
+        tuples.len() < 50_000
+    });
     // Requests are built one at a time (a client's memory is not the mirror's); only the
     // round trips are timed.
     let mut lookups = Duration::ZERO;

@@ -1,106 +1,109 @@
-//! [`CtStore`]: the mirror's conntrack table, on the nulls-based [`ConnTable`].
+//! [`CtStore`]: the mirror's conntrack table, one [`SharedMap`] in the mirror's region.
 //!
-//! Each connection is linked by both its original and reply tuple (so a `GET` by either tuple
-//! is one lock-free lookup) and keeps the kernel's last message for it. A connection leaves
-//! only on a destroy event or when a verification dump no longer lists it: traffic refreshes
-//! the kernel's timer without any event, so the mirror never expires entries by their
-//! `CTA_TIMEOUT` (which it lists as of the kernel's last report). Update events carry only
-//! what changed, so they are merged into the stored message attribute by attribute.
+//! Each connection is filed under three keys (`nlkit_view::schema::map_layout(Conntrack)`):
+//! its original tuple and its reply tuple (unique, so a `GET` by either tuple is one
+//! lock-free lookup, for the mirror's server and for clients that map the region alike) and
+//! the address index key of its original source (`nlkit_view::schema::ct_addr_key`, not
+//! unique). Its record is the kernel's last message for it, packed (`ct_pack`: without the
+//! tuple nests the keys already hold); its aux word is a [`CtAux`]: what the packing dropped,
+//! where `CTA_TIMEOUT`'s value lies, the [silent](crate::ct_silent) flag and the generation
+//! that last confirmed it.
+//!
+//! A connection leaves only on a destroy event or when a verification dump no longer lists
+//! it: traffic refreshes the kernel's timer without any event, so the mirror never expires
+//! entries by their `CTA_TIMEOUT` (which it lists as of the kernel's last report). Update
+//! events carry only what changed, so they are merged into the stored message attribute by
+//! attribute.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-use nlkit_table::{ConnConfig, ConnInsertError, ConnKey, ConnRef, ConnTable, NewConn, NoCounters};
+use nlkit_shm::map::MAX_KEY_WORDS;
+use nlkit_shm::{Entry, InsertError, MapWriter, Region, SharedMap, ShmError, Slot};
+use nlkit_table::{ConnKey, TableKey};
+use nlkit_view::schema::{ct_addr_key, map_layout, CtAux};
 use nlkit_wire::{align, Attrs, Message, MessageHeaderMut, NLA_HDRLEN, NLMSG_HDRLEN};
 
 use crate::ct_pack::{pack, unpack_into};
-use crate::keys::{ct_info, CtInfo};
-use crate::store::normalize;
+use crate::keys::{ct_info, CtInfo, TableId};
+use crate::store::{capacity_u32, normalize, Refusals};
 use nlkit_table::ChangeSeq;
 
-/// Timeout used for entries without `CTA_TIMEOUT` (well inside the table clock's wrap range).
-const NO_TIMEOUT_MS: u32 = 1 << 30;
+/// In [`CtAux::flags`]: the connection was found by the initial dump and no event for it has
+/// arrived since (see `ct_silent`).
+const SILENT: u8 = 1;
 
-/// What each connection keeps under its entry lock (24 bytes: a million connections pay
-/// for every field).
-#[derive(Debug, Default)]
-pub struct CtState {
-    /// The normalised kernel message (`IPCTNL_MSG_CT_NEW`), stored packed: without its
-    /// tuple nests and canonical header when they re-encode exactly (see `ct_pack`).
-    pub(crate) msg: Box<[u8]>,
-    /// Generation that last confirmed the entry (its low 32 bits: generations count dump
-    /// attempts).
-    pub(crate) gen: u32,
-    /// What was dropped from `msg` (0: stored whole).
-    pub(crate) dropped: u16,
-    /// Bits 0-14: offset of `CTA_TIMEOUT`'s value in the full (unpacked) message (0: none;
-    /// an offset of 32 KiB or more is not kept, conntrack messages are a few hundred bytes).
-    /// Bit 15 ([`SILENT`]): the connection may never send events (see `ct_silent`); kept
-    /// here because a separate set of a million tuples cost ~20 MiB and a pass over the table.
-    pub(crate) timeout_off: u16,
+/// Generation bits kept in [`CtAux::gen`]: generations count dump attempts from 1, so they
+/// wrap only after 16 million resyncs.
+const GEN_MASK: u64 = 0xff_ffff;
+
+/// A generation as [`CtAux`] keeps it.
+fn gen24(gen: u64) -> u32 {
+    (gen & GEN_MASK) as u32
 }
 
-/// In [`CtState::timeout_off`]: the connection was found by the initial dump and no event
-/// for it has arrived since.
-const SILENT: u16 = 1 << 15;
-
-/// A generation as [`CtState`] keeps it.
-fn gen32(gen: u64) -> u32 {
-    gen as u32
+thread_local! {
+    /// Where each thread reads packed records (reused: no allocation per lookup).
+    static RECORD: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(512));
 }
 
-impl CtState {
-    fn new(
-        msg: Vec<u8>,
-        orig: &ConnKey,
-        reply: &ConnKey,
-        gen: u64,
-        timeout_off: Option<usize>,
-        silent: bool,
-    ) -> Self {
-        let (msg, dropped) = pack(msg, orig, reply);
-        let off = timeout_off
-            .and_then(|o| u16::try_from(o).ok())
-            .filter(|o| o & SILENT == 0)
-            .unwrap_or(0);
-        CtState {
-            gen: gen32(gen),
-            msg,
-            dropped,
-            timeout_off: off | if silent { SILENT } else { 0 },
-        }
-    }
+/// The tuple in a key slot of an entry.
+fn tuple(words: &[u64; MAX_KEY_WORDS]) -> ConnKey {
+    ConnKey::from_words(&[words[0], words[1], words[2], words[3], words[4]])
+}
 
-    /// Offset of `CTA_TIMEOUT`'s value in the full message (0: none).
-    fn timeout_offset(&self) -> usize {
-        usize::from(self.timeout_off & !SILENT)
-    }
+/// The packed record and aux word of a connection whose normalised message is `msg`.
+fn stored(
+    msg: Vec<u8>,
+    orig: &ConnKey,
+    reply: &ConnKey,
+    gen: u32,
+    timeout_off: Option<usize>,
+    silent: bool,
+) -> (Box<[u8]>, CtAux) {
+    let (rec, dropped) = pack(msg, orig, reply);
+    let aux = CtAux {
+        dropped,
+        timeout_off: timeout_off.and_then(|o| u16::try_from(o).ok()).unwrap_or(0),
+        flags: if silent { SILENT } else { 0 },
+        gen,
+    };
+    (rec, aux)
+}
 
-    /// Whether the connection may never send events: found by the initial dump, and no
-    /// event for it since.
-    pub(crate) fn is_silent(&self) -> bool {
-        self.timeout_off & SILENT != 0
-    }
+/// Appends the full message of entry `e`, whose packed record is `rec`, to `out`.
+fn unpack_entry(e: &Entry, rec: &[u8], out: &mut Vec<u8>) {
+    let aux = CtAux::from_word(e.aux);
+    unpack_into(
+        rec,
+        aux.dropped,
+        &tuple(&e.keys[0]),
+        &tuple(&e.keys[1]),
+        out,
+    );
 }
 
 /// The conntrack table of the mirror.
 ///
-/// Concurrency contract: lookups and iteration are lock-free; a connection's message is read
-/// and replaced under its entry lock (`ConnRef::state`), held only for a copy. Writers are the
-/// sync thread (events, gc, sweep) and, during a (re)sync, the conntrack apply thread; each
-/// change is bracketed by `seq.write()`.
+/// Concurrency contract: lookups and walks are lock-free (the map's validating readers).
+/// Every change holds the map's writer mutex (`SharedMap::lock`, in this process) for its
+/// whole length, and each change a client can see is bracketed by `seq.write()`. Writers are
+/// the sync thread (events, sweeps) and, during a (re)sync, the conntrack apply thread.
 ///
 /// ```
-/// let ct = nlkit_mirror::CtStore::new(1024);
+/// let ct = nlkit_mirror::CtStore::new(1024).unwrap();
 /// assert_eq!(ct.len(), 0);
 /// ```
 pub struct CtStore {
-    pub(crate) table: ConnTable<CtState, NoCounters>,
-    /// Bumped around every insert, update, delete and expiry.
+    map: SharedMap,
+    /// Bumped around every insert, update and delete.
     pub seq: ChangeSeq,
-    /// Whether connections a dump inserts are flagged [silent](CtState::is_silent) (on
-    /// during the initial sync only). Written by the sync thread between dumps; relaxed:
-    /// the dump threads are started and joined after each change.
+    /// Whether connections a dump inserts are flagged silent (on during the initial sync
+    /// only). Written by the sync thread between dumps; relaxed: the dump threads are started
+    /// and joined after each change.
     dump_marks_silent: AtomicBool,
+    refusals: Refusals,
 }
 
 impl std::fmt::Debug for CtStore {
@@ -139,12 +142,6 @@ fn merge(update: &[u8], old: &[u8]) -> Vec<u8> {
         h.set_len(total);
     }
     out
-}
-
-/// The table's timer for every connection: entries never expire in the mirror (see the
-/// module docs); each change re-arms it.
-fn timeout_ms(_info: &CtInfo) -> Option<u32> {
-    Some(NO_TIMEOUT_MS)
 }
 
 /// Whether two messages differ only in the value of `CTA_TIMEOUT` at `off` (the kernel's
@@ -194,18 +191,26 @@ fn same_connection(a: &[u8], b: &[u8]) -> bool {
 }
 
 impl CtStore {
-    /// A table for at most `max` connections.
-    pub fn new(max: u32) -> Self {
-        CtStore {
-            // Two chains per connection over max/2 buckets: chains of four on average when
-            // full, half the bucket array of the kernel's one bucket per connection.
-            table: ConnTable::with_counters(ConnConfig {
-                buckets: (max / 2).max(64),
-                ..ConnConfig::new(max.max(64))
-            }),
+    /// A table for at most `max` connections, in a region of its own (the mirror puts it in
+    /// the region of all its tables, `Tables::new`).
+    pub fn new(max: u32) -> Result<Self, ShmError> {
+        Self::create(&Arc::new(Region::create("conntrack")?), max)
+    }
+
+    /// The conntrack table in `region`.
+    pub(crate) fn create(region: &Arc<Region>, max: u32) -> Result<Self, ShmError> {
+        let layout = map_layout(TableId::Conntrack, capacity_u32(max as usize));
+        Ok(CtStore {
+            map: SharedMap::create(region.clone(), layout)?,
             seq: ChangeSeq::default(),
             dump_marks_silent: AtomicBool::new(false),
-        }
+            refusals: Refusals::default(),
+        })
+    }
+
+    /// The shared map holding the connections.
+    pub(crate) fn map(&self) -> &SharedMap {
+        &self.map
     }
 
     /// Whether connections that dumps insert from now on are flagged as possibly silent
@@ -214,20 +219,37 @@ impl CtStore {
         self.dump_marks_silent.store(on, Ordering::Relaxed);
     }
 
+    /// Calls `f` with each entry's aux word until it returns false.
+    fn each_aux(&self, mut f: impl FnMut(CtAux) -> bool) {
+        if let Err(e) = self.map.reader().walk(|e, _| f(CtAux::from_word(e.aux))) {
+            tracing::warn!(error = %e, "conntrack mirror walk failed");
+        }
+    }
+
     /// Whether some connection is still flagged as possibly silent (stops at the first one).
     pub(crate) fn any_silent(&self) -> bool {
-        self.table.iter().any(|c| c.state().is_silent())
+        let mut any = false;
+        self.each_aux(|a| {
+            any = a.flags & SILENT != 0;
+            !any
+        });
+        any
     }
 
     /// How many connections are flagged as possibly silent (a pass over the table).
     #[cfg(test)]
     pub(crate) fn silent_count(&self) -> usize {
-        self.table.iter().filter(|c| c.state().is_silent()).count()
+        let mut n = 0;
+        self.each_aux(|a| {
+            n += usize::from(a.flags & SILENT != 0);
+            true
+        });
+        n
     }
 
     /// Number of connections.
     pub fn len(&self) -> usize {
-        self.table.count()
+        self.map.len()
     }
 
     /// Whether the table is empty.
@@ -235,64 +257,95 @@ impl CtStore {
         self.len() == 0
     }
 
-    /// Applies a `IPCTNL_MSG_CT_NEW` message (dump entry or new/update event). `merge_update`
-    /// keeps stored attributes the message lacks (update events carry only what changed).
-    /// An event: the connection reports itself, so it is not [silent](CtState::is_silent).
-    pub(crate) fn upsert(&self, msg: &Message<'_>, gen: u64, merge_update: bool) -> bool {
-        self.apply(msg, gen, merge_update, true)
+    /// Inserts refused because the table was full.
+    pub fn full_count(&self) -> u64 {
+        self.refusals.count()
     }
 
-    /// [`upsert`](Self::upsert); `heard`: from an event (else from a dump, which keeps an
-    /// existing entry's silent flag and gives a new one the flag if
-    /// [`set_dump_marks_silent`](Self::set_dump_marks_silent) is on).
-    fn apply(&self, msg: &Message<'_>, gen: u64, merge_update: bool, heard: bool) -> bool {
+    /// Applies a `IPCTNL_MSG_CT_NEW` message (dump entry or new/update event). `merge_update`
+    /// keeps stored attributes the message lacks (update events carry only what changed).
+    /// An event: the connection reports itself, so it is not silent.
+    pub(crate) fn upsert(&self, msg: &Message<'_>, gen: u64, merge_update: bool) -> bool {
         let Some(info) = ct_info(msg) else {
             return false;
         };
+        let mut w = self.map.lock();
+        self.apply(&mut w, msg, &info, gen, merge_update, true)
+    }
+
+    /// [`upsert`](Self::upsert) under the writer; `heard`: from an event (else from a dump,
+    /// which keeps an existing entry's silent flag and gives a new one the flag if
+    /// [`set_dump_marks_silent`](Self::set_dump_marks_silent) is on).
+    fn apply(
+        &self,
+        w: &mut MapWriter<'_>,
+        msg: &Message<'_>,
+        info: &CtInfo,
+        gen: u64,
+        merge_update: bool,
+        heard: bool,
+    ) -> bool {
         let silent = !heard && self.dump_marks_silent.load(Ordering::Relaxed);
         let norm = normalize(msg);
-        if let Some(c) = self.table.get(&info.original) {
-            if c.original() == info.original && info.reply.is_none_or(|r| r == c.reply()) {
-                return self.update_in_place(&c, &info, norm, gen, merge_update, heard);
+        let ow = info.original.to_words();
+        if let Some(slot) = w.find(0, &ow) {
+            let reply = tuple(&w.key(slot, 1));
+            if info.reply.is_none_or(|r| r == reply) {
+                return self.update_in_place(w, slot, info, norm, gen, merge_update, heard);
             }
             // Same tuple, other connection (a stale entry): replace it.
-            let _w = self.seq.write();
-            c.delete();
+            let _g = self.seq.write();
+            w.remove(slot);
+        } else if let Some(slot) = w.find(1, &ow) {
+            // The tuple is another connection's reply tuple: that one is stale.
+            let _g = self.seq.write();
+            w.remove(slot);
         }
         let Some(reply) = info.reply else {
             return false; // an update for a connection we never saw, without its reply tuple
         };
-        let timeout = timeout_ms(&info).unwrap_or(NO_TIMEOUT_MS);
-        let state = CtState::new(norm, &info.original, &reply, gen, info.timeout_off, silent);
-        let _w = self.seq.write();
-        let mut conn = NewConn::new(info.original, reply, timeout, state);
-        conn.mark = info.mark.unwrap_or(0);
-        match self.table.insert(conn) {
-            Ok(_) => true,
-            Err(ConnInsertError::Clash(_)) => {
-                // A stale entry holds the reply tuple: drop it and try once more.
-                self.table.remove(&reply);
-                let state = CtState::new(
-                    normalize(msg),
-                    &info.original,
-                    &reply,
-                    gen,
-                    info.timeout_off,
-                    silent,
-                );
-                self.table
-                    .insert(NewConn::new(info.original, reply, timeout, state))
-                    .is_ok()
-            }
-            Err(e) => {
-                tracing::debug!(error = ?e, "conntrack mirror insert refused");
-                false
+        let (rec, aux) = stored(
+            norm,
+            &info.original,
+            &reply,
+            gen24(gen),
+            info.timeout_off,
+            silent,
+        );
+        self.insert(w, &info.original, &reply, aux, &rec, true)
+    }
+
+    /// Inserts a connection; with `evict`, a stale entry holding one of its tuples is
+    /// dropped first (else the insert is refused and `false` returned).
+    fn insert(
+        &self,
+        w: &mut MapWriter<'_>,
+        orig: &ConnKey,
+        reply: &ConnKey,
+        aux: CtAux,
+        rec: &[u8],
+        evict: bool,
+    ) -> bool {
+        let (ow, rw, aw) = (orig.to_words(), reply.to_words(), ct_addr_key(orig.src));
+        let keys: [&[u64]; 3] = [&ow, &rw, &aw];
+        let _g = self.seq.write();
+        for _ in 0..3 {
+            match w.insert(&keys, aux.to_word(), rec) {
+                Ok(_) => return true,
+                Err(InsertError::Exists { slot, .. }) if evict => w.remove(slot),
+                Err(InsertError::Exists { .. }) => return false,
+                Err(InsertError::Shm(e)) => {
+                    self.refusals
+                        .refused(&e, self.map.reader().layout().capacity, "conntrack");
+                    return false;
+                }
             }
         }
+        false
     }
 
     /// Dump fast path: inserts a dumped connection directly; falls back to
-    /// [`upsert`](Self::upsert) when a tuple is already held.
+    /// [`upsert`](Self::upsert)'s comparing path when a tuple is already held.
     pub(crate) fn insert_dump(&self, msg: &Message<'_>, gen: u64) -> bool {
         let Some(info) = ct_info(msg) else {
             return false;
@@ -300,57 +353,57 @@ impl CtStore {
         let Some(reply) = info.reply else {
             return false;
         };
-        let state = CtState::new(
-            normalize(msg),
-            &info.original,
-            &reply,
-            gen,
-            info.timeout_off,
-            self.dump_marks_silent.load(Ordering::Relaxed),
-        );
-        let timeout = timeout_ms(&info).unwrap_or(NO_TIMEOUT_MS);
-        let mut conn = NewConn::new(info.original, reply, timeout, state);
-        conn.mark = info.mark.unwrap_or(0);
-        let inserted = {
-            let _w = self.seq.write();
-            self.table.insert(conn)
-        };
-        match inserted {
-            Ok(_) => true,
-            Err(ConnInsertError::Clash(_)) => self.apply(msg, gen, false, false),
-            Err(e) => {
-                tracing::debug!(error = ?e, "conntrack mirror insert refused");
-                false
+        let mut w = self.map.lock();
+        if w.find(0, &info.original.to_words()).is_none() {
+            let (rec, aux) = stored(
+                normalize(msg),
+                &info.original,
+                &reply,
+                gen24(gen),
+                info.timeout_off,
+                self.dump_marks_silent.load(Ordering::Relaxed),
+            );
+            if self.insert(&mut w, &info.original, &reply, aux, &rec, false) {
+                return true;
             }
         }
+        self.apply(&mut w, msg, &info, gen, false, false)
     }
 
     /// Returns whether the connection changed in more than its `CTA_TIMEOUT` countdown.
+    #[allow(clippy::too_many_arguments)]
     fn update_in_place(
         &self,
-        c: &ConnRef<'_, CtState, NoCounters>,
+        w: &mut MapWriter<'_>,
+        slot: Slot,
         info: &CtInfo,
         norm: Vec<u8>,
         gen: u64,
         merge_update: bool,
         heard: bool,
     ) -> bool {
-        let (orig, reply) = (c.original(), c.reply());
-        let mut st = c.state();
-        st.gen = st.gen.max(gen32(gen));
-        if heard {
-            st.timeout_off &= !SILENT;
-        }
-        let mut old = Vec::with_capacity(st.msg.len() + usize::from(st.dropped));
-        unpack_into(&st.msg, st.dropped, &orig, &reply, &mut old);
+        let (orig, reply) = (info.original, tuple(&w.key(slot, 1)));
+        let aux = CtAux::from_word(w.aux(slot));
+        let new_gen = aux.gen.max(gen24(gen));
+        let silent = aux.flags & SILENT != 0 && !heard;
+        let mut packed = Vec::with_capacity(norm.len());
+        w.record(slot, &mut packed);
+        let mut old = Vec::with_capacity(packed.len() + usize::from(aux.dropped));
+        unpack_into(&packed, aux.dropped, &orig, &reply, &mut old);
         if old == norm {
-            if let Some(t) = timeout_ms(info) {
-                c.refresh(t);
+            let marked = CtAux {
+                gen: new_gen,
+                flags: if silent { SILENT } else { 0 },
+                ..aux
+            };
+            if marked != aux {
+                w.set_aux(slot, marked.to_word());
             }
             return false;
         }
         let timeout_only = !merge_update
-            && (same_but_timeout(&old, &norm, st.timeout_offset()) || same_connection(&old, &norm));
+            && (same_but_timeout(&old, &norm, usize::from(aux.timeout_off))
+                || same_connection(&old, &norm));
         let new = if merge_update {
             merge(&norm, &old)
         } else {
@@ -360,14 +413,12 @@ impl CtStore {
             .ok()
             .and_then(|(m, _)| ct_info(&m))
             .and_then(|i| i.timeout_off);
-        let new = CtState::new(new, &orig, &reply, u64::from(st.gen), off, st.is_silent());
-        let _w = self.seq.write();
-        *st = new;
-        if let Some(t) = timeout_ms(info) {
-            c.refresh(t);
-        }
-        if let Some(m) = info.mark {
-            c.set_mark(m);
+        let (rec, new_aux) = stored(new, &orig, &reply, new_gen, off, silent);
+        let _g = self.seq.write();
+        if let Err(e) = w.replace(slot, new_aux.to_word(), &rec) {
+            self.refusals
+                .refused(&e, self.map.reader().layout().capacity, "conntrack");
+            return false;
         }
         !timeout_only
     }
@@ -382,61 +433,85 @@ impl CtStore {
 
     /// Removes the connection with this tuple (either direction).
     pub(crate) fn remove(&self, tuple: &ConnKey) -> bool {
-        if self.table.peek(tuple).is_none() && self.table.get(tuple).is_none() {
+        let words = tuple.to_words();
+        let mut w = self.map.lock();
+        let Some(slot) = w.find(0, &words).or_else(|| w.find(1, &words)) else {
             return false;
-        }
-        let _w = self.seq.write();
-        self.table.remove(tuple)
+        };
+        let _g = self.seq.write();
+        w.remove(slot);
+        true
     }
 
-    /// Appends the connection's message to `out`; its `CTA_TIMEOUT` is the kernel's as of
-    /// its last report (event or verification dump).
-    pub(crate) fn copy_msg(c: &ConnRef<'_, CtState, NoCounters>, out: &mut Vec<u8>) {
-        let (orig, reply) = (c.original(), c.reply());
-        let st = c.state();
-        unpack_into(&st.msg, st.dropped, &orig, &reply, out);
+    /// Calls `f` with every connection — its original tuple and its full message (its
+    /// `CTA_TIMEOUT` is the kernel's as of its last report) — in slot order, until it returns
+    /// false (lock-free; pair with [`CtStore::seq`] for a consistent pass).
+    pub fn for_each(&self, mut f: impl FnMut(&ConnKey, &[u8]) -> bool) {
+        let mut msg = Vec::with_capacity(512);
+        let r = self.map.reader().walk(|e, rec| {
+            msg.clear();
+            unpack_entry(e, rec, &mut msg);
+            f(&tuple(&e.keys[0]), &msg)
+        });
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "conntrack mirror walk failed");
+        }
     }
 
     /// The connections not confirmed at generation `gen` or later: their original tuple and
     /// message (what a sweep at `gen` would remove).
     pub(crate) fn unconfirmed(&self, gen: u64) -> Vec<(ConnKey, Vec<u8>)> {
+        let g = gen24(gen);
         let mut v = Vec::new();
-        for c in self.table.iter() {
-            if c.state().gen < gen32(gen) {
+        let r = self.map.reader().walk(|e, rec| {
+            if CtAux::from_word(e.aux).gen < g {
                 let mut b = Vec::new();
-                Self::copy_msg(&c, &mut b);
-                v.push((c.original(), b));
+                unpack_entry(e, rec, &mut b);
+                v.push((tuple(&e.keys[0]), b));
             }
+            true
+        });
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "conntrack mirror walk failed");
         }
         v
     }
 
     /// Looks a connection up by either tuple and appends its message to `out`.
     pub fn get_into(&self, tuple: &ConnKey, out: &mut Vec<u8>) -> bool {
-        match self.table.get(tuple) {
-            Some(c) if !c.is_expired() => {
-                Self::copy_msg(&c, out);
-                true
+        let words = tuple.to_words();
+        let r = self.map.reader();
+        RECORD.with(|rec| {
+            let mut rec = rec.borrow_mut();
+            for dir in 0..2 {
+                rec.clear();
+                match r.get(dir, &words, &mut rec) {
+                    Ok(Some(e)) => {
+                        unpack_entry(&e, &rec, out);
+                        return true;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::debug!(error = %e, "conntrack mirror lookup failed");
+                        return false;
+                    }
+                }
             }
-            _ => false,
-        }
+            false
+        })
     }
 
     /// Removes connections not confirmed at generation `gen` or later.
     pub(crate) fn sweep(&self, gen: u64) -> usize {
-        let _w = self.seq.write();
-        self.table.remove_matching(|c| c.state().gen < gen32(gen))
+        let g = gen24(gen);
+        let mut w = self.map.lock();
+        let _g = self.seq.write();
+        w.retain(|_, aux| CtAux::from_word(aux).gen >= g)
     }
 
-    /// Iterates over all connections (lock-free).
-    pub fn iter(&self) -> nlkit_table::ConnIter<'_, CtState, NoCounters> {
-        self.table.iter()
-    }
-
-    /// Approximate memory: table plus stored messages.
+    /// Bytes of shared memory the table uses (slots touched, buckets, record blocks).
     pub fn memory_bytes(&self) -> usize {
-        let msgs: usize = self.table.iter().map(|c| c.state().msg.len() + 16).sum();
-        self.table.memory_bytes() + msgs
+        self.map.memory_bytes()
     }
 }
 
@@ -546,7 +621,7 @@ mod tests {
 
     #[test]
     fn silent_flag_set_by_marked_dumps_cleared_by_events() {
-        let ct = CtStore::new(1024);
+        let ct = CtStore::new(1024).unwrap();
         let (m1, m2) = (tcp_msg(1000, 30), tcp_msg(1001, 30));
         ct.set_dump_marks_silent(true);
         assert!(ct.insert_dump(&first(&m1), 1));
@@ -558,7 +633,13 @@ mod tests {
         ct.insert_dump(&first(&m1b), 2);
         assert_eq!(ct.silent_count(), 2);
         let t = ct_info(&first(&m1)).unwrap().original;
-        let off = ct.table.get(&t).unwrap().state().timeout_offset();
+        let mut got = Vec::new();
+        assert!(ct.get_into(&t, &mut got));
+        assert_eq!(got, m1b);
+        let w = ct.map.lock();
+        let slot = w.find(0, &t.to_words()).unwrap();
+        let off = usize::from(CtAux::from_word(w.aux(slot)).timeout_off);
+        drop(w);
         assert_eq!(&m1b[off..off + 4], &20u32.to_be_bytes());
         // An event clears it; the stored message is the event's.
         ct.upsert(&first(&m1), 3, false);

@@ -101,7 +101,7 @@ mod tests {
 
     #[test]
     fn empty_needs_no_redump() {
-        let ct = CtStore::new(1024);
+        let ct = CtStore::new(1024).unwrap();
         let mut s = SilentConns::default();
         s.before_initial_dump(&ct);
         s.seed(&ct, Duration::from_millis(1));

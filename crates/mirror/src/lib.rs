@@ -152,7 +152,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-pub use conn::{CtState, CtStore};
+pub use conn::CtStore;
 pub use keys::{AddrKey, LinkKey, NeighKey, NexthopKey, Route4Key, RouteKey, StoreKey};
 pub use metrics::Metrics;
 pub use nlkit_table::{ChangeSeq, SeqSnapshot, WriteGuard};
@@ -221,6 +221,10 @@ pub enum MirrorError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The shared region holding the tables could not be set up (`memfd_create`, `mmap`,
+    /// sealing).
+    #[error("cannot allocate the mirror's shared tables")]
+    Tables(#[source] nlkit_shm::ShmError),
     /// Another I/O failure (threads, metrics listener, writer).
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -421,7 +425,7 @@ impl Mirror {
             .unwrap_or_else(default_socket_path);
         let mut claim = server::PathClaim::acquire(&socket_path)?;
         raise_nofile(config.max_clients as u64 + 256);
-        let tables = Arc::new(Tables::new(&config.capacities));
+        let tables = Arc::new(Tables::new(&config.capacities).map_err(MirrorError::Tables)?);
         let metrics = Arc::new(Metrics::default());
         let feed = Arc::new(feed::Feed::new(
             config.feed_max_events,

@@ -84,7 +84,7 @@ impl Metrics {
     ///
     /// ```
     /// use nlkit_mirror::{Capacities, Metrics, Tables};
-    /// let t = Tables::new(&Capacities { routes: 64, conntrack: 64, ..Default::default() });
+    /// let t = Tables::new(&Capacities { routes: 64, conntrack: 64, ..Default::default() }).unwrap();
     /// let text = Metrics::default().render(&t);
     /// assert!(text.contains("nlkit_mirror_entries{table=\"routes4\"} 0"));
     /// ```
@@ -101,6 +101,21 @@ impl Metrics {
                 tables.len(t)
             );
         }
+        o.push_str(
+            "# HELP nlkit_mirror_table_memory_bytes Shared memory each table uses (slots, buckets, records).\n",
+        );
+        o.push_str("# TYPE nlkit_mirror_table_memory_bytes gauge\n");
+        for t in TableId::ALL {
+            let _ = writeln!(
+                o,
+                "nlkit_mirror_table_memory_bytes{{table=\"{}\"}} {}",
+                t.name(),
+                tables.memory_bytes(t)
+            );
+        }
+        o.push_str("# HELP nlkit_mirror_region_bytes Size of the shared region's file (sparse).\n");
+        o.push_str("# TYPE nlkit_mirror_region_bytes gauge\n");
+        let _ = writeln!(o, "nlkit_mirror_region_bytes {}", tables.region_bytes());
         o.push_str("# HELP nlkit_mirror_table_changes_total Changes applied to each table.\n");
         o.push_str("# TYPE nlkit_mirror_table_changes_total counter\n");
         for t in TableId::ALL {

@@ -3,11 +3,16 @@
 //! A route key has two addresses; as index words an IPv6 key takes six (48 bytes in every
 //! index slot), an IPv4 key three. A million IPv4 routes are the common big table, so the
 //! IPv4 store files its entries under [`Route4Key`] (24 bytes) and the IPv6 store under the
-//! full [`RouteKey`]; both are reached through [`RouteStore`] with a `RouteKey`.
+//! full [`RouteKey`]; both are reached through [`RouteStore`] with a `RouteKey`. (The shared
+//! maps' layouts, `nlkit_view::schema::map_layout`, say the same: 3 key words for
+//! `Routes4`, 6 for `Routes6`.)
 
+use std::sync::Arc;
+
+use nlkit_shm::{Region, SharedMap, ShmError};
 use nlkit_table::ChangeSeq;
 
-use crate::keys::{Route4Key, RouteKey};
+use crate::keys::{Route4Key, RouteKey, TableId};
 use crate::store::{Store, StoredEntry};
 
 /// The routes of one family.
@@ -15,7 +20,7 @@ use crate::store::{Store, StoredEntry};
 /// Concurrency contract: that of [`Store`].
 ///
 /// ```
-/// let s = nlkit_mirror::RouteStore::new(false, 64);
+/// let s = nlkit_mirror::RouteStore::new(false, 64).unwrap();
 /// assert!(s.is_empty());
 /// ```
 #[derive(Debug)]
@@ -47,12 +52,34 @@ macro_rules! with_store {
 }
 
 impl RouteStore {
-    /// An empty store for IPv6 (`v6`) or IPv4 routes, of `capacity` entries.
-    pub fn new(v6: bool, capacity: usize) -> Self {
-        if v6 {
-            RouteStore::V6(Store::new(capacity))
+    /// An empty store for IPv6 (`v6`) or IPv4 routes, of `capacity` entries, in a region of
+    /// its own.
+    pub fn new(v6: bool, capacity: usize) -> Result<Self, ShmError> {
+        Ok(if v6 {
+            RouteStore::V6(Store::new(capacity)?)
         } else {
-            RouteStore::V4(Store::new(capacity))
+            RouteStore::V4(Store::new(capacity)?)
+        })
+    }
+
+    /// The store of `Routes6` (`v6`) or `Routes4` in `region`.
+    pub(crate) fn create(
+        region: &Arc<Region>,
+        v6: bool,
+        capacity: usize,
+    ) -> Result<Self, ShmError> {
+        Ok(if v6 {
+            RouteStore::V6(Store::create(region, TableId::Routes6, capacity)?)
+        } else {
+            RouteStore::V4(Store::create(region, TableId::Routes4, capacity)?)
+        })
+    }
+
+    /// The shared map holding the routes.
+    pub(crate) fn map(&self) -> &SharedMap {
+        match self {
+            RouteStore::V4(s) => s.map(),
+            RouteStore::V6(s) => s.map(),
         }
     }
 
@@ -165,7 +192,7 @@ mod tests {
 
     #[test]
     fn ipv4_routes_use_the_compact_key() {
-        let s = RouteStore::new(false, 64);
+        let s = RouteStore::new(false, 64).unwrap();
         let (k, m) = route([10, 0, 0, 1], 7);
         assert!(s.put(k, m.clone(), 1));
         assert_eq!(s.get_bytes(&k), Some(m));

@@ -1,35 +1,37 @@
-//! [`Store`]: one mirror table — key → the kernel's message bytes.
+//! [`Store`]: one mirror table — key → the kernel's message bytes, in shared memory.
 //!
 //! # Layout
-//! The messages live in [`RecordLog`]s (append-only 32 KiB chunks, records back to back; a few
-//! shards, chosen by key, so concurrent writers rarely wait on each other) and a [`WordTable`]
-//! maps each key to its record's shard and location. So an entry costs its index slot
-//! plus its bytes (no allocation, no allocator overhead per entry), and a full dump is a
-//! sequential walk over the live bytes — the log *is* the rendered dump, with nothing to
-//! rebuild after a change. A replaced or removed entry leaves a dead record behind; chunks
-//! that fall below half full are compacted (their live records move to the head).
+//! A store is one [`SharedMap`] in the mirror's region (`nlkit_shm`): fixed-capacity,
+//! type-stable slots on nulls-terminated chains, filed under one unique key
+//! (`K::to_words()`), each holding the entry's record in the map's size-class heap and an aux
+//! word. Clients map the region read-only and read the same memory (`nlkit-view`); the
+//! mirror's own server reads it the same lock-free way. There is no second copy: the map is
+//! the table. Slot arrays are sparse in tmpfs, so a large capacity costs memory only once its
+//! slots are used.
 //!
-//! Each record holds one or more complete Netlink messages (more than one only for IPv4
+//! The record holds one or more complete Netlink messages (more than one only for IPv4
 //! routes created with `ip route append`, which share a key), with their headers normalised
 //! (flags, sequence number and port id zeroed) so they can be copied out as-is and patched for
-//! each client. Its tag is the *generation* of the last dump or event that confirmed it: a
-//! resync marks what the kernel still has and sweeps the rest.
+//! each client. The aux word is the *generation* of the last dump or event that confirmed it:
+//! a resync marks what the kernel still has and sweeps the rest.
 
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
-use nlkit_table::{InsertErrorKind, KeyWords, Loc, LogWriter, RecordLog, WordTable, TAG_MASK};
+use nlkit_shm::{InsertError, MapLayout, Region, SharedMap, ShmError};
+use nlkit_table::{KeyWords, TableKey};
 use nlkit_wire::{align, Message, MessageHeaderMut, Messages, NLMSG_HDRLEN};
 
-use crate::keys::StoreKey;
+use crate::keys::{StoreKey, TableId};
 use nlkit_table::ChangeSeq;
-use nlkit_table::TableKey;
 
 /// An entry as read from the store: its generation and its message bytes (borrowed from a
 /// read buffer).
 ///
 /// ```
 /// use nlkit_mirror::{LinkKey, Store};
-/// let s: Store<LinkKey> = Store::new(16);
+/// let s: Store<LinkKey> = Store::new(16).unwrap();
 /// assert!(s.with(&LinkKey { ifindex: 1 }, |e| e.generation()).is_none());
 /// ```
 #[derive(Debug, Clone, Copy)]
@@ -44,7 +46,7 @@ impl<'a> StoredEntry<'a> {
         self.msgs
     }
 
-    /// The generation that last confirmed this entry (31 bits kept).
+    /// The generation that last confirmed this entry.
     pub fn generation(&self) -> u64 {
         self.gen
     }
@@ -53,12 +55,6 @@ impl<'a> StoredEntry<'a> {
     pub fn iter(&self) -> Messages<'a> {
         Messages::new(self.msgs)
     }
-}
-
-/// Generations as stored in a record's 31-bit tag. Generations count dump attempts from 1;
-/// they would need two billion resyncs to wrap.
-fn tag(gen: u64) -> u32 {
-    (gen & u64::from(TAG_MASK)) as u32
 }
 
 /// Copies `msg` with its header normalised: flags, sequence number and port id zeroed, and
@@ -88,112 +84,145 @@ pub(crate) fn body(msg: &[u8]) -> &[u8] {
     msg.get(NLMSG_HDRLEN..).unwrap_or(&[])
 }
 
-/// Log shards. A key always maps to the same shard, so the changes of one key stay serialised
-/// under that shard's writer lock, while writers of different keys (the two threads applying
-/// a large dump, the sync thread) rarely wait for each other.
-const SHARDS: usize = 8;
-/// Where the shard number sits in an index word (above the log location's bits).
-const SHARD_SHIFT: u32 = 60;
-
-fn shard_of<K: TableKey>(key: &K) -> usize {
-    let h = key
-        .to_words()
-        .words()
-        .iter()
-        .fold(0x9e37_79b9_7f4a_7c15u64, |h, w| {
-            (h ^ w).wrapping_mul(0x0100_0000_01b3)
-        });
-    (h >> 32) as usize % SHARDS
-}
-
-/// An index word: shard number and location in that shard's log.
-fn pack_loc(shard: usize, at: Loc) -> u64 {
-    (shard as u64) << SHARD_SHIFT | at.to_word()
-}
-
-fn unpack_loc(word: u64) -> (usize, Loc) {
-    (
-        (word >> SHARD_SHIFT) as usize,
-        Loc::from_word(word & ((1 << SHARD_SHIFT) - 1)),
-    )
-}
-
 /// The key an entry's bytes are filed under (that of its first message).
 fn key_of<K: StoreKey>(msgs: &[u8]) -> Option<K> {
     let (m, _) = Message::parse(msgs).ok()?;
     K::of_message(&m)
 }
 
+/// Words of `K`'s key (`K::Words` is a `[u64; N]`).
+fn key_words<K: TableKey>() -> u8 {
+    (std::mem::size_of::<K::Words>() / 8) as u8
+}
+
+/// A capacity as a map takes it.
+pub(crate) fn capacity_u32(capacity: usize) -> u32 {
+    u32::try_from(capacity.max(1)).unwrap_or(u32::MAX)
+}
+
+/// Counts and reports inserts refused for want of room.
+#[derive(Debug, Default)]
+pub(crate) struct Refusals {
+    full: AtomicU64,
+    warned: AtomicBool,
+}
+
+impl Refusals {
+    pub(crate) fn count(&self) -> u64 {
+        self.full.load(Ordering::Relaxed)
+    }
+
+    /// Records a refused insert or replace.
+    pub(crate) fn refused(&self, e: &ShmError, capacity: u32, what: &'static str) {
+        if matches!(e, ShmError::Full(_) | ShmError::TooLarge(_)) {
+            self.full.fetch_add(1, Ordering::Relaxed);
+            if !self.warned.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    table = what,
+                    capacity,
+                    error = %e,
+                    "mirror table full: entries are being dropped; raise the capacity"
+                );
+            }
+        } else {
+            tracing::debug!(table = what, error = %e, "mirror insert refused");
+        }
+    }
+}
+
 /// One mirror table: `K` → [`StoredEntry`], with a [`ChangeSeq`] bumped on every change.
 ///
-/// Concurrency contract: lookups, reads and scans take no lock on the entry path (the index
-/// is read with its seqlock-validated peek, the log by its published lengths; see
-/// `nlkit_table::RecordLog`). Every change of a key — insert, replace, delete, compaction —
-/// holds the writer lock of the key's log shard for its whole length (so the index entry and
-/// its record change together, one writer per key at a time; a sweep holds every shard's) and is bracketed by `seq.write()`, except a generation mark on unchanged
-/// bytes, which changes nothing a client can see.
+/// Concurrency contract: lookups, reads and walks take no lock (the map's validating
+/// readers, `SharedMap::reader`). Every change — insert, replace, delete, a generation
+/// mark — holds the map's writer mutex (`SharedMap::lock`, in this process only) for its
+/// whole length, and every change a client can see is bracketed by `seq.write()` (a
+/// generation mark on unchanged bytes is not).
 ///
 /// ```
 /// use nlkit_mirror::{LinkKey, Store};
-/// let s: Store<LinkKey> = Store::new(16);
+/// let s: Store<LinkKey> = Store::new(16).unwrap();
 /// assert!(s.is_empty());
 /// ```
 pub struct Store<K: StoreKey> {
-    index: WordTable<K>,
-    logs: Box<[RecordLog]>,
+    map: SharedMap,
     /// Bumped around every insert, replace and delete.
     pub seq: ChangeSeq,
-    full: AtomicU64,
-    full_warned: AtomicBool,
+    refusals: Refusals,
+    name: &'static str,
+    _key: PhantomData<fn() -> K>,
 }
 
 impl<K: StoreKey> Store<K> {
-    /// A store for at most `capacity` entries (the index has a fixed slot count).
-    pub fn new(capacity: usize) -> Self {
-        Store {
-            index: WordTable::with_buckets(capacity, (capacity / 2).max(64)),
-            logs: (0..SHARDS).map(|_| RecordLog::new()).collect(),
-            seq: ChangeSeq::default(),
-            full: AtomicU64::new(0),
-            full_warned: AtomicBool::new(false),
+    /// A store for at most `capacity` entries, in a region of its own (the mirror puts all
+    /// of its tables in one region, `Tables::new`).
+    pub fn new(capacity: usize) -> Result<Self, ShmError> {
+        let region = Arc::new(Region::create("store")?);
+        let layout = MapLayout::new(capacity_u32(capacity)).key(key_words::<K>(), true);
+        Self::with_layout(region, layout, "store")
+    }
+
+    /// The store of table `t` (laid out as `nlkit_view::schema::map_layout`) in `region`.
+    pub(crate) fn create(
+        region: &Arc<Region>,
+        t: TableId,
+        capacity: usize,
+    ) -> Result<Self, ShmError> {
+        let layout = nlkit_view::schema::map_layout(t, capacity_u32(capacity));
+        if layout.key_words[0] != key_words::<K>() || layout.dirs() != 1 {
+            return Err(ShmError::Corrupt("table key does not match its schema"));
         }
+        Self::with_layout(region.clone(), layout, t.name())
+    }
+
+    fn with_layout(
+        region: Arc<Region>,
+        layout: MapLayout,
+        name: &'static str,
+    ) -> Result<Self, ShmError> {
+        Ok(Store {
+            map: SharedMap::create(region, layout)?,
+            seq: ChangeSeq::default(),
+            refusals: Refusals::default(),
+            name,
+            _key: PhantomData,
+        })
+    }
+
+    /// The shared map holding the entries.
+    pub(crate) fn map(&self) -> &SharedMap {
+        &self.map
     }
 
     /// Number of entries (keys).
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.map.len()
     }
 
     /// Whether the store is empty.
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.len() == 0
     }
 
     /// Inserts refused because the table was full.
     pub fn full_count(&self) -> u64 {
-        self.full.load(Ordering::Relaxed)
+        self.refusals.count()
     }
 
     /// Appends the entry's bytes to `out`; returns its generation.
-    fn read_into(&self, key: &K, out: &mut Vec<u8>) -> Option<u64> {
-        /// Retries before giving up: each one means a writer replaced or moved this very entry
-        /// meanwhile, so running out means an index entry pointing at a dead record (a bug).
-        const RETRIES: u32 = 1 << 16;
+    pub(crate) fn read_into(&self, key: &K, out: &mut Vec<u8>) -> Option<u64> {
         let start = out.len();
-        for _ in 0..RETRIES {
-            let (shard, at) = unpack_loc(self.index.get(key)?);
-            if let Some(t) = self.logs[shard].read_into(at, out) {
-                return Some(u64::from(t));
+        match self.map.reader().get(0, key.to_words().words(), out) {
+            Ok(Some(e)) => Some(e.aux),
+            Ok(None) => {
+                out.truncate(start);
+                None
             }
-            // Replaced or moved since the index was read: the index has the new place.
-            out.truncate(start);
-            std::hint::spin_loop();
+            Err(e) => {
+                out.truncate(start);
+                tracing::warn!(?key, error = %e, "mirror entry could not be read; not served");
+                None
+            }
         }
-        tracing::warn!(
-            ?key,
-            "mirror entry kept pointing at a dead record; not served"
-        );
-        None
     }
 
     /// A copy of the entry's message bytes.
@@ -209,64 +238,54 @@ impl<K: StoreKey> Store<K> {
         Some(f(StoredEntry { gen, msgs: &out }))
     }
 
-    /// Calls `f` with every entry, in log order, until it returns `false` (lock-free; an
-    /// entry changed meanwhile may be seen in its old state, its new state, both or neither:
-    /// pair with [`Store::seq`] for a consistent pass).
+    /// Calls `f` with every entry, in slot order, until it returns `false` (lock-free; an
+    /// entry changed meanwhile may be seen in its old state or its new state, one changed
+    /// and moved may be missed or seen twice: pair with [`Store::seq`] for a consistent
+    /// pass).
     pub fn for_each(&self, mut f: impl FnMut(StoredEntry<'_>) -> bool) {
-        let mut go_on = true;
-        for log in self.logs.iter() {
-            log.scan(|_, t, msgs| {
-                go_on = f(StoredEntry {
-                    gen: u64::from(t),
-                    msgs,
-                });
-                go_on
-            });
-            if !go_on {
-                return;
-            }
+        let r = self
+            .map
+            .reader()
+            .walk(|e, msgs| f(StoredEntry { gen: e.aux, msgs }));
+        if let Err(e) = r {
+            tracing::warn!(table = self.name, error = %e, "mirror table walk failed");
         }
-    }
-
-    /// The shard `key` lives in and its writer (held for the whole change). `msgs` must be
-    /// filed under their own key: compaction re-files records by the key of their bytes.
-    fn writer_for(&self, key: &K, msgs: &[u8]) -> (usize, LogWriter<'_>) {
-        debug_assert_eq!(
-            key_of::<K>(msgs),
-            Some(*key),
-            "entry filed under its own key"
-        );
-        let shard = shard_of(key);
-        (shard, self.logs[shard].writer())
     }
 
     /// Sets `key`'s messages to `msgs`, marked with `gen`. When the stored bytes are the same,
     /// only the mark is updated and no change is counted. Returns whether the table changed.
     pub(crate) fn put(&self, key: K, msgs: Vec<u8>, gen: u64) -> bool {
-        let (shard, mut w) = self.writer_for(&key, &msgs);
-        let old = self.index.get(&key).map(|v| unpack_loc(v).1);
-        if let Some(at) = old {
+        debug_assert_eq!(
+            key_of::<K>(&msgs),
+            Some(key),
+            "entry filed under its own key"
+        );
+        let words = key.to_words();
+        let mut w = self.map.lock();
+        if let Some(slot) = w.find(0, words.words()) {
             let mut cur = Vec::with_capacity(msgs.len());
-            if let Some(t) = self.logs[shard].read_into(at, &mut cur) {
-                if cur == msgs {
-                    w.set_tag(at, t.max(tag(gen)));
-                    return false;
+            w.record(slot, &mut cur);
+            if cur == msgs {
+                if w.aux(slot) < gen {
+                    w.set_aux(slot, gen);
                 }
+                return false;
             }
+            let _g = self.seq.write();
+            return match w.replace(slot, gen, &msgs) {
+                Ok(()) => true,
+                Err(e) => {
+                    self.refusals.refused(&e, self.capacity(), self.name);
+                    false
+                }
+            };
         }
         let _g = self.seq.write();
-        let at = w.append(&msgs, tag(gen));
-        match self.index.insert_or_replace(key, pack_loc(shard, at)) {
-            Ok(_) => {
-                if let Some(old) = old {
-                    w.kill(old);
-                }
-                self.compact(shard, &mut w);
-                true
-            }
-            Err(e) => {
-                w.kill(at);
-                self.refused(e.kind);
+        match w.insert(&[words.words()], gen, &msgs) {
+            Ok(_) => true,
+            Err(InsertError::Exists { .. }) => false, // ruled out by `find` under the lock
+            Err(InsertError::Shm(e)) => {
+                self.refusals.refused(&e, self.capacity(), self.name);
                 false
             }
         }
@@ -275,51 +294,40 @@ impl<K: StoreKey> Store<K> {
     /// Dump fast path: inserts `key` if it is absent, without comparing. Gives the bytes back
     /// when the key exists.
     pub(crate) fn insert_new(&self, key: K, msgs: Vec<u8>, gen: u64) -> Result<(), Vec<u8>> {
-        let (shard, mut w) = self.writer_for(&key, &msgs);
-        if self.index.contains_key(&key) {
+        debug_assert_eq!(
+            key_of::<K>(&msgs),
+            Some(key),
+            "entry filed under its own key"
+        );
+        let words = key.to_words();
+        let mut w = self.map.lock();
+        if w.find(0, words.words()).is_some() {
             return Err(msgs);
         }
         let _g = self.seq.write();
-        let at = w.append(&msgs, tag(gen));
-        match self.index.insert(key, pack_loc(shard, at)) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                w.kill(at);
-                if e.kind == InsertErrorKind::Exists {
-                    return Err(msgs);
-                }
-                self.refused(e.kind);
+        match w.insert(&[words.words()], gen, &msgs) {
+            Ok(_) => Ok(()),
+            Err(InsertError::Exists { .. }) => Err(msgs),
+            Err(InsertError::Shm(e)) => {
+                self.refusals.refused(&e, self.capacity(), self.name);
                 Ok(())
             }
         }
     }
 
-    fn refused(&self, kind: InsertErrorKind) {
-        if kind == InsertErrorKind::Full {
-            self.full.fetch_add(1, Ordering::Relaxed);
-            if !self.full_warned.swap(true, Ordering::Relaxed) {
-                tracing::warn!(
-                    capacity = self.index.capacity(),
-                    "mirror table full: entries are being dropped; raise the capacity"
-                );
-            }
-        } else {
-            tracing::debug!(kind = ?kind, "mirror insert refused");
-        }
+    fn capacity(&self) -> u32 {
+        self.map.reader().layout().capacity
     }
 
     /// Removes `key`; returns whether it was present.
     pub(crate) fn remove(&self, key: &K) -> bool {
-        let shard = shard_of(key);
-        let mut w = self.logs[shard].writer();
-        let Some((_, at)) = self.index.get(key).map(unpack_loc) else {
+        let mut w = self.map.lock();
+        let Some(slot) = w.find(0, key.to_words().words()) else {
             return false;
         };
         let _g = self.seq.write();
-        let removed = self.index.remove(key);
-        w.kill(at);
-        self.compact(shard, &mut w);
-        removed
+        w.remove(slot);
+        true
     }
 
     /// Removes every entry not confirmed at generation `gen` or later for which `scope`
@@ -329,83 +337,43 @@ impl<K: StoreKey> Store<K> {
         gen: u64,
         mut scope: impl FnMut(&K, StoredEntry<'_>) -> bool,
     ) -> usize {
-        let g = u64::from(tag(gen));
-        self.remove_where(|k, e| e.gen < g && scope(k, e))
+        self.remove_where(|k, e| e.gen < gen && scope(k, e))
     }
 
     /// Removes every entry for which `pred` returns true; returns how many were removed.
     pub(crate) fn remove_where(&self, mut pred: impl FnMut(&K, StoredEntry<'_>) -> bool) -> usize {
-        // Every shard's writer, in shard order (the only place more than one is held).
-        let mut ws: Vec<LogWriter<'_>> = self.logs.iter().map(RecordLog::writer).collect();
+        let mut w = self.map.lock();
+        // The writer's own walk: nothing changes the map while its mutex is held.
         let mut doomed = Vec::new();
-        let mut buf = Vec::new();
-        self.index.retain(|k, v| {
-            let (shard, at) = unpack_loc(v);
-            buf.clear();
-            if let Some(t) = self.logs[shard].read_into(at, &mut buf) {
-                let e = StoredEntry {
-                    gen: u64::from(t),
-                    msgs: &buf,
-                };
-                if pred(&k, e) {
-                    doomed.push((k, shard, at));
+        let r = self.map.reader().walk(|e, msgs| {
+            if let Some(k) = key_of::<K>(msgs) {
+                if pred(&k, StoredEntry { gen: e.aux, msgs }) {
+                    doomed.push(e.slot);
                 }
             }
             true
         });
-        let mut n = 0;
-        for (k, shard, at) in doomed {
+        if let Err(e) = r {
+            tracing::warn!(table = self.name, error = %e, "mirror table walk failed");
+        }
+        for slot in &doomed {
             let _g = self.seq.write();
-            if self.index.remove(&k) {
-                n += 1;
-            }
-            ws[shard].kill(at);
+            w.remove(*slot);
         }
-        for (shard, w) in ws.iter_mut().enumerate() {
-            self.compact(shard, w);
-        }
-        n
+        doomed.len()
     }
 
-    /// Moves the live records out of mostly dead log chunks, re-filing each in the index.
-    fn compact(&self, shard: usize, w: &mut LogWriter<'_>) {
-        if !w.needs_compaction() {
-            return;
-        }
-        // Records move: a dump walking the log meanwhile may miss or repeat them.
-        let _g = self.seq.write();
-        w.compact(|msgs, old, new| {
-            let (old, new) = (pack_loc(shard, old), pack_loc(shard, new));
-            let key = key_of::<K>(msgs)
-                .filter(|k| self.index.get(k) == Some(old))
-                .or_else(|| self.key_at(old));
-            key.is_some_and(|k| self.index.insert_or_replace(k, new).is_ok())
-        });
-    }
-
-    /// The key whose index entry points at `at`, by a full index walk: only reached if an
-    /// entry's bytes stopped yielding its key, which `put`/`insert_new` rule out.
-    fn key_at(&self, word: u64) -> Option<K> {
-        let mut found = None;
-        self.index.retain(|k, v| {
-            if v == word {
-                found = Some(k);
-            }
-            true
-        });
-        found
-    }
-
-    /// Bytes used by the index and the log (chunks as allocated, dead records included).
+    /// Bytes of shared memory the table uses (slots touched, buckets, record blocks).
     pub fn memory_bytes(&self) -> usize {
-        self.index.memory_bytes() + self.logs.iter().map(RecordLog::memory_bytes).sum::<usize>()
+        self.map.memory_bytes()
     }
 }
 
 impl<K: StoreKey> std::fmt::Debug for Store<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
-            .field("len", &self.index.len())
+            .field("table", &self.name)
+            .field("len", &self.len())
             .finish()
     }
 }
@@ -431,7 +399,7 @@ mod tests {
 
     #[test]
     fn put_same_bytes_is_not_a_change() {
-        let s: Store<LinkKey> = Store::new(8);
+        let s: Store<LinkKey> = Store::new(8).unwrap();
         let k = LinkKey { ifindex: 1 };
         assert!(s.put(k, link(1, 1500), 1));
         let before = s.seq.changes();
@@ -444,8 +412,8 @@ mod tests {
 
     #[test]
     fn churn_keeps_every_entry_and_bounds_memory() {
-        let s: Store<LinkKey> = Store::new(4096);
-        for round in 0..40u32 {
+        let s: Store<LinkKey> = Store::new(4096).unwrap();
+        for round in 0..80u32 {
             for i in 1..=2000 {
                 let k = LinkKey { ifindex: i };
                 if (i + round) % 7 == 0 {
@@ -464,12 +432,9 @@ mod tests {
             true
         });
         assert_eq!(n, s.len());
-        // 2,000 live entries of 32 bytes (+ 8 of header): a few chunks, not 40 rounds' worth.
-        assert!(
-            s.memory_bytes() - s.index.memory_bytes() < 3 * SHARDS * nlkit_table::CHUNK_BYTES,
-            "{}",
-            s.memory_bytes()
-        );
+        // 2,000 live entries of 32 bytes: slots and record blocks are reused (one heap chunk
+        // of 1 MiB), not 80 rounds' worth (5 MB).
+        assert!(s.memory_bytes() < 2 << 20, "{}", s.memory_bytes());
         assert_eq!(s.remove_where(|_, _| true), n);
         assert!(s.is_empty());
     }

@@ -1,5 +1,8 @@
 //! [`Tables`]: every mirror table, and how dump messages and events change them.
 
+use std::sync::Arc;
+
+use nlkit_shm::{Memory, Region, SharedMap, ShmError};
 use nlkit_wire::consts::*;
 use nlkit_wire::{FibRuleHdr, IfInfoMsg, Message};
 
@@ -60,7 +63,9 @@ impl TableSet {
     }
 }
 
-/// Capacities of the mirror's tables (the nulls table has a fixed number of slots).
+/// Capacities of the mirror's tables: each table is a shared map with a fixed number of
+/// slots. Slot arrays are sparse in the region's tmpfs file, so a large capacity costs
+/// memory only as its slots are used.
 #[derive(Debug, Clone, Copy)]
 pub struct Capacities {
     /// Links.
@@ -90,12 +95,19 @@ impl Default for Capacities {
     }
 }
 
-/// Every table of the mirror.
+/// Every table of the mirror, in one shared region.
+///
+/// The region (`nlkit_shm::Region`, one sealed memfd) holds every table's map; each map is
+/// published in the region's directory under `nlkit_view::schema::table_object(t)`, laid out
+/// as `nlkit_view::schema::map_layout(t, capacity)`, so a client that maps the region
+/// (`nlkit-view`) finds and reads the very tables the mirror serves from.
 ///
 /// Concurrency contract: see [`Store`] and [`CtStore`]; `Tables` itself is immutable after
 /// construction and shared by `Arc` between the sync thread, apply threads and server threads.
 #[derive(Debug)]
 pub struct Tables {
+    /// The region every table lives in.
+    region: Arc<Region>,
     /// Links by ifindex.
     pub links: Store<LinkKey>,
     /// Addresses: `[IPv4, IPv6]`.
@@ -129,21 +141,77 @@ fn fam(f: u8) -> usize {
 }
 
 impl Tables {
-    /// Empty tables with the given capacities.
-    pub fn new(c: &Capacities) -> Self {
-        Tables {
-            links: Store::new(c.links),
-            addrs: [Store::new(c.addrs), Store::new(c.addrs)],
-            routes: [
-                RouteStore::new(false, c.routes),
-                RouteStore::new(true, c.routes),
+    /// Empty tables with the given capacities, in a new region, each published in its
+    /// directory.
+    ///
+    /// ```
+    /// use nlkit_mirror::{Capacities, TableId, Tables};
+    /// let t = Tables::new(&Capacities::default()).unwrap();
+    /// assert_eq!(t.len(TableId::Routes4), 0);
+    /// ```
+    pub fn new(c: &Capacities) -> Result<Self, ShmError> {
+        let region = Arc::new(Region::create("mirror")?);
+        let r = &region;
+        let tables = Tables {
+            links: Store::create(r, TableId::Links, c.links)?,
+            addrs: [
+                Store::create(r, TableId::Addrs4, c.addrs)?,
+                Store::create(r, TableId::Addrs6, c.addrs)?,
             ],
-            neigh: [Store::new(c.neigh), Store::new(c.neigh)],
-            nexthops: Store::new(c.nexthops),
-            rules: Default::default(),
-            ct: CtStore::new(c.conntrack),
+            routes: [
+                RouteStore::create(r, false, c.routes)?,
+                RouteStore::create(r, true, c.routes)?,
+            ],
+            neigh: [
+                Store::create(r, TableId::Neigh4, c.neigh)?,
+                Store::create(r, TableId::Neigh6, c.neigh)?,
+            ],
+            nexthops: Store::create(r, TableId::Nexthops, c.nexthops)?,
+            rules: [
+                RuleList::create(r, TableId::Rules4)?,
+                RuleList::create(r, TableId::Rules6)?,
+            ],
+            ct: CtStore::create(r, c.conntrack)?,
             route_locks: std::array::from_fn(|_| parking_lot::Mutex::new(())),
+            region: region.clone(),
+        };
+        for t in TableId::ALL {
+            region.publish(nlkit_view::schema::table_object(t), tables.map(t).offset())?;
         }
+        Ok(tables)
+    }
+
+    /// The region holding every table (its memfd is what clients map).
+    pub(crate) fn region(&self) -> &Arc<Region> {
+        &self.region
+    }
+
+    /// Table `t`'s shared map.
+    pub(crate) fn map(&self, t: TableId) -> &SharedMap {
+        match t {
+            TableId::Links => self.links.map(),
+            TableId::Addrs4 => self.addrs[0].map(),
+            TableId::Addrs6 => self.addrs[1].map(),
+            TableId::Routes4 => self.routes[0].map(),
+            TableId::Routes6 => self.routes[1].map(),
+            TableId::Neigh4 => self.neigh[0].map(),
+            TableId::Neigh6 => self.neigh[1].map(),
+            TableId::Nexthops => self.nexthops.map(),
+            TableId::Rules4 => self.rules[0].map(),
+            TableId::Rules6 => self.rules[1].map(),
+            TableId::Conntrack => self.ct.map(),
+        }
+    }
+
+    /// Bytes of shared memory table `t` uses (slots touched, buckets, record blocks).
+    pub fn memory_bytes(&self, t: TableId) -> usize {
+        self.map(t).memory_bytes()
+    }
+
+    /// The size of the region's file: every table's reservation (sparse: pages never
+    /// written take no memory; [`memory_bytes`](Self::memory_bytes) counts what is used).
+    pub fn region_bytes(&self) -> u64 {
+        self.region.len()
     }
 
     /// Number of entries in a table.

@@ -19,7 +19,13 @@ mod memory;
 mod sync;
 
 pub mod feed;
+#[cfg(not(loom))]
+pub mod fuzzing;
+#[cfg(not(loom))]
+mod header;
 pub mod map;
+#[cfg(not(loom))]
+mod mapping;
 #[cfg(not(loom))]
 mod region;
 #[cfg(not(loom))]
@@ -30,6 +36,6 @@ pub use feed::{FeedEntry, FeedReader, FeedRing};
 pub use map::{Entry, InsertError, MapLayout, MapReader, MapWriter, SharedMap, Slot, Walk};
 pub use memory::{read_bytes, write_bytes, HeapMemory, Memory};
 #[cfg(not(loom))]
-pub use region::{Region, HEADER_BYTES, RESERVE};
+pub use region::{Region, ALLOC_ALIGN, HEADER_BYTES, RESERVE};
 #[cfg(not(loom))]
 pub use view::RegionView;

@@ -141,3 +141,77 @@ fn check_peer(fd: &impl std::os::fd::AsFd, path: &Path) -> Result<()> {
         uid: cred.uid.as_raw(),
     })
 }
+
+/// The most file descriptors [`Socket::recv_with_fds`] accepts in one datagram; more is an
+/// error (`MSG_CTRUNC`), and every fd that did arrive is closed.
+pub const MAX_RECV_FDS: usize = 8;
+
+impl Socket {
+    /// Receives one datagram into `buf` together with the file descriptors it carries in
+    /// `SCM_RIGHTS` (received close-on-exec, appended to `fds`); returns the datagram's length.
+    ///
+    /// For servers that hand descriptors over on a Unix connection (the nlkit mirror answers
+    /// its `MSG_MAP` request with its shared region's memfd). A datagram longer than `buf`
+    /// is [`Error::Truncated`]; ancillary data cut short (`MSG_CTRUNC`, more than
+    /// [`MAX_RECV_FDS`] descriptors) is an error too, and every descriptor that did arrive is
+    /// closed on any error. A kernel Netlink socket carries no descriptors: this is only
+    /// useful on a socket from [`connect_unix`](Socket::connect_unix).
+    ///
+    /// ```no_run
+    /// use nlkit_socket::{Protocol, Socket};
+    /// let mut sock = Socket::connect_unix("/run/nlkit/mirror.sock", Protocol::Route)?;
+    /// let mut buf = [0u8; 256];
+    /// let mut fds = Vec::new();
+    /// let n = sock.recv_with_fds(&mut buf, &mut fds)?;
+    /// println!("{n} bytes, {} fds", fds.len());
+    /// # Ok::<(), nlkit_socket::Error>(())
+    /// ```
+    pub fn recv_with_fds(
+        &mut self,
+        buf: &mut [u8],
+        fds: &mut Vec<std::os::fd::OwnedFd>,
+    ) -> Result<usize> {
+        use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags};
+        let mut space =
+            [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_RECV_FDS))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let capacity = buf.len();
+        let mut iov = [std::io::IoSliceMut::new(buf)];
+        let msg = loop {
+            match rustix::net::recvmsg(
+                &*self,
+                &mut iov,
+                &mut control,
+                RecvFlags::CMSG_CLOEXEC | RecvFlags::TRUNC,
+            ) {
+                Ok(m) => break m,
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(Error::sys("recvmsg", e)),
+            }
+        };
+        // Take every descriptor first, so that each is closed (dropped) on any error below.
+        let mut got = Vec::new();
+        for m in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(rights) = m {
+                got.extend(rights);
+            }
+        }
+        if msg.flags.contains(ReturnFlags::CTRUNC) {
+            return Err(Error::sys(
+                "recvmsg: ancillary data truncated (MSG_CTRUNC)",
+                Errno::NOBUFS,
+            ));
+        }
+        if msg.bytes > capacity || msg.flags.contains(ReturnFlags::TRUNC) {
+            return Err(Error::Truncated {
+                size: msg.bytes,
+                capacity,
+            });
+        }
+        if msg.bytes == 0 {
+            return Err(Error::PeerClosed);
+        }
+        fds.extend(got);
+        Ok(msg.bytes)
+    }
+}

@@ -134,6 +134,21 @@ pub fn unpack_into(
     out.extend_from_slice(attrs);
 }
 
+/// The attributes of a stored record (see [`pack`]) that follow the tuple nests — all of
+/// them when the message was stored whole — without unpacking it: for filters on other
+/// attributes (`CTA_MARK`). Any bytes give some slice, never a panic.
+///
+/// ```
+/// assert!(nlkit_view::ct_pack::stored_attrs(&[1, 2, 3], 0).is_empty());
+/// ```
+pub fn stored_attrs(stored: &[u8], dropped: u16) -> &[u8] {
+    if dropped & HEAD != 0 {
+        stored
+    } else {
+        stored.get(BODY..).unwrap_or(&[])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -139,7 +139,8 @@ fn list(ctx: &Ctx, f: &CtFilter) -> Result<()> {
     let mut src = Source::open(ctx, Protocol::Netfilter)?;
     let mut sink = Sink::new(ctx.json);
     let mut shown = 0u64;
-    let res = src.dump(&mut req, |m| {
+    let by_addr = filter.orig.and_then(|t| t.src);
+    let res = src.ct_dump(&mut req, by_addr, |m| {
         let e = CtEntryView::parse(m).map_err(|e| match e {
             nlkit_conntrack::Error::Wire(w) => nlkit_socket::Error::Protocol(w),
             e => nlkit_socket::Error::callback(e),
@@ -207,9 +208,19 @@ fn print_entry(ctx: &Ctx, e: &CtEntryView<'_>) -> Result<()> {
 
 fn get(ctx: &Ctx, f: &CtFilter) -> Result<()> {
     let t = orig_tuple(f)?;
-    let mut sock = ctx.socket(Protocol::Netfilter)?;
     let mut req = nlkit_wire::MessageBuilder::new();
     nlkit_conntrack::request::get(&mut req, 0, &t, f.zone)?;
+    // Through the mirror's view when it holds the entry; else the socket answers (the
+    // entry, or the mirror's error: the same output as ever).
+    if let Some(view) = ctx.view()? {
+        let mut msg = Vec::new();
+        if super::view::ct_get(&view, req.as_bytes(), &mut msg)?.is_some() {
+            if let Some(m) = nlkit_wire::Messages::new(&msg).next() {
+                return print_entry(ctx, &CtEntryView::parse(&m?)?);
+            }
+        }
+    }
+    let mut sock = ctx.socket(Protocol::Netfilter)?;
     let reply = sock.transact(&mut req)?;
     for m in reply.messages() {
         print_entry(ctx, &CtEntryView::parse(&m?)?)?;
@@ -333,7 +344,11 @@ fn flush(ctx: &Ctx, f: &CtFilter) -> Result<()> {
 
 /// `ct count`: with `--mirror`, the entries the mirror holds (what `ct list` would show).
 fn count(ctx: &Ctx) -> Result<()> {
-    let n = ops::count(&mut ctx.socket(Protocol::Netfilter)?)?;
+    let n = match ctx.view()?.map(|v| v.ct_count()) {
+        Some(Ok(n)) => n,
+        // No view, or a mirror without conntrack: the socket answers (or refuses).
+        _ => u64::from(ops::count(&mut ctx.socket(Protocol::Netfilter)?)?),
+    };
     println!("{n}");
     Ok(())
 }

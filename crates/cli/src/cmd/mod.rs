@@ -30,6 +30,7 @@ mod nexthop;
 mod route;
 mod rule;
 mod shared;
+mod view;
 
 /// Settings every command shares (from the global flags).
 #[derive(Debug, Clone)]
@@ -112,6 +113,32 @@ impl Ctx {
             false,
         )
         .context("cannot open a conntrack event socket")
+    }
+
+    /// With `--mirror`, the mirror's tables mapped from its shared memory (see
+    /// [`view`](self::view)): `None` without `--mirror`, with `NLKIT_MIRROR_NO_VIEW=1`, or
+    /// when the mirror does not hand its region over (e.g. `EPERM` for another uid) — then
+    /// reads go over [`socket`](Ctx::socket), never to the local kernel. With
+    /// `NLKIT_MIRROR_VIEW=1` (tests) a view that cannot be opened is an error instead.
+    pub fn view(&self) -> Result<Option<nlkit_view::MirrorView>> {
+        let Target::Mirror(path) = &self.target else {
+            return Ok(None);
+        };
+        if view::disabled() {
+            return Ok(None);
+        }
+        match nlkit_view::MirrorView::open(path) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if view::required() => Err(anyhow::Error::new(e).context(format!(
+                "cannot map the mirror's tables from {} ({}=1)",
+                path.display(),
+                view::REQUIRE_VIEW_ENV
+            ))),
+            Err(e) => {
+                tracing::debug!(error = %e, "mirror view unavailable; reading over the socket");
+                Ok(None)
+            }
+        }
     }
 
     /// True when requests go to the kernel (no `--mirror`).
@@ -208,24 +235,76 @@ pub fn run(cli: Cli) -> Result<()> {
 /// Where show commands read from: [`Ctx::socket`] — a kernel socket, or with `--mirror` a
 /// socket on the mirror (`Socket::connect_unix`), which answers the same requests in the
 /// kernel's message format from its tables. Both are the same `nlkit_socket::Socket`, so every
-/// command runs the same code on either.
-pub struct Source(Socket);
+/// command runs the same code on either. With `--mirror`, dumps are answered from the
+/// mirror's shared memory when it can be mapped ([`Ctx::view`]; the same messages, see
+/// [`view`](self::view)), and over the socket otherwise.
+pub struct Source {
+    /// The socket, opened at once without a view, and on the first request the view does
+    /// not answer with one.
+    sock: Option<Socket>,
+    view: Option<nlkit_view::MirrorView>,
+    ctx: Ctx,
+    protocol: Protocol,
+}
 
 impl Source {
     /// Opens the source `ctx` selects for `protocol`.
     pub fn open(ctx: &Ctx, protocol: Protocol) -> Result<Source> {
-        Ok(Source(ctx.socket(protocol)?))
+        let view = ctx.view()?;
+        let sock = match view {
+            Some(_) => None,
+            None => Some(ctx.socket(protocol)?),
+        };
+        Ok(Source {
+            sock,
+            view,
+            ctx: ctx.clone(),
+            protocol,
+        })
+    }
+
+    /// The socket (opened now if the view answered everything so far).
+    pub fn socket(&mut self) -> Result<&mut Socket> {
+        let s = match self.sock.take() {
+            Some(s) => s,
+            None => self.ctx.socket(self.protocol)?,
+        };
+        Ok(self.sock.insert(s))
     }
 
     /// Runs the dump in `req` and calls `f` for each object message, in the source's order,
     /// streaming with a receive thread ahead of this one (the kernel, or the mirror, produces
-    /// the next chunk while this thread formats).
+    /// the next chunk while this thread formats) — or, through the mirror's view, walking
+    /// its tables in this thread.
     pub fn dump(
         &mut self,
         req: &mut nlkit_wire::MessageBuilder,
         mut f: impl FnMut(&nlkit_wire::Message<'_>) -> nlkit_socket::Result<()>,
     ) -> Result<()> {
-        self.0.dump_pipelined(req, |m| f(m))?;
+        if let Some(v) = &self.view {
+            if view::dump(v, req.as_bytes(), &mut f)? {
+                return Ok(());
+            }
+        }
+        self.socket()?.dump_pipelined(req, |m| f(m))?;
+        Ok(())
+    }
+
+    /// `ct list`: the conntrack dump in `req`, through the view when there is one (with
+    /// `by_addr`, the original source address the listing keeps, through its index), else
+    /// over the socket. `f` gets the same messages either way.
+    pub fn ct_dump(
+        &mut self,
+        req: &mut nlkit_wire::MessageBuilder,
+        by_addr: Option<std::net::IpAddr>,
+        mut f: impl FnMut(&nlkit_wire::Message<'_>) -> nlkit_socket::Result<()>,
+    ) -> Result<()> {
+        if let Some(v) = &self.view {
+            if view::ct_dump(v, req.as_bytes(), by_addr, &mut f)? {
+                return Ok(());
+            }
+        }
+        self.socket()?.dump_pipelined(req, |m| f(m))?;
         Ok(())
     }
 

@@ -29,7 +29,6 @@ use std::io;
 
 use super::key::FeedKey;
 use super::Feed;
-use crate::conn::CtStore;
 use crate::feed::capture::as_deletion;
 use crate::tables::{TableId, TableSet, Tables};
 
@@ -103,12 +102,10 @@ fn walk(tables: &Tables, t: TableId, f: &mut dyn FnMut(&[u8])) {
         // Not in the feed (no subscription group selects them).
         TableId::Rules4 | TableId::Rules6 => {}
         TableId::Conntrack => {
-            let mut b = Vec::new();
-            for c in tables.ct.iter() {
-                b.clear();
-                CtStore::copy_msg(&c, &mut b);
-                f(&b);
-            }
+            tables.ct.for_each(|_, msg| {
+                f(msg);
+                true
+            });
         }
     }
 }

@@ -8,7 +8,6 @@ use nlkit_wire::{IfAddrMsg, IfInfoMsg, Message, Messages, NdMsg, NfGenMsg, RtMsg
 
 use super::out::Out;
 use super::registry::{Ctx, HandlerResult, Reject};
-use crate::conn::CtStore;
 use crate::keys::{parse_tuple, route_info, AddrKey, LinkKey, NeighKey, RouteKey, StoreKey};
 use crate::route_store::RouteStore;
 use crate::store::Store;
@@ -352,6 +351,19 @@ pub(crate) fn get_ct(ctx: &Ctx, m: &Message<'_>, out: &mut Out<'_>) -> HandlerRe
     Ok(false)
 }
 
+/// `CTA_MARK` of a conntrack message (0 when it has none, as the kernel leaves a zero mark
+/// out of events).
+fn ct_mark(msg: &[u8]) -> u32 {
+    Message::parse(msg)
+        .ok()
+        .and_then(|(m, _)| {
+            let (_, attrs) = m.family_header::<NfGenMsg>().ok()?;
+            let a = attrs.find(CTA_MARK)?.ok()?;
+            a.be32().ok()
+        })
+        .unwrap_or(0)
+}
+
 pub(crate) fn dump_ct<'a>(ctx: &'a Ctx, m: &Message<'_>, out: &mut Out<'a>) -> HandlerResult {
     ct_enabled(ctx)?;
     let (h, attrs) = m.family_header::<NfGenMsg>().map_err(|_| bad("nfgenmsg"))?;
@@ -369,30 +381,31 @@ pub(crate) fn dump_ct<'a>(ctx: &'a Ctx, m: &Message<'_>, out: &mut Out<'a>) -> H
     let family = h.family;
     let t0 = Instant::now();
     out.watch(&ctx.tables.ct.seq);
-    for c in ctx.tables.ct.iter() {
-        let o = c.original();
+    let mut sent = Ok(());
+    ctx.tables.ct.for_each(|o, msg| {
         let fam_ok = match family {
             AF_INET => o.src.is_ipv4(),
             AF_INET6 => o.src.is_ipv6(),
             _ => true,
         };
-        let mark_ok = mark.is_none_or(|mk| c.mark() & mask == mk & mask);
-        if fam_ok && mark_ok && zone.is_none_or(|z| o.zone == z) && !c.is_expired() {
-            out.push_with(NLM_F_MULTI, |buf| CtStore::copy_msg(&c, buf))
-                .map_err(io_reject)?;
+        let mark_ok = mark.is_none_or(|mk| ct_mark(msg) & mask == mk & mask);
+        if fam_ok && mark_ok && zone.is_none_or(|z| o.zone == z) {
+            sent = out.push(msg, NLM_F_MULTI);
         }
-    }
+        sent.is_ok()
+    });
+    sent.map_err(io_reject)?;
     out.done().map_err(io_reject)?;
     ctx.metrics.observe_dump(t0.elapsed(), out.intr);
     Ok(true)
 }
 
 /// `IPCTNL_MSG_CT_GET_STATS` (`conntrack -C`): the number of entries the mirror holds and would
-/// list (expired ones excluded), in the kernel's reply format. `CTA_STATS_GLOBAL_MAX_ENTRIES`
+/// list, in the kernel's reply format. `CTA_STATS_GLOBAL_MAX_ENTRIES`
 /// is left out: the kernel's `nf_conntrack_max` is not the mirror's to report.
 pub(crate) fn ct_count(ctx: &Ctx, _m: &Message<'_>, out: &mut Out<'_>) -> HandlerResult {
     ct_enabled(ctx)?;
-    let live = ctx.tables.ct.iter().filter(|c| !c.is_expired()).count();
+    let live = ctx.tables.ct.len();
     let mut b = nlkit_wire::MessageBuilder::new();
     b.begin(
         nfnl_msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET_STATS),

@@ -20,6 +20,7 @@
 //! set; other types ignore those bits (they mean `NLM_F_REPLACE`/`NLM_F_EXCL` there).
 
 mod handlers;
+mod map;
 mod nexthop_rules;
 mod out;
 pub(crate) mod path;
@@ -169,6 +170,11 @@ fn handle_datagram(
             if wants_ack {
                 out.error(&hdr, 0, "")?;
             }
+            out.flush()?;
+            continue;
+        }
+        if hdr.ty == nlkit_view::schema::MSG_MAP {
+            map::answer(ctx, link, &hdr, &mut out)?;
             out.flush()?;
             continue;
         }

@@ -16,7 +16,7 @@ use nlkit_wire::consts::*;
 use nlkit_wire::{align, MessageBuilder, MessageHeader, MessageHeaderMut, NLMSG_HDRLEN};
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
-use rustix::net::{send, SendFlags};
+use rustix::net::{send, sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 
 /// One client connection as the senders see it.
 ///
@@ -46,23 +46,51 @@ impl<'a> Link<'a> {
         self.dead.get()
     }
 
+    /// The client's connection.
+    pub(crate) fn fd(&self) -> BorrowedFd<'a> {
+        self.fd
+    }
+
     /// Sends one datagram, waiting for room at most `send_timeout` from the start of the
     /// stall.
     fn send(&self, bytes: &[u8]) -> io::Result<()> {
+        self.send_passing(bytes, None)
+    }
+
+    /// [`send`](Self::send), passing `pass` along with the datagram (`SCM_RIGHTS`).
+    pub(crate) fn send_passing(
+        &self,
+        bytes: &[u8],
+        pass: Option<BorrowedFd<'_>>,
+    ) -> io::Result<()> {
         if self.dead.get() {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
-        let r = self.send_inner(bytes);
+        let r = self.send_inner(bytes, pass);
         if r.is_err() {
             self.dead.set(true);
         }
         r
     }
 
-    fn send_inner(&self, bytes: &[u8]) -> io::Result<()> {
+    fn send_once(&self, bytes: &[u8], pass: Option<BorrowedFd<'_>>) -> rustix::io::Result<usize> {
+        let flags = SendFlags::NOSIGNAL | SendFlags::DONTWAIT;
+        let Some(fd) = pass else {
+            return send(self.fd, bytes, flags);
+        };
+        let fds = [fd];
+        let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+            return Err(Errno::NOBUFS);
+        }
+        sendmsg(self.fd, &[io::IoSlice::new(bytes)], &mut control, flags)
+    }
+
+    fn send_inner(&self, bytes: &[u8], pass: Option<BorrowedFd<'_>>) -> io::Result<()> {
         let mut stalled_since = None;
         loop {
-            match send(self.fd, bytes, SendFlags::NOSIGNAL | SendFlags::DONTWAIT) {
+            match self.send_once(bytes, pass) {
                 Ok(_) => return Ok(()),
                 Err(Errno::INTR) => continue,
                 Err(Errno::AGAIN) => {}

@@ -612,6 +612,12 @@ fn refuse(fd: &OwnedFd, errno: i32, text: &str, shutdown: &Shutdown) {
         Ok((_, n)) if n > 0 => MessageHeader::parse(&buf[..n.min(buf.len())]).unwrap_or_default(),
         _ => return, // hung up, or nothing after all
     };
+    if hdr.ty == nlkit_view::schema::MSG_MAP {
+        // The region request of a refused peer: no descriptor, and the errno it documents.
+        let text = "the mirror hands its tables to its own user and root only";
+        send_refusal(fd, &hdr, libc::EPERM, text, shutdown);
+        return;
+    }
     send_refusal(fd, &hdr, errno, text, shutdown);
 }
 

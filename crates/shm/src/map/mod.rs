@@ -2,13 +2,32 @@
 //! nulls-terminated chains, records in a size-class heap — written by one process and read
 //! lock-free by any number of others, which validate every read.
 //!
-//! SKELETON (helper `shm-map` implements): the public API below is fixed; the layout is the
-//! helper's, documented in the crate's DESIGN.md.
+//! The layout, the slot lifecycle and the memory orderings are in the crate's DESIGN.md §3.
+//! Files: `layout.rs` (the words and the header validation), `writer.rs` (changes),
+//! `reader.rs` (validating lookups and walks), `heap.rs` (record blocks).
 
+use std::fmt;
 use std::sync::Arc;
 
+use parking_lot::{Mutex, MutexGuard};
+
 use crate::memory::Memory;
-use crate::{Region, ShmError};
+#[cfg(not(loom))]
+use crate::Region;
+use crate::ShmError;
+
+mod arena;
+mod heap;
+mod layout;
+mod reader;
+mod writer;
+
+pub use arena::HeapArena;
+pub use layout::MAX_CAPACITY;
+pub use reader::MapReader;
+
+use layout::{Geometry, HEADER_WORDS, H_MAGIC};
+use writer::{Ops, WriterState};
 
 /// Most directions (keys) a map files an entry under.
 pub const MAX_DIRS: usize = 3;
@@ -117,11 +136,56 @@ pub struct Walk {
     pub consistent: bool,
 }
 
+/// Memory a map can live in and allocate from: the writer's [`Region`](crate::Region), or (in
+/// tests and loom models) any [`Memory`] with an allocator.
+///
+/// `alloc` returns the offset of `bytes` of zeroed, 8-byte aligned memory that lies inside
+/// [`Memory::len`] from then on (the length only grows) and is never handed out again.
+pub trait Arena: Memory {
+    /// Allocates `bytes` of zeroed memory; [`ShmError::Full`] when there is no more.
+    fn alloc(&self, bytes: u64) -> Result<u64, ShmError>;
+}
+
+#[cfg(not(loom))]
+impl Arena for Region {
+    fn alloc(&self, bytes: u64) -> Result<u64, ShmError> {
+        Region::alloc(self, bytes)
+    }
+}
+
+/// Tuning knobs of [`SharedMap::create_in`] (tests and loom models).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct MapOptions {
+    /// Bytes of each heap chunk asked of the arena.
+    pub heap_chunk: u64,
+    /// The hash seed (`None`: random).
+    pub seed: Option<u64>,
+}
+
+impl Default for MapOptions {
+    fn default() -> Self {
+        MapOptions {
+            heap_chunk: heap::DEFAULT_CHUNK,
+            seed: None,
+        }
+    }
+}
+
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::process::id().into());
+    h.finish()
+}
+
 /// The writer's handle on a map (the mirror's side). `Send + Sync`.
 ///
 /// Concurrency contract: every change goes through [`lock`](SharedMap::lock), which holds a
 /// mutex for the writer's session (one writer at a time; the mutex lives in the writer's
-/// process, never in shared memory); readers take no lock.
+/// process, never in shared memory); readers take no lock. The geometry (offsets, layout,
+/// seed) is immutable after construction; the writer's free lists and counters live behind the
+/// mutex.
 ///
 /// ```no_run
 /// use std::sync::Arc;
@@ -134,36 +198,122 @@ pub struct Walk {
 /// assert_eq!(out, b"seven");
 /// map.lock().remove(slot);
 /// ```
-#[derive(Debug)]
-pub struct SharedMap {
-    _region: Arc<Region>,
+pub struct SharedMap<#[cfg(not(loom))] A: Arena = Region, #[cfg(loom)] A: Arena> {
+    arena: Arc<A>,
+    g: Geometry,
+    /// Bytes of the header, bucket and slot arrays.
+    fixed_bytes: u64,
+    state: Mutex<WriterState>,
 }
 
-impl SharedMap {
-    /// Allocates a map in `region`.
+impl<A: Arena> fmt::Debug for SharedMap<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedMap")
+            .field("offset", &self.g.hdr)
+            .field("layout", &self.g.layout)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(not(loom))]
+impl SharedMap<Region> {
+    /// Allocates a map in `region`: a header, one bucket array per direction and the slot
+    /// array (sparse: a slot's memory is touched only once it is used). Record blocks are
+    /// allocated from the region as needed. A layout with no direction, a key longer than
+    /// [`MAX_KEY_WORDS`], a capacity of 0 or above [`MAX_CAPACITY`], or a bucket count that
+    /// is not a power of two is refused with [`ShmError::Corrupt`].
     pub fn create(region: Arc<Region>, layout: MapLayout) -> Result<SharedMap, ShmError> {
-        let _ = (region, layout);
-        todo!()
+        SharedMap::create_in(region, layout, MapOptions::default())
+    }
+}
+
+impl<A: Arena> SharedMap<A> {
+    /// [`create`](SharedMap::create) in any arena, with tuning knobs.
+    #[doc(hidden)]
+    pub fn create_in(
+        arena: Arc<A>,
+        layout: MapLayout,
+        opts: MapOptions,
+    ) -> Result<SharedMap<A>, ShmError> {
+        let layout = Geometry::normalize(layout)?;
+        let dirs = layout.dirs();
+        let bucket_bytes = Geometry::bucket_words(layout.buckets) as u64 * 8;
+        let slot_bytes = u64::from(layout.capacity) * Geometry::stride_words(&layout) as u64 * 8;
+        let hdr_bytes = HEADER_WORDS as u64 * 8;
+        let total = hdr_bytes + bucket_bytes * dirs as u64 + slot_bytes;
+        let hdr = arena.alloc(total)?;
+        let mut buckets = [0u64; MAX_DIRS];
+        for (d, b) in buckets.iter_mut().enumerate().take(dirs) {
+            *b = hdr + hdr_bytes + d as u64 * bucket_bytes;
+        }
+        let slots = hdr + hdr_bytes + dirs as u64 * bucket_bytes;
+        let seed = opts.seed.unwrap_or_else(random_seed);
+        let g = Geometry::new(layout, hdr, slots, buckets, seed);
+        let words = g.header_words();
+        let h = arena.words(hdr, HEADER_WORDS)?;
+        for (i, w) in words.iter().enumerate().skip(1) {
+            h[i].store(*w, crate::sync::Ordering::Relaxed);
+        }
+        // The magic last, Release: a reader that sees it (Acquire) sees the whole header.
+        h[H_MAGIC].store(words[H_MAGIC], crate::sync::Ordering::Release);
+        // Validate what we wrote the way a reader will.
+        MapReader::with_geometry(&*arena, g.clone())?;
+        let state = WriterState {
+            free_slots: Vec::new(),
+            hwm: 0,
+            live: 0,
+            changes: 0,
+            heap: heap::Heap::new(opts.heap_chunk),
+            prev: Default::default(),
+        };
+        Ok(SharedMap {
+            arena,
+            g,
+            fixed_bytes: total,
+            state: Mutex::new(state),
+        })
+    }
+
+    /// The arena the map lives in.
+    #[doc(hidden)]
+    pub fn arena(&self) -> &Arc<A> {
+        &self.arena
     }
 
     /// The offset of the map's header (what [`MapReader::open`] and the directory take).
     pub fn offset(&self) -> u64 {
-        todo!()
+        self.g.hdr
+    }
+
+    /// The map's layout (with the bucket count filled in).
+    pub fn layout(&self) -> &MapLayout {
+        &self.g.layout
+    }
+
+    fn ops(&self) -> Ops<'_, A> {
+        Ops {
+            r: self.reader(),
+            arena: &self.arena,
+        }
     }
 
     /// Starts a write session.
-    pub fn lock(&self) -> MapWriter<'_> {
-        todo!()
+    pub fn lock(&self) -> MapWriter<'_, A> {
+        MapWriter {
+            st: self.state.lock(),
+            ops: self.ops(),
+        }
     }
 
     /// A lock-free reader on the writer's own mapping.
-    pub fn reader(&self) -> MapReader<'_, Region> {
-        todo!()
+    pub fn reader(&self) -> MapReader<'_, A> {
+        MapReader::with_geometry(&*self.arena, self.g.clone())
+            .expect("the map's arrays were validated at creation and memory never shrinks")
     }
 
     /// Live entries.
     pub fn len(&self) -> usize {
-        todo!()
+        self.state.lock().live as usize
     }
 
     /// Whether the map is empty.
@@ -173,140 +323,93 @@ impl SharedMap {
 
     /// Bytes of region memory the map uses (slots touched, buckets, heap blocks).
     pub fn memory_bytes(&self) -> usize {
-        todo!()
+        let st = self.state.lock();
+        let stride = self.g.stride_words as u64 * 8;
+        let untouched = u64::from(self.g.layout.capacity - st.hwm) * stride;
+        (self.fixed_bytes - untouched + st.heap.bytes) as usize
     }
 }
 
 /// A write session: the map's writer mutex is held while this lives.
-#[derive(Debug)]
-pub struct MapWriter<'a> {
-    _map: &'a SharedMap,
+///
+/// Methods taking a [`Slot`] that holds no live entry do nothing (`replace` returns
+/// [`ShmError::NotFound`] with the slot number; `aux`, `record` and `key` return nothing).
+pub struct MapWriter<'a, #[cfg(not(loom))] A: Arena = Region, #[cfg(loom)] A: Arena> {
+    st: MutexGuard<'a, WriterState>,
+    ops: Ops<'a, A>,
 }
 
-impl MapWriter<'_> {
+impl<A: Arena> fmt::Debug for MapWriter<'_, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MapWriter")
+            .field("live", &self.st.live)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A: Arena> MapWriter<'_, A> {
     /// The live entry filed under `key` in unique direction `dir`.
     pub fn find(&self, dir: usize, key: &[u64]) -> Option<Slot> {
-        let _ = (dir, key);
-        todo!()
+        self.ops.find(dir, key)
     }
 
-    /// Inserts an entry under one key per direction (`keys.len() == layout.dirs()`).
+    /// Inserts an entry under one key per direction (`keys.len() == layout.dirs()`, each of
+    /// its direction's length). Refuses a key already present in a unique direction
+    /// ([`InsertError::Exists`]); [`ShmError::Full`] when no slot or no heap memory is left.
     pub fn insert(
         &mut self,
         keys: &[&[u64]],
         aux: u64,
         record: &[u8],
     ) -> Result<Slot, InsertError> {
-        let _ = (keys, aux, record);
-        todo!()
+        self.ops.insert(&mut self.st, keys, aux, record)
     }
 
     /// Replaces a live entry's record and aux word (its keys stay).
     pub fn replace(&mut self, slot: Slot, aux: u64, record: &[u8]) -> Result<(), ShmError> {
-        let _ = (slot, aux, record);
-        todo!()
+        self.ops.replace(&mut self.st, slot, aux, record)
     }
 
     /// Sets a live entry's aux word (a change of generation, like any change).
     pub fn set_aux(&mut self, slot: Slot, aux: u64) {
-        let _ = (slot, aux);
-        todo!()
+        self.ops.set_aux(&mut self.st, slot, aux)
     }
 
     /// Removes a live entry; its slot and heap block are reused at once.
     pub fn remove(&mut self, slot: Slot) {
-        let _ = slot;
-        todo!()
+        self.ops.remove(&mut self.st, slot)
     }
 
     /// A live entry's aux word.
     pub fn aux(&self, slot: Slot) -> u64 {
-        let _ = slot;
-        todo!()
+        self.ops.aux(&self.st, slot)
     }
 
     /// Appends a live entry's record to `out`.
     pub fn record(&self, slot: Slot, out: &mut Vec<u8>) {
-        let _ = (slot, out);
-        todo!()
+        self.ops.record(&self.st, slot, out)
     }
 
     /// A live entry's key in direction `dir`.
     pub fn key(&self, slot: Slot, dir: usize) -> [u64; MAX_KEY_WORDS] {
-        let _ = (slot, dir);
-        todo!()
+        self.ops.key(&self.st, slot, dir)
     }
 
     /// Removes every live entry for which `keep(slot, aux)` is false; returns how many.
     pub fn retain(&mut self, keep: impl FnMut(Slot, u64) -> bool) -> usize {
-        let _ = keep;
-        todo!()
+        self.ops.retain(&mut self.st, keep)
+    }
+
+    /// Live entries.
+    pub fn len(&self) -> usize {
+        self.st.live as usize
+    }
+
+    /// Whether the map is empty.
+    pub fn is_empty(&self) -> bool {
+        self.st.live == 0
     }
 }
 
-/// A lock-free, validating reader of a map in any [`Memory`] (the writer's [`Region`], a
-/// client's [`RegionView`](crate::RegionView), or [`HeapMemory`](crate::HeapMemory) with
-/// arbitrary contents). Every method returns an error, never panics, on any memory contents.
-#[derive(Debug)]
-pub struct MapReader<'m, M: Memory + ?Sized> {
-    _mem: &'m M,
-}
-
-impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
-    /// Opens the map whose header is at `off`, validating the header.
-    pub fn open(mem: &'m M, off: u64) -> Result<Self, ShmError> {
-        let _ = (mem, off);
-        todo!()
-    }
-
-    /// The map's layout (as validated at `open`).
-    pub fn layout(&self) -> &MapLayout {
-        todo!()
-    }
-
-    /// Looks `key` up in unique direction `dir`; appends the record to `out`.
-    pub fn get(
-        &self,
-        dir: usize,
-        key: &[u64],
-        out: &mut Vec<u8>,
-    ) -> Result<Option<Entry>, ShmError> {
-        let _ = (dir, key, out);
-        todo!()
-    }
-
-    /// Calls `f` with every live entry filed under `key` in direction `dir` (a non-unique
-    /// index), until it returns false.
-    pub fn get_all(
-        &self,
-        dir: usize,
-        key: &[u64],
-        f: impl FnMut(&Entry, &[u8]) -> bool,
-    ) -> Result<(), ShmError> {
-        let _ = (dir, key, f);
-        todo!()
-    }
-
-    /// Reads one slot (`None` when it is free).
-    pub fn read(&self, slot: Slot, out: &mut Vec<u8>) -> Result<Option<Entry>, ShmError> {
-        let _ = (slot, out);
-        todo!()
-    }
-
-    /// Calls `f` with every live entry in slot order, until it returns false. Bounded by the
-    /// capacity: never loops forever.
-    pub fn walk(&self, f: impl FnMut(&Entry, &[u8]) -> bool) -> Result<Walk, ShmError> {
-        let _ = f;
-        todo!()
-    }
-
-    /// Live entries (a momentary count).
-    pub fn count(&self) -> Result<u64, ShmError> {
-        todo!()
-    }
-
-    /// The map's change counter: odd while a change is in progress, +2 per completed change.
-    pub fn changes(&self) -> Result<u64, ShmError> {
-        todo!()
-    }
-}
+#[cfg(test)]
+mod tests;

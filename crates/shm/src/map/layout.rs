@@ -1,0 +1,355 @@
+//! The map's bytes: header words, slot words, link and record-location encodings, the hash,
+//! and the header validation every reader runs (DESIGN.md §3.1).
+
+use super::{MapLayout, MAX_DIRS, MAX_KEY_WORDS, MAX_RECORD};
+use crate::memory::Memory;
+use crate::sync::{AtomicU64, Ordering};
+use crate::ShmError;
+
+/// `"nlkmap01"`: the map header's first word (the `01` is the layout version).
+pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"nlkmap01");
+
+/// Most slots a map may have (links keep a slot index in 31 bits).
+pub const MAX_CAPACITY: u32 = 1 << 30;
+
+/// Words of the header (the rest is reserved, zero).
+pub(crate) const HEADER_WORDS: usize = 16;
+
+// Header word indexes.
+pub(crate) const H_MAGIC: usize = 0;
+pub(crate) const H_LAYOUT: usize = 1;
+pub(crate) const H_SIZES: usize = 2;
+pub(crate) const H_SLOTS: usize = 3;
+pub(crate) const H_STRIDE: usize = 4;
+pub(crate) const H_BUCKETS: usize = 5; // MAX_DIRS words
+pub(crate) const H_SEED: usize = 8;
+pub(crate) const H_HWM: usize = 9;
+pub(crate) const H_LIVE: usize = 10;
+pub(crate) const H_CHANGES: usize = 11;
+
+// Slot word indexes.
+pub(crate) const S_SEQ: usize = 0;
+pub(crate) const S_AUX: usize = 1;
+pub(crate) const S_LOC: usize = 2;
+pub(crate) const S_LINKS: usize = 3;
+
+/// The location word of a free slot (its length field exceeds [`MAX_RECORD`], so it is never a
+/// real location).
+pub(crate) const LOC_FREE: u64 = u64::MAX;
+const LOC_LEN_SHIFT: u32 = 43;
+const LOC_OFF_MASK: u64 = (1 << LOC_LEN_SHIFT) - 1;
+
+/// Packs a record's heap offset (8-byte aligned) and length into one word.
+pub(crate) fn encode_loc(off: u64, len: usize) -> u64 {
+    debug_assert!(off % 8 == 0 && len <= MAX_RECORD);
+    (off / 8) | ((len as u64) << LOC_LEN_SHIFT)
+}
+
+/// A location word's `(offset, length)`; the length may exceed [`MAX_RECORD`] in corrupt memory.
+pub(crate) fn decode_loc(loc: u64) -> (u64, u64) {
+    ((loc & LOC_OFF_MASK) * 8, loc >> LOC_LEN_SHIFT)
+}
+
+/// A chain link (a half word): a slot, a nulls end-marker naming its bucket, or (in a bucket
+/// head only) the empty chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Link {
+    Empty,
+    Slot(u32),
+    Nulls(u32),
+}
+
+impl Link {
+    pub(crate) fn decode(v: u32) -> Link {
+        if v & 1 == 1 {
+            Link::Nulls(v >> 1)
+        } else if v == 0 {
+            Link::Empty
+        } else {
+            Link::Slot((v >> 1) - 1)
+        }
+    }
+
+    pub(crate) fn encode(self) -> u32 {
+        match self {
+            Link::Empty => 0,
+            Link::Slot(s) => (s + 1) << 1,
+            Link::Nulls(b) => (b << 1) | 1,
+        }
+    }
+}
+
+/// Half `i % 2` of a word holding two `u32`s.
+#[inline]
+pub(crate) fn half(word: u64, i: usize) -> u32 {
+    (word >> (32 * (i & 1))) as u32
+}
+
+/// `word` with half `i % 2` set to `v`.
+#[inline]
+pub(crate) fn with_half(word: u64, i: usize, v: u32) -> u64 {
+    let sh = 32 * (i & 1);
+    (word & !(0xffff_ffffu64 << sh)) | (u64::from(v) << sh)
+}
+
+/// The seeded hash of a key in direction `dir`, shared by the writer and every reader (the
+/// seed is in the header). A multiply–xorshift mix per word: fast, and with a secret random
+/// seed not predictable by whoever chooses the keys (conntrack tuples).
+#[inline]
+pub(crate) fn hash(seed: u64, dir: usize, key: &[u64]) -> u64 {
+    let mut h = seed ^ (dir as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    for &w in key {
+        h = (h ^ w).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h ^= h >> 31;
+    }
+    h ^= h >> 29;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 32)
+}
+
+/// Everything derived from the header: fixed at creation, validated by readers at open.
+#[derive(Debug, Clone)]
+pub(crate) struct Geometry {
+    pub(crate) layout: MapLayout,
+    pub(crate) dirs: usize,
+    /// Offset of the header.
+    pub(crate) hdr: u64,
+    /// Offset of the slot array.
+    pub(crate) slots: u64,
+    /// Words per slot.
+    pub(crate) stride_words: usize,
+    /// Offset of each direction's bucket-head array (two `u32` heads per word).
+    pub(crate) buckets: [u64; MAX_DIRS],
+    /// Word index of each direction's key within a slot.
+    pub(crate) key_at: [usize; MAX_DIRS],
+    pub(crate) seed: u64,
+}
+
+impl Geometry {
+    /// Words per slot for `layout`: seq, aux, location, links (two per word), keys.
+    pub(crate) fn stride_words(layout: &MapLayout) -> usize {
+        let dirs = layout.dirs();
+        S_LINKS
+            + dirs.div_ceil(2)
+            + layout.key_words[..dirs]
+                .iter()
+                .map(|w| *w as usize)
+                .sum::<usize>()
+    }
+
+    /// Words of one direction's bucket-head array.
+    pub(crate) fn bucket_words(buckets: u32) -> usize {
+        (buckets as usize).div_ceil(2)
+    }
+
+    /// Checks a layout a writer asks for; fills in the bucket count.
+    pub(crate) fn normalize(layout: MapLayout) -> Result<MapLayout, ShmError> {
+        let mut l = layout;
+        let dirs = l.dirs();
+        if dirs == 0 {
+            return Err(ShmError::Corrupt("map layout has no direction"));
+        }
+        if l.key_words[dirs..].iter().any(|w| *w != 0) {
+            return Err(ShmError::Corrupt("map layout has a gap in its directions"));
+        }
+        if l.key_words.iter().any(|w| *w as usize > MAX_KEY_WORDS) {
+            return Err(ShmError::Corrupt("map key longer than MAX_KEY_WORDS"));
+        }
+        if l.capacity == 0 || l.capacity > MAX_CAPACITY {
+            return Err(ShmError::Corrupt("map capacity out of range"));
+        }
+        if l.buckets == 0 {
+            l.buckets = l.capacity.next_power_of_two();
+        }
+        if !l.buckets.is_power_of_two() || l.buckets > MAX_CAPACITY {
+            return Err(ShmError::Corrupt("map bucket count is not a power of two"));
+        }
+        for d in dirs..MAX_DIRS {
+            l.unique[d] = false;
+        }
+        Ok(l)
+    }
+
+    pub(crate) fn new(
+        layout: MapLayout,
+        hdr: u64,
+        slots: u64,
+        buckets: [u64; MAX_DIRS],
+        seed: u64,
+    ) -> Geometry {
+        let dirs = layout.dirs();
+        let mut key_at = [0; MAX_DIRS];
+        let mut at = S_LINKS + dirs.div_ceil(2);
+        for (k, w) in key_at.iter_mut().zip(&layout.key_words[..dirs]) {
+            *k = at;
+            at += *w as usize;
+        }
+        Geometry {
+            layout,
+            dirs,
+            hdr,
+            slots,
+            stride_words: Self::stride_words(&layout),
+            buckets,
+            key_at,
+            seed,
+        }
+    }
+
+    /// The header words describing this geometry (magic first; the writer stores it last).
+    pub(crate) fn header_words(&self) -> [u64; HEADER_WORDS] {
+        let l = &self.layout;
+        let mut h = [0u64; HEADER_WORDS];
+        h[H_MAGIC] = MAGIC;
+        let mut lw = 0u64;
+        for d in 0..MAX_DIRS {
+            lw |= u64::from(l.key_words[d]) << (8 * d);
+            if l.unique[d] {
+                lw |= 1 << (24 + d);
+            }
+        }
+        h[H_LAYOUT] = lw;
+        h[H_SIZES] = u64::from(l.capacity) | (u64::from(l.buckets) << 32);
+        h[H_SLOTS] = self.slots;
+        h[H_STRIDE] = self.stride_words as u64 * 8;
+        h[H_BUCKETS..H_BUCKETS + MAX_DIRS].copy_from_slice(&self.buckets);
+        h[H_SEED] = self.seed;
+        h
+    }
+
+    /// Reads and validates the header at `off` in memory nobody vouches for.
+    pub(crate) fn read<M: Memory + ?Sized>(mem: &M, off: u64) -> Result<Geometry, ShmError> {
+        let h = mem.words(off, HEADER_WORDS)?;
+        if h[H_MAGIC].load(Ordering::Acquire) != MAGIC {
+            return Err(ShmError::Corrupt("bad map magic"));
+        }
+        let w = |i: usize| h[i].load(Ordering::Relaxed);
+        let lw = w(H_LAYOUT);
+        if lw >> 27 != 0 {
+            return Err(ShmError::Corrupt("unknown map layout bits"));
+        }
+        let mut layout = MapLayout::new((w(H_SIZES) & 0xffff_ffff) as u32);
+        layout.buckets = (w(H_SIZES) >> 32) as u32;
+        for d in 0..MAX_DIRS {
+            layout.key_words[d] = (lw >> (8 * d)) as u8;
+            layout.unique[d] = lw & (1 << (24 + d)) != 0;
+        }
+        let dirs = layout.dirs();
+        if layout.unique[dirs..].iter().any(|u| *u) {
+            return Err(ShmError::Corrupt(
+                "map header: unique flag of an unused direction",
+            ));
+        }
+        if layout.buckets == 0 {
+            return Err(ShmError::Corrupt("map header: no buckets"));
+        }
+        let layout = Self::normalize(layout)?;
+        let stride_words = Self::stride_words(&layout);
+        if w(H_STRIDE) != stride_words as u64 * 8 {
+            return Err(ShmError::Corrupt(
+                "map header: slot stride does not match the keys",
+            ));
+        }
+        let slots = w(H_SLOTS);
+        let mut buckets = [0u64; MAX_DIRS];
+        for (d, b) in buckets.iter_mut().enumerate() {
+            *b = w(H_BUCKETS + d);
+        }
+        for b in &buckets[dirs..] {
+            if *b != 0 {
+                return Err(ShmError::Corrupt(
+                    "map header: buckets of an unused direction",
+                ));
+            }
+        }
+        let g = Geometry::new(layout, off, slots, buckets, w(H_SEED));
+        // Every array must lie inside the memory (and be aligned): checked here once, so
+        // readers index them without further checks.
+        g.slot_array(mem)?;
+        for d in 0..dirs {
+            g.bucket_array(mem, d)?;
+        }
+        // ... and none may overlap another or the header (a header that lies about them
+        // could make a writer-looking chain out of slot words).
+        let mut spans = [(0u64, 0u64); MAX_DIRS + 2];
+        spans[0] = (off, HEADER_WORDS as u64 * 8);
+        spans[1] = (
+            slots,
+            g.stride_words as u64 * 8 * u64::from(layout.capacity),
+        );
+        for d in 0..dirs {
+            spans[2 + d] = (buckets[d], Self::bucket_words(layout.buckets) as u64 * 8);
+        }
+        let spans = &mut spans[..2 + dirs];
+        spans.sort_unstable();
+        if spans.windows(2).any(|p| p[0].0 + p[0].1 > p[1].0) {
+            return Err(ShmError::Corrupt("map header: arrays overlap"));
+        }
+        Ok(g)
+    }
+
+    /// The whole slot array.
+    pub(crate) fn slot_array<'m, M: Memory + ?Sized>(
+        &self,
+        mem: &'m M,
+    ) -> Result<&'m [AtomicU64], ShmError> {
+        let n = (self.layout.capacity as usize)
+            .checked_mul(self.stride_words)
+            .ok_or(ShmError::Corrupt("map header: slot array size overflows"))?;
+        mem.words(self.slots, n)
+    }
+
+    /// Direction `d`'s bucket-head array.
+    pub(crate) fn bucket_array<'m, M: Memory + ?Sized>(
+        &self,
+        mem: &'m M,
+        d: usize,
+    ) -> Result<&'m [AtomicU64], ShmError> {
+        mem.words(self.buckets[d], Self::bucket_words(self.layout.buckets))
+    }
+
+    /// Bucket of `key` in direction `dir`.
+    #[inline]
+    pub(crate) fn bucket(&self, dir: usize, key: &[u64]) -> u32 {
+        (hash(self.seed, dir, key) & u64::from(self.layout.buckets - 1)) as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_round_trip() {
+        for l in [
+            Link::Empty,
+            Link::Slot(0),
+            Link::Slot(MAX_CAPACITY - 1),
+            Link::Nulls(0),
+            Link::Nulls(MAX_CAPACITY - 1),
+        ] {
+            assert_eq!(Link::decode(l.encode()), l);
+        }
+    }
+
+    #[test]
+    fn halves() {
+        let w = with_half(with_half(0, 0, 7), 1, 9);
+        assert_eq!((half(w, 0), half(w, 1)), (7, 9));
+        assert_eq!(half(with_half(w, 1, 3), 0), 7);
+    }
+
+    #[test]
+    fn locations() {
+        let loc = encode_loc((1 << 36) - 8, MAX_RECORD);
+        assert_eq!(decode_loc(loc), ((1 << 36) - 8, MAX_RECORD as u64));
+        assert!(decode_loc(LOC_FREE).1 > MAX_RECORD as u64);
+    }
+
+    #[test]
+    fn stride() {
+        let l = MapLayout::new(8).key(5, true).key(5, true).key(3, false);
+        assert_eq!(Geometry::stride_words(&l), 18);
+        assert_eq!(Geometry::stride_words(&MapLayout::new(8).key(3, true)), 7);
+    }
+}

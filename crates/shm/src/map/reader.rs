@@ -1,0 +1,359 @@
+//! [`MapReader`]: lock-free, validating lookups and walks (DESIGN.md §3.3).
+
+use std::fmt;
+
+use super::layout::{
+    decode_loc, half, Geometry, Link, HEADER_WORDS, H_CHANGES, H_HWM, H_LIVE, LOC_FREE, S_AUX,
+    S_LINKS, S_LOC, S_SEQ,
+};
+use super::{Entry, MapLayout, Slot, Walk, MAX_DIRS, MAX_KEY_WORDS, MAX_RECORD};
+use crate::memory::{read_bytes, Memory};
+use crate::sync::{fence, spin, AtomicU64, Ordering};
+use crate::ShmError;
+
+/// Restarts of one lookup before it gives up with [`ShmError::Contended`].
+#[cfg(not(loom))]
+const MAX_RESTARTS: u32 = 1024;
+#[cfg(loom)]
+const MAX_RESTARTS: u32 = 4;
+
+/// Reads of one slot being changed before a walk skips it (and reports itself inconsistent).
+#[cfg(not(loom))]
+const WALK_TRIES: u32 = 256;
+#[cfg(loom)]
+const WALK_TRIES: u32 = 3;
+
+/// A lock-free, validating reader of a map in any [`Memory`] (the writer's
+/// [`Region`](crate::Region), a client's [`RegionView`](crate::RegionView), or
+/// [`HeapMemory`](crate::HeapMemory) with arbitrary contents). Every method returns an error,
+/// never panics, on any memory contents; every loop is bounded by the capacity.
+///
+/// ```
+/// use nlkit_shm::{HeapMemory, MapReader};
+/// let junk = HeapMemory::from_words(&[7; 32]);
+/// assert!(MapReader::open(&junk, 0).is_err());
+/// ```
+pub struct MapReader<'m, M: Memory + ?Sized> {
+    mem: &'m M,
+    g: Geometry,
+    hdr: &'m [AtomicU64],
+    slots: &'m [AtomicU64],
+    heads: [&'m [AtomicU64]; MAX_DIRS],
+}
+
+impl<M: Memory + ?Sized> fmt::Debug for MapReader<'_, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MapReader")
+            .field("offset", &self.g.hdr)
+            .field("layout", &self.g.layout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one seqlock read of a slot found.
+pub(crate) enum SlotRead {
+    /// A published entry (its record appended to the buffer).
+    Live(Entry),
+    /// A free slot.
+    Free,
+    /// The slot changed during the read, or is being changed.
+    Changed,
+}
+
+impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
+    /// Opens the map whose header is at `off`, validating the header: magic, layout (key
+    /// sizes, directions, capacity, power-of-two buckets), slot stride, and that the slot and
+    /// bucket arrays lie inside the memory.
+    pub fn open(mem: &'m M, off: u64) -> Result<Self, ShmError> {
+        let g = Geometry::read(mem, off)?;
+        Self::with_geometry(mem, g)
+    }
+
+    pub(crate) fn with_geometry(mem: &'m M, g: Geometry) -> Result<Self, ShmError> {
+        let hdr = mem.words(g.hdr, HEADER_WORDS)?;
+        let slots = g.slot_array(mem)?;
+        let mut heads: [&'m [AtomicU64]; MAX_DIRS] = [&[]; MAX_DIRS];
+        for (d, h) in heads.iter_mut().enumerate().take(g.dirs) {
+            *h = g.bucket_array(mem, d)?;
+        }
+        Ok(MapReader {
+            mem,
+            g,
+            hdr,
+            slots,
+            heads,
+        })
+    }
+
+    /// The map's layout (as validated at `open`).
+    pub fn layout(&self) -> &MapLayout {
+        &self.g.layout
+    }
+
+    /// The words of slot `s` (`s < capacity`).
+    #[inline]
+    pub(crate) fn slot(&self, s: u32) -> &'m [AtomicU64] {
+        let at = s as usize * self.g.stride_words;
+        &self.slots[at..at + self.g.stride_words]
+    }
+
+    /// The bucket head of `b` in direction `d`.
+    #[inline]
+    pub(crate) fn head(&self, d: usize, b: u32) -> &'m AtomicU64 {
+        &self.heads[d][b as usize / 2]
+    }
+
+    pub(crate) fn header(&self, i: usize) -> &'m AtomicU64 {
+        &self.hdr[i]
+    }
+
+    pub(crate) fn geometry(&self) -> &Geometry {
+        &self.g
+    }
+
+    /// Checks a caller's direction and key against the layout.
+    fn check_key(&self, dir: usize, key: &[u64]) -> Result<(), ShmError> {
+        if dir >= self.g.dirs || key.len() != self.g.layout.key_words[dir] as usize {
+            return Err(ShmError::Corrupt("key does not match the map's layout"));
+        }
+        Ok(())
+    }
+
+    /// One seqlock read of slot `s`: seq (Acquire), then aux, location, keys and record
+    /// words (Relaxed), fence(Acquire), seq again. The record is appended to `buf` (and cut
+    /// off again when the read fails validation).
+    pub(crate) fn read_slot(
+        &self,
+        s: u32,
+        dir: usize,
+        buf: &mut Vec<u8>,
+    ) -> Result<SlotRead, ShmError> {
+        let w = self.slot(s);
+        let base = buf.len();
+        let s1 = w[S_SEQ].load(Ordering::Acquire);
+        if s1 & 1 == 1 {
+            // Free (location marker) or being changed; no validation needed: either way
+            // there is no entry to return.
+            return Ok(if w[S_LOC].load(Ordering::Relaxed) == LOC_FREE {
+                SlotRead::Free
+            } else {
+                SlotRead::Changed
+            });
+        }
+        let aux = w[S_AUX].load(Ordering::Relaxed);
+        let loc = w[S_LOC].load(Ordering::Relaxed);
+        let mut keys = [[0u64; MAX_KEY_WORDS]; MAX_DIRS];
+        for (d, k) in keys.iter_mut().enumerate().take(self.g.dirs) {
+            let at = self.g.key_at[d];
+            let n = self.g.layout.key_words[d] as usize;
+            for (x, a) in k.iter_mut().zip(&w[at..at + n]) {
+                *x = a.load(Ordering::Relaxed);
+            }
+        }
+        let (off, len) = decode_loc(loc);
+        let copied = if len > MAX_RECORD as u64 {
+            Err(ShmError::Corrupt("record longer than MAX_RECORD"))
+        } else if len == 0 {
+            Ok(())
+        } else {
+            read_bytes(self.mem, off, len as usize, buf)
+        };
+        fence(Ordering::Acquire);
+        if w[S_SEQ].load(Ordering::Relaxed) != s1 {
+            buf.truncate(base);
+            return Ok(SlotRead::Changed);
+        }
+        // Stable, so what was read is what the writer published: a bad location is corruption.
+        if let Err(e) = copied {
+            buf.truncate(base);
+            return Err(e);
+        }
+        Ok(SlotRead::Live(Entry {
+            slot: Slot(s),
+            generation: s1,
+            aux,
+            dir,
+            keys,
+        }))
+    }
+
+    /// Walks the chain of `key` in direction `dir`, calling `f` with each validated entry
+    /// whose key matches, until `f` returns false. Restarts (bounded) when the chain ends on
+    /// another bucket's nulls marker, is longer than the capacity, or a matching entry fails
+    /// validation.
+    fn search(
+        &self,
+        dir: usize,
+        key: &[u64],
+        buf: &mut Vec<u8>,
+        mut f: impl FnMut(&Entry, &mut Vec<u8>) -> bool,
+    ) -> Result<(), ShmError> {
+        self.check_key(dir, key)?;
+        let b = self.g.bucket(dir, key);
+        let head = self.head(dir, b);
+        let cap = self.g.layout.capacity;
+        let at = self.g.key_at[dir];
+        let n = key.len();
+        let mut restarts = 0;
+        'restart: loop {
+            if restarts > 0 {
+                if restarts >= MAX_RESTARTS {
+                    return Err(ShmError::Contended);
+                }
+                spin();
+            }
+            restarts += 1;
+            let mut link = Link::decode(half(head.load(Ordering::Acquire), b as usize));
+            let mut steps = 0u32;
+            loop {
+                let s = match link {
+                    Link::Empty if steps == 0 => return Ok(()),
+                    Link::Empty => return Err(ShmError::Corrupt("chain link of a node is empty")),
+                    Link::Nulls(nb) if nb == b => return Ok(()),
+                    Link::Nulls(nb) if nb < self.g.layout.buckets => continue 'restart,
+                    Link::Nulls(_) => return Err(ShmError::Corrupt("nulls marker of no bucket")),
+                    Link::Slot(s) if s >= cap => {
+                        return Err(ShmError::Corrupt("chain link beyond the capacity"))
+                    }
+                    Link::Slot(s) => s,
+                };
+                steps += 1;
+                if steps > cap {
+                    continue 'restart;
+                }
+                let w = self.slot(s);
+                // The next link first (Acquire: it pairs with the writer's Release store of
+                // the link, so the node it names is initialised), then the key.
+                let next = Link::decode(half(w[S_LINKS + dir / 2].load(Ordering::Acquire), dir));
+                let matches = w[at..at + n]
+                    .iter()
+                    .zip(key)
+                    .all(|(a, k)| a.load(Ordering::Relaxed) == *k);
+                if matches {
+                    match self.read_slot(s, dir, buf)? {
+                        SlotRead::Live(e) if e.keys[dir][..n] == *key => {
+                            if !f(&e, buf) {
+                                return Ok(());
+                            }
+                        }
+                        SlotRead::Live(_) => {
+                            // Validated, but its key changed: the slot was reused under us.
+                            continue 'restart;
+                        }
+                        SlotRead::Free | SlotRead::Changed => continue 'restart,
+                    }
+                }
+                link = next;
+            }
+        }
+    }
+
+    /// Looks `key` up in direction `dir` (normally a unique one; in a non-unique direction the
+    /// first entry found); appends the record to `out`. `Ok(None)` when absent;
+    /// [`ShmError::Contended`] when the entry kept changing while it was read.
+    pub fn get(
+        &self,
+        dir: usize,
+        key: &[u64],
+        out: &mut Vec<u8>,
+    ) -> Result<Option<Entry>, ShmError> {
+        let mut found = None;
+        self.search(dir, key, out, |e, _| {
+            found = Some(*e);
+            false
+        })?;
+        Ok(found)
+    }
+
+    /// Calls `f` with every live entry filed under `key` in direction `dir` (a non-unique
+    /// index), until it returns false.
+    ///
+    /// Each entry handed to `f` was validated (it was live, with this key, when read). When
+    /// the writer changes the chain during the walk, the lookup restarts from the bucket head,
+    /// so an entry may be handed to `f` twice (compare [`Entry::slot`] and
+    /// [`Entry::generation`] to drop duplicates).
+    pub fn get_all(
+        &self,
+        dir: usize,
+        key: &[u64],
+        mut f: impl FnMut(&Entry, &[u8]) -> bool,
+    ) -> Result<(), ShmError> {
+        let mut buf = Vec::new();
+        self.search(dir, key, &mut buf, |e, b| {
+            let go = f(e, b);
+            b.clear();
+            go
+        })
+    }
+
+    /// Reads one slot (`None` when it is free or beyond the slots ever used).
+    pub fn read(&self, slot: Slot, out: &mut Vec<u8>) -> Result<Option<Entry>, ShmError> {
+        if slot.0 >= self.high_water() {
+            return Ok(None);
+        }
+        for _ in 0..MAX_RESTARTS {
+            match self.read_slot(slot.0, 0, out)? {
+                SlotRead::Live(e) => return Ok(Some(e)),
+                SlotRead::Free => return Ok(None),
+                SlotRead::Changed => spin(),
+            }
+        }
+        Err(ShmError::Contended)
+    }
+
+    /// Slots ever used (Acquire: pairs with the writer's Release store after it published a
+    /// fresh slot), capped at the capacity.
+    fn high_water(&self) -> u32 {
+        let h = self.hdr[H_HWM].load(Ordering::Acquire);
+        h.min(u64::from(self.g.layout.capacity)) as u32
+    }
+
+    /// Calls `f` with every live entry in slot order, until it returns false. Bounded by the
+    /// capacity: never loops forever. A slot that stays in the middle of a change for a while
+    /// is skipped, and the walk then reports itself inconsistent.
+    pub fn walk(&self, mut f: impl FnMut(&Entry, &[u8]) -> bool) -> Result<Walk, ShmError> {
+        let c1 = self.hdr[H_CHANGES].load(Ordering::Acquire);
+        let hwm = self.high_water();
+        let mut walk = Walk::default();
+        let mut skipped = false;
+        let mut buf = Vec::new();
+        'slots: for s in 0..hwm {
+            let mut tries = 0;
+            loop {
+                buf.clear();
+                match self.read_slot(s, 0, &mut buf)? {
+                    SlotRead::Live(e) => {
+                        walk.visited += 1;
+                        if !f(&e, &buf) {
+                            break 'slots;
+                        }
+                        break;
+                    }
+                    SlotRead::Free => break,
+                    SlotRead::Changed => {
+                        tries += 1;
+                        if tries >= WALK_TRIES {
+                            skipped = true;
+                            break;
+                        }
+                        spin();
+                    }
+                }
+            }
+        }
+        fence(Ordering::Acquire);
+        let c2 = self.hdr[H_CHANGES].load(Ordering::Relaxed);
+        walk.consistent = !skipped && c1 & 1 == 0 && c1 == c2;
+        Ok(walk)
+    }
+
+    /// Live entries (a momentary count).
+    pub fn count(&self) -> Result<u64, ShmError> {
+        Ok(self.hdr[H_LIVE].load(Ordering::Acquire))
+    }
+
+    /// The map's change counter: odd while a change is in progress, +2 per completed change.
+    pub fn changes(&self) -> Result<u64, ShmError> {
+        Ok(self.hdr[H_CHANGES].load(Ordering::Acquire))
+    }
+}

@@ -1,0 +1,215 @@
+//! Unit tests of the map over a [`HeapArena`].
+
+use std::sync::Arc;
+
+use super::*;
+use crate::sync::Ordering;
+
+fn map(layout: MapLayout, words: usize) -> SharedMap<HeapArena> {
+    SharedMap::create_in(
+        Arc::new(HeapArena::new(words)),
+        layout,
+        MapOptions {
+            heap_chunk: 256,
+            seed: Some(42),
+        },
+    )
+    .unwrap()
+}
+
+fn get(m: &SharedMap<HeapArena>, dir: usize, key: &[u64]) -> Option<(Entry, Vec<u8>)> {
+    let mut out = Vec::new();
+    m.reader()
+        .get(dir, key, &mut out)
+        .unwrap()
+        .map(|e| (e, out))
+}
+
+#[test]
+fn insert_get_replace_remove() {
+    let m = map(MapLayout::new(16).key(2, true), 4096);
+    let a = m.lock().insert(&[&[1, 2]], 5, b"one-two").unwrap();
+    let b = m.lock().insert(&[&[3, 4]], 6, b"").unwrap();
+    assert_ne!(a, b);
+    assert_eq!(m.len(), 2);
+    let (e, rec) = get(&m, 0, &[1, 2]).unwrap();
+    assert_eq!((e.slot, e.aux, rec.as_slice()), (a, 5, &b"one-two"[..]));
+    assert_eq!(e.key(0, m.layout()), &[1, 2]);
+    let (e2, rec) = get(&m, 0, &[3, 4]).unwrap();
+    assert_eq!((e2.aux, rec.len()), (6, 0));
+    assert!(get(&m, 0, &[1, 3]).is_none());
+
+    assert!(matches!(
+        m.lock().insert(&[&[1, 2]], 0, b"x"),
+        Err(InsertError::Exists { dir: 0, slot }) if slot == a
+    ));
+    m.lock()
+        .replace(a, 9, b"a much longer record than before")
+        .unwrap();
+    let (e3, rec) = get(&m, 0, &[1, 2]).unwrap();
+    assert_eq!(rec, b"a much longer record than before");
+    assert_eq!(e3.aux, 9);
+    assert!(e3.generation > e.generation);
+    m.lock().set_aux(a, 10);
+    assert_eq!(m.lock().aux(a), 10);
+    let mut out = Vec::new();
+    m.lock().record(a, &mut out);
+    assert_eq!(out, b"a much longer record than before");
+    assert_eq!(m.lock().key(a, 0)[..2], [1, 2]);
+    assert_eq!(m.lock().find(0, &[1, 2]), Some(a));
+
+    m.lock().remove(a);
+    assert!(get(&m, 0, &[1, 2]).is_none());
+    assert_eq!(m.lock().find(0, &[1, 2]), None);
+    assert_eq!(m.len(), 1);
+    assert!(m.reader().read(a, &mut Vec::new()).unwrap().is_none());
+    // The slot is reused, with a new generation.
+    let c = m.lock().insert(&[&[7, 7]], 0, b"seven").unwrap();
+    assert_eq!(c, a);
+    let (e4, _) = get(&m, 0, &[7, 7]).unwrap();
+    assert!(e4.generation > e3.generation);
+    assert_eq!(m.reader().count().unwrap(), 2);
+    assert_eq!(m.reader().changes().unwrap() % 2, 0);
+}
+
+#[test]
+fn full_and_too_large() {
+    let m = map(MapLayout::new(2).key(1, true), 4096);
+    m.lock().insert(&[&[1]], 0, b"a").unwrap();
+    m.lock().insert(&[&[2]], 0, b"b").unwrap();
+    assert!(matches!(
+        m.lock().insert(&[&[3]], 0, b"c"),
+        Err(InsertError::Shm(ShmError::Full(_)))
+    ));
+    let s = m.lock().find(0, &[1]).unwrap();
+    assert!(matches!(
+        m.lock().replace(s, 0, &vec![0; MAX_RECORD + 1]),
+        Err(ShmError::TooLarge(_))
+    ));
+    // The heap runs out: an error, nothing changed.
+    assert!(matches!(
+        m.lock().replace(s, 0, &vec![1; 100_000]),
+        Err(ShmError::Full(_))
+    ));
+    assert_eq!(get(&m, 0, &[1]).unwrap().1, b"a");
+    assert!(m
+        .lock()
+        .insert(&[&[1, 2]], 0, b"")
+        .is_err_and(|e| matches!(e, InsertError::Shm(ShmError::Corrupt(_)))));
+}
+
+#[test]
+fn three_directions_and_index() {
+    let l = MapLayout::new(64).key(2, true).key(2, true).key(1, false);
+    let m = map(l, 1 << 14);
+    let mut slots = Vec::new();
+    for i in 0..40u64 {
+        let s = m
+            .lock()
+            .insert(&[&[i, 0], &[0, i], &[i % 3]], i, &i.to_ne_bytes())
+            .unwrap();
+        slots.push(s);
+    }
+    for i in 0..40u64 {
+        let (e, rec) = get(&m, 1, &[0, i]).unwrap();
+        assert_eq!(e.dir, 1);
+        assert_eq!(e.key(0, m.layout()), &[i, 0]);
+        assert_eq!(rec, i.to_ne_bytes());
+    }
+    let idx = |k: u64| {
+        let mut v = Vec::new();
+        m.reader()
+            .get_all(2, &[k], |e, r| {
+                v.push((e.aux, u64::from_ne_bytes(r.try_into().unwrap())));
+                true
+            })
+            .unwrap();
+        v.sort();
+        v
+    };
+    assert_eq!(idx(1).len(), 13);
+    assert!(idx(1).iter().all(|(a, r)| a % 3 == 1 && a == r));
+    // Remove from the middle, head and tail of index chains.
+    for i in [0u64, 3, 39, 21, 1] {
+        m.lock().remove(slots[i as usize]);
+    }
+    assert_eq!(idx(0).len(), 14 - 4);
+    assert_eq!(idx(1).len(), 13 - 1);
+    assert!(get(&m, 0, &[3, 0]).is_none());
+    assert!(get(&m, 1, &[0, 4]).is_some());
+    // Stop early.
+    let mut n = 0;
+    m.reader()
+        .get_all(2, &[2], |_, _| {
+            n += 1;
+            n < 2
+        })
+        .unwrap();
+    assert_eq!(n, 2);
+    let removed = m.lock().retain(|_, aux| aux % 2 == 0);
+    assert_eq!(removed, 16);
+    let mut seen = 0;
+    let w = m
+        .reader()
+        .walk(|e, _| {
+            assert_eq!(e.aux % 2, 0);
+            seen += 1;
+            true
+        })
+        .unwrap();
+    assert!(w.consistent);
+    assert_eq!((w.visited, seen, m.len()), (19, 19, 19));
+}
+
+#[test]
+fn chains_with_one_bucket() {
+    let mut l = MapLayout::new(32).key(1, true);
+    l.buckets = 1;
+    let m = map(l, 1 << 12);
+    for i in 0..32u64 {
+        m.lock().insert(&[&[i]], i, b"r").unwrap();
+    }
+    for i in (0..32u64).step_by(3) {
+        let s = m.lock().find(0, &[i]).unwrap();
+        m.lock().remove(s);
+    }
+    for i in 0..32u64 {
+        assert_eq!(get(&m, 0, &[i]).is_some(), i % 3 != 0, "{i}");
+    }
+}
+
+#[test]
+fn open_validates_header() {
+    let m = map(MapLayout::new(8).key(3, true), 1024);
+    let a = m.arena();
+    assert!(MapReader::open(&**a, m.offset()).is_ok());
+    let lay = *MapReader::open(&**a, m.offset()).unwrap().layout();
+    assert_eq!(lay, *m.layout());
+    // Lie about each header field in turn.
+    for i in 0..layout::H_SEED {
+        let w = a.word(m.offset() + i as u64 * 8).unwrap();
+        let old = w.load(Ordering::Relaxed);
+        for bad in [old ^ 1, old ^ (1 << 40), 0, u64::MAX] {
+            if bad == old {
+                continue;
+            }
+            w.store(bad, Ordering::Relaxed);
+            assert!(
+                MapReader::open(&**a, m.offset()).is_err(),
+                "word {i} = {bad:#x}"
+            );
+        }
+        w.store(old, Ordering::Relaxed);
+    }
+    assert!(MapReader::open(&**a, m.offset() + 8).is_err());
+    assert!(MapReader::open(&**a, 1 << 40).is_err());
+}
+
+#[test]
+fn memory_accounting() {
+    let m = map(MapLayout::new(100).key(3, true), 1 << 14);
+    let empty = m.memory_bytes();
+    m.lock().insert(&[&[1, 2, 3]], 0, &[0; 70]).unwrap();
+    // A 72-byte block (more than a quarter of the 256-byte chunk: a chunk of its own).
+    assert_eq!(m.memory_bytes(), empty + 56 + 72);
+}

@@ -1,0 +1,197 @@
+//! Conntrack reads: get by tuple, walks filtered by family, zone, mark and source address.
+//!
+//! | filter | how |
+//! |---|---|
+//! | original source address ([`CtFilter::src`]) | the map's address index (direction 2, [`ct_addr_key`]): only the entries of that address are read |
+//! | family, zone, mark | a walk of the whole table; zone and family from the entry's key words (no record read is wasted on them), mark from the record's `CTA_MARK` |
+
+use std::cell::RefCell;
+use std::net::IpAddr;
+
+use nlkit_shm::{Entry, Slot, Walk};
+use nlkit_table::{ConnKey, TableKey};
+use nlkit_wire::consts::{AF_INET, AF_INET6, CTA_MARK};
+use nlkit_wire::Attrs;
+
+use crate::ct_pack::{stored_attrs, unpack_into};
+use crate::error::{Result, ViewError};
+use crate::schema::{ct_addr_key, CtAux};
+use crate::{MirrorView, TableId};
+
+/// A conntrack entry as the view found it (its message went to the caller's buffer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CtFound {
+    /// The original tuple (with its zone).
+    pub original: ConnKey,
+    /// The reply tuple.
+    pub reply: ConnKey,
+    /// Which tuple the lookup matched: 0 original, 1 reply (0 for walks).
+    pub dir: usize,
+    /// The mirror's aux word of the entry.
+    pub aux: CtAux,
+    /// The entry's slot and generation: together they name this version of the entry.
+    pub slot: Slot,
+    /// See [`slot`](Self::slot).
+    pub generation: u64,
+}
+
+impl CtFound {
+    fn of(e: &Entry) -> CtFound {
+        CtFound {
+            original: tuple(&e.keys[0]),
+            reply: tuple(&e.keys[1]),
+            dir: e.dir,
+            aux: CtAux::from_word(e.aux),
+            slot: e.slot,
+            generation: e.generation,
+        }
+    }
+}
+
+/// The tuple in an entry's key words.
+fn tuple(words: &[u64; nlkit_shm::map::MAX_KEY_WORDS]) -> ConnKey {
+    let mut w = [0u64; 5];
+    w.copy_from_slice(&words[..5]);
+    ConnKey::from_words(&w)
+}
+
+/// What a conntrack walk keeps (all `None`: every entry). See the [module docs](self) for
+/// which filter uses an index.
+///
+/// ```
+/// use nlkit_view::CtFilter;
+/// let f = CtFilter { zone: Some(3), ..Default::default() };
+/// assert!(f.src.is_none());
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CtFilter {
+    /// `AF_INET` or `AF_INET6` (of the original tuple); `None` or `AF_UNSPEC`: both.
+    pub family: Option<u8>,
+    /// The original tuple's zone.
+    pub zone: Option<u16>,
+    /// `(mark, mask)`: entries whose `CTA_MARK & mask == mark & mask` (no `CTA_MARK`: 0).
+    pub mark: Option<(u32, u32)>,
+    /// The original tuple's source address (uses the address index).
+    pub src: Option<IpAddr>,
+}
+
+impl CtFilter {
+    /// Whether the tuples pass the family, zone and address filters.
+    fn keys_match(&self, orig: &ConnKey) -> bool {
+        let fam_ok = match self.family {
+            Some(AF_INET) => orig.src.is_ipv4(),
+            Some(AF_INET6) => orig.src.is_ipv6(),
+            _ => true,
+        };
+        fam_ok && self.zone.is_none_or(|z| orig.zone == z) && self.src.is_none_or(|a| orig.src == a)
+    }
+}
+
+thread_local! {
+    /// Where each thread reads packed records before unpacking them (reused).
+    static PACKED: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(512));
+}
+
+/// `CTA_MARK` of a packed record (0 without one).
+fn mark_of(stored: &[u8], dropped: u16) -> u32 {
+    Attrs::new(stored_attrs(stored, dropped))
+        .map_while(|a| a.ok())
+        .find(|a| a.ty() == CTA_MARK)
+        .and_then(|a| a.be32().ok())
+        .unwrap_or(0)
+}
+
+impl MirrorView {
+    /// The conntrack entry with `tuple` as its original or its reply tuple (with the zone):
+    /// appends the kernel's message for it to `out`, byte for byte what the mirror's socket
+    /// serves for it. One lookup (two when the tuple is a reply tuple), no system call.
+    ///
+    /// ```no_run
+    /// use nlkit_table::ConnKey;
+    /// let view = nlkit_view::MirrorView::open("/run/nlkit/mirror.sock")?;
+    /// let t = ConnKey::new("10.0.0.1".parse().unwrap(), 1000, "10.0.0.2".parse().unwrap(), 53, 17);
+    /// let mut msg = Vec::new();
+    /// if let Some(found) = view.ct_get(&t, &mut msg)? {
+    ///     println!("reply tuple {:?}, {} bytes", found.reply, msg.len());
+    /// }
+    /// # Ok::<(), nlkit_view::ViewError>(())
+    /// ```
+    pub fn ct_get(&self, tuple: &ConnKey, out: &mut Vec<u8>) -> Result<Option<CtFound>> {
+        let map = self.table(TableId::Conntrack)?;
+        let key = tuple.to_words();
+        PACKED.with(|p| {
+            let mut packed = p.borrow_mut();
+            for dir in [0, 1] {
+                packed.clear();
+                if let Some(e) = map.get(dir, &key, &mut packed).map_err(ViewError::shm)? {
+                    let found = CtFound::of(&e);
+                    unpack_into(
+                        &packed,
+                        found.aux.dropped,
+                        &found.original,
+                        &found.reply,
+                        out,
+                    );
+                    return Ok(Some(found));
+                }
+            }
+            Ok(None)
+        })
+    }
+
+    /// Calls `f` with every conntrack entry that `filter` keeps and its message (the
+    /// kernel's bytes), until `f` returns false. With [`CtFilter::src`] only that address's
+    /// entries are read (the address index); otherwise the whole table is walked.
+    pub fn ct_walk(
+        &self,
+        filter: &CtFilter,
+        mut f: impl FnMut(&CtFound, &[u8]) -> bool,
+    ) -> Result<Walk> {
+        let map = self.table(TableId::Conntrack)?;
+        let mut msg = Vec::with_capacity(512);
+        let mut visit = |e: &Entry, packed: &[u8]| -> bool {
+            let found = CtFound::of(e);
+            if !filter.keys_match(&found.original) {
+                return true;
+            }
+            if let Some((mark, mask)) = filter.mark {
+                if mark_of(packed, found.aux.dropped) & mask != mark & mask {
+                    return true;
+                }
+            }
+            msg.clear();
+            unpack_into(
+                packed,
+                found.aux.dropped,
+                &found.original,
+                &found.reply,
+                &mut msg,
+            );
+            f(&found, &msg)
+        };
+        match filter.src {
+            Some(a) => {
+                let mut visited = 0;
+                let before = map.changes().map_err(ViewError::shm)?;
+                map.get_all(2, &ct_addr_key(a), |e, rec| {
+                    visited += 1;
+                    visit(e, rec)
+                })
+                .map_err(ViewError::shm)?;
+                let after = map.changes().map_err(ViewError::shm)?;
+                Ok(Walk {
+                    visited,
+                    consistent: before == after && before % 2 == 0,
+                })
+            }
+            None => map.walk(visit).map_err(ViewError::shm),
+        }
+    }
+
+    /// Live conntrack entries (a momentary count, no walk).
+    pub fn ct_count(&self) -> Result<u64> {
+        self.table(TableId::Conntrack)?
+            .count()
+            .map_err(ViewError::shm)
+    }
+}
