@@ -43,9 +43,9 @@ use nlkit_conntrack::request::{DumpFilter, TupleFilter};
 use nlkit_conntrack::{CtEntry, Tuple};
 use nlkit_mirror::{Mirror, MirrorConfig, TableId, WriterMode};
 use nlkit_socket::{Protocol, Socket};
+use nlkit_view::{CtFilter, MirrorView, ViewError};
 use nlkit_wire::consts::*;
 use nlkit_wire::{MessageBuilder, Messages, RtMsg};
-use view_client::View;
 
 /// The role of a re-executed child (absent in the bench process itself).
 const ROLE: &str = "NLKIT_VIEW_BENCH_ROLE";
@@ -316,151 +316,194 @@ fn nums(s: &Option<String>) -> Vec<f64> {
 /// A child's body: `role` from [`ROLE`]. Prints `key values…` lines; `error …` on failure.
 fn child(role: &str) {
     let sock = PathBuf::from(std::env::var_os(SOCK).unwrap_or_default());
-    let view = match View::open(&sock) {
-        Ok(v) => v,
-        Err(e) => {
-            println!("error open: {e}");
-            println!("unavailable");
-            return;
-        }
-    };
     let out = |s: String| {
         let mut o = std::io::stdout().lock();
         let _ = writeln!(o, "{s}");
         let _ = o.flush();
     };
-    match role {
+    let view = match MirrorView::open(&sock) {
+        Ok(v) => v,
+        Err(e) => return out(format!("error open: {e:?}")),
+    };
+    let r = match role {
         "measure" => child_measure(&view, out),
         "feed" => child_feed(&view, out),
         "follow" => child_follow(&view, out),
-        "pss" => {
-            match view.walk_all() {
-                Ok(n) => out(format!("ready {n}")),
-                Err(e) => out(format!("error walk: {e}")),
-            }
-            // Holds the mapping until the bench read its smaps.
+        "pss" => walk_all(&view).map(|n| {
+            out(format!("ready {n}"));
+            // Holds the mapping until the bench has read its smaps.
             let _ = std::io::stdin().read_line(&mut String::new());
+        }),
+        _ => {
+            out(format!("error unknown role {role}"));
+            Ok(())
         }
-        _ => out(format!("error unknown role {role}")),
+    };
+    if let Err(e) = r {
+        out(format!("error {role}: {e:?}"));
     }
 }
 
+/// Walks every table the mirror publishes, message by message (conntrack unpacked into the
+/// kernel's messages); returns the messages seen.
+fn walk_all(view: &MirrorView) -> Result<u64, ViewError> {
+    let mut n = 0;
+    for t in nlkit_view::TableId::ALL {
+        if !view.has_table(t) {
+            continue;
+        }
+        if t == nlkit_view::TableId::Conntrack {
+            view.ct_walk(&CtFilter::default(), |_, _| {
+                n += 1;
+                true
+            })?;
+        } else {
+            view.walk_messages(t, |_| {
+                n += 1;
+                true
+            })?;
+        }
+    }
+    Ok(n)
+}
+
+/// Best of 3 runs of `f` (seconds) and its last result.
+fn best_of_3<T>(mut f: impl FnMut() -> Result<T, ViewError>) -> Result<(f64, T), ViewError> {
+    let mut best = f64::MAX;
+    let mut last = None;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let r = f()?;
+        best = best.min(t.elapsed().as_secs_f64());
+        last = Some(r);
+    }
+    Ok((best, last.expect("three runs")))
+}
+
 /// Lookups by tuple (1 and 2 threads), the route walk, the address index.
-fn child_measure(view: &View, out: impl Fn(String)) {
+fn child_measure(view: &MirrorView, out: impl Fn(String)) -> Result<(), ViewError> {
     let cts = env("NLKIT_BENCH_CT", 200_000);
     let gets = env("NLKIT_BENCH_GETS", 20_000);
-    let tuples: Vec<Tuple> = sample(cts, gets, SEED)
+    let keys: Vec<nlkit_table::ConnKey> = sample(cts, gets, SEED)
         .into_iter()
-        .map(fixture_tuple)
+        .map(|i| conn_key(&fixture_tuple(i)))
         .collect();
-    let pass = |ts: &[Tuple]| -> Result<(f64, usize), String> {
-        let mut rec = Vec::with_capacity(512);
+    // A pass looks every sampled tuple up; each entry's kernel message goes to `msg`.
+    let pass = || -> Result<usize, ViewError> {
+        let mut msg = Vec::with_capacity(512);
         let mut found = 0;
-        let t = Instant::now();
-        for tuple in ts {
-            rec.clear();
-            found += usize::from(view.ct_get(tuple, &mut rec)?);
+        for k in &keys {
+            msg.clear();
+            found += usize::from(view.ct_get(k, &mut msg)?.is_some());
         }
-        Ok((t.elapsed().as_secs_f64(), found))
+        Ok(found)
     };
-    // One thread: best of 3 passes.
-    let mut best = f64::MAX;
-    let mut found = 0;
-    for _ in 0..3 {
-        match pass(&tuples) {
-            Ok((s, f)) => {
-                best = best.min(s);
-                found = f;
-            }
-            Err(e) => return out(format!("error get: {e}")),
-        }
-    }
-    out(format!("get1 {} {found}", tuples.len() as f64 / best));
-    // Two threads, each over the whole sample: rate = both threads' lookups / wall time.
-    let mut best2 = f64::MAX;
-    for _ in 0..3 {
-        let t = Instant::now();
-        let ok = std::thread::scope(|s| {
-            let a = s.spawn(|| pass(&tuples).is_ok());
-            let b = s.spawn(|| pass(&tuples).is_ok());
-            a.join().unwrap_or(false) & b.join().unwrap_or(false)
-        });
-        if !ok {
-            return out("error get (2 threads)".into());
-        }
-        best2 = best2.min(t.elapsed().as_secs_f64());
-    }
-    out(format!("get2 {}", 2.0 * tuples.len() as f64 / best2));
-    // The IPv4 route walk.
-    let mut best = f64::MAX;
-    let mut n = 0;
-    for _ in 0..3 {
-        let t = Instant::now();
-        match view.walk_routes4() {
-            Ok(c) => n = c,
-            Err(e) => return out(format!("error walk: {e}")),
-        }
-        best = best.min(t.elapsed().as_secs_f64());
-    }
-    out(format!("walk {best} {n}"));
-    // The address index, large and small share.
+    let (s, found) = best_of_3(pass)?;
+    out(format!("get1 {} {found}", keys.len() as f64 / s));
+    // Two threads, each over the whole sample: both threads' lookups / the wall time.
+    let (s, _) = best_of_3(|| {
+        std::thread::scope(|sc| {
+            let a = sc.spawn(pass);
+            let b = sc.spawn(pass);
+            let a = a.join().expect("lookup thread");
+            let b = b.join().expect("lookup thread");
+            Ok(a? + b?)
+        })
+    })?;
+    out(format!("get2 {}", 2.0 * keys.len() as f64 / s));
+    // The IPv4 route walk: every message.
+    let (s, n) = best_of_3(|| {
+        let mut n = 0u64;
+        view.routes(AF_INET, |_| {
+            n += 1;
+            true
+        })?;
+        Ok(n)
+    })?;
+    out(format!("walk {s} {n}"));
+    // The address index, large and small share: every entry's kernel message.
     for (key, addr) in [
         ("addr_big", IpAddr::V4(Ipv4Addr::new(10, 200, 0, 1))),
         ("addr_small", IpAddr::V4(SMALL_SRC)),
     ] {
-        let mut best = f64::MAX;
-        let mut n = 0;
-        for _ in 0..3 {
-            let t = Instant::now();
-            match view.ct_by_src(addr) {
-                Ok(c) => n = c,
-                Err(e) => return out(format!("error {key}: {e}")),
-            }
-            best = best.min(t.elapsed().as_secs_f64());
-        }
-        out(format!("{key} {best} {n}"));
+        let f = CtFilter {
+            src: Some(addr),
+            ..Default::default()
+        };
+        let (s, n) = best_of_3(|| {
+            let mut n = 0u64;
+            view.ct_walk(&f, |_, _| {
+                n += 1;
+                true
+            })?;
+            Ok(n)
+        })?;
+        out(format!("{key} {s} {n}"));
     }
     out("done".into());
+    Ok(())
 }
 
-/// Feed latency: waits on the feed; after each wake-up prints `seen NS ENTRIES`.
-fn child_feed(view: &View, out: impl Fn(String)) {
-    let mut pos = match view.feed_next_pos() {
-        Ok(p) => p,
-        Err(e) => return out(format!("error feed: {e}")),
-    };
+/// Feed latency: waits on the feed; after each wake-up reads what was published and prints
+/// `seen NS ENTRIES`.
+fn child_feed(view: &MirrorView, out: impl Fn(String)) -> Result<(), ViewError> {
+    let mut feed = view.follow_now()?;
     stop_on_eof();
     out("ready".into());
+    let mut buf = Vec::new();
     loop {
-        match view.feed_wait_read(&mut pos, Duration::from_secs(1)) {
-            Ok(0) => {}
-            Ok(n) => out(format!("seen {} {n}", mono_ns())),
-            Err(e) => return out(format!("error feed: {e}")),
+        if !feed.wait(Some(Duration::from_secs(1)))? {
+            continue;
         }
+        let t = mono_ns();
+        let mut n = 0;
+        loop {
+            buf.clear();
+            match feed.next(&mut buf) {
+                Ok(Some(_)) => n += 1,
+                Ok(None) => break,
+                Err(ViewError::ResyncRequired { .. }) => {
+                    feed = view.follow_now()?;
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        out(format!("seen {t} {n}"));
     }
 }
 
-/// A waiting reader of the reader-cost rounds: follows the feed, counting entries.
-fn child_follow(view: &View, out: impl Fn(String)) {
+/// A waiting reader of the reader-cost rounds: follows the feed, counting entries, until its
+/// stdin closes; then prints `count N LOST`.
+fn child_follow(view: &MirrorView, out: impl Fn(String)) -> Result<(), ViewError> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static SEEN: AtomicU64 = AtomicU64::new(0);
-    let mut pos = match view.feed_next_pos() {
-        Ok(p) => p,
-        Err(e) => return out(format!("error feed: {e}")),
-    };
+    static RESYNCS: AtomicU64 = AtomicU64::new(0);
+    let mut feed = view.follow_now()?;
     std::thread::spawn(|| {
         let _ = std::io::stdin().read_line(&mut String::new());
-        println!("count {}", SEEN.load(Ordering::Relaxed));
+        println!(
+            "count {} {}",
+            SEEN.load(Ordering::Relaxed),
+            RESYNCS.load(Ordering::Relaxed)
+        );
         let _ = std::io::stdout().flush();
         std::process::exit(0);
     });
     out("ready".into());
+    let mut buf = Vec::new();
     loop {
-        match view.feed_wait_read(&mut pos, Duration::from_secs(1)) {
-            Ok(n) => {
-                SEEN.fetch_add(n, Ordering::Relaxed);
+        buf.clear();
+        match feed.next_wait(&mut buf, Some(Duration::from_secs(1))) {
+            Ok(Some(_)) => {
+                SEEN.fetch_add(1, Ordering::Relaxed);
             }
-            Err(e) => return out(format!("error feed: {e}")),
+            Ok(None) => {}
+            Err(ViewError::ResyncRequired { .. }) => {
+                RESYNCS.fetch_add(1, Ordering::Relaxed);
+                feed = view.follow_now()?;
+            }
+            Err(e) => return Err(e),
         }
     }
 }
@@ -873,34 +916,40 @@ fn run() {
         let wall = t.elapsed().as_secs_f64();
         let cpu = (mirror_cpu() - cpu0).as_secs_f64();
         std::thread::sleep(Duration::from_millis(100));
-        let counts: Vec<f64> = rs
+        let counts: Vec<(f64, f64)> = rs
             .into_iter()
             .map(|r| {
                 let lines = r.finish();
-                let mut c = f64::NAN;
+                let mut c = (f64::NAN, 0.0);
                 while let Ok(l) = lines.try_recv() {
                     if let Some(x) = l.strip_prefix("count ") {
-                        c = x.trim().parse().unwrap_or(f64::NAN);
+                        let v = nums(&Some(x.to_owned()));
+                        c = (
+                            v.first().copied().unwrap_or(f64::NAN),
+                            v.get(1).copied().unwrap_or(0.0),
+                        );
                     }
                 }
                 c
             })
             .collect();
-        let min_seen = counts.iter().copied().fold(f64::INFINITY, f64::min);
+        let min_seen = counts.iter().map(|c| c.0).fold(f64::INFINITY, f64::min);
+        let resyncs: f64 = counts.iter().map(|c| c.1).sum();
         cost.push((
             readers,
             ready,
             cpu * 1e6 / churn_n as f64,
             churn_n as f64 / wall,
             min_seen,
+            resyncs,
         ));
     }
     let base_cpu = cost[0].2;
-    for (readers, ready, us, thr, min_seen) in &cost {
+    for (readers, ready, us, thr, min_seen, resyncs) in &cost {
         let seen = if *readers == 0 {
             String::new()
         } else {
-            format!(", {ready} ready, each saw ≥ {min_seen:.0}")
+            format!(" ({ready} ready; each saw ≥ {min_seen:.0}, {resyncs:.0} resyncs)")
         };
         rows.push(row(
             format!("mirror CPU per change, {readers} waiting readers{seen}"),
@@ -1002,54 +1051,6 @@ fn run() {
     );
     m.shutdown();
     let _ = std::fs::remove_dir_all(dir);
-}
-
-/// The client side: `nlkit_view::MirrorView` behind the few calls the bench makes.
-mod view_client {
-    use std::net::IpAddr;
-    use std::path::Path;
-    use std::time::Duration;
-
-    use nlkit_conntrack::Tuple;
-
-    /// A mapped view of the mirror.
-    pub struct View {}
-
-    impl View {
-        /// Maps the mirror's region through its socket.
-        pub fn open(sock: &Path) -> Result<View, String> {
-            let _ = sock;
-            Err("nlkit-view has no MirrorView yet".into())
-        }
-        /// Looks a conntrack entry up by original tuple; its record is appended to `out`.
-        pub fn ct_get(&self, t: &Tuple, out: &mut Vec<u8>) -> Result<bool, String> {
-            let _ = (t, out);
-            Err("unavailable".into())
-        }
-        /// Walks the IPv4 routes; returns how many.
-        pub fn walk_routes4(&self) -> Result<u64, String> {
-            Err("unavailable".into())
-        }
-        /// The conntrack entries whose original source is `addr` (the address index).
-        pub fn ct_by_src(&self, addr: IpAddr) -> Result<u64, String> {
-            let _ = addr;
-            Err("unavailable".into())
-        }
-        /// Walks every table; returns the entries seen.
-        pub fn walk_all(&self) -> Result<u64, String> {
-            Err("unavailable".into())
-        }
-        /// The feed position the next change will have.
-        pub fn feed_next_pos(&self) -> Result<u64, String> {
-            Err("unavailable".into())
-        }
-        /// Waits (futex) for entries at `pos` or later for up to `timeout`, reads every
-        /// published one and advances `pos`; returns how many were read.
-        pub fn feed_wait_read(&self, pos: &mut u64, timeout: Duration) -> Result<u64, String> {
-            let _ = (pos, timeout);
-            Err("unavailable".into())
-        }
-    }
 }
 
 fn main() {
