@@ -93,6 +93,10 @@ fn run() {
     let route_mem = m.tables().routes[0].memory_bytes();
     let ct_mem = m.tables().ct.memory_bytes();
     let table_mem = route_mem + ct_mem;
+    let all_mem: usize = nlkit_mirror::TableId::ALL
+        .iter()
+        .map(|t| m.tables().memory_bytes(*t))
+        .sum();
 
     let raw_total = raw_routes + raw_ct;
     println!();
@@ -166,6 +170,12 @@ fn run() {
         "{:<46} {:>12.1} {:>10}",
         "  of which per conntrack entry (bytes)",
         ct_mem as f64 / m.tables().ct.len().max(1) as f64,
+        ""
+    );
+    println!(
+        "{:<46} {:>9} MiB {:>10}",
+        "shared region, every table (bucket arrays whole)",
+        all_mem >> 20,
         ""
     );
     println!(

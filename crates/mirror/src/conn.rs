@@ -27,7 +27,7 @@ use nlkit_wire::{align, Attrs, Message, MessageHeaderMut, NLA_HDRLEN, NLMSG_HDRL
 
 use crate::ct_pack::{pack, unpack_into};
 use crate::keys::{ct_info, CtInfo, TableId};
-use crate::store::{capacity_u32, normalize, Refusals};
+use crate::store::{capacity_u32, half_buckets, normalize, Refusals};
 use nlkit_table::ChangeSeq;
 
 /// In [`CtAux::flags`]: the connection was found by the initial dump and no event for it has
@@ -199,7 +199,7 @@ impl CtStore {
 
     /// The conntrack table in `region`.
     pub(crate) fn create(region: &Arc<Region>, max: u32) -> Result<Self, ShmError> {
-        let layout = map_layout(TableId::Conntrack, capacity_u32(max as usize));
+        let layout = half_buckets(map_layout(TableId::Conntrack, capacity_u32(max as usize)));
         Ok(CtStore {
             map: SharedMap::create(region.clone(), layout)?,
             seq: ChangeSeq::default(),
@@ -313,10 +313,11 @@ impl CtStore {
             silent,
         );
         self.insert(w, &info.original, &reply, aux, &rec, true)
+            .unwrap_or(false)
     }
 
-    /// Inserts a connection; with `evict`, a stale entry holding one of its tuples is
-    /// dropped first (else the insert is refused and `false` returned).
+    /// Inserts a connection; returns whether it was. With `evict`, a stale entry holding
+    /// one of its tuples is dropped first; without, such a clash returns `None`.
     fn insert(
         &self,
         w: &mut MapWriter<'_>,
@@ -325,23 +326,23 @@ impl CtStore {
         aux: CtAux,
         rec: &[u8],
         evict: bool,
-    ) -> bool {
+    ) -> Option<bool> {
         let (ow, rw, aw) = (orig.to_words(), reply.to_words(), ct_addr_key(orig.src));
         let keys: [&[u64]; 3] = [&ow, &rw, &aw];
         let _g = self.seq.write();
         for _ in 0..3 {
             match w.insert(&keys, aux.to_word(), rec) {
-                Ok(_) => return true,
+                Ok(_) => return Some(true),
                 Err(InsertError::Exists { slot, .. }) if evict => w.remove(slot),
-                Err(InsertError::Exists { .. }) => return false,
+                Err(InsertError::Exists { .. }) => return None,
                 Err(InsertError::Shm(e)) => {
                     self.refusals
                         .refused(&e, self.map.reader().layout().capacity, "conntrack");
-                    return false;
+                    return Some(false);
                 }
             }
         }
-        false
+        Some(false)
     }
 
     /// Dump fast path: inserts a dumped connection directly; falls back to
@@ -363,8 +364,8 @@ impl CtStore {
                 info.timeout_off,
                 self.dump_marks_silent.load(Ordering::Relaxed),
             );
-            if self.insert(&mut w, &info.original, &reply, aux, &rec, false) {
-                return true;
+            if let Some(inserted) = self.insert(&mut w, &info.original, &reply, aux, &rec, false) {
+                return inserted;
             }
         }
         self.apply(&mut w, msg, &info, gen, false, false)
@@ -653,5 +654,39 @@ mod tests {
         // A dump while not marking inserts unflagged connections.
         assert!(ct.insert_dump(&first(&tcp_msg(1002, 30)), 4));
         assert_eq!(ct.silent_count(), 0);
+    }
+
+    #[test]
+    fn either_tuple_finds_removes_and_sweeps() {
+        let ct = CtStore::new(64).unwrap();
+        let (m1, m2) = (tcp_msg(2000, 30), tcp_msg(2001, 30));
+        assert!(ct.insert_dump(&first(&m1), 1));
+        assert!(ct.upsert(&first(&m2), 2, false));
+        let i1 = ct_info(&first(&m1)).unwrap();
+        let reply = i1.reply.unwrap();
+        let mut out = Vec::new();
+        assert!(ct.get_into(&reply, &mut out), "by its reply tuple");
+        assert_eq!(out, m1);
+        // The same message again is no change; a changed timeout alone is not reported.
+        let before = ct.seq.changes();
+        assert!(!ct.upsert(&first(&m1), 2, false));
+        assert_eq!(ct.seq.changes(), before);
+        assert!(!ct.upsert(&first(&tcp_msg(2000, 10)), 2, false));
+        let mut seen = Vec::new();
+        ct.for_each(|o, msg| {
+            seen.push((o.src_port, msg.len()));
+            true
+        });
+        seen.sort_unstable();
+        assert_eq!(seen, [(2000, m1.len()), (2001, m2.len())]);
+        // m1 was confirmed at 2 too: a sweep at 2 keeps both, at 3 none.
+        assert!(ct.unconfirmed(2).is_empty());
+        assert!(ct.remove(&reply), "removed by its reply tuple");
+        assert!(!ct.get_into(&i1.original, &mut out));
+        assert_eq!(ct.len(), 1);
+        assert_eq!(ct.unconfirmed(3).len(), 1);
+        assert_eq!(ct.sweep(3), 1);
+        assert!(ct.is_empty());
+        assert!(ct.memory_bytes() > 0);
     }
 }

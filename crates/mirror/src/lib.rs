@@ -1,9 +1,26 @@
 //! # nlkit-mirror
 //!
 //! A live, consistent copy of the kernel's links, addresses, routes, neighbours and policy rules
-//! (IPv4 and IPv6), nexthop objects and conntrack entries, kept in lock-free nulls tables and served to local clients over a
-//! Unix `SOCK_SEQPACKET` socket in the kernel's own Netlink message format. This is the library
-//! behind `nlkit mirror`.
+//! (IPv4 and IPv6), nexthop objects and conntrack entries, kept in shared-memory tables that
+//! local clients can map read-only, and served over a Unix `SOCK_SEQPACKET` socket in the
+//! kernel's own Netlink message format. This is the library behind `nlkit mirror`.
+//!
+//! ## Storage
+//! Every table is one `nlkit_shm::SharedMap` in one region (a sealed memfd, [`Tables`]):
+//! fixed-capacity type-stable slots on nulls-terminated chains, records in a size-class
+//! heap, written under a mutex in the mirror and read lock-free — by the mirror's own server
+//! and by clients alike — with generation words validating every read. A record is the
+//! kernel's message bytes with a normalised header (conntrack: packed without the tuple
+//! nests, `nlkit_view::ct_pack`); the maps' keys and layouts are `nlkit_view::schema`'s. There
+//! is one copy of each entry: the map is the table. Capacities ([`Capacities`]) are fixed;
+//! slot arrays are sparse in tmpfs, so they cost memory only once used.
+//!
+//! A client asks for the region with a request of type `nlkit_view::schema::MSG_MAP` (no
+//! payload) on the socket: a peer of the mirror's uid or root is answered with one `MSG_MAP`
+//! message (payload `MAP_VERSION`, a `u32`) carrying the memfd in `SCM_RIGHTS`; anyone else
+//! gets `EPERM` and no descriptor. The seals let it map the region `PROT_READ` only, and the
+//! file never shrinks, so a client's mapping never faults; a client that crashes holds
+//! nothing (no lock or reference count lives in the region).
 //!
 //! ## Staying in sync
 //! The event sockets join their multicast groups first; then every table is filled from a

@@ -100,6 +100,15 @@ pub(crate) fn capacity_u32(capacity: usize) -> u32 {
     u32::try_from(capacity.max(1)).unwrap_or(u32::MAX)
 }
 
+/// `layout` with half as many buckets (per direction) as slots: chains of two on average
+/// when full, half the bucket memory of one bucket per slot (every bucket page is touched
+/// long before the table is full). The bucket count is in the map's header, so readers
+/// follow it.
+pub(crate) fn half_buckets(mut layout: MapLayout) -> MapLayout {
+    layout.buckets = (layout.capacity / 2).max(64).next_power_of_two();
+    layout
+}
+
 /// Counts and reports inserts refused for want of room.
 #[derive(Debug, Default)]
 pub(crate) struct Refusals {
@@ -158,7 +167,7 @@ impl<K: StoreKey> Store<K> {
     pub fn new(capacity: usize) -> Result<Self, ShmError> {
         let region = Arc::new(Region::create("store")?);
         let layout = MapLayout::new(capacity_u32(capacity)).key(key_words::<K>(), true);
-        Self::with_layout(region, layout, "store")
+        Self::with_layout(region, half_buckets(layout), "store")
     }
 
     /// The store of table `t` (laid out as `nlkit_view::schema::map_layout`) in `region`.
@@ -171,7 +180,7 @@ impl<K: StoreKey> Store<K> {
         if layout.key_words[0] != key_words::<K>() || layout.dirs() != 1 {
             return Err(ShmError::Corrupt("table key does not match its schema"));
         }
-        Self::with_layout(region.clone(), layout, t.name())
+        Self::with_layout(region.clone(), half_buckets(layout), t.name())
     }
 
     fn with_layout(

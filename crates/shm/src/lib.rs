@@ -5,7 +5,8 @@
 //! Readers treat the mapping as untrusted memory that another process changes under them:
 //! every word is an atomic ([`Memory`]), every offset and length is bounds-checked, every read
 //! is validated by generation words, and any bytes at all give a typed [`ShmError`], never a
-//! panic. The layout and the memory orderings are in `DESIGN.md`.
+//! panic. The layout and the memory orderings are in `DESIGN.md`. [`fuzzing`] holds the bodies
+//! of the fuzz targets, which the test suite also runs over their corpora.
 //!
 //! ```
 //! use nlkit_shm::{HeapMemory, MapReader};
@@ -32,7 +33,9 @@ mod region;
 mod view;
 
 pub use error::ShmError;
-pub use feed::{FeedEntry, FeedReader, FeedRing};
+#[cfg(not(loom))]
+pub use feed::FeedRing;
+pub use feed::{FeedEntry, FeedLayout, FeedReader, FeedWriter};
 pub use map::{Entry, InsertError, MapLayout, MapReader, MapWriter, SharedMap, Slot, Walk};
 pub use memory::{read_bytes, write_bytes, HeapMemory, Memory};
 #[cfg(not(loom))]

@@ -23,6 +23,7 @@ pub const HEADER_BYTES: u64 = 4096;
 
 /// The file size a new region starts with.
 pub(crate) const INITIAL_BYTES: u64 = 4 << 20;
+const _: () = assert!(HEADER_BYTES <= INITIAL_BYTES && INITIAL_BYTES <= RESERVE);
 /// Growth is in multiples of this (and at least doubles the file, up to [`MAX_STEP`]).
 pub(crate) const GROW_CHUNK: u64 = 16 << 20;
 /// The largest single growth step beyond what an allocation needs.

@@ -232,3 +232,45 @@ fn a_lying_directory_count_is_corrupt() {
     assert!(v.words(v.len(), 1).is_err());
     assert!(v.words(RESERVE - 8, 1).is_err());
 }
+
+#[test]
+fn readers_follow_a_growing_region_concurrently() {
+    use std::sync::Arc;
+
+    const OBJECTS: u64 = 24;
+    let r = Arc::new(Region::create("test-concurrent").unwrap());
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let v = view_of(&r);
+            std::thread::spawn(move || {
+                let mut seen = 0u64;
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+                while seen < OBJECTS && std::time::Instant::now() < deadline {
+                    match v.find(seen) {
+                        Ok(off) => {
+                            // The object's words were stored before it was published.
+                            let w = v.words(off, 2).expect("a published object is readable");
+                            assert_eq!(w[0].load(Ordering::Relaxed), seen * 1000);
+                            assert_eq!(w[1].load(Ordering::Relaxed), off);
+                            seen += 1;
+                        }
+                        Err(ShmError::NotFound(_)) => std::thread::yield_now(),
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                seen
+            })
+        })
+        .collect();
+    for id in 0..OBJECTS {
+        // 6 MiB each: the file grows every few objects, while the readers read.
+        let off = r.alloc(6 << 20).unwrap();
+        let w = r.words(off, 2).unwrap();
+        w[0].store(id * 1000, Ordering::Relaxed);
+        w[1].store(off, Ordering::Relaxed);
+        r.publish(id, off).unwrap();
+    }
+    for t in readers {
+        assert_eq!(t.join().unwrap(), OBJECTS);
+    }
+}

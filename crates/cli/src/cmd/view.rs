@@ -279,7 +279,7 @@ pub fn ct_dump(
     }
     filter.mark = mark.map(|m| (m, mask));
     let mut failed = None;
-    let walked = view.ct_walk(&filter, |_, msg| {
+    let mut give = |msg: &[u8]| {
         let r = match Messages::new(msg).next() {
             Some(Ok(m)) => f(&m),
             Some(Err(e)) => Err(nlkit_socket::Error::Protocol(e)),
@@ -298,7 +298,25 @@ pub fn ct_dump(
                 false
             }
         }
-    });
+    };
+    let walked = if src.is_some() {
+        // The index hands entries out in chain order; the socket lists them in slot order.
+        // Sorted by slot, the listing is the socket's, line for line.
+        let mut found = Vec::new();
+        let w = view.ct_walk(&filter, |e, msg| {
+            found.push((e.slot, msg.to_vec()));
+            true
+        });
+        found.sort_unstable_by_key(|(slot, _)| *slot);
+        for (_, msg) in &found {
+            if !give(msg) {
+                break;
+            }
+        }
+        w
+    } else {
+        view.ct_walk(&filter, |_, msg| give(msg))
+    };
     if let Some(e) = failed {
         return Err(e.into());
     }

@@ -1,0 +1,217 @@
+//! `nlkit --mirror …` show commands read through the mirror's shared memory (the view,
+//! `nlkit-view`) and print exactly what they print over the mirror's socket, and what they
+//! print from the kernel.
+//!
+//! Each command runs three times against one mirror running in the test's namespace:
+//! with `NLKIT_MIRROR_VIEW=1` (the view must map, else the command fails), with
+//! `NLKIT_MIRROR_NO_VIEW=1` (the socket protocol only), and without `--mirror` (the kernel).
+//! View and socket outputs must be identical, byte for byte and in the same order; both must
+//! list what the kernel lists (as sets of lines; conntrack timeouts, which count down in the
+//! kernel and are the mirror's last report, and use counts set aside).
+
+mod common;
+use common::*;
+use nlkit_testns::{ip, netns_test};
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `nlkit mirror` child process serving on its own socket; stopped (SIGTERM) on drop.
+struct MirrorProcess {
+    child: Option<Child>,
+    dir: PathBuf,
+    socket: PathBuf,
+}
+
+impl MirrorProcess {
+    fn start(tag: &str) -> MirrorProcess {
+        let dir = std::env::temp_dir().join(format!("nlkit-view-{tag}-{}", std::process::id()));
+        let socket = dir.join("mirror.sock");
+        let child = Command::new(env!("CARGO_BIN_EXE_nlkit"))
+            .args(["--mirror-socket", socket.to_str().unwrap(), "mirror"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start nlkit mirror");
+        let m = MirrorProcess {
+            child: Some(child),
+            dir,
+            socket,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !run(&m, "NLKIT_MIRROR_VIEW", &["link", "show"])
+            .status
+            .success()
+        {
+            assert!(Instant::now() < deadline, "the mirror did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        m
+    }
+
+    fn path(&self) -> &str {
+        self.socket.to_str().unwrap()
+    }
+}
+
+impl Drop for MirrorProcess {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let pid = rustix::process::Pid::from_child(&c);
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs `nlkit --mirror-socket SOCKET args…` with `env`=1.
+fn run(m: &MirrorProcess, env: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nlkit"))
+        .args(["--mirror-socket", m.path()])
+        .args(args)
+        .env(env, "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run nlkit")
+}
+
+/// Standard output and error of a successful run.
+fn text(o: Output, what: &str, args: &[&str]) -> (String, String) {
+    assert!(
+        o.status.success(),
+        "{what}: nlkit {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (
+        String::from_utf8(o.stdout).unwrap(),
+        String::from_utf8(o.stderr).unwrap(),
+    )
+}
+
+/// A conntrack line without what the kernel reports anew each time: the timeout (the third
+/// field of `ct list` text) and the use count (a `ct get` holds a reference while it answers).
+fn without_timeout(l: &str) -> String {
+    let mut f: Vec<&str> = l.split_whitespace().collect();
+    if f.len() > 3 && f[2].parse::<u32>().is_ok() {
+        f.remove(2);
+    }
+    f.retain(|w| !w.starts_with("use="));
+    f.join(" ")
+}
+
+/// Waits (bounded) until the view's output of `args` equals the socket's exactly and lists
+/// what the kernel lists; `ct`: lines are compared without their timeouts.
+fn same_three_ways(m: &MirrorProcess, args: &[&str], ct: bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (view, view_err) = text(run(m, "NLKIT_MIRROR_VIEW", args), "view", args);
+        let (sock, sock_err) = text(run(m, "NLKIT_MIRROR_NO_VIEW", args), "socket", args);
+        let kernel = ok(args);
+        let norm = |s: &str| -> std::collections::BTreeSet<String> {
+            if ct {
+                s.lines().map(without_timeout).collect()
+            } else {
+                lines(s)
+            }
+        };
+        let same = view == sock && view_err == sock_err && norm(&view) == norm(&kernel);
+        if same {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}:\nthrough the view:\n{view}{view_err}\nover the socket:\n{sock}{sock_err}\n\
+             from the kernel:\n{kernel}",
+            args.join(" ")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+netns_test! {
+    /// Every show command the view answers: link, addr, route (tables, families, filters,
+    /// JSON), neigh, rule, nexthop.
+    fn rtnl_shows_are_the_same_through_the_view() {
+        setup();
+        ip(&["rule", "add", "pref", "100", "from", "10.3.0.0/16", "table", "1000"]);
+        ip(&["-6", "rule", "add", "pref", "200", "table", "1000"]);
+        ip(&["nexthop", "add", "id", "10", "via", "10.0.0.2", "dev", "va"]);
+        ip(&["nexthop", "add", "id", "11", "via", "10.0.0.3", "dev", "va"]);
+        ip(&["nexthop", "add", "id", "20", "group", "10/11"]);
+        ip(&["route", "add", "10.44.0.0/16", "nhid", "20"]);
+        let m = MirrorProcess::start("rtnl");
+        for args in [
+            &["link", "show"][..],
+            &["link", "show", "va"],
+            &["-d", "link", "show"],
+            &["-j", "link", "show"],
+            &["addr", "show"],
+            &["addr", "show", "dev", "va"],
+            &["-6", "addr", "show"],
+            &["route", "show"],
+            &["route", "show", "table", "all"],
+            &["route", "show", "table", "1000"],
+            &["route", "show", "dev", "va"],
+            &["-6", "route", "show"],
+            &["-j", "route", "show", "table", "all"],
+            &["neigh", "show"],
+            &["neigh", "show", "dev", "va"],
+            &["rule", "show"],
+            &["-6", "rule", "show"],
+            &["nexthop", "show"],
+            &["nexthop", "show", "groups"],
+            &["-4", "nexthop", "show"],
+            &["nexthop", "show", "dev", "va"],
+        ] {
+            same_three_ways(&m, args, false);
+        }
+    }
+}
+
+netns_test! {
+    /// Conntrack: list (all, by source address through the index, by mark, by zone, by
+    /// family), get by tuple, count.
+    fn conntrack_is_the_same_through_the_view() {
+        nlkit_testns::load_conntrack(30, 7);
+        let m = MirrorProcess::start("ct");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while text(run(&m, "NLKIT_MIRROR_VIEW", &["ct", "count"]), "view", &["ct", "count"]).0.trim() != "30" {
+            assert!(Instant::now() < deadline, "the mirror never held the 30 entries");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // One entry's tuple, from the kernel's listing.
+        let first = ok(&["ct", "list"]);
+        let line = first.lines().next().expect("an entry");
+        let field = |k: &str| {
+            line.split_whitespace()
+                .find_map(|f| f.strip_prefix(k))
+                .unwrap_or_else(|| panic!("no {k} in {line}"))
+                .to_owned()
+        };
+        let (src, dst, sport, dport) = (field("src="), field("dst="), field("sport="), field("dport="));
+        for args in [
+            &["ct", "list"][..],
+            &["ct", "list", "-s", &src],
+            &["ct", "list", "-s", "10.99.99.99"],
+            &["ct", "list", "--mark", "7"],
+            &["ct", "list", "--mark", "8"],
+            &["ct", "list", "--zone", "0"],
+            &["ct", "list", "-f", "ipv4"],
+            &["ct", "list", "-f", "ipv6"],
+            &["-j", "ct", "list", "-s", &src],
+            &["ct", "get", "-p", "udp", "-s", &src, "-d", &dst, "--sport", &sport, "--dport", &dport],
+            &["ct", "count"],
+        ] {
+            same_three_ways(&m, args, true);
+        }
+        // A tuple nobody has: the view finds nothing, the socket answers with the mirror's
+        // error, as without the view.
+        let missing = ["ct", "get", "-p", "udp", "-s", "10.99.0.1", "-d", "10.99.0.2", "--sport", "1", "--dport", "2"];
+        let (v, s) = (run(&m, "NLKIT_MIRROR_VIEW", &missing), run(&m, "NLKIT_MIRROR_NO_VIEW", &missing));
+        assert!(!v.status.success());
+        assert_eq!((v.status.code(), v.stderr), (s.status.code(), s.stderr));
+    }
+}
