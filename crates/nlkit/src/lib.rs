@@ -10,6 +10,7 @@
 //! | [`route`] | `nlkit-route` | typed rtnetlink: views, requests, iproute2-style formatting, and [`route::ops`] (dumps, gets and changes run on a socket) |
 //! | [`conntrack`] | `nlkit-conntrack` | typed ctnetlink: views, requests with kernel-side filters, `conntrack`-style formatting, and [`conntrack::ops`] (dumps, changes, events) |
 //! | [`mirror`] | — | the client side of the nlkit mirror: where it listens; connecting is [`Socket::connect_unix`](socket::Socket::connect_unix) |
+//! | [`view`] | `nlkit-view` | the mirror's tables and change feed read straight from its shared memory ([`MirrorView`](view::MirrorView)): lookups and walks with no system call |
 //!
 //! [`prelude`] imports what a daemon uses most. The programs in this crate's `examples/`
 //! directory (listed in the [`examples`](#examples) section) are the places to start from;
@@ -100,6 +101,7 @@
 //! | `conntrack_dump` | conntrack entries filtered by the kernel (mark, `CTA_FILTER` tuple) |
 //! | `conntrack_events` | conntrack events like `conntrack -E` |
 //! | `ask_mirror` | the same requests answered by the nlkit mirror |
+//! | `mirror_view` | the mirror's tables mapped read-only: a link looked up, the routes walked, no system call |
 //! | `nexthops` | nexthop objects as a routing daemon uses them: routes by `nhid` on a group, one replace moves them all |
 //! | `cni` | a CNI plugin's setup: bridge, veth pair, one end moved into a new namespace, addressed and routed there, an FDB entry |
 #![forbid(unsafe_code)]
@@ -111,6 +113,8 @@ pub use nlkit_conntrack as conntrack;
 pub use nlkit_route as route;
 #[doc(inline)]
 pub use nlkit_socket as socket;
+#[doc(inline)]
+pub use nlkit_view as view;
 #[doc(inline)]
 pub use nlkit_wire as wire;
 

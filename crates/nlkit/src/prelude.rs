@@ -17,6 +17,7 @@
 //!   what they are: `route::ops::dump_routes`, `route::request::RouteFilter`,
 //!   `conntrack::ops::dump`, `conntrack::request::DumpFilter` (both crates have an `ops` and a
 //!   `request` module, so these are not imported by name);
+//! * the mirror's tables in shared memory: [`MirrorView`];
 //! * [`Error`] and [`Result`] of socket, kernel and route operations.
 //!
 //! `Result` here has a default error type, so `Result<T>` means `Result<T, nlkit::Error>`
@@ -46,3 +47,5 @@ pub use nlkit_route::{
 };
 
 pub use nlkit_conntrack::{CtEntry, CtEntryView, EventKind, Tuple};
+
+pub use nlkit_view::MirrorView;

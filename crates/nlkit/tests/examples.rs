@@ -42,6 +42,9 @@ mod list_routes;
 #[path = "../examples/mirror_feed.rs"]
 mod mirror_feed;
 #[allow(dead_code)]
+#[path = "../examples/mirror_view.rs"]
+mod mirror_view;
+#[allow(dead_code)]
 #[path = "../examples/nexthops.rs"]
 mod nexthops;
 #[allow(dead_code)]
@@ -489,4 +492,56 @@ fn in_ns(fd: i32, cmd: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+nlkit_testns::netns_test! {
+    /// `mirror_view` maps a mirror's tables: finds the link, walks the same main-table routes
+    /// as the kernel has, counts the conntrack entries.
+    fn mirror_view_reads_the_mapped_tables() {
+        let v = setup();
+        nlkit_testns::load_ipv4_routes(v.a_index, 100, 254);
+        nlkit_testns::load_conntrack(12, 1);
+        let dir = std::env::temp_dir().join(format!("nlkit-examples-view-{}", std::process::id()));
+        let path = dir.join("mirror.sock");
+        let mut cfg = nlkit_mirror::MirrorConfig {
+            socket_path: Some(path.clone()),
+            writer: nlkit_mirror::WriterMode::Thread,
+            notify_systemd: false,
+            ..Default::default()
+        };
+        cfg.capacities.routes = 1 << 12;
+        cfg.capacities.conntrack = 1 << 12;
+        let mirror = nlkit_mirror::Mirror::start(cfg).unwrap();
+
+        let mut out = Vec::new();
+        let a = args(&["--socket", path.to_str().unwrap(), "--link", "va"]);
+        let found = mirror_view::run(&a, &mut out).unwrap();
+        let out = text(&out);
+        assert_eq!(found.link, Some(v.a_index), "{out}");
+        assert!(out.starts_with(&format!("va is link {}", v.a_index)), "{out}");
+        let mut kernel = Vec::new();
+        assert_eq!(found.routes, list_routes::run(&[], &mut kernel).unwrap());
+        assert_eq!(found.routes, 101);
+        // The kernel's lines (the mirror's tables keep their own order), then the summary.
+        let mut ours: Vec<&str> = out.lines().skip(1).collect();
+        let summary = ours.pop().unwrap();
+        assert!(summary.starts_with("101 routes ("), "{summary}");
+        let kernel = text(&kernel);
+        let mut theirs: Vec<&str> = kernel.lines().collect();
+        ours.sort_unstable();
+        theirs.sort_unstable();
+        assert_eq!(ours, theirs);
+        assert_eq!(found.conntrack, Some(12), "{out}");
+        // A link the mirror does not have.
+        let none = args(&["--socket", path.to_str().unwrap(), "--link", "nope"]);
+        assert_eq!(mirror_view::run(&none, &mut Vec::new()).unwrap().link, None);
+        mirror.shutdown();
+        let _ = std::fs::remove_dir_all(&dir);
+        // Nobody listening: the view's typed socket error.
+        let e = mirror_view::run(&a, &mut Vec::new()).unwrap_err();
+        assert!(
+            matches!(e.downcast_ref::<nlkit::view::ViewError>(), Some(nlkit::view::ViewError::Socket(_))),
+            "{e:?}"
+        );
+    }
 }

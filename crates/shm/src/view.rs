@@ -72,9 +72,17 @@ impl RegionView {
     /// size is [`ShmError::Corrupt`].
     ///
     /// The offset itself is whatever the writer stored: accesses through it are
-    /// bounds-checked by [`Memory::words`].
+    /// bounds-checked by [`Memory::words`]. If it lies beyond the size known so far, the view
+    /// refreshes that size first ([`refresh`](RegionView::refresh)), so [`Memory::len`] covers
+    /// objects published after growth.
     pub fn find(&self, id: u64) -> Result<u64, ShmError> {
-        header::find(self, id)
+        let off = header::find(self, id)?;
+        if off >= self.map.valid() && off < RESERVE {
+            // An object published after the region grew: learn the new size now, so that a
+            // caller checking the object against `len` sees it (one fstat, only after growth).
+            self.refresh()?;
+        }
+        Ok(off)
     }
 
     /// The memfd this view maps.

@@ -1,6 +1,7 @@
 //! A reader cannot write the region: not through a new mapping, not by making its mapping
 //! writable, not with write(2), not by shrinking the file, and a store through its read-only
 //! mapping faults (in a child process, which dies of SIGSEGV; the region is unchanged).
+#![cfg(not(loom))] // the region is real memory: not modelled under loom
 
 use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;

@@ -1,4 +1,5 @@
 //! The region layer on real memfds: publish and find, growth seen by a reader, the seal check.
+#![cfg(not(loom))] // the region is real memory: not modelled under loom
 
 use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering;
@@ -90,8 +91,19 @@ fn growth_is_visible_to_a_reader() {
     r.word(last).unwrap().store(42, Ordering::Release);
     r.publish(7, last).unwrap();
 
-    // The reader's cached size is stale; the access refreshes it with fstat.
+    // The reader's cached size is stale; an access beyond it refreshes it with fstat.
     assert_eq!(v.len(), before);
+    assert_eq!(v.word(last).unwrap().load(Ordering::Acquire), 42);
+    assert!(v.len() >= end);
+
+    // So does finding an object beyond the known size, so that `len` covers it.
+    let v = view_of(&r);
+    r.alloc(r.len()).unwrap();
+    let far = r.alloc(64).unwrap();
+    r.publish(8, far).unwrap();
+    assert!(v.len() <= far);
+    assert_eq!(v.find(8).unwrap(), far);
+    assert!(v.len() > far);
     let off = v.find(7).unwrap();
     assert_eq!(v.word(off).unwrap().load(Ordering::Acquire), 42);
     assert!(v.len() >= end);

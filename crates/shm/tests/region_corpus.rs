@@ -1,6 +1,7 @@
 //! Replays the `shm_region` fuzz corpus (`fuzz/corpus/shm_region`) and any saved crash inputs
 //! (`fuzz/artifacts/shm_region`) through the function the fuzz target runs,
 //! `nlkit_shm::fuzzing::region_view`.
+#![cfg(not(loom))] // the region is real memory: not modelled under loom
 
 use std::fs;
 use std::path::{Path, PathBuf};
