@@ -296,6 +296,12 @@ pub struct MirrorConfig {
     /// Most bytes of messages the feed's log holds (default 256 MiB; the smaller of the two
     /// bounds wins).
     pub feed_max_bytes: usize,
+    /// Bytes of the feed's ring in the shared region (default 64 MiB): every change of the
+    /// feed is also published there, for clients that map the region (`nlkit-view`) and
+    /// follow the feed with no system call. Pages of the region's file are used only once
+    /// written, so a large ring costs memory only as the feed fills it; a change larger than
+    /// a quarter of the ring is recorded there without its bytes (flagged truncated).
+    pub feed_ring_bytes: u64,
     /// Most events a feed subscriber may fall behind the head (plus what its socket buffer
     /// holds) before it is sent an overrun notice (default: the log's event bound).
     pub feed_max_lag: usize,
@@ -328,6 +334,7 @@ impl Default for MirrorConfig {
             ct_verify_interval: Some(Duration::from_secs(60)),
             feed_max_events: 1_000_000,
             feed_max_bytes: 256 << 20,
+            feed_ring_bytes: 64 << 20,
             feed_max_lag: 1_000_000,
             neigh_resync_interval: Some(Duration::from_secs(30)),
             notify_systemd: true,
@@ -444,10 +451,10 @@ impl Mirror {
         raise_nofile(config.max_clients as u64 + 256);
         let tables = Arc::new(Tables::new(&config.capacities).map_err(MirrorError::Tables)?);
         let metrics = Arc::new(Metrics::default());
-        let feed = Arc::new(feed::Feed::new(
-            config.feed_max_events,
-            config.feed_max_bytes,
-        )?);
+        let mut feed = feed::Feed::new(config.feed_max_events, config.feed_max_bytes)?;
+        feed.attach_ring(tables.region(), config.feed_ring_bytes)
+            .map_err(MirrorError::Tables)?;
+        let feed = Arc::new(feed);
         let shared = Arc::new(Shared {
             feed: feed.clone(),
             conntrack_on: AtomicBool::new(config.conntrack),
@@ -529,6 +536,12 @@ impl Mirror {
     /// The tables (read-only use: lookups, iteration, sizes).
     pub fn tables(&self) -> &Tables {
         &self.shared.tables
+    }
+
+    /// The shared region's memfd: the tables and the feed ring, which clients map read-only
+    /// (`nlkit_shm::RegionView::map`; the feed ring is under `nlkit_view::schema::FEED_OBJECT`).
+    pub fn region_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.shared.tables.region().fd()
     }
 
     /// The counters.

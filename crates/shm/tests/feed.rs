@@ -119,6 +119,9 @@ fn first_position_is_the_writers() {
     let l = FeedLayout::new(4096);
     let mem = HeapMemory::zeroed((l.bytes() / 8) as usize);
     let w = FeedWriter::init_at(&mem, 0, l, 500).unwrap();
+    assert_eq!(w.reader().stamp().unwrap(), 0);
+    w.set_stamp(0xe90c);
+    assert_eq!(w.reader().stamp().unwrap(), 0xe90c);
     assert_eq!(w.append(1, b"x").unwrap(), 500);
     w.publish();
     let r = w.reader();

@@ -7,7 +7,18 @@
 //! | a table `t` but rules and conntrack | [`table_object`]`(t)` | the table's key ([`keys`](crate::keys)), unique | the entry's normalised messages, back to back |
 //! | rules (per family) | [`table_object`]`(t)` | `[rank]`, unique; a walk sorted by rank is the kernel's order | one normalised message |
 //! | conntrack | [`table_object`]`(Conntrack)` | original tuple, reply tuple (unique, 5 words each); [`ct_addr_key`] of the original source (not unique) | the packed message ([`ct_pack`](crate::ct_pack)); [`CtAux`] in the aux word |
-//! | the change feed | [`FEED_OBJECT`] | — | see the mirror's feed |
+//! | the change feed | [`FEED_OBJECT`] | — (a `nlkit_shm::FeedRing`, see below) | the change's normalised messages; [`FeedTag`] in the tag word |
+//!
+//! **The change feed ring** (`nlkit_shm::FeedReader::open(mem, find(FEED_OBJECT))`): one entry
+//! per change of the mirror's feed, published in batches (one publish per batch the sync
+//! thread applies). An entry's position is the change's position in the socket feed
+//! (`nlkit_wire::feed::FeedMark::position`), so a client may resume over the socket from the
+//! last position it read in the ring, or follow the ring from a position the socket sent. The
+//! ring's stamp (`FeedReader::stamp`) is the mirror's feed epoch (`FeedMark::epoch`). An
+//! entry's bytes are the change's kernel-format messages, back to back, with sequence number
+//! and port id zeroed and the kernel's flags kept (what a socket subscriber receives, without
+//! the feed attribute); its tag word is a [`FeedTag`]. A change too large for the ring is an
+//! entry with no bytes and [`FeedTag::truncated`] set (read it over the socket).
 //!
 //! ```
 //! use nlkit_view::schema::{map_layout, table_object};
@@ -29,6 +40,85 @@ pub const fn table_object(t: TableId) -> u64 {
 
 /// The directory id of the change-feed ring.
 pub const FEED_OBJECT: u64 = 0x6e6c_0100;
+
+/// What a change in the feed ring does: the tag word of each entry (see the module docs).
+///
+/// Bits 0–7: the table (`TableId as u8`); bits 8–9: the kind (1 [`FeedKind::New`], 2
+/// [`FeedKind::Del`]); bit 16: synthesized by the mirror (`nlkit_wire::feed::FEED_SYNTHESIZED`
+/// on the socket); bit 17: truncated (the entry carries no bytes); bits 32–63: the low 32 bits
+/// of the mirror's feed epoch (the ring's stamp holds all of it).
+///
+/// ```
+/// use nlkit_view::schema::{FeedKind, FeedTag};
+/// use nlkit_view::TableId;
+/// let t = FeedTag { table: TableId::Routes4, kind: FeedKind::Del, synthesized: true, truncated: false, epoch: 7 };
+/// assert_eq!(FeedTag::from_word(t.to_word()), Some(t));
+/// assert_eq!(FeedTag::from_word(0xff), None); // no such table
+/// for table in TableId::ALL {
+///     let t = FeedTag { table, kind: FeedKind::New, synthesized: false, truncated: true, epoch: !0 };
+///     assert_eq!(FeedTag::from_word(t.to_word()), Some(t));
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedTag {
+    /// The table changed.
+    pub table: TableId,
+    /// Added or changed, or removed.
+    pub kind: FeedKind,
+    /// Synthesized by the mirror (a resync's difference, a deletion the kernel did not
+    /// announce), not a kernel event.
+    pub synthesized: bool,
+    /// Too large for the ring: the entry has no bytes (read the change over the socket).
+    pub truncated: bool,
+    /// The low 32 bits of the mirror's feed epoch.
+    pub epoch: u32,
+}
+
+/// The kind of a change in the feed ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedKind {
+    /// A new or changed object (`RTM_NEW*`, `IPCTNL_MSG_CT_NEW`; for conntrack,
+    /// `NLM_F_CREATE` in the message tells new from updated).
+    New,
+    /// A removed object (`RTM_DEL*`, `IPCTNL_MSG_CT_DELETE`).
+    Del,
+}
+
+const TAG_SYNTHESIZED: u64 = 1 << 16;
+const TAG_TRUNCATED: u64 = 1 << 17;
+
+impl FeedTag {
+    /// Packs into a tag word.
+    pub fn to_word(self) -> u64 {
+        let kind: u64 = match self.kind {
+            FeedKind::New => 1,
+            FeedKind::Del => 2,
+        };
+        u64::from(self.table as u8)
+            | kind << 8
+            | if self.synthesized { TAG_SYNTHESIZED } else { 0 }
+            | if self.truncated { TAG_TRUNCATED } else { 0 }
+            | u64::from(self.epoch) << 32
+    }
+
+    /// Unpacks a tag word; `None` when it names no table or no kind (the word comes from
+    /// shared memory: any value is possible).
+    pub fn from_word(w: u64) -> Option<FeedTag> {
+        let table = *TableId::ALL.get(usize::from(w as u8))?;
+        let kind = match (w >> 8) & 3 {
+            1 => FeedKind::New,
+            2 => FeedKind::Del,
+            _ => return None,
+        };
+        Some(FeedTag {
+            table,
+            kind,
+            synthesized: w & TAG_SYNTHESIZED != 0,
+            truncated: w & TAG_TRUNCATED != 0,
+            epoch: (w >> 32) as u32,
+        })
+    }
+}
 
 /// Netlink message type of the request for the region (no payload) and of its answer, which
 /// carries [`MAP_VERSION`] (a `u32`) and the region's memfd (`SCM_RIGHTS`). A peer of another

@@ -21,9 +21,17 @@
 //!   short on both sides.
 //! * **Wake-ups.** [`Feed::notify`] writes an eventfd when the head advanced since the last
 //!   notification; the server's epoll thread waits on it.
+//! * **The shared ring.** Each change is also appended to a `nlkit_shm::FeedRing` in the
+//!   tables' shared region (published under `nlkit_view::schema::FEED_OBJECT`, its stamp the
+//!   epoch), at the same position and with the same bytes, tagged with a
+//!   `nlkit_view::schema::FeedTag`; [`Feed::notify`], called once per batch the sync thread
+//!   applies, publishes what was appended (one store and one `FUTEX_WAKE` per batch, however
+//!   many clients map the ring). A change too large for the ring is appended without its
+//!   bytes, flagged truncated, so positions stay equal.
 //!
-//! Concurrency contract: `epoch`, the bounds and `wake` are immutable after construction;
-//! `log` (entries, byte count, head) is protected by its mutex; `head` mirrors `log.head`
+//! Concurrency contract: `epoch`, the bounds, `wake` and `ring` (set by `attach_ring` before
+//! the feed is shared) are immutable after construction; `log` (entries, byte count, head) is
+//! protected by its mutex, and the ring is appended to only under it (so in position order); `head` mirrors `log.head`
 //! (stored under the lock, `Release`; read lock-free as a hint); `wseq` is odd while a writer
 //! holds the lock (`SeqCst` increments on taking and before releasing it): a reader that read a
 //! table entry and then sees `wseq` even and unchanged since its last catch-up knows the
@@ -43,8 +51,13 @@ use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use nlkit_shm::{FeedRing, Region, ShmError};
+use nlkit_view::schema::{FeedKind, FeedTag, FEED_OBJECT};
+use nlkit_wire::consts::{IPCTNL_MSG_CT_DELETE, NFNL_SUBSYS_CTNETLINK};
+use nlkit_wire::feed::FEED_SYNTHESIZED;
 use parking_lot::{Mutex, MutexGuard};
 use rustix::event::{eventfd, EventfdFlags};
+use std::sync::Arc;
 
 use crate::tables::TableId;
 
@@ -102,6 +115,8 @@ pub(crate) struct Feed {
     recording: AtomicBool,
     notified: AtomicU64,
     wake: OwnedFd,
+    /// The ring clients map (`None` in unit tests).
+    ring: Option<FeedRing>,
 }
 
 impl std::fmt::Debug for Feed {
@@ -143,7 +158,43 @@ impl Feed {
             recording: AtomicBool::new(false),
             notified: AtomicU64::new(0),
             wake: eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?,
+            ring: None,
         })
+    }
+
+    /// Allocates the feed's ring of `bytes` in `region`, stamps it with the epoch and
+    /// publishes it in the region's directory under [`FEED_OBJECT`]. Before recording starts.
+    pub(crate) fn attach_ring(&mut self, region: &Arc<Region>, bytes: u64) -> Result<(), ShmError> {
+        let ring = FeedRing::create_at(region.clone(), bytes, self.head() + 1)?;
+        ring.set_stamp(self.epoch);
+        region.publish(FEED_OBJECT, ring.offset())?;
+        self.ring = Some(ring);
+        Ok(())
+    }
+
+    /// Appends change `pos` to the ring (under the log's lock, so in position order).
+    fn ring_append(&self, pos: u64, table: TableId, flags: u32, msgs: &[u8]) {
+        let Some(ring) = &self.ring else {
+            return;
+        };
+        let mut tag = FeedTag {
+            table,
+            kind: change_kind(table, msgs),
+            synthesized: flags & FEED_SYNTHESIZED != 0,
+            truncated: false,
+            epoch: self.epoch as u32,
+        };
+        let r = ring.append(tag.to_word(), msgs).or_else(|e| {
+            if !matches!(e, ShmError::TooLarge(_)) {
+                tracing::warn!(error = %e, pos, "feed ring append failed; appended truncated");
+            }
+            tag.truncated = true;
+            ring.append(tag.to_word(), &[])
+        });
+        match r {
+            Ok(p) if p == pos => {}
+            other => tracing::error!(?other, pos, "feed ring out of step with the feed"),
+        }
     }
 
     /// This mirror's epoch.
@@ -204,8 +255,12 @@ impl Feed {
         let _ = rustix::io::read(&self.wake, &mut n);
     }
 
-    /// Wakes the server if the head advanced since the last notification.
+    /// Publishes the ring's new entries (waking the clients waiting on it) and wakes the
+    /// server if the head advanced since the last notification: once per batch of changes.
     pub(crate) fn notify(&self) {
+        if let Some(ring) = &self.ring {
+            ring.publish();
+        }
         let head = self.head();
         if self.notified.swap(head, Ordering::AcqRel) != head {
             let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
@@ -234,6 +289,7 @@ impl FeedWriter<'_> {
         zero_seq_pid(&mut msgs);
         let pos = log.head + 1;
         log.head = pos;
+        self.feed.ring_append(pos, table, flags, &msgs);
         log.bytes += msgs.len() + ENTRY_OVERHEAD;
         log.entries.push_back(FeedEntry {
             pos,
@@ -257,6 +313,24 @@ impl Drop for FeedWriter<'_> {
         if self.log.is_some() {
             self.feed.wseq.fetch_add(1, Ordering::SeqCst);
         }
+    }
+}
+
+/// Whether `msgs` (one change's messages) add or change an object, or remove it: from the
+/// first message's type (`RTM_DEL*` are `RTM_NEW* + 1`, `IPCTNL_MSG_CT_DELETE` for conntrack).
+fn change_kind(table: TableId, msgs: &[u8]) -> FeedKind {
+    let ty = msgs
+        .get(4..6)
+        .map_or(0, |b| u16::from_ne_bytes([b[0], b[1]]));
+    let del = if table == TableId::Conntrack {
+        ty == nlkit_wire::consts::nfnl_msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE)
+    } else {
+        ty & 3 == 1
+    };
+    if del {
+        FeedKind::Del
+    } else {
+        FeedKind::New
     }
 }
 

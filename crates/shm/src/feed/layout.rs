@@ -16,6 +16,7 @@ pub(crate) const W_INDEX: u64 = 16;
 pub(crate) const W_HEAD: u64 = 24;
 pub(crate) const W_FUTEX: u64 = 32;
 pub(crate) const W_TAIL: u64 = 40;
+pub(crate) const W_STAMP: u64 = 48;
 
 /// Words before an entry's bytes: position, length, tag.
 pub(crate) const ENTRY_HEADER: u64 = 24;

@@ -100,6 +100,12 @@ impl FeedRing {
         self.ring.layout()
     }
 
+    /// Sets the ring's stamp, a word readers read with [`FeedReader::stamp`] (see
+    /// [`FeedWriter::set_stamp`]).
+    pub fn set_stamp(&self, stamp: u64) {
+        self.ring.set_stamp(stamp)
+    }
+
     /// The position the next appended entry gets.
     pub fn next_pos(&self) -> u64 {
         self.ring.next_pos()

@@ -64,6 +64,12 @@ impl<'m, M: Memory + ?Sized> FeedReader<'m, M> {
         Ok(self.mem.word(self.off + W_HEAD)?.load(Ordering::Acquire))
     }
 
+    /// The writer's stamp ([`FeedWriter::set_stamp`](super::FeedWriter::set_stamp); 0 when
+    /// never set).
+    pub fn stamp(&self) -> Result<u64, ShmError> {
+        Ok(self.mem.word(self.off + W_STAMP)?.load(Ordering::Acquire))
+    }
+
     /// The oldest position whose entry may still be read (a moment later it may be gone).
     pub fn oldest(&self) -> Result<u64, ShmError> {
         Ok(self.mem.word(self.off + W_TAIL)?.load(Ordering::Acquire))

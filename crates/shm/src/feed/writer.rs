@@ -87,6 +87,7 @@ where
         m.word(off + W_HEAD)?.store(first, Ordering::Relaxed);
         m.word(off + W_TAIL)?.store(first, Ordering::Relaxed);
         m.word(off + W_FUTEX)?.store(0, Ordering::Relaxed);
+        m.word(off + W_STAMP)?.store(0, Ordering::Relaxed);
         // No index slot may point at an entry of `first` or later before it is written.
         for w in m.words(off + layout.index_off(), layout.index_slots() as usize)? {
             w.store(0, Ordering::Relaxed);
@@ -120,6 +121,15 @@ where
     /// The memory the ring lives in.
     pub fn memory(&self) -> &P::Target {
         &self.mem
+    }
+
+    /// Sets the ring's stamp: a word of the writer's own that readers read with
+    /// [`FeedReader::stamp`] (the mirror stores its feed epoch there). Set it before the
+    /// ring's offset is handed to readers.
+    pub fn set_stamp(&self, stamp: u64) {
+        if let Ok(w) = self.mem.word(self.off + W_STAMP) {
+            w.store(stamp, Ordering::Release);
+        }
     }
 
     /// The position the next appended entry gets.
