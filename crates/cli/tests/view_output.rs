@@ -165,9 +165,18 @@ netns_test! {
             &["nexthop", "show", "groups"],
             &["-4", "nexthop", "show"],
             &["nexthop", "show", "dev", "va"],
+            &["nexthop", "show", "id", "10"],
+            &["nexthop", "get", "id", "20"],
+            &["-j", "nexthop", "get", "id", "11"],
         ] {
             same_three_ways(&m, args, false);
         }
+        // An id nobody has: the view finds nothing and the socket answers with the mirror's
+        // error, as without the view.
+        let missing = ["nexthop", "get", "id", "99"];
+        let (v, s) = (run(&m, "NLKIT_MIRROR_VIEW", &missing), run(&m, "NLKIT_MIRROR_NO_VIEW", &missing));
+        assert!(!v.status.success());
+        assert_eq!((v.status.code(), v.stderr), (s.status.code(), s.stderr));
     }
 }
 
@@ -213,5 +222,80 @@ netns_test! {
         let (v, s) = (run(&m, "NLKIT_MIRROR_VIEW", &missing), run(&m, "NLKIT_MIRROR_NO_VIEW", &missing));
         assert!(!v.status.success());
         assert_eq!((v.status.code(), v.stderr), (s.status.code(), s.stderr));
+    }
+}
+
+netns_test! {
+    /// The library under the command line: a conntrack entry got through the view (by
+    /// either tuple) is the message the mirror's socket serves, byte for byte past the
+    /// header the socket stamps; a change the mirror applies shows up in the mapped feed
+    /// (futex wait) and in the mapped table.
+    fn the_view_serves_the_sockets_bytes_and_follows_the_feed() {
+        use nlkit_view::schema::{FeedKind, FeedTag};
+        use nlkit_view::{MirrorView, TableId};
+        let v = nlkit_testns::veth_pair("va", "vb");
+        nlkit_testns::add_addr(v.a_index, "10.0.0.1".parse().unwrap(), 24);
+        nlkit_testns::load_conntrack(10, 5);
+        let m = MirrorProcess::start("lib");
+        let view = MirrorView::open(&m.socket).expect("map the mirror's region");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while view.ct_count().unwrap() < 10 {
+            assert!(Instant::now() < deadline, "the mirror never held the entries");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // The test's own connection to the mirror, to compare with what the view reads.
+        #[allow(clippy::disallowed_methods)]
+        let mut sock = nlkit_socket::Socket::connect_unix(&m.socket, nlkit_socket::Protocol::Netfilter).unwrap();
+        let mut n = 0;
+        view.ct_walk(&nlkit_view::CtFilter::default(), |found, walked| {
+            for (t, dir) in [(found.original, 0), (found.reply, 1)] {
+                let mut got = Vec::new();
+                let f = view.ct_get(&t, &mut got).unwrap().expect("found by its tuple");
+                assert_eq!(f.dir, dir);
+                assert_eq!(got, walked);
+                let tuple = nlkit_conntrack::Tuple::with_ports(t.proto, t.src, t.src_port, t.dst, t.dst_port);
+                let mut req = nlkit_wire::MessageBuilder::new();
+                nlkit_conntrack::request::get(&mut req, 0, &tuple, None).unwrap();
+                let reply = sock.transact(&mut req).unwrap();
+                let served = reply.messages().next().unwrap().unwrap();
+                // The socket stamps its own sequence number, port id and flags.
+                assert_eq!(&served.bytes()[..6], &got[..6], "length and type");
+                assert_eq!(&served.bytes()[16..], &got[16..], "the entry, byte for byte");
+            }
+            n += 1;
+            true
+        })
+        .unwrap();
+        assert_eq!(n, 10);
+
+        // The feed: follow from now, make a change, wait on the mapping's futex for it.
+        let mut feed = view.follow_now().expect("the mirror publishes its feed");
+        ip(&["route", "add", "10.55.0.0/16", "via", "10.0.0.2"]);
+        let mut buf = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let tag = loop {
+            assert!(Instant::now() < deadline, "no feed entry for the new route");
+            buf.clear();
+            let Some(c) = feed.next_wait(&mut buf, Some(Duration::from_secs(1))).unwrap() else {
+                continue;
+            };
+            let Some(tag) = c.tag else { continue };
+            let key = nlkit_wire::Messages::new(&buf)
+                .next()
+                .and_then(|m| nlkit_view::RouteKey::from_msg(&m.ok()?));
+            if tag.table == TableId::Routes4
+                && key.is_some_and(|k| k.dst == "10.55.0.0".parse::<std::net::IpAddr>().unwrap())
+            {
+                break tag;
+            }
+        };
+        assert!(matches!(tag, FeedTag { kind: FeedKind::New, .. }), "{tag:?}");
+        let m4 = nlkit_wire::Messages::new(&buf).next().unwrap().unwrap();
+        let key = nlkit_view::RouteKey::from_msg(&m4).unwrap();
+        let mut out = Vec::new();
+        assert!(view.route(&key, &mut out).unwrap(), "the route is in the mapped table");
+        assert_eq!(nlkit_route::RouteView::parse(&nlkit_wire::Messages::new(&out).next().unwrap().unwrap()).unwrap().dst_len(), 16);
+        let mut lo = Vec::new();
+        assert!(view.link_by_name("va", &mut lo).unwrap());
     }
 }

@@ -450,6 +450,8 @@ nlkit_testns::netns_test! {
             c.feed_max_lag = 10_000;
             c.feed_max_bytes = STALL_FEED_BYTES;
             c.event_rcvbuf = 32 << 20;
+            // A feed ring the warm-up fills: its pages count in the RSS once written.
+            c.feed_ring_bytes = 1 << 20;
         });
         let mut s = Socket::connect_unix(m.socket_path(), Protocol::Route).unwrap();
         let mut r = snapshot_follow(&mut s, &RTNL_GROUPS);

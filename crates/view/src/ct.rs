@@ -8,7 +8,7 @@
 use std::cell::RefCell;
 use std::net::IpAddr;
 
-use nlkit_shm::{Entry, Slot, Walk};
+use nlkit_shm::{Entry, MapReader, RegionView, Slot, Walk};
 use nlkit_table::{ConnKey, TableKey};
 use nlkit_wire::consts::{AF_INET, AF_INET6, CTA_MARK};
 use nlkit_wire::Attrs;
@@ -55,8 +55,12 @@ fn tuple(words: &[u64; nlkit_shm::map::MAX_KEY_WORDS]) -> ConnKey {
     ConnKey::from_words(&w)
 }
 
-/// What a conntrack walk keeps (all `None`: every entry). See the [module docs](self) for
-/// which filter uses an index.
+/// What a conntrack walk keeps (all `None`: every entry).
+///
+/// | filter | how |
+/// |---|---|
+/// | original source address ([`src`](Self::src)) | the map's address index (direction 2, [`ct_addr_key`]): only that address's entries are read |
+/// | family, zone, mark | a walk of the whole table; zone and family from the entry's key words, mark from the record's `CTA_MARK` (read packed, before unpacking) |
 ///
 /// ```
 /// use nlkit_view::CtFilter;
@@ -101,6 +105,57 @@ fn mark_of(stored: &[u8], dropped: u16) -> u32 {
         .unwrap_or(0)
 }
 
+/// The conntrack table of a [`MirrorView`], opened once for many lookups
+/// ([`MirrorView::ct_reader`]). Borrows the view; `Send + Sync`.
+///
+/// ```no_run
+/// use nlkit_table::ConnKey;
+/// let view = nlkit_view::MirrorView::open("/run/nlkit/mirror.sock")?;
+/// let ct = view.ct_reader()?;
+/// let mut msg = Vec::new();
+/// for port in 1000..1100 {
+///     msg.clear();
+///     let t = ConnKey::new("10.0.0.1".parse().unwrap(), port, "10.0.0.2".parse().unwrap(), 53, 17);
+///     if ct.get(&t, &mut msg)?.is_some() {
+///         println!("{port}: {} bytes", msg.len());
+///     }
+/// }
+/// # Ok::<(), nlkit_view::ViewError>(())
+/// ```
+#[derive(Debug)]
+pub struct CtReader<'v> {
+    map: MapReader<'v, RegionView>,
+}
+
+impl CtReader<'_> {
+    /// The entry with `tuple` as its original or reply tuple; see [`MirrorView::ct_get`].
+    pub fn get(&self, tuple: &ConnKey, out: &mut Vec<u8>) -> Result<Option<CtFound>> {
+        let key = tuple.to_words();
+        PACKED.with(|p| {
+            let mut packed = p.borrow_mut();
+            for dir in [0, 1] {
+                packed.clear();
+                if let Some(e) = self
+                    .map
+                    .get(dir, &key, &mut packed)
+                    .map_err(ViewError::shm)?
+                {
+                    let found = CtFound::of(&e);
+                    unpack_into(
+                        &packed,
+                        found.aux.dropped,
+                        &found.original,
+                        &found.reply,
+                        out,
+                    );
+                    return Ok(Some(found));
+                }
+            }
+            Ok(None)
+        })
+    }
+}
+
 impl MirrorView {
     /// The conntrack entry with `tuple` as its original or its reply tuple (with the zone):
     /// appends the kernel's message for it to `out`, byte for byte what the mirror's socket
@@ -117,25 +172,14 @@ impl MirrorView {
     /// # Ok::<(), nlkit_view::ViewError>(())
     /// ```
     pub fn ct_get(&self, tuple: &ConnKey, out: &mut Vec<u8>) -> Result<Option<CtFound>> {
-        let map = self.table(TableId::Conntrack)?;
-        let key = tuple.to_words();
-        PACKED.with(|p| {
-            let mut packed = p.borrow_mut();
-            for dir in [0, 1] {
-                packed.clear();
-                if let Some(e) = map.get(dir, &key, &mut packed).map_err(ViewError::shm)? {
-                    let found = CtFound::of(&e);
-                    unpack_into(
-                        &packed,
-                        found.aux.dropped,
-                        &found.original,
-                        &found.reply,
-                        out,
-                    );
-                    return Ok(Some(found));
-                }
-            }
-            Ok(None)
+        self.ct_reader()?.get(tuple, out)
+    }
+
+    /// A handle on the conntrack table for many lookups in a row (validates the map's
+    /// header once instead of per lookup, as [`ct_get`](Self::ct_get) does).
+    pub fn ct_reader(&self) -> Result<CtReader<'_>> {
+        Ok(CtReader {
+            map: self.table(TableId::Conntrack)?,
         })
     }
 

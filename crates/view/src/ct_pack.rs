@@ -72,7 +72,7 @@ fn canonical_head(len: usize, t: &ConnKey) -> [u8; BODY] {
 }
 
 /// The stored form of the normalised message `msg` of the connection `orig`/`reply`, and
-/// what was dropped from it: the tuple bytes (0: stored whole), with [`HEAD`] set when the
+/// what was dropped from it: the tuple bytes (0: stored whole), with the high bit (`HEAD`) set when the
 /// header and `nfgenmsg` were the canonical ones and went too.
 ///
 /// ```ignore

@@ -52,7 +52,7 @@ pub enum ViewError {
     #[error("malformed record in table {}", .0.name())]
     BadRecord(TableId),
     /// A feed follower fell behind: the entries it asked for were overwritten. Read the
-    /// tables again (a walk), then follow from [`FeedFollower::from_now`](crate::FeedFollower).
+    /// tables again (a walk), then follow from now ([`MirrorView::follow_now`](crate::MirrorView::follow_now)).
     #[error("feed overrun: resync required (position {asked}, oldest kept {oldest})")]
     ResyncRequired {
         /// The position asked for.

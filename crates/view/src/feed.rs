@@ -11,13 +11,37 @@
 
 use std::time::Duration;
 
-use nlkit_shm::{FeedEntry, FeedReader, RegionView, ShmError};
+use nlkit_shm::{FeedReader, RegionView, ShmError};
 
 use crate::error::{Result, ViewError};
-use crate::schema::FEED_OBJECT;
+use crate::schema::{FeedTag, FEED_OBJECT};
 use crate::MirrorView;
 
-/// A reader of the change feed at a position; see the [module docs](self).
+/// One change read from the feed (its bytes went to the caller's buffer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedChange {
+    /// Its position (1, 2, 3, …: the order the mirror applied the changes in).
+    pub pos: u64,
+    /// The tag decoded: table, kind of change, epoch (`None`: a tag this client does not
+    /// know, from a newer mirror).
+    pub tag: Option<FeedTag>,
+    /// The tag word as the mirror wrote it.
+    pub raw_tag: u64,
+    /// Bytes appended to the caller's buffer: the change's normalised messages (none when
+    /// [`FeedTag::truncated`]: too large for the ring; read it over the socket).
+    pub len: usize,
+}
+
+/// A reader of the change feed at a position.
+///
+/// The feed is a ring of numbered entries (positions 1, 2, 3, …) that the mirror appends, one
+/// per change, and publishes with one store; each entry carries the mirror's tag (which
+/// table, which kind of change) and the change's bytes. [`next`](Self::next) never blocks and
+/// makes no system call; [`wait`](Self::wait) sleeps on a futex word in the mapping
+/// (`FUTEX_WAIT`, no spinning) until the mirror publishes, which wakes every waiting reader
+/// with one `FUTEX_WAKE` however many there are. A follower that falls more than the ring
+/// holds behind gets [`ViewError::ResyncRequired`]: read the tables again (a walk), then
+/// follow from now ([`MirrorView::follow_now`]).
 ///
 /// ```no_run
 /// let view = nlkit_view::MirrorView::open("/run/nlkit/mirror.sock")?;
@@ -26,7 +50,7 @@ use crate::MirrorView;
 /// loop {
 ///     buf.clear();
 ///     match feed.next(&mut buf)? {
-///         Some(e) => println!("change {} (tag {:#x}): {} bytes", e.pos, e.tag, e.len),
+///         Some(c) => println!("change {} ({:?}): {} bytes", c.pos, c.tag, c.len),
 ///         None => { feed.wait(Some(std::time::Duration::from_secs(1)))?; }
 ///     }
 /// }
@@ -73,12 +97,17 @@ impl FeedFollower<'_> {
 
     /// The entry at the follower's position, if published: appends its bytes to `out` and
     /// moves on. `Ok(None)`: nothing new (no system call either way).
-    pub fn next(&mut self, out: &mut Vec<u8>) -> Result<Option<FeedEntry>> {
+    pub fn next(&mut self, out: &mut Vec<u8>) -> Result<Option<FeedChange>> {
         let mark = out.len();
         match self.reader.read(self.pos, out) {
             Ok(Some(e)) => {
                 self.pos = e.pos.saturating_add(1);
-                Ok(Some(e))
+                Ok(Some(FeedChange {
+                    pos: e.pos,
+                    tag: FeedTag::from_word(e.tag),
+                    raw_tag: e.tag,
+                    len: e.len,
+                }))
             }
             Ok(None) => Ok(None),
             Err(e) => {
@@ -99,7 +128,7 @@ impl FeedFollower<'_> {
         &mut self,
         out: &mut Vec<u8>,
         timeout: Option<Duration>,
-    ) -> Result<Option<FeedEntry>> {
+    ) -> Result<Option<FeedChange>> {
         if let Some(e) = self.next(out)? {
             return Ok(Some(e));
         }

@@ -49,10 +49,11 @@
 //!   [`nexthops`](MirrorView::nexthops) (by id), [`rules`](MirrorView::rules) (the kernel's
 //!   order), [`ct_walk`](MirrorView::ct_walk) with a [`CtFilter`]: the source-address filter
 //!   reads the address index (only that address's entries), zone, mark and family scan the
-//!   table. A walk returns [`Walk`](nlkit_shm::Walk), whose `consistent` says whether no
+//!   table. A walk returns [`Walk`], whose `consistent` says whether no
 //!   change happened during it.
 //! * **The change feed**: [`MirrorView::follow_now`] / [`MirrorView::follow_from`] give a
-//!   [`FeedFollower`]: non-blocking [`next`](FeedFollower::next), futex-based
+//!   [`FeedFollower`]: non-blocking [`next`](FeedFollower::next) (a [`FeedChange`], its tag
+//!   decoded as a [`schema::FeedTag`]), futex-based
 //!   [`wait`](FeedFollower::wait), and [`ViewError::ResyncRequired`] when it fell behind.
 //!
 //! # What a reader can rely on
@@ -78,10 +79,10 @@ mod feed;
 mod open;
 mod view;
 
-pub use ct::{CtFilter, CtFound};
+pub use ct::{CtFilter, CtFound, CtReader};
 pub use error::{Result, ViewError};
-pub use feed::FeedFollower;
+pub use feed::{FeedChange, FeedFollower};
 pub use keys::{AddrKey, LinkKey, NeighKey, NexthopKey, Route4Key, RouteKey, StoreKey};
-pub use nlkit_shm::{Entry, FeedEntry, Walk};
+pub use nlkit_shm::{Entry, Walk};
 pub use table_id::TableId;
 pub use view::MirrorView;

@@ -471,7 +471,7 @@ fn the_feed_is_followed_and_an_overrun_asks_for_a_resync() {
     m.feed.publish();
     assert!(f.wait(Some(Duration::from_secs(5))).unwrap());
     let e = f.next(&mut buf).unwrap().unwrap();
-    assert_eq!((e.pos, e.tag, &buf[..]), (p, 7, &b"first"[..]));
+    assert_eq!((e.pos, e.raw_tag, &buf[..]), (p, 7, &b"first"[..]));
     assert_eq!(f.position(), p + 1);
     // A waiter in another thread is woken by a publish.
     std::thread::scope(|s| {
@@ -480,7 +480,7 @@ fn the_feed_is_followed_and_an_overrun_asks_for_a_resync() {
             let mut b = Vec::new();
             f.next_wait(&mut b, Some(Duration::from_secs(10)))
                 .unwrap()
-                .map(|e| e.tag)
+                .map(|e| e.raw_tag)
         });
         std::thread::sleep(Duration::from_millis(20));
         m.feed.append(8, b"second").unwrap();
@@ -506,7 +506,7 @@ fn the_feed_is_followed_and_an_overrun_asks_for_a_resync() {
     let mut again = v.follow_now().unwrap();
     m.feed.append(99, b"after").unwrap();
     m.feed.publish();
-    assert_eq!(again.next(&mut buf).unwrap().unwrap().tag, 99);
+    assert_eq!(again.next(&mut buf).unwrap().unwrap().raw_tag, 99);
 }
 
 /// A link message with an 8 KiB alias (records large enough to make the region grow).
@@ -594,4 +594,89 @@ fn a_region_without_tables_or_with_garbage_gives_errors() {
     // A file that is no region at all.
     let fd = rustix::fs::memfd_create("not-a-region", rustix::fs::MemfdFlags::empty()).unwrap();
     assert!(MirrorView::from_fd(fd).is_err());
+}
+
+/// A record that carries its own checksum: `[key, version, len, bytes…, sum]`.
+fn checked_record(key: u64, version: u64) -> Vec<u8> {
+    let n = 8 + (key * 7 + version * 13) % 200;
+    let mut r = Vec::new();
+    r.extend_from_slice(&key.to_ne_bytes());
+    r.extend_from_slice(&version.to_ne_bytes());
+    r.extend_from_slice(&n.to_ne_bytes());
+    r.extend((0..n).map(|i| (key ^ version ^ i) as u8));
+    let sum: u64 = r.iter().map(|b| u64::from(*b)).sum();
+    r.extend_from_slice(&sum.to_ne_bytes());
+    r
+}
+
+/// Whether `r` is a whole record of key `key` (never a torn or mixed one).
+fn record_ok(r: &[u8], key: u64) -> bool {
+    let w = |i: usize| {
+        r.get(i * 8..i * 8 + 8)
+            .map(|b| u64::from_ne_bytes(b.try_into().unwrap()))
+    };
+    let (Some(k), Some(v), Some(n)) = (w(0), w(1), w(2)) else {
+        return false;
+    };
+    k == key && r.len() as u64 == 24 + n + 8 && r == checked_record(k, v)
+}
+
+#[test]
+fn readers_see_whole_entries_while_the_writer_churns() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<MirrorView>();
+    let m = Mirror::new(512, 1 << 12);
+    let v = m.view();
+    let map = m.map(TableId::Links);
+    const KEYS: u64 = 64;
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                let mut out = Vec::new();
+                let (mut hits, mut walks) = (0u64, 0u64);
+                while !done.load(std::sync::atomic::Ordering::Relaxed) || walks == 0 {
+                    for k in 1..=KEYS {
+                        out.clear();
+                        match v.get_words(TableId::Links, &[k], &mut out) {
+                            Ok(Some(_)) => {
+                                assert!(record_ok(&out, k), "torn record for {k}");
+                                hits += 1;
+                            }
+                            Ok(None) | Err(ViewError::Shm(nlkit_shm::ShmError::Contended)) => {}
+                            Err(e) => panic!("{e:?}"),
+                        }
+                    }
+                    let mut seen = 0;
+                    let w = v
+                        .walk(TableId::Links, |e, rec| {
+                            assert!(record_ok(rec, e.keys[0][0]), "torn record in a walk");
+                            seen += 1;
+                            true
+                        })
+                        .unwrap();
+                    assert!(w.visited <= 512 && seen <= 512);
+                    walks += 1;
+                }
+                assert!(hits > 0);
+            });
+        }
+        let mut slots = vec![None; KEYS as usize + 1];
+        for round in 0..20_000u64 {
+            let k = 1 + round * 31 % KEYS;
+            let mut w = map.lock();
+            match slots[k as usize] {
+                None => {
+                    slots[k as usize] =
+                        Some(w.insert(&[&[k]], 0, &checked_record(k, round)).unwrap())
+                }
+                Some(slot) if round % 3 == 0 => {
+                    w.remove(slot);
+                    slots[k as usize] = None;
+                }
+                Some(slot) => w.replace(slot, round, &checked_record(k, round)).unwrap(),
+            }
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
 }

@@ -263,6 +263,16 @@ impl Source {
         })
     }
 
+    /// A source reading through `view` (the socket opened only if needed).
+    pub fn from_view(ctx: &Ctx, view: nlkit_view::MirrorView) -> Source {
+        Source {
+            sock: None,
+            view: Some(view),
+            ctx: ctx.clone(),
+            protocol: Protocol::Route,
+        }
+    }
+
     /// The socket (opened now if the view answered everything so far).
     pub fn socket(&mut self) -> Result<&mut Socket> {
         let s = match self.sock.take() {

@@ -115,13 +115,33 @@ fn get(ctx: &Ctx, args: &[String]) -> Result<()> {
 }
 
 fn get_one(ctx: &Ctx, id: u32) -> Result<()> {
-    let mut sock = ctx.socket(Protocol::Route)?;
-    let names = link_names(&mut sock)?;
-    let mut req = MessageBuilder::new();
-    request::get_nexthop(&mut req, 0, id)?;
-    let reply = sock.transact(&mut req)?;
+    // Through the mirror's view when it holds the object; else the socket answers (the
+    // object, or the error: the same output as ever).
+    let mut bytes = Vec::new();
+    let mut names = None;
+    if let Some(view) = ctx.view()? {
+        if id != 0 && view.nexthop(id, &mut bytes).unwrap_or(false) {
+            names = Some(Source::from_view(ctx, view).link_names()?);
+        } else {
+            bytes.clear();
+        }
+    }
+    let names = match names {
+        Some(n) => n,
+        None => {
+            let mut sock = ctx.socket(Protocol::Route)?;
+            let names = link_names(&mut sock)?;
+            let mut req = MessageBuilder::new();
+            request::get_nexthop(&mut req, 0, id)?;
+            let reply = sock.transact(&mut req)?;
+            for m in reply.messages() {
+                bytes.extend_from_slice(m?.bytes());
+            }
+            names
+        }
+    };
     let mut out = stdout();
-    for m in reply.messages() {
+    for m in nlkit_wire::Messages::new(&bytes) {
         let v = NexthopObjectView::parse(&m?)?;
         if ctx.json {
             serde_json::to_writer(&mut out, &[nexthop_json(&v, &names)])?;

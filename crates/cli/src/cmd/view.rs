@@ -8,6 +8,14 @@
 //! exactly as they do for the socket, so the output is the same. Requests it does not know
 //! go over the socket.
 //!
+//! Through the view: `link show`, `addr show`, `route show`, `neigh show`, `nexthop show`
+//! (and `nexthop show id N` / `nexthop get id N`), `rule show`, `ct list` (`-s ADDR` through
+//! the address index, sorted back into the socket's slot order), `ct get` and `ct count`,
+//! plus the interface-name map those commands print with. Over the socket still: every
+//! write, `route get` (a FIB lookup the mirror forwards), `--threads N` listings (a
+//! `SharedDump` over a socket pool), `nexthop flush`, `rule flush`, `monitor` (the socket
+//! feed), and a `ct get`/`nexthop get` the view does not find (for the mirror's error).
+//!
 //! The view is not used when `NLKIT_MIRROR_NO_VIEW=1` is set (tests compare both paths), or
 //! when the mirror does not hand its region over (another uid than the mirror's: `EPERM`;
 //! an older mirror): then everything goes over the socket, as before. `NLKIT_MIRROR_VIEW=1`

@@ -348,6 +348,7 @@ pub(crate) fn zero_seq_pid(msgs: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nlkit_wire::MessageBuilder;
 
     fn msg(ty: u16) -> Vec<u8> {
         let mut b = nlkit_wire::MessageBuilder::new();
@@ -381,5 +382,42 @@ mod tests {
         let log = g.read();
         assert!(log.entries.len() < 100 && log.bytes <= 4096);
         assert_eq!(log.head(), 200);
+    }
+
+    #[test]
+    fn ring_gets_every_change_at_its_position() {
+        let region = Arc::new(Region::create("feed-unit").unwrap());
+        let mut f = Feed::new(100, 1 << 20).unwrap();
+        f.attach_ring(&region, 4096).unwrap();
+        f.start_recording();
+        let mut big = MessageBuilder::new();
+        big.begin(17, 0, 9); // RTM_DELLINK
+        big.raw(&[0; 2000]); // more than a quarter of the ring
+        big.finish().unwrap();
+        f.writer().push(TableId::Links, 0, msg(16));
+        f.writer()
+            .push(TableId::Links, FEED_SYNTHESIZED, big.as_bytes().to_vec());
+        let view = nlkit_shm::RegionView::map(region.fd().try_clone_to_owned().unwrap()).unwrap();
+        let r = nlkit_shm::FeedReader::open(&view, view.find(FEED_OBJECT).unwrap()).unwrap();
+        assert_eq!(r.stamp().unwrap(), f.epoch());
+        assert_eq!(r.next_pos().unwrap(), 1, "published only by notify");
+        f.notify();
+        assert_eq!(r.next_pos().unwrap(), 3);
+        let mut out = Vec::new();
+        let e = r.read(1, &mut out).unwrap().unwrap();
+        let tag = FeedTag::from_word(e.tag).unwrap();
+        assert_eq!(
+            (tag.table, tag.kind, tag.synthesized),
+            (TableId::Links, FeedKind::New, false)
+        );
+        assert_eq!(out, f.read().after(0).next().unwrap().msgs.as_ref());
+        out.clear();
+        let e = r.read(2, &mut out).unwrap().unwrap();
+        let tag = FeedTag::from_word(e.tag).unwrap();
+        assert_eq!(
+            (tag.kind, tag.synthesized, tag.truncated, e.len),
+            (FeedKind::Del, true, true, 0)
+        );
+        assert_eq!(tag.epoch, f.epoch() as u32);
     }
 }

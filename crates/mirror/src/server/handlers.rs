@@ -67,8 +67,8 @@ type Keep<'k> = &'k mut dyn FnMut(&Message<'_>, &[u8]) -> bool;
 /// Streams tables (optionally filtered: `keep` gets the entry's first message and all its
 /// messages), then `NLMSG_DONE`.
 ///
-/// Each table is walked in log order: a sequential read of its live records, copied into the
-/// output with headers patched. The dump is watched from before the first read, so a change
+/// Each table is walked in slot order (its shared map's validated walk), each record copied
+/// into the output with headers patched. The dump is watched from before the first read, so a change
 /// to any of the tables meanwhile flags it `NLM_F_DUMP_INTR`.
 fn dump_stores<'a>(
     ctx: &'a Ctx,

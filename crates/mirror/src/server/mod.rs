@@ -5,15 +5,16 @@
 //! idle longer than `client_idle_timeout`; a fixed pool of `server_threads` serving threads
 //! takes clients with a pending request. A serving thread reads the client's queued requests,
 //! runs their handlers and writes the replies in datagrams of about 32 KiB, then hands the
-//! client back. A dump streams straight from the lock-free tables with its iterator on the
-//! serving thread's stack (the nulls table iterates with pinned handles, not a resumable
-//! bucket cursor); at most one datagram per client is buffered (plus the socket's send
-//! buffer) and no lock is held between reads. A client whose socket stays full for
+//! client back. A dump streams straight from the lock-free tables, walking a shared map's
+//! slot array on the serving thread's stack; at most one datagram per client is buffered
+//! (plus the socket's send buffer) and no lock is held between reads. A client whose socket stays full for
 //! `client_send_timeout` is dropped (one deadline per stall, see `out`); a client that sends
 //! garbage gets an `NLMSG_ERROR` and, after [`MAX_PROTOCOL_ERRORS`], is disconnected. A client
 //! refused (another uid, over `max_clients`) gets the reason as an `NLMSG_ERROR` answering
 //! its first request. A stalled client holds one serving thread for at most the send
 //! timeout; everyone else is served by the others.
+//!
+//! A `nlkit_view::schema::MSG_MAP` request is answered with the region's memfd (`map`).
 //!
 //! Requests are classified as the kernel does: a message type with a dump handler (the
 //! `GET` types) is a dump when any of `NLM_F_DUMP`'s bits (`NLM_F_ROOT`, `NLM_F_MATCH`) is

@@ -51,7 +51,8 @@ impl Memory for HeapArena {
 
 impl Arena for HeapArena {
     fn alloc(&self, bytes: u64) -> Result<u64, ShmError> {
-        let off = self.len.load(Ordering::Relaxed);
+        // Only the allocating thread stores `len`.
+        let off = super::layout::own(&self.len);
         let end = bytes
             .div_ceil(8)
             .checked_mul(8)

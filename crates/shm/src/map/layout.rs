@@ -79,6 +79,26 @@ impl Link {
     }
 }
 
+/// The writer's load of a word that only the writer stores (under its mutex): `Relaxed`,
+/// which by coherence returns the writer's own last store.
+///
+/// Under loom it is `unsync_load` (that same last store, but not recorded as an access):
+/// loom's DPOR remembers one last access per atomic, so the writer's own load just before its
+/// store would hide a reader's earlier load of the word, and the interleavings where the
+/// reader loads after the store would never be explored.
+#[inline]
+pub(crate) fn own(a: &AtomicU64) -> u64 {
+    #[cfg(loom)]
+    // SAFETY: only the thread holding the writer mutex (this one) ever stores to `a`, so an
+    // unsynchronised load of it is a load of this thread's own last store, which is what a
+    // Relaxed load returns here too.
+    unsafe {
+        a.unsync_load()
+    }
+    #[cfg(not(loom))]
+    a.load(Ordering::Relaxed)
+}
+
 /// Half `i % 2` of a word holding two `u32`s.
 #[inline]
 pub(crate) fn half(word: u64, i: usize) -> u32 {

@@ -17,6 +17,8 @@ use crate::Region;
 use crate::ShmError;
 
 mod arena;
+#[cfg(not(loom))]
+pub mod fuzzing;
 mod heap;
 mod layout;
 mod reader;
@@ -278,6 +280,12 @@ impl<A: Arena> SharedMap<A> {
     #[doc(hidden)]
     pub fn arena(&self) -> &Arc<A> {
         &self.arena
+    }
+
+    /// The bucket `key` hashes to in direction `dir` (tests that need keys to collide).
+    #[doc(hidden)]
+    pub fn bucket_of(&self, dir: usize, key: &[u64]) -> u32 {
+        self.g.bucket(dir, key)
     }
 
     /// The offset of the map's header (what [`MapReader::open`] and the directory take).

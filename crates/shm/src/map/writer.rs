@@ -4,7 +4,7 @@
 
 use super::heap::Heap;
 use super::layout::{
-    decode_loc, encode_loc, half, with_half, Link, H_CHANGES, H_HWM, H_LIVE, LOC_FREE, S_AUX,
+    decode_loc, encode_loc, half, own, with_half, Link, H_CHANGES, H_HWM, H_LIVE, LOC_FREE, S_AUX,
     S_LINKS, S_LOC, S_SEQ,
 };
 use super::reader::MapReader;
@@ -51,7 +51,7 @@ impl<A: Arena + ?Sized> Ops<'_, A> {
 
     /// Whether `s` holds a published entry.
     pub(crate) fn is_live(&self, st: &WriterState, s: Slot) -> bool {
-        s.0 < st.hwm && self.r.slot(s.0)[S_SEQ].load(Ordering::Relaxed) & 1 == 0
+        s.0 < st.hwm && own(&self.r.slot(s.0)[S_SEQ]) & 1 == 0
     }
 
     fn key_words(&self, s: u32, d: usize) -> &[crate::sync::AtomicU64] {
@@ -62,8 +62,8 @@ impl<A: Arena + ?Sized> Ops<'_, A> {
 
     fn load_link(&self, at: LinkAt, d: usize) -> Link {
         Link::decode(match at {
-            LinkAt::Head(b) => half(self.r.head(d, b).load(Ordering::Relaxed), b as usize),
-            LinkAt::Node(s) => half(self.r.slot(s)[S_LINKS + d / 2].load(Ordering::Relaxed), d),
+            LinkAt::Head(b) => half(own(self.r.head(d, b)), b as usize),
+            LinkAt::Node(s) => half(own(&self.r.slot(s)[S_LINKS + d / 2]), d),
         })
     }
 
@@ -74,17 +74,14 @@ impl<A: Arena + ?Sized> Ops<'_, A> {
             LinkAt::Head(b) => (self.r.head(d, b), b as usize),
             LinkAt::Node(s) => (&self.r.slot(s)[S_LINKS + d / 2], d),
         };
-        w.store(
-            with_half(w.load(Ordering::Relaxed), i, v.encode()),
-            Ordering::Release,
-        );
+        w.store(with_half(own(w), i, v.encode()), Ordering::Release);
     }
 
     fn bucket_of_slot(&self, s: u32, d: usize) -> u32 {
         let mut k = [0u64; MAX_KEY_WORDS];
         let w = self.key_words(s, d);
         for (x, a) in k.iter_mut().zip(w) {
-            *x = a.load(Ordering::Relaxed);
+            *x = own(a);
         }
         self.r.geometry().bucket(d, &k[..w.len()])
     }
@@ -102,7 +99,7 @@ impl<A: Arena + ?Sized> Ops<'_, A> {
                 .key_words(s, d)
                 .iter()
                 .zip(key)
-                .all(|(a, k)| a.load(Ordering::Relaxed) == *k)
+                .all(|(a, k)| own(a) == *k)
             {
                 return Some(Slot(s));
             }
@@ -182,7 +179,7 @@ impl<A: Arena + ?Sized> Ops<'_, A> {
         let w = self.r.slot(s);
         // The slot is free (seq odd since its removal, whose fence(Release) orders these
         // stores after it) or fresh (beyond the high-water mark, reachable by nobody).
-        let old = w[S_SEQ].load(Ordering::Relaxed);
+        let old = own(&w[S_SEQ]);
         w[S_AUX].store(aux, Ordering::Relaxed);
         w[S_LOC].store(loc, Ordering::Relaxed);
         for (d, k) in keys.iter().enumerate() {
@@ -248,10 +245,10 @@ impl<A: Arena + ?Sized> Ops<'_, A> {
         let loc = self.new_record(st, record)?;
         self.begin_change(st);
         let w = self.r.slot(slot.0);
-        let s1 = w[S_SEQ].load(Ordering::Relaxed);
+        let s1 = own(&w[S_SEQ]);
         w[S_SEQ].store(s1 + 1, Ordering::Relaxed);
         fence(Ordering::Release);
-        let old = w[S_LOC].load(Ordering::Relaxed);
+        let old = own(&w[S_LOC]);
         w[S_LOC].store(loc, Ordering::Relaxed);
         w[S_AUX].store(aux, Ordering::Relaxed);
         w[S_SEQ].store(s1 + 2, Ordering::Release);
@@ -267,7 +264,7 @@ impl<A: Arena + ?Sized> Ops<'_, A> {
         }
         self.begin_change(st);
         let w = self.r.slot(slot.0);
-        let s1 = w[S_SEQ].load(Ordering::Relaxed);
+        let s1 = own(&w[S_SEQ]);
         w[S_SEQ].store(s1 + 1, Ordering::Relaxed);
         fence(Ordering::Release);
         w[S_AUX].store(aux, Ordering::Relaxed);
@@ -283,7 +280,7 @@ impl<A: Arena + ?Sized> Ops<'_, A> {
         let g = self.r.geometry().clone();
         self.begin_change(st);
         let w = self.r.slot(s);
-        let s1 = w[S_SEQ].load(Ordering::Relaxed);
+        let s1 = own(&w[S_SEQ]);
         w[S_SEQ].store(s1 + 1, Ordering::Relaxed);
         // Orders the odd seq before the unlinks and before any later reuse of the slot or its
         // block (pairs with the reader's fence(Acquire) before it re-reads the seq).
@@ -310,7 +307,7 @@ impl<A: Arena + ?Sized> Ops<'_, A> {
                 }
             }
         }
-        let loc = w[S_LOC].load(Ordering::Relaxed);
+        let loc = own(&w[S_LOC]);
         w[S_LOC].store(LOC_FREE, Ordering::Relaxed);
         Self::free_record(st, loc);
         st.free_slots.push(s);
@@ -338,14 +335,14 @@ impl<A: Arena + ?Sized> Ops<'_, A> {
         if !self.is_live(st, slot) {
             return 0;
         }
-        self.r.slot(slot.0)[S_AUX].load(Ordering::Relaxed)
+        own(&self.r.slot(slot.0)[S_AUX])
     }
 
     pub(crate) fn record(&self, st: &WriterState, slot: Slot, out: &mut Vec<u8>) {
         if !self.is_live(st, slot) {
             return;
         }
-        let (off, len) = decode_loc(self.r.slot(slot.0)[S_LOC].load(Ordering::Relaxed));
+        let (off, len) = decode_loc(own(&self.r.slot(slot.0)[S_LOC]));
         if len > 0 {
             let _ = read_bytes(self.arena, off, len as usize, out);
         }
@@ -355,7 +352,7 @@ impl<A: Arena + ?Sized> Ops<'_, A> {
         let mut k = [0u64; MAX_KEY_WORDS];
         if d < self.dirs() && self.is_live(st, slot) {
             for (x, a) in k.iter_mut().zip(self.key_words(slot.0, d)) {
-                *x = a.load(Ordering::Relaxed);
+                *x = own(a);
             }
         }
         k

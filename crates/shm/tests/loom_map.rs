@@ -1,0 +1,162 @@
+//! Loom models of the map's writer/reader protocol: slot reuse (a node moved to another
+//! chain under a reader standing on it), heap block reuse, arena growth (a record in a chunk
+//! allocated beyond the length the reader last saw), and walks against changes.
+//!
+//! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test --release -p nlkit-shm --test loom_map`
+//!
+//! Every value a reader returns must be one the writer published for that key: records are
+//! `[key, version]` and the aux word is the version, so a torn or mixed read shows.
+#![cfg(loom)]
+
+use std::sync::Arc;
+
+use loom::thread;
+use nlkit_shm::map::{HeapArena, MapOptions};
+use nlkit_shm::{Entry, MapLayout, MapReader, SharedMap, ShmError, Slot};
+
+type Map = SharedMap<HeapArena>;
+
+fn map(capacity: u32, buckets: u32) -> Arc<Map> {
+    let mut l = MapLayout::new(capacity).key(1, true);
+    l.buckets = buckets;
+    // Heap chunks of 8 bytes: every new block grows the arena.
+    let opts = MapOptions {
+        heap_chunk: 8,
+        seed: Some(7),
+    };
+    Arc::new(SharedMap::create_in(Arc::new(HeapArena::new(64)), l, opts).unwrap())
+}
+
+fn record(key: u64, version: u64) -> Vec<u8> {
+    [key.to_ne_bytes(), version.to_ne_bytes()].concat()
+}
+
+fn insert(m: &Map, key: u64, version: u64) -> Slot {
+    m.lock()
+        .insert(&[&[key]], version, &record(key, version))
+        .unwrap()
+}
+
+/// Checks a validated entry: its key, aux and record agree, and the version is one of
+/// `versions`.
+fn check(e: &Entry, rec: &[u8], key: u64, versions: &[u64]) {
+    assert_eq!(e.keys[0][0], key);
+    assert_eq!(rec, record(key, e.aux).as_slice(), "torn or mixed record");
+    assert!(
+        versions.contains(&e.aux),
+        "version {} never published",
+        e.aux
+    );
+}
+
+/// A lookup: `Some(version)`, `None` when absent; `Contended` is allowed (and counted as
+/// nothing learned).
+fn get(r: &MapReader<'_, HeapArena>, key: u64, versions: &[u64]) -> Option<Option<u64>> {
+    let mut out = Vec::new();
+    match r.get(0, &[key], &mut out) {
+        Ok(Some(e)) => {
+            check(&e, &out, key, versions);
+            Some(Some(e.aux))
+        }
+        Ok(None) => Some(None),
+        Err(ShmError::Contended) => None,
+        Err(e) => panic!("reader error {e}"),
+    }
+}
+
+#[test]
+fn replace_reuses_blocks_and_grows_the_heap() {
+    loom::model(|| {
+        let m = map(2, 2);
+        let s = insert(&m, 1, 1);
+        let w = {
+            let m = m.clone();
+            thread::spawn(move || {
+                // A block in a new chunk (growth), then the first block reused.
+                m.lock().replace(s, 2, &record(1, 2)).unwrap();
+                m.lock().replace(s, 3, &record(1, 3)).unwrap();
+            })
+        };
+        let r = m.reader();
+        let mut last = 0;
+        for _ in 0..2 {
+            if let Some(v) = get(&r, 1, &[1, 2, 3]) {
+                let v = v.expect("a key that is always present was not found");
+                assert!(v >= last, "versions went back: {last} then {v}");
+                last = v;
+            }
+        }
+        w.join().unwrap();
+        assert_eq!(get(&r, 1, &[3]), Some(Some(3)));
+    });
+}
+
+#[test]
+fn reused_slot_moves_to_another_chain() {
+    loom::model(|| {
+        let m = map(2, 2);
+        // Two keys in one bucket and a third in the other.
+        let keys: Vec<u64> = (1..64).collect();
+        let b0 = m.bucket_of(0, &[keys[0]]);
+        let a = keys[0];
+        let b = *keys[1..]
+            .iter()
+            .find(|k| m.bucket_of(0, &[**k]) == b0)
+            .unwrap();
+        let c = *keys.iter().find(|k| m.bucket_of(0, &[**k]) != b0).unwrap();
+        insert(&m, a, 10);
+        let sb = insert(&m, b, 20); // chain: b -> a
+        let w = {
+            let m = m.clone();
+            thread::spawn(move || {
+                m.lock().remove(sb);
+                // Reuses b's slot and heap block, in the other bucket.
+                let sc = insert(&m, c, 30);
+                assert_eq!(sc, sb);
+            })
+        };
+        let r = m.reader();
+        // `a` is present throughout: a reader that stood on b while it moved must restart,
+        // not miss it.
+        if let Some(v) = get(&r, a, &[10]) {
+            assert_eq!(v, Some(10), "a present key was missed");
+        }
+        if let Some(v) = get(&r, c, &[30]) {
+            assert!(v.is_none() || v == Some(30));
+        }
+        w.join().unwrap();
+    });
+}
+
+#[test]
+fn walk_sees_published_entries() {
+    loom::model(|| {
+        let m = map(2, 1);
+        let sa = insert(&m, 1, 1);
+        let w = {
+            let m = m.clone();
+            thread::spawn(move || {
+                insert(&m, 2, 2);
+                m.lock().remove(sa);
+            })
+        };
+        let r = m.reader();
+        let mut seen = Vec::new();
+        let walk = r
+            .walk(|e, rec| {
+                let k = e.keys[0][0];
+                check(e, rec, k, &[k]);
+                seen.push(k);
+                true
+            })
+            .unwrap();
+        assert!(seen.len() <= 2);
+        if walk.consistent {
+            assert!(
+                seen == [1] || seen == [1, 2] || seen == [2],
+                "a consistent walk is a snapshot: {seen:?}"
+            );
+        }
+        w.join().unwrap();
+    });
+}

@@ -1,0 +1,157 @@
+//! Replays the `shm_map` fuzz corpus (`fuzz/corpus/shm_map`) and any saved crash inputs
+//! (`fuzz/artifacts/shm_map`) through the function the fuzz target runs,
+//! `nlkit_shm::map::fuzzing::map_reader`.
+//!
+//! The seeds are written by this file's `write_seeds` (run it with
+//! `NLKIT_WRITE_MAP_SEEDS=1 cargo test -p nlkit-shm --test map_corpus write_seeds`); each input
+//! is read both as memory and as a list of (word index, value) overwrites of a valid map.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use nlkit_shm::map::fuzzing::{map_reader, sample_map};
+
+fn fuzz_dir(sub: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz")
+        .join(sub)
+}
+
+/// Every file in `dir` (none if it does not exist), sorted by name.
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<_> = entries
+        .map(|e| e.expect("read_dir"))
+        .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name, fs::read(e.path()).expect("read corpus file"))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn overwrites(pairs: &[(u64, u64)]) -> Vec<u8> {
+    pairs
+        .iter()
+        .flat_map(|(i, v)| [i.to_ne_bytes(), v.to_ne_bytes()])
+        .flatten()
+        .collect()
+}
+
+/// The seeds: the sample map itself, and overwrites that make its header lie or its slots
+/// loop, point outside, or claim huge records. Word indexes: header 0..16, three bucket
+/// arrays of 2 words (16..22), slots of 9 words from 22 (seq, aux, location, 2 link words,
+/// keys).
+fn seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let map: Vec<u8> = sample_map().iter().flat_map(|w| w.to_ne_bytes()).collect();
+    let slot = |s: u64, w: u64| 22 + 9 * s + w;
+    vec![
+        ("sample-map.bin", map),
+        ("empty.bin", Vec::new()),
+        ("bad-magic.bin", overwrites(&[(0, 0)])),
+        (
+            "lying-capacity.bin",
+            overwrites(&[(2, (4 << 32) | 1_000_000)]),
+        ),
+        ("lying-buckets.bin", overwrites(&[(2, (3 << 32) | 8)])),
+        ("lying-stride.bin", overwrites(&[(4, 8)])),
+        ("slots-overlap-header.bin", overwrites(&[(3, 0)])),
+        ("huge-high-water.bin", overwrites(&[(9, u64::MAX)])),
+        // Every link of slot 0 names slot 0: a cycle.
+        (
+            "link-cycle.bin",
+            overwrites(&[(slot(0, 3), 2 | (2 << 32)), (slot(0, 4), 2 | (2 << 32))]),
+        ),
+        // Bucket heads name slots beyond the capacity.
+        (
+            "link-beyond.bin",
+            overwrites(&[(16, u64::MAX - 1), (18, 1000)]),
+        ),
+        // A record of MAX_RECORD + 8 bytes, and one far outside the memory.
+        (
+            "record-too-long.bin",
+            overwrites(&[(slot(0, 2), ((1 << 20) + 8) << 43)]),
+        ),
+        (
+            "record-outside.bin",
+            overwrites(&[(slot(1, 2), (64 << 43) | (1 << 30))]),
+        ),
+        (
+            "all-odd.bin",
+            overwrites(&(0..8).map(|s| (slot(s, 0), 1)).collect::<Vec<_>>()),
+        ),
+        (
+            "random.bin",
+            (0..512u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect(),
+        ),
+    ]
+}
+
+#[test]
+fn write_seeds() {
+    if std::env::var_os("NLKIT_WRITE_MAP_SEEDS").is_none() {
+        return;
+    }
+    let dir = fuzz_dir("corpus/shm_map");
+    fs::create_dir_all(&dir).unwrap();
+    for (name, bytes) in seeds() {
+        fs::write(dir.join(name), bytes).unwrap();
+    }
+}
+
+#[test]
+fn corpus_replays_without_panic() {
+    let corpus = files(&fuzz_dir("corpus/shm_map"));
+    assert!(
+        corpus.len() >= 10,
+        "fuzz/corpus/shm_map is missing its seeds"
+    );
+    let mut opened = 0;
+    let mut errors = 0;
+    for (name, bytes) in &corpus {
+        // A panic here names the file through the test output.
+        eprintln!("replaying {name}");
+        let r = map_reader(bytes);
+        opened += r.opened;
+        errors += r.errors;
+    }
+    assert!(opened > corpus.len() / 2, "{opened} maps opened");
+    assert!(errors > corpus.len(), "{errors} errors");
+}
+
+#[test]
+fn seeds_replay_and_say_what_they_mean() {
+    for (name, bytes) in seeds() {
+        let r = map_reader(&bytes);
+        match name {
+            // Read as memory the sample opens; as overwrites it scatters its own words.
+            "sample-map.bin" => assert!(r.opened >= 1, "{name}: {r:?}"),
+            "empty.bin" => assert_eq!((r.opened, r.walked), (1, 5), "{name}"),
+            "bad-magic.bin"
+            | "lying-capacity.bin"
+            | "lying-buckets.bin"
+            | "lying-stride.bin"
+            | "slots-overlap-header.bin" => assert_eq!(r.opened, 0, "{name}: {r:?}"),
+            "record-too-long.bin" | "record-outside.bin" | "link-cycle.bin" | "link-beyond.bin" => {
+                assert_eq!(r.opened, 1, "{name}");
+                assert!(r.errors > 0, "{name}: {r:?}");
+            }
+            "all-odd.bin" => assert_eq!((r.opened, r.walked), (1, 0), "{name}"),
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn crash_artifacts_replay_without_panic() {
+    for (name, bytes) in files(&fuzz_dir("artifacts/shm_map")) {
+        eprintln!("replaying artifact {name}");
+        map_reader(&bytes);
+    }
+}

@@ -1,0 +1,227 @@
+//! Property tests of the map: random operation sequences against a model, and readers handed
+//! random or corrupted memory.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use nlkit_shm::map::fuzzing::{map_reader, sample_map};
+use nlkit_shm::map::{HeapArena, MapOptions};
+use nlkit_shm::{HeapMemory, InsertError, MapLayout, MapReader, SharedMap, ShmError, Slot};
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Insert { key: u8, len: u16, aux: u8 },
+    Replace { key: u8, len: u16, aux: u8 },
+    SetAux { key: u8, aux: u8 },
+    Remove { key: u8 },
+    Retain { modulus: u8 },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0u8..24, 0u16..600, any::<u8>()).prop_map(|(key, len, aux)| Op::Insert { key, len, aux }),
+        2 => (0u8..24, 0u16..3000, any::<u8>()).prop_map(|(key, len, aux)| Op::Replace { key, len, aux }),
+        1 => (0u8..24, any::<u8>()).prop_map(|(key, aux)| Op::SetAux { key, aux }),
+        3 => (0u8..24).prop_map(|key| Op::Remove { key }),
+        1 => (2u8..5).prop_map(|modulus| Op::Retain { modulus }),
+    ]
+}
+
+/// An entry of the model: (aux, record); keys derive from the key number.
+type Model = BTreeMap<u8, (u64, Vec<u8>)>;
+
+fn keys(k: u8) -> ([u64; 2], [u64; 3], [u64; 1]) {
+    let k = u64::from(k);
+    ([k, !k], [k << 32, k, 7], [k % 3])
+}
+
+fn record(k: u8, len: u16, aux: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8) ^ k ^ aux).collect()
+}
+
+/// Checks every reader call against the model.
+fn check(map: &SharedMap<HeapArena>, model: &Model) {
+    let r = map.reader();
+    let mut out = Vec::new();
+    for k in 0..24u8 {
+        let (a, b, _) = keys(k);
+        for (dir, key) in [(0, &a[..]), (1, &b[..])] {
+            out.clear();
+            let got = r.get(dir, key, &mut out).unwrap();
+            match model.get(&k) {
+                Some((aux, rec)) => {
+                    let e = got.unwrap_or_else(|| panic!("key {k} dir {dir} missing"));
+                    assert_eq!((e.aux, &out), (*aux, rec), "key {k}");
+                    assert_eq!(e.key(0, r.layout()), a);
+                    assert_eq!(e.key(2, r.layout()), [u64::from(k % 3)]);
+                }
+                None => assert!(got.is_none(), "key {k} dir {dir} present"),
+            }
+        }
+    }
+    for idx in 0..3u64 {
+        let mut seen = BTreeSet::new();
+        r.get_all(2, &[idx], |e, rec| {
+            let k = e.keys[0][0] as u8;
+            assert_eq!(model.get(&k).map(|(_, r)| r.as_slice()), Some(rec));
+            assert!(seen.insert(k), "duplicate without concurrent changes");
+            true
+        })
+        .unwrap();
+        let want: BTreeSet<u8> = model
+            .keys()
+            .copied()
+            .filter(|k| u64::from(*k) % 3 == idx)
+            .collect();
+        assert_eq!(seen, want);
+    }
+    let mut walked = BTreeMap::new();
+    let w = r
+        .walk(|e, rec| {
+            walked.insert(e.keys[0][0] as u8, (e.aux, rec.to_vec()));
+            true
+        })
+        .unwrap();
+    assert!(w.consistent);
+    assert_eq!(&walked, model);
+    assert_eq!(r.count().unwrap(), model.len() as u64);
+    assert_eq!(map.len(), model.len());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn operations_match_a_model(ops in prop::collection::vec(op(), 1..120)) {
+        let mut l = MapLayout::new(16).key(2, true).key(3, true).key(1, false);
+        l.buckets = 4; // long chains
+        let map = SharedMap::create_in(
+            Arc::new(HeapArena::new(1 << 16)),
+            l,
+            MapOptions { heap_chunk: 1024, seed: Some(1) },
+        ).unwrap();
+        let mut model = Model::new();
+        let mut slots: BTreeMap<u8, Slot> = BTreeMap::new();
+        for op in ops {
+            let mut w = map.lock();
+            match op {
+                Op::Insert { key, len, aux } => {
+                    let (a, b, c) = keys(key);
+                    let rec = record(key, len, aux);
+                    match w.insert(&[&a, &b, &c], u64::from(aux), &rec) {
+                        Ok(s) => {
+                            prop_assert!(!model.contains_key(&key));
+                            model.insert(key, (u64::from(aux), rec));
+                            slots.insert(key, s);
+                        }
+                        Err(InsertError::Exists { dir: 0, slot }) => {
+                            prop_assert_eq!(Some(&slot), slots.get(&key));
+                        }
+                        Err(InsertError::Shm(ShmError::Full(_))) => {
+                            prop_assert!(model.len() == 16 || !model.contains_key(&key));
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                Op::Replace { key, len, aux } => {
+                    if let Some(s) = slots.get(&key) {
+                        let rec = record(key, len, aux);
+                        match w.replace(*s, u64::from(aux), &rec) {
+                            Ok(()) => { model.insert(key, (u64::from(aux), rec)); }
+                            Err(ShmError::Full(_)) => {}
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                }
+                Op::SetAux { key, aux } => {
+                    if let Some(s) = slots.get(&key) {
+                        w.set_aux(*s, u64::from(aux));
+                        model.get_mut(&key).unwrap().0 = u64::from(aux);
+                        prop_assert_eq!(w.aux(*s), u64::from(aux));
+                    }
+                }
+                Op::Remove { key } => {
+                    if let Some(s) = slots.remove(&key) {
+                        w.remove(s);
+                        model.remove(&key);
+                        prop_assert_eq!(w.find(0, &keys(key).0), None);
+                    }
+                }
+                Op::Retain { modulus } => {
+                    let m = u64::from(modulus);
+                    let n = w.retain(|_, aux| aux % m != 0);
+                    let before = model.len();
+                    model.retain(|_, (aux, _)| *aux % m != 0);
+                    slots.retain(|k, _| model.contains_key(k));
+                    prop_assert_eq!(n, before - model.len());
+                }
+            }
+            drop(w);
+            check(&map, &model);
+        }
+        // The writer's own view agrees too.
+        let w = map.lock();
+        for (k, s) in &slots {
+            let mut out = Vec::new();
+            w.record(*s, &mut out);
+            prop_assert_eq!(&out, &model[k].1);
+            prop_assert_eq!(&w.key(*s, 1)[..3], &keys(*k).1[..]);
+        }
+    }
+
+    #[test]
+    fn random_words_never_panic(words in prop::collection::vec(any::<u64>(), 0..300)) {
+        let mem = HeapMemory::from_words(&words);
+        for off in [0u64, 8, 64] {
+            if let Ok(r) = MapReader::open(&mem, off) {
+                let _ = r.walk(|_, _| true);
+            }
+        }
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        map_reader(&bytes);
+    }
+
+    #[test]
+    fn a_valid_map_with_words_overwritten_never_panics(
+        writes in prop::collection::vec((any::<u16>(), any::<u64>()), 1..12),
+        small in any::<bool>(),
+    ) {
+        let mut words = sample_map();
+        prop_assert!(!words.is_empty());
+        let n = words.len();
+        for (i, v) in &writes {
+            // Half the time small values: plausible offsets, lengths and links.
+            words[*i as usize % n] = if small { v % 64 } else { *v };
+        }
+        let bytes: Vec<u8> = writes
+            .iter()
+            .flat_map(|(i, v)| [u64::from(*i).to_ne_bytes(), (if small { v % 64 } else { *v }).to_ne_bytes()])
+            .flatten()
+            .collect();
+        map_reader(&bytes);
+        let mem = HeapMemory::from_words(&words);
+        if let Ok(r) = MapReader::open(&mem, 0) {
+            let w = r.walk(|_, _| true);
+            if let Ok(w) = w {
+                prop_assert!(w.visited <= u64::from(r.layout().capacity));
+            }
+        }
+    }
+}
+
+#[test]
+fn the_untouched_sample_map_reads_back() {
+    let words = sample_map();
+    let mem = HeapMemory::from_words(&words);
+    let r = MapReader::open(&mem, 0).unwrap();
+    let mut n = 0;
+    let w = r.walk(|_, _| {
+        n += 1;
+        true
+    });
+    assert_eq!(w.unwrap().visited, 5);
+    let report = map_reader(&[]);
+    assert_eq!((report.opened, report.walked), (1, 5));
+    assert!(report.found >= 5 * 2);
+}
