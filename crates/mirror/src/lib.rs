@@ -48,7 +48,10 @@
 //! required", once the log no longer holds it). Each event is the kernel's message with a
 //! trailing `nlkit_wire::feed::FeedMark` attribute; deletions the kernel never announces are
 //! events flagged `FEED_SYNTHESIZED`. A subscriber that stops reading gets an exact overrun
-//! notice ([`MirrorConfig::feed_max_lag`]); nobody else is held up.
+//! notice ([`MirrorConfig::feed_max_lag`]); nobody else is held up. The same changes, at the
+//! same positions, are published in a ring in the shared region
+//! ([`MirrorConfig::feed_ring_bytes`], `nlkit_view::schema::FEED_OBJECT`) that clients map
+//! read-only and follow with a futex wait, once per batch the sync thread applies.
 //! Conntrack entries that existed before the mirror started may never send events (with
 //! `net.netfilter.nf_conntrack_events = 2`, the default, the kernel gives a connection its
 //! event cache only if some ctnetlink listener existed on the host when it was created): while

@@ -108,3 +108,38 @@ fn waiter_sees_the_published_entry() {
         reader.join().unwrap();
     });
 }
+
+#[test]
+fn one_entry_overwrites_two_after_padding() {
+    loom::model(|| {
+        let (mem, w) = ring();
+        // Two empty entries (24 bytes each) at 0 and 24; the third (40 bytes) does not fit
+        // before the end, so it starts the next lap and overwrites both.
+        assert_eq!(w.append(100, b"").unwrap(), 1);
+        assert_eq!(w.append(200, b"").unwrap(), 2);
+        w.publish();
+        let m = mem.clone();
+        let reader = thread::spawn(move || {
+            let r = FeedReader::open(&*m, 0).unwrap();
+            for pos in 1..=2u64 {
+                let mut out = Vec::new();
+                match r.read(pos, &mut out) {
+                    Ok(Some(e)) => {
+                        assert_eq!((e.pos, e.tag, e.len), (pos, pos * 100, 0));
+                        assert!(out.is_empty());
+                    }
+                    Err(ShmError::Overrun { oldest, .. }) => assert!(oldest > pos),
+                    other => panic!("entry {pos}: {other:?}"),
+                }
+            }
+        });
+        assert_eq!(w.append(300, &[0x33; 16]).unwrap(), 3);
+        w.publish();
+        reader.join().unwrap();
+        let r = FeedReader::open(&*mem, 0).unwrap();
+        assert_eq!(r.oldest().unwrap(), 3);
+        let mut out = Vec::new();
+        assert_eq!(r.read(3, &mut out).unwrap().unwrap().len, 16);
+        assert_eq!(out, [0x33; 16]);
+    });
+}

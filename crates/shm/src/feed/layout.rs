@@ -36,7 +36,7 @@ pub(crate) const BYTES_PER_INDEX: u64 = 64;
 /// use nlkit_shm::feed::FeedLayout;
 /// let l = FeedLayout::new(1000);
 /// assert_eq!(l.capacity(), 1024);
-/// assert_eq!(l.max_entry(), 1024 / 4 - 24);
+/// assert_eq!(l.max_entry(), 1024 / 4);
 /// assert!(l.bytes() > 1024);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,10 +68,9 @@ impl FeedLayout {
         self.index
     }
 
-    /// The longest entry (bytes, besides its tag) the ring accepts: its whole entry is at
-    /// most a quarter of the ring.
+    /// The longest entry (its bytes) the ring accepts: a quarter of the ring.
     pub fn max_entry(&self) -> usize {
-        (self.cap / 4 - ENTRY_HEADER) as usize
+        (self.cap / 4) as usize
     }
 
     /// Bytes of memory the ring takes (header, index, byte ring).

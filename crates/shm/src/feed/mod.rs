@@ -2,7 +2,7 @@
 //! readers follow lock-free, waiting on a futex word in the mapping.
 //!
 //! The ring's core, [`FeedWriter`] and [`FeedReader`], works over any [`Memory`]: the
-//! writer's [`Region`](crate::Region) ([`FeedRing`]), a client's
+//! writer's [`Region`] ([`FeedRing`]), a client's
 //! [`RegionView`](crate::RegionView), or [`HeapMemory`](crate::HeapMemory) in tests and in
 //! the loom model. The layout, the writer's and the reader's protocol and their memory
 //! orderings are in the crate's DESIGN.md §4.
@@ -31,7 +31,7 @@ pub use writer::FeedWriter;
 
 #[cfg(not(loom))]
 use crate::Region;
-#[allow(unused_imports)] // used by the rustdoc links
+#[allow(unused_imports)] // `Memory` is named by the rustdoc links
 use crate::{memory::Memory, ShmError};
 
 /// One feed entry, as a reader found it (its bytes are appended to the caller's buffer).

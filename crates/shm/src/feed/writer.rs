@@ -138,7 +138,7 @@ where
     }
 
     /// Appends an entry, not yet visible to readers; returns its position.
-    /// [`ShmError::TooLarge`] when the entry would take more than a quarter of the ring
+    /// [`ShmError::TooLarge`] when its bytes are more than a quarter of the ring
     /// ([`FeedLayout::max_entry`]); nothing is appended then.
     pub fn append(&self, tag: u64, bytes: &[u8]) -> Result<u64, ShmError> {
         if bytes.len() > self.layout.max_entry() {
