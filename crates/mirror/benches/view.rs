@@ -25,7 +25,8 @@
 //! Sizes: `NLKIT_BENCH_ROUTES` (default 1,000,000), `NLKIT_BENCH_CT` (default 200,000; see
 //! `mirror.rs` on `nf_conntrack_max`), `NLKIT_BENCH_GETS` (tuples sampled, default 20,000),
 //! `NLKIT_BENCH_CHANGES` (feed latency samples, default 1,000), `NLKIT_BENCH_CHURN` (route
-//! changes per reader-cost round, default 20,000). Timings are best of 3 unless said.
+//! changes per reader-cost round, default 20,000), `NLKIT_BENCH_REPEAT` (timings are the best of
+//! this many runs, default 5).
 
 // Each bench uses part of the shared helpers.
 #[allow(dead_code)]
@@ -59,6 +60,11 @@ const SMALL_SRC: Ipv4Addr = Ipv4Addr::new(10, 202, 0, 1);
 const SMALL_SHARE: usize = 100;
 /// Readers of the PSS measure.
 const PSS_READERS: usize = 16;
+
+/// How many runs each timing takes the best of (`NLKIT_BENCH_REPEAT`, default 5).
+fn repeat() -> usize {
+    env("NLKIT_BENCH_REPEAT", 5).max(1)
+}
 
 /// Monotonic clock in nanoseconds, comparable across processes (unlike `Instant`).
 fn mono_ns() -> u64 {
@@ -175,10 +181,10 @@ fn nlkit_binary() -> Option<PathBuf> {
     p.is_file().then_some(p)
 }
 
-/// Best of 3 runs of `nlkit args… > /dev/null`; `None` if it failed.
+/// Best of [`repeat`] runs of `nlkit args… > /dev/null`; `None` if it failed.
 fn time_cli(bin: &Path, args: &[&str], vars: &[(&str, &str)]) -> Option<Duration> {
     let mut best = Duration::MAX;
-    for _ in 0..3 {
+    for _ in 0..repeat() {
         let t = Instant::now();
         let st = Command::new(bin)
             .args(args)
@@ -313,7 +319,7 @@ fn run() {
     let mut rows = Vec::new();
 
     // Kernel baselines.
-    let (raw_routes, nroutes) = raw_dump(Protocol::Route, &route_dump_req(), 3);
+    let (raw_routes, nroutes) = raw_dump(Protocol::Route, &route_dump_req(), repeat());
     let tuples: Vec<Tuple> = sample(cts, gets, SEED)
         .into_iter()
         .map(fixture_tuple)
@@ -683,8 +689,9 @@ fn run() {
 
     print_table(
         &format!(
-            "nlkit-view bench: {nroutes} IPv4 routes, {} conntrack entries (netns; readers in child processes; best of 3)",
-            m.tables().len(TableId::Conntrack)
+            "nlkit-view bench: {nroutes} IPv4 routes, {} conntrack entries (netns; readers in child processes; best of {})",
+            m.tables().len(TableId::Conntrack),
+            repeat()
         ),
         &rows,
     );

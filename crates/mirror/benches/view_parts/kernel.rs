@@ -10,12 +10,12 @@ use nlkit_socket::{Protocol, Socket};
 use nlkit_wire::consts::*;
 use nlkit_wire::{MessageBuilder, Messages, RtMsg};
 
-use super::{conn_key, SMALL_SHARE, SMALL_SRC};
+use super::{conn_key, repeat, SMALL_SHARE, SMALL_SRC};
 use crate::common::{ct_get, raw_dump};
 
 /// Raw ctnetlink GET round trips, one thread: prebuilt requests (the sequence number patched
 /// per send), one `send` and one `recv` per lookup on the bare fd, only the reply's headers
-/// walked. Best of 3 passes over `tuples`; returns (lookups/s, found).
+/// walked. Best of [`repeat`] passes over `tuples`; returns (lookups/s, found).
 pub(super) fn kernel_get_loop(tuples: &[Tuple]) -> (f64, usize) {
     let sock = Socket::open(Protocol::Netfilter).unwrap();
     let mut reqs: Vec<Vec<u8>> = tuples
@@ -26,7 +26,7 @@ pub(super) fn kernel_get_loop(tuples: &[Tuple]) -> (f64, usize) {
     let mut best = f64::MAX;
     let mut found = 0;
     let mut seq = 1u32;
-    for _ in 0..3 {
+    for _ in 0..repeat() {
         let mut ok = 0;
         let t = Instant::now();
         for r in reqs.iter_mut() {
@@ -49,7 +49,7 @@ pub(super) fn kernel_get_loop(tuples: &[Tuple]) -> (f64, usize) {
 }
 
 /// The kernel's filtered dump of the entries whose original source is `src` (`CTA_FILTER`,
-/// the request `nlkit ct list -s SRC` sends), read by the bare receive loop. Best of 3.
+/// the request `nlkit ct list -s SRC` sends), read by the bare receive loop. Best of [`repeat`].
 pub(super) fn kernel_filtered_dump(src: IpAddr) -> (Duration, u64) {
     let f = DumpFilter {
         orig: Some(TupleFilter {
@@ -60,7 +60,7 @@ pub(super) fn kernel_filtered_dump(src: IpAddr) -> (Duration, u64) {
     };
     let mut req = MessageBuilder::new();
     nlkit_conntrack::request::dump(&mut req, 0, &f).unwrap();
-    raw_dump(Protocol::Netfilter, &req, 3)
+    raw_dump(Protocol::Netfilter, &req, repeat())
 }
 
 /// Loads [`SMALL_SHARE`] UDP entries from [`SMALL_SRC`] (the few-entries address).

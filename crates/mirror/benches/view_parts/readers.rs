@@ -14,7 +14,7 @@ use nlkit_view::{CtFilter, MirrorView, ViewError};
 use nlkit_wire::consts::*;
 
 use super::kernel::route_change;
-use super::{conn_key, fixture_tuple, mono_ns, sample, ROLE, SEED, SMALL_SRC, SOCK};
+use super::{conn_key, fixture_tuple, mono_ns, repeat, sample, ROLE, SEED, SMALL_SRC, SOCK};
 use crate::common::env;
 
 /// A child process and the lines it prints.
@@ -139,17 +139,17 @@ fn walk_all(view: &MirrorView) -> Result<u64, ViewError> {
     Ok(n)
 }
 
-/// Best of 3 runs of `f` (seconds) and its last result.
-fn best_of_3<T>(mut f: impl FnMut() -> Result<T, ViewError>) -> Result<(f64, T), ViewError> {
+/// Best of [`repeat`] runs of `f` (seconds) and its last result.
+fn best_of<T>(mut f: impl FnMut() -> Result<T, ViewError>) -> Result<(f64, T), ViewError> {
     let mut best = f64::MAX;
     let mut last = None;
-    for _ in 0..3 {
+    for _ in 0..repeat() {
         let t = Instant::now();
         let r = f()?;
         best = best.min(t.elapsed().as_secs_f64());
         last = Some(r);
     }
-    Ok((best, last.expect("three runs")))
+    Ok((best, last.expect("at least one run")))
 }
 
 /// Lookups by tuple (1 and 2 threads), the route walk, the address index.
@@ -170,12 +170,12 @@ fn child_measure(view: &MirrorView, out: impl Fn(String)) -> Result<(), ViewErro
         }
         Ok(found)
     };
-    let (s, found) = best_of_3(pass)?;
+    let (s, found) = best_of(pass)?;
     out(format!("get1 {} {found}", keys.len() as f64 / s));
     // Where the time goes: the map lookup alone (the packed record, not unpacked into the
     // kernel's message; the map reader opened once).
     let map = view.table(nlkit_view::TableId::Conntrack)?;
-    let (s, _) = best_of_3(|| {
+    let (s, _) = best_of(|| {
         let mut rec = Vec::with_capacity(512);
         let mut found = 0;
         for k in &keys {
@@ -187,7 +187,7 @@ fn child_measure(view: &MirrorView, out: impl Fn(String)) -> Result<(), ViewErro
     })?;
     out(format!("getmap {}", keys.len() as f64 / s));
     // Two threads, each over the whole sample: both threads' lookups / the wall time.
-    let (s, _) = best_of_3(|| {
+    let (s, _) = best_of(|| {
         std::thread::scope(|sc| {
             let a = sc.spawn(pass);
             let b = sc.spawn(pass);
@@ -198,7 +198,7 @@ fn child_measure(view: &MirrorView, out: impl Fn(String)) -> Result<(), ViewErro
     })?;
     out(format!("get2 {}", 2.0 * keys.len() as f64 / s));
     // The IPv4 route walk: every message.
-    let (s, n) = best_of_3(|| {
+    let (s, n) = best_of(|| {
         let mut n = 0u64;
         view.routes(AF_INET, |_| {
             n += 1;
@@ -216,7 +216,7 @@ fn child_measure(view: &MirrorView, out: impl Fn(String)) -> Result<(), ViewErro
             src: Some(addr),
             ..Default::default()
         };
-        let (s, n) = best_of_3(|| {
+        let (s, n) = best_of(|| {
             let mut n = 0u64;
             view.ct_walk(&f, |_, _| {
                 n += 1;
