@@ -298,7 +298,16 @@ fn print_table(title: &str, rows: &[Row]) {
     }
 }
 
+/// The 1-minute load average (the machine is shared: it says how noisy a run was).
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 fn run() {
+    let load_start = loadavg();
     let routes = env("NLKIT_BENCH_ROUTES", 1_000_000);
     let cts = env("NLKIT_BENCH_CT", 200_000);
     let gets = env("NLKIT_BENCH_GETS", 20_000);
@@ -566,7 +575,8 @@ fn run() {
             .map(|r| {
                 let lines = r.finish();
                 let mut c = (f64::NAN, 0.0);
-                while let Ok(l) = lines.try_recv() {
+                // Until the child's stdout is drained (its forwarding thread ends).
+                while let Ok(l) = lines.recv_timeout(Duration::from_secs(5)) {
                     if let Some(x) = l.strip_prefix("count ") {
                         let v = nums(&Some(x.to_owned()));
                         c = (
@@ -689,9 +699,10 @@ fn run() {
 
     print_table(
         &format!(
-            "nlkit-view bench: {nroutes} IPv4 routes, {} conntrack entries (netns; readers in child processes; best of {})",
+            "nlkit-view bench: {nroutes} IPv4 routes, {} conntrack entries (netns; readers in child processes; best of {}; load average {load_start} at the start, {} at the end)",
             m.tables().len(TableId::Conntrack),
-            repeat()
+            repeat(),
+            loadavg()
         ),
         &rows,
     );
