@@ -45,6 +45,10 @@ pub enum ViewError {
     /// The mirror publishes no such table (e.g. conntrack on a mirror started without it).
     #[error("the mirror publishes no {} table", .0.name())]
     NoTable(TableId),
+    /// A walk asked for a family the mirror keeps no table of (only `AF_INET` and
+    /// `AF_INET6`).
+    #[error("no table of address family {0}")]
+    Family(u8),
     /// The mirror publishes no change feed.
     #[error("the mirror publishes no change feed")]
     NoFeed,

@@ -219,8 +219,8 @@ impl MirrorView {
         Ok(w)
     }
 
-    /// Every route of `family` (`AF_INET` or `AF_INET6`), message by message, until `f`
-    /// returns false.
+    /// Every route of `family` (`AF_INET` or `AF_INET6`; another is
+    /// [`ViewError::Family`]), message by message, until `f` returns false.
     pub fn routes(&self, family: u8, f: impl FnMut(&Message<'_>) -> bool) -> Result<Walk> {
         self.walk_messages(family_table(family, TableId::Routes4, TableId::Routes6)?, f)
     }
@@ -256,7 +256,7 @@ fn family_table(family: u8, v4: TableId, v6: TableId) -> Result<TableId> {
     match family {
         AF_INET => Ok(v4),
         AF_INET6 => Ok(v6),
-        _ => Err(ViewError::NoTable(v4)),
+        other => Err(ViewError::Family(other)),
     }
 }
 

@@ -345,8 +345,9 @@ fn flush(ctx: &Ctx, f: &CtFilter) -> Result<()> {
 /// `ct count`: with `--mirror`, the entries the mirror holds (what `ct list` would show).
 fn count(ctx: &Ctx) -> Result<()> {
     let n = match ctx.view()?.map(|v| v.ct_count()) {
-        Some(Ok(n)) => n,
-        // No view, or a mirror without conntrack: the socket answers (or refuses).
+        Some(Ok(n)) if n > 0 => n,
+        // No view, or an empty table (a mirror that does not mirror conntrack has one too):
+        // the socket answers (or refuses).
         _ => u64::from(ops::count(&mut ctx.socket(Protocol::Netfilter)?)?),
     };
     println!("{n}");

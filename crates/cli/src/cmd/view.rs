@@ -256,14 +256,22 @@ fn nexthop_dump(
 /// (family from the request's `nfgenmsg`, `CTA_MARK`/`CTA_MARK_MASK`, `CTA_ZONE`), and with
 /// `src` (the original source address the command filters on) only that address's entries,
 /// read through the address index instead of a walk of the table. `Ok(false)`: the mirror
-/// publishes no conntrack table (the socket answers, e.g. that it does not mirror
-/// conntrack).
+/// publishes no conntrack table, or an empty one (the socket answers: nothing, or that it
+/// does not mirror conntrack).
 pub fn ct_dump(
     view: &MirrorView,
     req: &[u8],
     src: Option<std::net::IpAddr>,
     f: Each<'_>,
 ) -> Result<bool> {
+    // A mirror that does not mirror conntrack (ctnetlink unavailable) still has an empty
+    // table in its region, but answers conntrack requests on its socket with an error: an
+    // empty table goes to the socket, which lists nothing or gives that error.
+    match view.ct_count() {
+        Ok(0) | Err(ViewError::NoTable(_)) => return Ok(false),
+        Ok(_) => {}
+        Err(e) => return Err(e.into()),
+    }
     let Some(Ok(m)) = Messages::new(req).next() else {
         return Ok(false);
     };

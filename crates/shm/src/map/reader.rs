@@ -230,6 +230,7 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
                     .zip(key)
                     .all(|(a, k)| a.load(Ordering::Relaxed) == *k);
                 if matches {
+                    let base = buf.len();
                     match self.read_slot(s, dir, buf)? {
                         SlotRead::Live(e) if e.keys[dir][..n] == *key => {
                             if !f(&e, buf) {
@@ -238,6 +239,8 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
                         }
                         SlotRead::Live(_) => {
                             // Validated, but its key changed: the slot was reused under us.
+                            // Its record is another entry's: cut it off again.
+                            buf.truncate(base);
                             continue 'restart;
                         }
                         SlotRead::Free | SlotRead::Changed => continue 'restart,
