@@ -100,6 +100,20 @@ nlkit_testns::netns_test! {
         assert_eq!(walk.visited as usize, m.tables().len(TableId::Routes4));
         assert!(walk.visited >= 100);
 
+        // The rules, sorted by rank, are the kernel's order as the mirror serves it.
+        let rules = MapReader::open(&view, view.find(table_object(TableId::Rules4)).unwrap()).unwrap();
+        let mut ranked = Vec::new();
+        rules
+            .walk(|e, rec| {
+                ranked.push((e.keys[0][0], rec.to_vec()));
+                true
+            })
+            .unwrap();
+        ranked.sort();
+        let ranked: Vec<Vec<u8>> = ranked.into_iter().map(|(_, r)| r).collect();
+        assert!(ranked.len() >= 3, "the default rules");
+        assert_eq!(ranked, *m.tables().rules[0].snapshot());
+
         if m.mirrors_conntrack() {
             let ct = MapReader::open(&view, view.find(table_object(TableId::Conntrack)).unwrap()).unwrap();
             assert_eq!(ct.count().unwrap() as usize, m.tables().len(TableId::Conntrack));
