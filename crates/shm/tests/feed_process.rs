@@ -14,6 +14,10 @@ use rustix::mm::{MapFlags, ProtFlags};
 
 /// The environment variable that tells the re-executed binary which fd holds the ring.
 const CHILD_FD: &str = "NLKIT_SHM_FEED_CHILD_FD";
+/// The same, for the child of the test over a `Region`.
+const CHILD_REGION_FD: &str = "NLKIT_SHM_FEED_CHILD_REGION_FD";
+/// The directory id the region test publishes its ring under.
+const RING_ID: u64 = 0xfeed;
 /// Entries the parent writes.
 const ENTRIES: u64 = 2000;
 
@@ -92,7 +96,10 @@ fn payload(pos: u64) -> Vec<u8> {
 fn follow(fd: OwnedFd) {
     let len = rustix::fs::fstat(&fd).unwrap().st_size as usize;
     let map = Mapping::map(&fd, len, false);
-    let r = FeedReader::open(&map, 0).unwrap();
+    follow_ring(&FeedReader::open(&map, 0).unwrap());
+}
+
+fn follow_ring<M: Memory>(r: &FeedReader<'_, M>) {
     let mut pos = 1;
     let (mut read, mut overrun) = (0u64, 0u64);
     let mut out = Vec::new();
@@ -133,24 +140,63 @@ fn child_process_follows_with_futex_on_read_only_mapping() {
     rustix::fs::ftruncate(&memfd, layout.bytes()).unwrap();
     let map = Mapping::map(&memfd, layout.bytes() as usize, true);
     let w = FeedWriter::init(&map, 0, layout).unwrap();
-    // A copy without CLOEXEC, so the child inherits it across exec.
-    let inherit = rustix::io::dup(&memfd).unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "child_process_follows_with_futex_on_read_only_mapping",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_FD, inherit.as_raw_fd().to_string())
-        .spawn()
-        .unwrap();
-    drop(inherit);
+    let mut child = spawn_child(
+        "child_process_follows_with_futex_on_read_only_mapping",
+        CHILD_FD,
+        &memfd,
+    );
     // Bursts with pauses, so the child sleeps in FUTEX_WAIT between them.
     for pos in 1..=ENTRIES {
         assert_eq!(w.append(pos * 3, &payload(pos)).unwrap(), pos);
         if pos % 7 == 0 || pos == ENTRIES {
             w.publish();
+        }
+        if pos % 200 == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "child: {status}");
+}
+
+/// Spawns this test binary again to run test `name`, with `fd` inherited under `var`.
+fn spawn_child(name: &str, var: &str, fd: &OwnedFd) -> std::process::Child {
+    // A copy without CLOEXEC, so the child inherits it across exec.
+    let inherit = rustix::io::dup(fd).unwrap();
+    Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(var, inherit.as_raw_fd().to_string())
+        .spawn()
+        .unwrap()
+}
+
+/// The same over the real thing: a `FeedRing` in a sealed `Region`, which the child maps as a
+/// `RegionView` (read-only) and finds in the region's directory.
+#[test]
+fn child_process_follows_a_ring_in_a_region() {
+    if let Ok(fd) = std::env::var(CHILD_REGION_FD) {
+        // SAFETY: the parent passed this fd to us, open and ours alone.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd.parse().unwrap()) };
+        let view = nlkit_shm::RegionView::map(fd).unwrap();
+        let r = FeedReader::open(&view, view.find(RING_ID).unwrap()).unwrap();
+        assert_eq!(r.stamp().unwrap(), 0x5eed);
+        follow_ring(&r);
+        return;
+    }
+    let region = std::sync::Arc::new(nlkit_shm::Region::create("feed-process").unwrap());
+    let ring = nlkit_shm::FeedRing::create(region.clone(), 1 << 14).unwrap();
+    ring.set_stamp(0x5eed);
+    region.publish(RING_ID, ring.offset()).unwrap();
+    let fd = region.fd().try_clone_to_owned().unwrap();
+    let mut child = spawn_child(
+        "child_process_follows_a_ring_in_a_region",
+        CHILD_REGION_FD,
+        &fd,
+    );
+    for pos in 1..=ENTRIES {
+        assert_eq!(ring.append(pos * 3, &payload(pos)).unwrap(), pos);
+        if pos % 7 == 0 || pos == ENTRIES {
+            ring.publish();
         }
         if pos % 200 == 0 {
             std::thread::sleep(Duration::from_millis(5));
