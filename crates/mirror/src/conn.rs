@@ -447,12 +447,26 @@ impl CtStore {
     /// Calls `f` with every connection — its original tuple and its full message (its
     /// `CTA_TIMEOUT` is the kernel's as of its last report) — in slot order, until it returns
     /// false (lock-free; pair with [`CtStore::seq`] for a consistent pass).
-    pub fn for_each(&self, mut f: impl FnMut(&ConnKey, &[u8]) -> bool) {
+    pub fn for_each(&self, f: impl FnMut(&ConnKey, &[u8]) -> bool) {
+        self.for_each_matching(|_| true, f)
+    }
+
+    /// [`for_each`](Self::for_each) over the connections whose original tuple `keep`
+    /// accepts (the others are not unpacked).
+    pub fn for_each_matching(
+        &self,
+        mut keep: impl FnMut(&ConnKey) -> bool,
+        mut f: impl FnMut(&ConnKey, &[u8]) -> bool,
+    ) {
         let mut msg = Vec::with_capacity(512);
         let r = self.map.reader().walk(|e, rec| {
+            let orig = tuple(&e.keys[0]);
+            if !keep(&orig) {
+                return true;
+            }
             msg.clear();
             unpack_entry(e, rec, &mut msg);
-            f(&tuple(&e.keys[0]), &msg)
+            f(&orig, &msg)
         });
         if let Err(e) = r {
             tracing::warn!(error = %e, "conntrack mirror walk failed");

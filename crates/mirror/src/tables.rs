@@ -543,3 +543,36 @@ fn fam_of_key(v6: bool) -> usize {
 pub(crate) fn family_index(family: u8) -> usize {
     fam(family)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nlkit_shm::{MapReader, RegionView};
+    use nlkit_view::schema::{map_layout, table_object};
+
+    #[test]
+    fn every_table_is_published_in_one_region() {
+        let c = Capacities {
+            links: 64,
+            addrs: 64,
+            routes: 1000,
+            neigh: 64,
+            nexthops: 64,
+            conntrack: 1000,
+        };
+        let t = Tables::new(&c).unwrap();
+        let fd = t.region().fd().try_clone_to_owned().unwrap();
+        let view = RegionView::map(fd).unwrap();
+        for id in TableId::ALL {
+            let off = view.find(table_object(id)).unwrap();
+            assert_eq!(off, t.map(id).offset(), "{id:?}");
+            let r = MapReader::open(&view, off).unwrap();
+            let want = map_layout(id, 1);
+            assert_eq!(r.layout().key_words, want.key_words, "{id:?}");
+            assert_eq!(r.layout().unique, want.unique, "{id:?}");
+            assert_eq!(r.count().unwrap(), 0);
+        }
+        assert!(t.memory_bytes(TableId::Conntrack) > 0);
+        assert!(t.region_bytes() >= nlkit_shm::HEADER_BYTES);
+    }
+}

@@ -382,14 +382,16 @@ pub(crate) fn dump_ct<'a>(ctx: &'a Ctx, m: &Message<'_>, out: &mut Out<'a>) -> H
     let t0 = Instant::now();
     out.watch(&ctx.tables.ct.seq);
     let mut sent = Ok(());
-    ctx.tables.ct.for_each(|o, msg| {
+    let keep = |o: &ConnKey| {
         let fam_ok = match family {
             AF_INET => o.src.is_ipv4(),
             AF_INET6 => o.src.is_ipv6(),
             _ => true,
         };
-        let mark_ok = mark.is_none_or(|mk| ct_mark(msg) & mask == mk & mask);
-        if fam_ok && mark_ok && zone.is_none_or(|z| o.zone == z) {
+        fam_ok && zone.is_none_or(|z| o.zone == z)
+    };
+    ctx.tables.ct.for_each_matching(keep, |_, msg| {
+        if mark.is_none_or(|mk| ct_mark(msg) & mask == mk & mask) {
             sent = out.push(msg, NLM_F_MULTI);
         }
         sent.is_ok()
