@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -324,17 +325,72 @@ fn stop_on_eof() {
     });
 }
 
+/// What [`latency`] measured, per change, in microseconds until the child woke.
+#[derive(Default)]
+pub(super) struct Latency {
+    /// From the kernel write's return.
+    pub(super) from_ret: Vec<f64>,
+    /// From the kernel write's start.
+    pub(super) from_start: Vec<f64>,
+    /// From the moment a watcher thread saw the mirror's applied-events counter move (only
+    /// with `applied`).
+    pub(super) from_applied: Vec<f64>,
+}
+
 /// Writes `changes` route changes one at a time (add, delete, add, …) while the child `role`
-/// waits for them; for each, the microseconds from the write's return and from its start to
-/// the child's wake-up (the child's first `seen` stamp after the write started).
-pub(super) fn latency(role: &str, sock: &Path, oif: u32, changes: usize) -> (Vec<f64>, Vec<f64>) {
+/// waits for them; for each, the time from the write's return and from its start to the
+/// child's wake-up (the child's first `seen` stamp after the write started). With `applied`
+/// (the mirror's `Metrics::events`, counted right after a change is applied and before it is
+/// published), a thread of this process spins on it during each change (only then: it is
+/// parked between changes) and stamps the moment it moves.
+pub(super) fn latency(
+    role: &str,
+    sock: &Path,
+    oif: u32,
+    changes: usize,
+    applied: Option<&AtomicU64>,
+) -> Latency {
     let r = Reader::spawn(role, sock, &[]);
-    let mut from_ret = Vec::new();
-    let mut from_start = Vec::new();
-    if r.expect("ready", Duration::from_secs(60)).is_some() {
+    let mut out = Latency::default();
+    if r.expect("ready", Duration::from_secs(60)).is_none() {
+        let _ = r.finish();
+        return out;
+    }
+    // 0: nothing yet; 1: the watcher gave up; else the moment the counter moved.
+    let stamp = AtomicU64::new(0);
+    let armed = AtomicBool::new(false);
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let watcher = applied.map(|ctr| {
+            s.spawn(|| loop {
+                std::thread::park();
+                if done.load(Ordering::Acquire) {
+                    break;
+                }
+                let before = ctr.load(Ordering::Relaxed);
+                armed.store(true, Ordering::Release);
+                let give_up = Instant::now() + Duration::from_millis(100);
+                let mut moved = false;
+                while !moved && Instant::now() < give_up {
+                    std::hint::spin_loop();
+                    moved = ctr.load(Ordering::Relaxed) != before;
+                }
+                stamp.store(if moved { mono_ns() } else { 1 }, Ordering::Release);
+            })
+        });
         let mut k = Socket::open(Protocol::Route).unwrap();
         for i in 0..changes {
             let dst = Ipv4Addr::from(0x0a63_0000 + (i / 2) as u32);
+            if let Some(w) = &watcher {
+                // The watcher has read the counter before the change can be applied.
+                armed.store(false, Ordering::Release);
+                w.thread().unpark();
+                let wait = Instant::now() + Duration::from_secs(1);
+                while !armed.load(Ordering::Acquire) && Instant::now() < wait {
+                    std::thread::yield_now();
+                }
+            }
+            stamp.store(0, Ordering::Release);
             let start = mono_ns();
             route_change(&mut k, oif, dst, i % 2 == 0);
             let ret = mono_ns();
@@ -343,13 +399,29 @@ pub(super) fn latency(role: &str, sock: &Path, oif: u32, changes: usize) -> (Vec
             {
                 let seen = nums(&Some(l)).first().copied().unwrap_or(0.0) as u64;
                 if seen >= start {
-                    from_start.push((seen - start) as f64 / 1e3);
-                    from_ret.push((seen as f64 - ret as f64) / 1e3);
+                    out.from_start.push((seen - start) as f64 / 1e3);
+                    out.from_ret.push((seen as f64 - ret as f64) / 1e3);
+                    if watcher.is_some() {
+                        let wait = Instant::now() + Duration::from_millis(200);
+                        let mut a = stamp.load(Ordering::Acquire);
+                        while a == 0 && Instant::now() < wait {
+                            std::thread::yield_now();
+                            a = stamp.load(Ordering::Acquire);
+                        }
+                        if a >= start && a <= seen {
+                            out.from_applied.push((seen - a) as f64 / 1e3);
+                        }
+                    }
                     break;
                 }
             }
         }
-    }
+        done.store(true, Ordering::Release);
+        if let Some(w) = watcher {
+            w.thread().unpark();
+            let _ = w.join();
+        }
+    });
     let _ = r.finish();
-    (from_ret, from_start)
+    out
 }
