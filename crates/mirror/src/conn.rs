@@ -27,7 +27,7 @@ use nlkit_wire::{align, Attrs, Message, MessageHeaderMut, NLA_HDRLEN, NLMSG_HDRL
 
 use crate::ct_pack::{pack, unpack_into};
 use crate::keys::{ct_info, CtInfo, TableId};
-use crate::store::{capacity_u32, half_buckets, normalize, Refusals};
+use crate::store::{capacity_u32, half_buckets, live, normalize, Refusals};
 use nlkit_table::ChangeSeq;
 
 /// In [`CtAux::flags`]: the connection was found by the initial dump and no event for it has
@@ -248,8 +248,10 @@ impl CtStore {
     }
 
     /// Number of connections.
+    ///
+    /// Lock-free (the map's published count), so a long sweep does not hold it up.
     pub fn len(&self) -> usize {
-        self.map.len()
+        live(&self.map)
     }
 
     /// Whether the table is empty.

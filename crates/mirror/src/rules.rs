@@ -30,7 +30,7 @@ use nlkit_wire::Message;
 use parking_lot::Mutex;
 
 use crate::keys::TableId;
-use crate::store::{body, normalize};
+use crate::store::{body, live, normalize};
 
 /// Most rules per family.
 pub(crate) const RULE_CAPACITY: u32 = 1 << 16;
@@ -153,8 +153,10 @@ impl RuleList {
     }
 
     /// Number of rules.
+    ///
+    /// Lock-free (the map's published count), so a long sweep does not hold it up.
     pub fn len(&self) -> usize {
-        self.map.len()
+        live(&self.map)
     }
 
     /// Whether the list is empty.

@@ -95,6 +95,11 @@ fn key_words<K: TableKey>() -> u8 {
     (std::mem::size_of::<K::Words>() / 8) as u8
 }
 
+/// Live entries of `map`, read from its header without taking its writer mutex.
+pub(crate) fn live(map: &SharedMap) -> usize {
+    map.reader().count().unwrap_or(0) as usize
+}
+
 /// A capacity as a map takes it.
 pub(crate) fn capacity_u32(capacity: usize) -> u32 {
     u32::try_from(capacity.max(1)).unwrap_or(u32::MAX)
@@ -203,8 +208,10 @@ impl<K: StoreKey> Store<K> {
     }
 
     /// Number of entries (keys).
+    ///
+    /// Lock-free (the map's published count), so a long sweep does not hold it up.
     pub fn len(&self) -> usize {
-        self.map.len()
+        live(&self.map)
     }
 
     /// Whether the store is empty.

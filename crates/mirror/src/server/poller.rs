@@ -612,8 +612,9 @@ fn refuse(fd: &OwnedFd, errno: i32, text: &str, shutdown: &Shutdown) {
         Ok((_, n)) if n > 0 => MessageHeader::parse(&buf[..n.min(buf.len())]).unwrap_or_default(),
         _ => return, // hung up, or nothing after all
     };
-    if hdr.ty == nlkit_view::schema::MSG_MAP {
-        // The region request of a refused peer: no descriptor, and the errno it documents.
+    if hdr.ty == nlkit_view::schema::MSG_MAP && errno == libc::EACCES {
+        // The region request of a peer refused for its uid: no descriptor, and the errno
+        // the request documents (a client over the limit keeps its EBUSY).
         let text = "the mirror hands its tables to its own user and root only";
         send_refusal(fd, &hdr, libc::EPERM, text, shutdown);
         return;
