@@ -543,7 +543,9 @@ fn run() {
     let n_applied = applied.len();
     let med_applied = median(&mut applied);
     rows.push(row(
-        format!("feed: mirror applied → view reader woke, median / p99 ({n_applied}/{changes})"),
+        format!(
+            "feed: mirror applied → view reader woke, median / p99 ({n_applied}/{changes} caught)"
+        ),
         format!(
             "{} / {}",
             us(med_applied),
@@ -552,7 +554,9 @@ fn run() {
         "",
         None,
         "<= 20 µs median",
-        med_applied.is_finite().then_some(med_applied <= 20.0),
+        // A watcher that caught less than half the changes did not get a core in time: its
+        // samples are a biased few.
+        (med_applied.is_finite() && 2 * n_applied >= changes).then_some(med_applied <= 20.0),
     ));
     // The mirror's own part, estimated: what the view reader waits beyond what a direct
     // kernel subscriber waits for the same change (medians, from the write's start).
