@@ -10,13 +10,17 @@
 //!   the kernel's `CTA_FILTER` dump of that address (the request `nlkit ct list -s ADDR`
 //!   sends), for an address holding a large share of the table and one holding a few entries;
 //! - the feed: a route change written to the kernel → visible to a reader waiting on the
-//!   feed's futex (median and p99), and the mirror's CPU per change with 0, 1 and 16 waiting
-//!   readers;
+//!   feed's futex (median and p99; from the write's return and start, next to a direct kernel
+//!   event subscriber, and from the mirror's apply as seen by a watcher thread), and the
+//!   mirror's CPU per change with 0, 1 and 16 waiting readers;
 //! - memory: 16 processes map the view and walk every table; the sum of their PSS on the
 //!   region's mapping against the region's resident size; the mirror's peak (`VmHWM`);
-//! - `nlkit --mirror route show > /dev/null` against `nlkit route show > /dev/null` (the
-//!   `nlkit` binary next to this bench's: `cargo build --release -p nlkit-cli` first, or
+//! - `nlkit --mirror route show > /dev/null` against `nlkit route show > /dev/null`, through
+//!   the view and over the socket, and the same for `ct list -s ADDR` (the `nlkit` binary
+//!   next to this bench's: `cargo build --release -p nlkit-cli` first, or
 //!   `NLKIT_BENCH_NLKIT=/path/to/nlkit`).
+//!
+//! Method and figures: `BENCH-view.md`.
 //!
 //! Every reader runs in a child process (this binary re-executed with `NLKIT_VIEW_BENCH_ROLE`),
 //! so the view's figures include what crossing a process costs. The mirror runs in this
@@ -100,19 +104,12 @@ fn conn_key(t: &Tuple) -> nlkit_table::ConnKey {
     )
 }
 
-/// `k` fixture indices below `n`, drawn with splitmix64 from `seed` (with repeats).
+/// `k` fixture indices below `n`, drawn (with repeats) from a generator seeded with `seed`:
+/// the bench and its children compute the same sample.
 fn sample(n: usize, k: usize, seed: u64) -> Vec<usize> {
-    let mut x = seed;
-    (0..k)
-        .map(|_| {
-            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = x;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^= z >> 31;
-            (z % n.max(1) as u64) as usize
-        })
-        .collect()
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..k).map(|_| rng.random_range(0..n.max(1))).collect()
 }
 
 fn median(v: &mut [f64]) -> f64 {
