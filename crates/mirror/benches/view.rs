@@ -372,7 +372,7 @@ fn run() {
     let v1 = get1.first().copied().unwrap_or(f64::NAN);
     let v2 = get2.first().copied().unwrap_or(f64::NAN);
     rows.push(row(
-        "kernel ctnetlink GET round trip (1 thread)",
+        format!("kernel ctnetlink GET round trip, 1 thread ({kfound} found)"),
         rate(kget),
         "",
         None,
