@@ -58,7 +58,13 @@ fn get(r: &MapReader<'_, HeapArena>, key: u64, versions: &[u64]) -> Option<Optio
             check(&e, &out, key, versions);
             Some(Some(e.aux))
         }
-        Ok(None) => Some(None),
+        Ok(None) => {
+            assert!(
+                out.is_empty(),
+                "bytes left in the buffer of a failed lookup"
+            );
+            Some(None)
+        }
         Err(ShmError::Contended) => None,
         Err(e) => panic!("reader error {e}"),
     }
@@ -120,6 +126,10 @@ fn reused_slot_moves_to_another_chain() {
         // not miss it.
         if let Some(v) = get(&r, a, &[10]) {
             assert_eq!(v, Some(10), "a present key was missed");
+        }
+        // `b` matches, then its slot is re-keyed to `c` before the seqlock read.
+        if let Some(v) = get(&r, b, &[20]) {
+            assert!(v.is_none() || v == Some(20));
         }
         if let Some(v) = get(&r, c, &[30]) {
             assert!(v.is_none() || v == Some(30));

@@ -194,8 +194,11 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
         let cap = self.g.layout.capacity;
         let at = self.g.key_at[dir];
         let n = key.len();
+        let base = buf.len();
         let mut restarts = 0;
         'restart: loop {
+            // A record validated under a key that then did not match stays out of `buf`.
+            buf.truncate(base);
             if restarts > 0 {
                 if restarts >= MAX_RESTARTS {
                     return Err(ShmError::Contended);
