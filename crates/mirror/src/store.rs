@@ -454,4 +454,21 @@ mod tests {
         assert_eq!(s.remove_where(|_, _| true), n);
         assert!(s.is_empty());
     }
+
+    #[test]
+    fn a_full_table_refuses_and_counts() {
+        let s: Store<LinkKey> = Store::new(4).unwrap();
+        for i in 1..=5 {
+            s.put(LinkKey { ifindex: i }, link(i as i32, 1500), 1);
+        }
+        assert_eq!(s.len(), 4);
+        assert_eq!(s.full_count(), 1);
+        // A key that is present is still replaced.
+        assert!(s.put(LinkKey { ifindex: 1 }, link(1, 9000), 2));
+        assert_eq!(s.get_bytes(&LinkKey { ifindex: 1 }), Some(link(1, 9000)));
+        assert_eq!(
+            s.insert_new(LinkKey { ifindex: 1 }, link(1, 1), 3),
+            Err(link(1, 1))
+        );
+    }
 }
