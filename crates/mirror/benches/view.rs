@@ -365,6 +365,7 @@ fn run() {
     let get1 = nums(&r.expect("get1", long));
     let getmap = nums(&r.expect("getmap", long));
     let get2 = nums(&r.expect("get2", long));
+    let walk_first = nums(&r.expect("walk_first", long));
     let walk = nums(&r.expect("walk", long));
     let abig = nums(&r.expect("addr_big", long));
     let asmall = nums(&r.expect("addr_small", long));
@@ -420,6 +421,15 @@ fn run() {
         ">= 5x faster than raw dump",
         ws.is_finite()
             .then_some(raw_routes.as_secs_f64() / ws >= 5.0),
+    ));
+    let wf = walk_first.first().copied().unwrap_or(f64::NAN);
+    rows.push(row(
+        "  the first walk in a fresh process (mapping not yet faulted in)",
+        dur(wf),
+        dur(raw_routes.as_secs_f64()),
+        Some(raw_routes.as_secs_f64() / wf),
+        "",
+        None,
     ));
     for (a, kf, kn, vv) in [
         (big, kf_big, n_big, &abig),
