@@ -45,7 +45,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{env, mirror_cpu, raw_dump, reset_peak, route_dump_req, vm_hwm_kib};
+use common::{env, mean_message_len, raw_dump, reset_peak, route_dump_req, vm_hwm_kib, MirrorCpu};
 use kernel::{churn, kernel_filtered_dump, kernel_get_loop, load_small_share};
 use nlkit_conntrack::Tuple;
 use nlkit_mirror::{Mirror, MirrorConfig, TableId, WriterMode};
@@ -326,6 +326,7 @@ fn run() {
 
     // Kernel baselines.
     let (raw_routes, nroutes) = raw_dump(Protocol::Route, &route_dump_req(), repeat());
+    let route_msg_len = mean_message_len(Protocol::Route, &route_dump_req());
     let tuples: Vec<Tuple> = sample(cts, gets, SEED)
         .into_iter()
         .map(fixture_tuple)
@@ -423,6 +424,14 @@ fn run() {
             .then_some(raw_routes.as_secs_f64() / ws >= 5.0),
     ));
     let wf = walk_first.first().copied().unwrap_or(f64::NAN);
+    rows.push(row(
+        "  mean route message: view's record / kernel's dump (bytes)",
+        format!("{:.1}", walk_first.get(1).copied().unwrap_or(f64::NAN)),
+        format!("{route_msg_len:.1}"),
+        None,
+        "",
+        None,
+    ));
     rows.push(row(
         "  the first walk in a fresh process (mapping not yet faulted in)",
         dur(wf),
@@ -591,7 +600,7 @@ fn run() {
             .metrics()
             .events
             .load(std::sync::atomic::Ordering::Relaxed);
-        let cpu0 = mirror_cpu();
+        let cpu0 = MirrorCpu::now();
         let t = Instant::now();
         churn(v.a_index, churn_n);
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -605,7 +614,7 @@ fn run() {
             std::thread::sleep(Duration::from_millis(1));
         }
         let wall = t.elapsed().as_secs_f64();
-        let cpu = (mirror_cpu() - cpu0).as_secs_f64();
+        let cpu = cpu0.since().as_secs_f64();
         std::thread::sleep(Duration::from_millis(100));
         let counts: Vec<(f64, f64)> = rs
             .into_iter()

@@ -48,26 +48,45 @@ pub fn reset_peak() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
-/// CPU time of this process's threads whose name starts with `mirror-` (from
-/// `/proc/self/task/*/schedstat`, nanoseconds; threads that exited are not counted).
-pub fn mirror_cpu() -> Duration {
-    let mut ns = 0u64;
-    if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
-        for t in dir.flatten() {
-            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
-            if !comm.starts_with("mirror-") {
-                continue;
+/// CPU time (nanoseconds, `/proc/self/task/*/schedstat`) of each of this process's threads
+/// whose name starts with `mirror-`, by thread id.
+#[derive(Debug, Clone, Default)]
+pub struct MirrorCpu(std::collections::HashMap<u64, u64>);
+
+impl MirrorCpu {
+    /// The mirror threads' CPU times now.
+    pub fn now() -> Self {
+        let mut by_tid = std::collections::HashMap::new();
+        if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
+            for t in dir.flatten() {
+                let Some(tid) = t.file_name().to_str().and_then(|s| s.parse::<u64>().ok()) else {
+                    continue;
+                };
+                let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+                if !comm.starts_with("mirror-") {
+                    continue;
+                }
+                // "time on CPU (ns)  time waiting (ns)  timeslices".
+                let stat = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
+                if let Some(ns) = stat.split_whitespace().next().and_then(|v| v.parse().ok()) {
+                    by_tid.insert(tid, ns);
+                }
             }
-            // "time on CPU (ns)  time waiting (ns)  timeslices".
-            let stat = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
-            ns += stat
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
         }
+        MirrorCpu(by_tid)
     }
-    Duration::from_nanos(ns)
+
+    /// CPU the mirror's threads used since `self` was taken: threads alive at both ends and
+    /// threads started since (a thread that exited in between is not counted).
+    pub fn since(&self) -> Duration {
+        let now = MirrorCpu::now();
+        let ns: u64 = now
+            .0
+            .iter()
+            .map(|(tid, ns)| ns.saturating_sub(self.0.get(tid).copied().unwrap_or(0)))
+            .sum();
+        Duration::from_nanos(ns)
+    }
 }
 
 /// One dump of `req` on `sock` (the kernel or the mirror) read by a bare receive loop walking
@@ -88,6 +107,27 @@ pub fn bare_dump(sock: &mut Socket, req: &MessageBuilder, buf: &mut RecvBuffer) 
         }
     }
     (t.elapsed(), n)
+}
+
+/// One raw dump of `req`: the mean length of its messages (bytes, headers included).
+pub fn mean_message_len(proto: Protocol, req: &MessageBuilder) -> f64 {
+    let mut sock = Socket::open(proto).unwrap();
+    let mut buf = RecvBuffer::with_capacity(64 * 1024);
+    let mut req = req.clone();
+    sock.send_dump(&mut req).unwrap();
+    let (mut n, mut bytes) = (0u64, 0u64);
+    'datagrams: loop {
+        sock.recv(&mut buf).unwrap();
+        for m in Messages::new(buf.unread()) {
+            let m = m.unwrap();
+            if matches!(m.ty(), NLMSG_DONE | NLMSG_ERROR) {
+                break 'datagrams;
+            }
+            n += 1;
+            bytes += m.len() as u64;
+        }
+    }
+    bytes as f64 / n.max(1) as f64
 }
 
 /// Best of `n` runs of a raw kernel dump: its time and the messages it returned.

@@ -202,8 +202,17 @@ fn child_measure(view: &MirrorView, out: impl Fn(String)) -> Result<(), ViewErro
     // touched yet (the minor faults a fresh client pays), the best of the others on a warm
     // mapping.
     let t = Instant::now();
-    view.routes(AF_INET, |_| true)?;
-    out(format!("walk_first {}", t.elapsed().as_secs_f64()));
+    let (mut msgs, mut bytes) = (0u64, 0u64);
+    view.routes(AF_INET, |m| {
+        msgs += 1;
+        bytes += m.len() as u64;
+        true
+    })?;
+    let first = t.elapsed().as_secs_f64();
+    out(format!(
+        "walk_first {first} {}",
+        bytes as f64 / msgs.max(1) as f64
+    ));
     let (s, n) = best_of(|| {
         let mut n = 0u64;
         view.routes(AF_INET, |_| {
