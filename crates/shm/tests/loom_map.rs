@@ -170,3 +170,64 @@ fn walk_sees_published_entries() {
         w.join().unwrap();
     });
 }
+
+#[test]
+fn index_scan_while_an_entry_leaves_and_its_slot_returns_elsewhere() {
+    loom::model(|| {
+        // A unique key and a non-unique index key; a, b, c share index key 0 (one chain:
+        // c -> b -> a), d gets an index key of the other bucket.
+        let l = MapLayout::new(3).key(1, true).key(1, false);
+        let mut l = l;
+        l.buckets = 2;
+        let opts = MapOptions {
+            heap_chunk: 8,
+            seed: Some(7),
+        };
+        let m = Arc::new(SharedMap::create_in(Arc::new(HeapArena::new(96)), l, opts).unwrap());
+        let b0 = m.bucket_of(1, &[0]);
+        let other = (1..64u64).find(|k| m.bucket_of(1, &[*k]) != b0).unwrap();
+        let ins = |k: u64, idx: u64| m.lock().insert(&[&[k], &[idx]], k, &record(k, k)).unwrap();
+        ins(1, 0);
+        let sb = ins(2, 0);
+        ins(3, 0);
+        let w = {
+            let m = m.clone();
+            thread::spawn(move || {
+                m.lock().remove(sb);
+                let sd = m
+                    .lock()
+                    .insert(&[&[4], &[other]], 4, &record(4, 4))
+                    .unwrap();
+                assert_eq!(sd, sb);
+            })
+        };
+        let r = m.reader();
+        let mut seen = Vec::new();
+        match r.get_all(1, &[0], |e, rec| {
+            let k = e.keys[0][0];
+            check(e, rec, k, &[k]);
+            assert_eq!(e.keys[1][0], 0, "an entry of another index key");
+            seen.push(k);
+            true
+        }) {
+            Ok(()) => {
+                assert!(
+                    seen.contains(&1) && seen.contains(&3),
+                    "a present entry was missed: {seen:?}"
+                );
+                assert!(!seen.contains(&4));
+            }
+            Err(ShmError::Contended) => {}
+            Err(e) => panic!("{e}"),
+        }
+        w.join().unwrap();
+        let mut after = Vec::new();
+        r.get_all(1, &[0], |e, _| {
+            after.push(e.keys[0][0]);
+            true
+        })
+        .unwrap();
+        after.sort();
+        assert_eq!(after, [1, 3]);
+    });
+}

@@ -7,7 +7,7 @@
 //! every record they are handed (never torn, never mixed, never under another key), that the
 //! aux word matches the record, and that a key's versions never go back. Walks are bounded.
 //!
-//! Operations: 2,000,000 in release builds, 300,000 in debug builds (to stay well under a
+//! Operations: 2,000,000 in release builds, 500,000 in debug builds (to stay well under a
 //! minute on two shared cores); `NLKIT_STRESS_OPS` overrides.
 
 use std::io::{BufRead, BufReader, Write};
@@ -34,7 +34,7 @@ fn ops() -> u64 {
         return n;
     }
     if cfg!(debug_assertions) {
-        300_000
+        500_000
     } else {
         2_000_000
     }

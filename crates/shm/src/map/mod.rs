@@ -138,7 +138,7 @@ pub struct Walk {
     pub consistent: bool,
 }
 
-/// Memory a map can live in and allocate from: the writer's [`Region`](crate::Region), or (in
+/// Memory a map can live in and allocate from: the writer's [`Region`], or (in
 /// tests and loom models) any [`Memory`] with an allocator.
 ///
 /// `alloc` returns the offset of `bytes` of zeroed, 8-byte aligned memory that lies inside
@@ -189,7 +189,7 @@ fn random_seed() -> u64 {
 /// seed) is immutable after construction; the writer's free lists and counters live behind the
 /// mutex.
 ///
-/// ```no_run
+/// ```
 /// use std::sync::Arc;
 /// use nlkit_shm::{MapLayout, Region, SharedMap};
 /// let region = Arc::new(Region::create("example").unwrap());
@@ -205,6 +205,9 @@ pub struct SharedMap<#[cfg(not(loom))] A: Arena = Region, #[cfg(loom)] A: Arena>
     g: Geometry,
     /// Bytes of the header, bucket and slot arrays.
     fixed_bytes: u64,
+    /// Heap bytes taken from the arena (a copy of the writer's count, so that `memory_bytes`
+    /// needs no lock).
+    heap_bytes: std::sync::atomic::AtomicU64,
     state: Mutex<WriterState>,
 }
 
@@ -272,6 +275,7 @@ impl<A: Arena> SharedMap<A> {
             arena,
             g,
             fixed_bytes: total,
+            heap_bytes: std::sync::atomic::AtomicU64::new(0),
             state: Mutex::new(state),
         })
     }
@@ -302,6 +306,7 @@ impl<A: Arena> SharedMap<A> {
         Ops {
             r: self.reader(),
             arena: &self.arena,
+            heap_bytes: &self.heap_bytes,
         }
     }
 
@@ -320,8 +325,11 @@ impl<A: Arena> SharedMap<A> {
     }
 
     /// Live entries.
+    ///
+    /// Takes no lock (it reads the header's count), so it may be called while a
+    /// [`MapWriter`] of this map is alive.
     pub fn len(&self) -> usize {
-        self.state.lock().live as usize
+        self.reader().count().unwrap_or(0) as usize
     }
 
     /// Whether the map is empty.
@@ -330,11 +338,13 @@ impl<A: Arena> SharedMap<A> {
     }
 
     /// Bytes of region memory the map uses (slots touched, buckets, heap blocks).
+    /// Takes no lock.
     pub fn memory_bytes(&self) -> usize {
-        let st = self.state.lock();
+        let hwm = self.reader().high_water();
         let stride = self.g.stride_words as u64 * 8;
-        let untouched = u64::from(self.g.layout.capacity - st.hwm) * stride;
-        (self.fixed_bytes - untouched + st.heap.bytes) as usize
+        let untouched = u64::from(self.g.layout.capacity - hwm) * stride;
+        let heap = self.heap_bytes.load(std::sync::atomic::Ordering::Relaxed);
+        (self.fixed_bytes - untouched + heap) as usize
     }
 }
 

@@ -206,6 +206,16 @@ fn open_validates_header() {
 }
 
 #[test]
+fn len_and_memory_while_a_writer_is_alive() {
+    let m = map(MapLayout::new(4).key(1, true), 1024);
+    let mut w = m.lock();
+    w.insert(&[&[1]], 0, b"x").unwrap();
+    // No deadlock: these take no lock.
+    assert_eq!((m.len(), w.len()), (1, 1));
+    assert!(m.memory_bytes() > 0);
+}
+
+#[test]
 fn memory_accounting() {
     let m = map(MapLayout::new(100).key(3, true), 1 << 14);
     let empty = m.memory_bytes();

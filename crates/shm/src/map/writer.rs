@@ -42,6 +42,8 @@ enum LinkAt {
 pub(crate) struct Ops<'a, A: Arena + ?Sized> {
     pub(crate) r: MapReader<'a, A>,
     pub(crate) arena: &'a A,
+    /// Where the heap's byte count is mirrored for lock-free `memory_bytes`.
+    pub(crate) heap_bytes: &'a std::sync::atomic::AtomicU64,
 }
 
 impl<A: Arena + ?Sized> Ops<'_, A> {
@@ -132,6 +134,8 @@ impl<A: Arena + ?Sized> Ops<'_, A> {
             return Err(ShmError::TooLarge(record.len()));
         }
         let off = st.heap.alloc(self.arena, record.len())?;
+        self.heap_bytes
+            .store(st.heap.bytes, std::sync::atomic::Ordering::Relaxed);
         if !record.is_empty() {
             write_bytes(self.arena, off, record)?;
         }
