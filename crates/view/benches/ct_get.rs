@@ -15,6 +15,8 @@
 //! ```text
 //! cargo bench -p nlkit-view --bench ct_get
 //! NLKIT_CT_GET_ENTRIES=1000000 NLKIT_CT_GET_LOOKUPS=200000 NLKIT_CT_GET_REPEAT=5 cargo bench -p nlkit-view --bench ct_get
+//! # the view bench's sample: 20,000 lookups among 20,000 of 200,000 entries
+//! NLKIT_CT_GET_ENTRIES=200000 NLKIT_CT_GET_LOOKUPS=20000 NLKIT_CT_GET_DISTINCT=20000 cargo bench -p nlkit-view --bench ct_get
 //! ```
 //!
 //! Nothing is asserted: a benchmark, not a test.
@@ -158,8 +160,11 @@ fn main() {
         t.elapsed(),
         dropped_sum as f64 / n as f64
     );
+    // The lookups draw from a sample of `distinct` tuples (all of them by default; the view
+    // bench draws 20,000 of 200,000, so its lookups touch a smaller part of the mapping).
+    let distinct = env("NLKIT_CT_GET_DISTINCT", n).clamp(1, tuples.len());
     let keys: Vec<ConnKey> = (0..lookups)
-        .map(|_| tuples[rng.random_range(0..tuples.len())])
+        .map(|_| tuples[rng.random_range(0..distinct)])
         .collect();
     let replies: Vec<ConnKey> = keys.iter().map(ConnKey::reverse).collect();
 
@@ -174,53 +179,92 @@ fn main() {
     let reader = view.table(TableId::Conntrack).expect("table");
     let ct = view.ct_reader().expect("ct reader");
     let mut out = Vec::with_capacity(512);
-    let (map_get, found_map) = best(repeat, lookups, || {
-        let mut found = 0;
-        for k in &keys {
-            out.clear();
-            found += usize::from(reader.get(0, &k.to_words(), &mut out).unwrap().is_some());
-        }
-        found
-    });
-    let (reader_get, found_reader) = best(repeat, lookups, || {
-        let mut found = 0;
-        for k in &keys {
-            out.clear();
-            found += usize::from(ct.get(k, &mut out).unwrap().is_some());
-        }
-        found
-    });
-    let (view_get, found_view) = best(repeat, lookups, || {
-        let mut found = 0;
-        for k in &keys {
-            out.clear();
-            found += usize::from(view.ct_get(k, &mut out).unwrap().is_some());
-        }
-        found
-    });
-    let (view_reply, found_reply) = best(repeat, lookups, || {
-        let mut found = 0;
-        for k in &replies {
-            out.clear();
-            found += usize::from(view.ct_get(k, &mut out).unwrap().is_some());
-        }
-        found
-    });
     // The unpack alone, on one cached record.
     let (o, r) = (keys[0], keys[0].reverse());
     let (rec, dropped) = pack(kernel_msg(&o, &r), &o, &r);
     let reps = lookups * 4;
-    let (unpack, _) = best(repeat, reps, || {
-        let mut len = 0;
-        for _ in 0..reps {
-            out.clear();
-            unpack_into(black_box(&rec), dropped, black_box(&o), &r, &mut out);
-            len += out.len();
+    // The measures take turns, `repeat` rounds, the best of each kept: on a shared machine
+    // they then see the same load.
+    let zero = black_box(0usize);
+    let mut ns = [f64::MAX; 9];
+    // NLKIT_CT_GET_ONLY=i: only measure i (0 map get, 1 CtReader, 2 ct_get, 3 reply), e.g.
+    // under `perf stat`.
+    let only = std::env::var("NLKIT_CT_GET_ONLY")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok());
+    let mut found = [0usize; 9];
+    for _ in 0..repeat {
+        let runs: [(&[ConnKey], u8); 8] = [
+            (&keys, 0),
+            (&keys, 1),
+            (&keys, 2),
+            (&replies, 2),
+            (&keys, 3),
+            (&keys, 4),
+            (&keys, 5),
+            (&keys, 6),
+        ];
+        for (i, (ks, how)) in runs.into_iter().enumerate() {
+            if only.is_some_and(|o| o != i) {
+                continue;
+            }
+            let (t, f) = best(1, lookups, || {
+                let mut found = 0;
+                // Measures 4 and 5: each lookup's key depends on the previous result (the
+                // latency of one lookup: no overlap of consecutive lookups' misses).
+                let mut dep = 0usize;
+                for i in 0..ks.len() {
+                    let k = &ks[i ^ dep];
+                    out.clear();
+                    found += usize::from(match how {
+                        0 => reader.get(0, &k.to_words(), &mut out).unwrap().is_some(),
+                        1 => ct.get(k, &mut out).unwrap().is_some(),
+                        2 => view.ct_get(k, &mut out).unwrap().is_some(),
+                        3 => reader.get(0, &k.to_words(), &mut out).unwrap().is_some(),
+                        4 => ct.get(k, &mut out).unwrap().is_some(),
+                        5 => reader
+                            .get_first(&[0, 1], &k.to_words(), &mut out)
+                            .unwrap()
+                            .is_some(),
+                        _ => {
+                            let room = nlkit_view::ct_pack::room_for(k);
+                            out.resize(room, 0);
+                            let e = reader.get(0, &k.to_words(), &mut out).unwrap();
+                            if let Some(e) = &e {
+                                let o = ConnKey::from_words(&e.keys[0][..5].try_into().unwrap());
+                                let r = ConnKey::from_words(&e.keys[1][..5].try_into().unwrap());
+                                let d = CtAux::from_word(e.aux).dropped;
+                                nlkit_view::ct_pack::unpack_placed(&mut out, 0, room, d, &o, &r);
+                            }
+                            e.is_some()
+                        }
+                    });
+                    if how == 3 || how == 4 {
+                        dep = out.len() & zero;
+                    }
+                }
+                found
+            });
+            ns[i] = ns[i].min(t);
+            found[i] = f;
         }
-        len
-    });
+        let (t, _) = best(1, reps, || {
+            let mut len = 0;
+            for _ in 0..reps {
+                out.clear();
+                unpack_into(black_box(&rec), dropped, black_box(&o), &r, &mut out);
+                len += out.len();
+            }
+            len
+        });
+        ns[8] = ns[8].min(t);
+    }
+    let [map_get, reader_get, view_get, view_reply, map_dep, reader_dep, first, placed, unpack] =
+        ns;
+    println!("  get_first alone {first:.1}; get + unpack_placed inline {placed:.1}");
+    let [found_map, found_reader, found_view, found_reply, ..] = found;
     println!(
-        "ct_get micro bench: {n} entries, {lookups} random lookups, best of {repeat} (ns per lookup)"
+        "ct_get micro bench: {n} entries, {lookups} random lookups of {distinct} tuples, best of {repeat} (ns per lookup)"
     );
     println!(
         "  floor: dependent random load in {} MiB (slot array): {floor_slots:.1}; in {} MiB (bucket array): {floor_buckets:.1}",
@@ -231,6 +275,9 @@ fn main() {
     println!("  CtReader::get (lookup + unpack):    {reader_get:.1}  ({found_reader} found)");
     println!("  MirrorView::ct_get, original tuple: {view_get:.1}  ({found_view} found)");
     println!("  MirrorView::ct_get, reply tuple:    {view_reply:.1}  ({found_reply} found)");
+    println!(
+        "  one at a time (each key depends on the previous result): MapReader::get {map_dep:.1}, CtReader::get {reader_dep:.1}"
+    );
     println!(
         "  unpack alone (cached record, {} bytes): {unpack:.1}",
         rec.len()

@@ -12,7 +12,7 @@ use nlkit_table::{ConnKey, TableKey};
 use nlkit_wire::consts::{AF_INET, AF_INET6, CTA_MARK};
 use nlkit_wire::Attrs;
 
-use crate::ct_pack::{stored_attrs, unpack_in_place, unpack_into};
+use crate::ct_pack::{room_for, stored_attrs, unpack_into, unpack_placed};
 use crate::error::{Result, ViewError};
 use crate::schema::{ct_addr_key, CtAux};
 use crate::{MirrorView, TableId};
@@ -126,15 +126,24 @@ impl CtReader<'_> {
     pub fn get(&self, tuple: &ConnKey, out: &mut Vec<u8>) -> Result<Option<CtFound>> {
         let key = tuple.to_words();
         let base = out.len();
-        // The record goes straight into `out` (one copy out of the mapping), and the parts
-        // the mirror dropped are put back around it there.
-        let Some(e) = self.map.get_first(&[0, 1], &key, out).map_err(ViewError::shm)? else {
+        // Room for the header and tuple nests the mirror dropped (as `pack` drops them from
+        // a connection of this tuple's kind), then the record straight after it: one copy out
+        // of the mapping, into its final place, and nothing moved or read again after it.
+        let room = room_for(tuple);
+        out.resize(base + room, 0);
+        let Some(e) = self.map.get_first(&[0, 1], &key, out).map_err(|e| {
+            out.truncate(base);
+            ViewError::shm(e)
+        })?
+        else {
+            out.truncate(base);
             return Ok(None);
         };
         let found = CtFound::of(&e);
-        unpack_in_place(
+        unpack_placed(
             out,
             base,
+            room,
             found.aux.dropped,
             &found.original,
             &found.reply,

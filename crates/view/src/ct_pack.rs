@@ -245,6 +245,64 @@ pub fn unpack_in_place(
     restore_nests(orig, reply, &mut buf[at..at + tuples]);
 }
 
+/// The room [`unpack_placed`] wants before a connection's stored record: what [`pack`] drops
+/// from a kernel message whose tuples are `tuple` (either one of them) and its reverse — the
+/// canonical header and both tuple nests — or 0 when it would keep such a message whole.
+///
+/// ```
+/// use nlkit_table::ConnKey;
+/// let t = ConnKey::new("10.0.0.1".parse().unwrap(), 1, "10.0.0.2".parse().unwrap(), 2, 6);
+/// assert_eq!(nlkit_view::ct_pack::room_for(&t), nlkit_view::ct_pack::BODY + 104);
+/// ```
+pub fn room_for(tuple: &ConnKey) -> usize {
+    nests_len(tuple, tuple).map_or(0, |n| BODY + n)
+}
+
+/// Turns the stored record at `buf[base + room..]` into the full message at `buf[base..]`,
+/// where `buf[base..base + room]` is room the caller opened before reading the record (any
+/// bytes): when the record's header and tuples were dropped and take exactly `room` bytes
+/// ([`room_for`] of the tuple looked up: the usual case), they are written there and the
+/// record's bytes are neither read nor moved (a lookup that copied them out of the mapping
+/// need not wait for them); otherwise the record is moved and unpacked as by
+/// [`unpack_in_place`]. Any bytes give some message, never a panic.
+///
+/// ```
+/// use nlkit_table::ConnKey;
+/// use nlkit_view::ct_pack::{pack, room_for, unpack_placed};
+/// let orig = ConnKey::new("10.0.0.1".parse().unwrap(), 1, "10.0.0.2".parse().unwrap(), 2, 6);
+/// let (stored, dropped) = pack(vec![1; 40], &orig, &orig.reverse());
+/// let room = room_for(&orig);
+/// let mut buf = vec![0; room];
+/// buf.extend_from_slice(&stored);
+/// unpack_placed(&mut buf, 0, room, dropped, &orig, &orig.reverse());
+/// assert_eq!(buf, [1; 40]);
+/// ```
+pub fn unpack_placed(
+    buf: &mut Vec<u8>,
+    base: usize,
+    room: usize,
+    dropped: u16,
+    orig: &ConnKey,
+    reply: &ConnKey,
+) {
+    let Some(stored) = buf.len().checked_sub(base.saturating_add(room)) else {
+        // Nothing past the room: no record; keep what the room holds as the "record".
+        unpack_in_place(buf, base, dropped, orig, reply);
+        return;
+    };
+    let tuples = usize::from(dropped & !HEAD);
+    if dropped & HEAD != 0 && BODY + tuples == room {
+        let head = canonical_head(BODY + tuples + stored, orig);
+        buf[base..base + BODY].copy_from_slice(&head);
+        restore_nests(orig, reply, &mut buf[base + BODY..base + room]);
+        return;
+    }
+    let end = buf.len();
+    buf.copy_within(base + room..end, base);
+    buf.truncate(base + stored);
+    unpack_in_place(buf, base, dropped, orig, reply);
+}
+
 /// The attributes of a stored record (see [`pack`]) that follow the tuple nests — all of
 /// them when the message was stored whole — without unpacking it: for filters on other
 /// attributes (`CTA_MARK`). Any bytes give some slice, never a panic.
@@ -513,6 +571,14 @@ mod tests {
             buf.extend_from_slice(&stored);
             unpack_in_place(&mut buf, prefix.len(), dropped, &o, &r);
             prop_assert_eq!(&buf, &out);
+            // With room opened before the record: the lookup's room, or any other.
+            for room in [room_for(&o), room_for(&r), 0, 7, BODY + 104, BODY + 152] {
+                let mut buf = prefix.clone();
+                buf.resize(prefix.len() + room, 0x5a);
+                buf.extend_from_slice(&stored);
+                unpack_placed(&mut buf, prefix.len(), room, dropped, &o, &r);
+                prop_assert_eq!(&buf, &out, "room {}", room);
+            }
             let kernel = msg.len() > BODY
                 && msg.get(BODY..).is_some_and(|m| {
                     nests_len(&o, &r).is_some_and(|n| m.starts_with(&reference_nests(&o, &r)[..n]))
@@ -541,6 +607,16 @@ mod tests {
                 tuples + stored.len()
             };
             prop_assert_eq!(out.len(), want);
+            for room in [0, 3, BODY + 104, 300] {
+                let mut buf = vec![9u8; room];
+                buf.extend_from_slice(&stored);
+                unpack_placed(&mut buf, 0, room, dropped, &o, &r);
+                prop_assert_eq!(&buf, &out);
+                // A room longer than the buffer: the bytes there are the record.
+                let mut short = stored.clone();
+                unpack_placed(&mut short, 0, stored.len() + 1 + room, dropped, &o, &r);
+                prop_assert_eq!(&short, &out);
+            }
         }
     }
 
