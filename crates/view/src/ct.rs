@@ -155,7 +155,12 @@ impl CtReader<'_> {
 impl MirrorView {
     /// The conntrack entry with `tuple` as its original or its reply tuple (with the zone):
     /// appends the kernel's message for it to `out`, byte for byte what the mirror's socket
-    /// serves for it. One lookup (two when the tuple is a reply tuple), no system call.
+    /// serves for it. One lookup (two when the tuple is a reply tuple: both bucket heads
+    /// are loaded first, so their misses overlap), no system call, no allocation beyond
+    /// growing `out` once: the record is copied out of the mapping once, straight after room
+    /// for the header and tuple nests the mirror dropped, which are then written there
+    /// ([`ct_pack::unpack_placed`](crate::ct_pack::unpack_placed)).
+    /// [`ct_reader`](Self::ct_reader) saves the table's reader being made per lookup.
     ///
     /// ```no_run
     /// use nlkit_table::ConnKey;
