@@ -1,5 +1,6 @@
 //! The map on a real [`Region`], read through the writer's own mapping and through a client's
 //! read-only [`RegionView`].
+#![cfg(not(loom))]
 
 use std::sync::Arc;
 

@@ -1,5 +1,6 @@
 //! Property tests of the map: random operation sequences against a model, and readers handed
 //! random or corrupted memory.
+#![cfg(not(loom))]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

@@ -295,7 +295,9 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
 
     /// Looks `key` up in direction `dir` (normally a unique one; in a non-unique direction the
     /// first entry found); appends the record to `out`. `Ok(None)` when absent;
-    /// [`ShmError::Contended`] when the entry kept changing while it was read.
+    /// [`ShmError::Contended`] when the entry kept changing while it was read;
+    /// [`ShmError::Corrupt`] when `dir` or the key's length does not match the layout, or the
+    /// memory holds what no writer writes.
     pub fn get(
         &self,
         dir: usize,
