@@ -227,7 +227,12 @@ fn main() {
                             .unwrap()
                             .is_some(),
                         // What ct_get adds to CtReader::get: the table's reader, made per call.
-                        _ => black_box(view.table(TableId::Conntrack).unwrap()).layout().dirs() == 3,
+                        _ => {
+                            black_box(view.table(TableId::Conntrack).unwrap())
+                                .layout()
+                                .dirs()
+                                == 3
+                        }
                     });
                     if how == 3 || how == 4 {
                         dep = out.len() & zero;
@@ -249,8 +254,7 @@ fn main() {
         });
         ns[8] = ns[8].min(t);
     }
-    let [map_get, reader_get, view_get, view_reply, map_dep, reader_dep, first, table, unpack] =
-        ns;
+    let [map_get, reader_get, view_get, view_reply, map_dep, reader_dep, first, table, unpack] = ns;
 
     let [found_map, found_reader, found_view, found_reply, ..] = found;
     println!(

@@ -185,9 +185,9 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
         CheckedHeader(self.g.clone())
     }
 
-    /// A reader of the map whose header was validated before ([`header_checked`]
-    /// (Self::header_checked)): checks only that its arrays lie in `mem` (a few bounds
-    /// checks, no header reads).
+    /// A reader of the map whose header was validated before
+    /// ([`header_checked`](Self::header_checked)): checks only that its arrays lie in `mem`
+    /// (a few bounds checks, no header reads).
     pub fn with_header(mem: &'m M, header: &CheckedHeader) -> Result<Self, ShmError> {
         Self::with_geometry(mem, header.0.clone())
     }
