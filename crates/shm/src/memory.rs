@@ -124,14 +124,21 @@ pub fn read_bytes<M: Memory + ?Sized>(
     out: &mut Vec<u8>,
 ) -> Result<(), ShmError> {
     let words = mem.words(off, len.div_ceil(8))?;
-    out.reserve(len);
-    let mut left = len;
-    for w in words {
+    // One reservation; whole words written into the spare capacity (no per-word length
+    // arithmetic or capacity check), the padding of the last one left out of the length.
+    let start = out.len();
+    let whole = words.len() * 8;
+    out.reserve(whole);
+    let spare = &mut out.spare_capacity_mut()[..whole];
+    for (c, w) in spare.chunks_exact_mut(8).zip(words) {
         let b = w.load(crate::sync::Ordering::Relaxed).to_ne_bytes();
-        let n = left.min(8);
-        out.extend_from_slice(&b[..n]);
-        left -= n;
+        for (d, s) in c.iter_mut().zip(b) {
+            d.write(s);
+        }
     }
+    // SAFETY: the `whole` bytes after `start` were all written above (one chunk of 8 per
+    // word, `words.len()` words), and `len <= whole <= capacity - start`.
+    unsafe { out.set_len(start + len) };
     Ok(())
 }
 
@@ -148,9 +155,16 @@ pub fn read_bytes<M: Memory + ?Sized>(
 /// ```
 pub fn write_bytes<M: Memory + ?Sized>(mem: &M, off: u64, bytes: &[u8]) -> Result<(), ShmError> {
     let words = mem.words(off, bytes.len().div_ceil(8))?;
-    for (w, c) in words.iter().zip(bytes.chunks(8)) {
+    let whole = bytes.chunks_exact(8);
+    let tail = whole.remainder();
+    for (w, c) in words.iter().zip(whole) {
         let mut b = [0u8; 8];
-        b[..c.len()].copy_from_slice(c);
+        b.copy_from_slice(c);
+        w.store(u64::from_ne_bytes(b), crate::sync::Ordering::Relaxed);
+    }
+    if let Some(w) = words.get(bytes.len() / 8) {
+        let mut b = [0u8; 8];
+        b[..tail.len()].copy_from_slice(tail);
         w.store(u64::from_ne_bytes(b), crate::sync::Ordering::Relaxed);
     }
     Ok(())

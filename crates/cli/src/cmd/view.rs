@@ -178,8 +178,7 @@ fn route_dump(
     let mut stopped = false;
     for fam in families(h.family) {
         view.routes(fam, |r| {
-            let keep =
-                table == 0 || nlkit_route::RouteView::parse(r).is_ok_and(|v| v.table() == table);
+            let keep = table == 0 || route_table(r) == Some(table);
             if keep && !give(r) {
                 stopped = true;
             }
@@ -190,6 +189,21 @@ fn route_dump(
         }
     }
     Ok(true)
+}
+
+/// A route message's table, as [`RouteView::table`](nlkit_route::RouteView::table) reads it
+/// (`RTA_TABLE`, else `rtm_table`), without parsing the rest; `None` when the message does
+/// not parse.
+fn route_table(r: &Message<'_>) -> Option<u32> {
+    let (h, attrs) = r.family_header::<RtMsg>().ok()?;
+    let mut table = u32::from(h.table);
+    for a in attrs {
+        let a = a.ok()?;
+        if a.ty() == RTA_TABLE {
+            table = a.u32().ok()?;
+        }
+    }
+    Some(table)
 }
 
 /// `RTM_GETNEXTHOP` dump with the kernel's filters (as the mirror applies them): groups only
