@@ -192,18 +192,18 @@ fn route_dump(
 }
 
 /// A route message's table, as [`RouteView::table`](nlkit_route::RouteView::table) reads it
-/// (`RTA_TABLE`, else `rtm_table`), without parsing the rest; `None` when the message does
-/// not parse.
+/// (`RTA_TABLE`, else `rtm_table`), without parsing the rest: the attributes are read up to
+/// the first `RTA_TABLE` (the kernel's first attribute); `None` when they do not parse.
+/// (The command parses every message it gets and filters it again by its table.)
 fn route_table(r: &Message<'_>) -> Option<u32> {
     let (h, attrs) = r.family_header::<RtMsg>().ok()?;
-    let mut table = u32::from(h.table);
     for a in attrs {
         let a = a.ok()?;
         if a.ty() == RTA_TABLE {
-            table = a.u32().ok()?;
+            return a.u32().ok();
         }
     }
-    Some(table)
+    Some(u32::from(h.table))
 }
 
 /// `RTM_GETNEXTHOP` dump with the kernel's filters (as the mirror applies them): groups only
