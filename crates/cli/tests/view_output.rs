@@ -378,3 +378,27 @@ netns_test! {
         }
     }
 }
+
+netns_test! {
+    /// `ct list` through the view with many entries (many batches of the ordered listing):
+    /// the socket's bytes in the socket's order, in text and JSON, through the address index
+    /// too, and with a filter that keeps nothing.
+    fn many_conntrack_entries_keep_their_order_through_the_view() {
+        nlkit_testns::load_conntrack(2000, 7);
+        let m = MirrorProcess::start("manyct");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while text(run(&m, "NLKIT_MIRROR_VIEW", &["ct", "count"]), "view", &["ct", "count"]).0.trim() != "2000" {
+            assert!(Instant::now() < deadline, "the mirror never held the 2000 entries");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        for args in [
+            &["ct", "list"][..],
+            &["-j", "ct", "list"],
+            &["ct", "list", "-s", "10.200.0.1"],
+            &["-j", "ct", "list", "-s", "10.200.0.1"],
+            &["ct", "list", "--mark", "8"],
+        ] {
+            same_three_ways(&m, args, true);
+        }
+    }
+}

@@ -190,7 +190,10 @@ mod tests {
             let words = len.div_ceil(8);
             let mut padded = Vec::new();
             read_bytes(&m, 8, words * 8, &mut padded).unwrap();
-            assert!(padded[len..].iter().all(|&b| b == 0), "padding of len {len}");
+            assert!(
+                padded[len..].iter().all(|&b| b == 0),
+                "padding of len {len}"
+            );
             let w = |i: u64| m.word(i * 8).unwrap().load(crate::sync::Ordering::Relaxed);
             assert_eq!(w(0), u64::MAX);
             for i in (1 + words as u64)..8 {

@@ -2,8 +2,8 @@
 //!
 //! Walking the mapped tables costs a few tens of nanoseconds a message; formatting a line
 //! costs several times that. So a listing through the view runs as a pipeline: one thread
-//! walks ([`Source::dump`], which answers from the view, or over the socket when the view
-//! does not answer the request), copying the messages back to back into batches; formatter
+//! walks ([`Source::dump`] or [`Source::ct_dump`], which answer from the view, or over the
+//! socket when the view does not answer the request), copying the messages back to back into batches; formatter
 //! threads (one per core) render whole batches into output chunks; this thread writes the
 //! chunks to standard output in batch order. The output is byte for byte what the one-thread
 //! listing ([`Sink`](super::Sink)) writes: the same lines, in the same order, and in JSON one
@@ -38,16 +38,19 @@ fn formatters() -> usize {
 /// listing writes every item before a failing one).
 type Rendered = (usize, Vec<u8>, usize, Option<anyhow::Error>);
 
-/// Runs the dumps in `reqs` one after the other through `src` and writes what `render`
-/// makes of each message (see the module). `render` appends one message's item (a text
-/// line with its newline, or one JSON value) to the chunk and returns whether it kept the
-/// message. With `json`, the items form one array.
+/// What the walking thread runs: hands every message of the listing, in order, to its
+/// argument (e.g. [`Source::dump`] of each request).
+pub type Give<'g> = &'g mut dyn FnMut(&Message<'_>) -> nlkit_socket::Result<()>;
+
+/// Runs `produce` in a walking thread and writes what `render` makes of each message it
+/// gives (see the module); returns the number of items written. `render` appends one
+/// message's item (a text line with its newline, or one JSON value) to the chunk and returns
+/// whether it kept the message. With `json`, the items form one array.
 pub fn listing(
-    src: &mut Source,
-    reqs: &mut [MessageBuilder],
+    produce: impl FnOnce(Give<'_>) -> Result<()> + Send,
     json: bool,
     render: impl Fn(&Message<'_>, &mut Vec<u8>) -> Result<bool> + Sync,
-) -> Result<()> {
+) -> Result<usize> {
     let threads = formatters();
     let (work_tx, work_rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(2 * threads);
     // Shared by the formatters only: when the last one stops, the walker's next send fails
@@ -56,7 +59,7 @@ pub fn listing(
     let (done_tx, done_rx) = mpsc::channel::<Rendered>();
     let render = &render;
     std::thread::scope(|s| {
-        let walker = s.spawn(move || walk(src, reqs, work_tx));
+        let walker = s.spawn(move || walk(produce, work_tx));
         for _ in 0..threads {
             let (work_rx, done_tx) = (work_rx.clone(), done_tx.clone());
             s.spawn(move || format(&work_rx, done_tx, json, render));
@@ -68,36 +71,42 @@ pub fn listing(
         let walked = walker
             .join()
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the walking thread panicked")));
-        written?;
-        walked
+        let items = written?;
+        walked.map(|()| items)
     })
 }
 
-/// The walking thread: every message of every request, batched. A dump that fails still
+/// The dumps in `reqs`, one after the other, through `src` (a [`listing`]'s producer).
+pub fn dumps<'a>(
+    src: &'a mut Source,
+    reqs: &'a mut [MessageBuilder],
+) -> impl FnOnce(Give<'_>) -> Result<()> + Send + 'a {
+    move |give| {
+        for req in reqs {
+            src.dump(req, &mut *give)?;
+        }
+        Ok(())
+    }
+}
+
+/// The walking thread: every message `produce` gives, batched. A dump that fails still
 /// hands on what it gave before the failure.
 fn walk(
-    src: &mut Source,
-    reqs: &mut [MessageBuilder],
+    produce: impl FnOnce(Give<'_>) -> Result<()>,
     work: mpsc::SyncSender<(usize, Vec<u8>)>,
 ) -> Result<()> {
     let mut seq = 0usize;
     let mut batch = Vec::with_capacity(BATCH + 4096);
-    let mut res = Ok(());
-    for req in reqs {
-        res = src.dump(req, |m| {
-            batch.extend_from_slice(m.bytes());
-            if batch.len() >= BATCH {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH + 4096));
-                work.send((seq, full))
-                    .map_err(|_| nlkit_socket::Error::callback(OutputError::Closed))?;
-                seq += 1;
-            }
-            Ok(())
-        });
-        if res.is_err() {
-            break;
+    let res = produce(&mut |m| {
+        batch.extend_from_slice(m.bytes());
+        if batch.len() >= BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH + 4096));
+            work.send((seq, full))
+                .map_err(|_| nlkit_socket::Error::callback(OutputError::Closed))?;
+            seq += 1;
         }
-    }
+        Ok(())
+    });
     if !batch.is_empty() {
         // Fails only when the writer went away: its error is the one reported.
         let _ = work.send((seq, batch));
@@ -154,9 +163,10 @@ fn render_batch(
 }
 
 /// This thread: writes the chunks in batch order (with a progress count on stderr where
-/// [`Sink`](super::Sink) shows one), then closes the listing. A rendering error stops it
-/// after what was rendered before it, and is returned; a write error beats it.
-fn write_in_order(done: mpsc::Receiver<Rendered>, json: bool) -> Result<()> {
+/// [`Sink`](super::Sink) shows one), then closes the listing; returns the items written. A
+/// rendering error stops it after what was rendered before it, and is returned; a write
+/// error beats it.
+fn write_in_order(done: mpsc::Receiver<Rendered>, json: bool) -> Result<usize> {
     use std::io::IsTerminal;
     let progress = (std::io::stderr().is_terminal() && !std::io::stdout().is_terminal())
         .then(|| crate::output::progress(None, "objects"));
@@ -194,5 +204,5 @@ fn write_in_order(done: mpsc::Receiver<Rendered>, json: bool) -> Result<()> {
         write(&mut out, b"]\n")?;
     }
     out.flush().map_err(OutputError::Write)?;
-    failed.map_or(Ok(()), Err)
+    failed.map_or(Ok(items), Err)
 }

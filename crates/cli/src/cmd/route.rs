@@ -121,14 +121,16 @@ fn show(ctx: &Ctx, args: &[String]) -> Result<()> {
             request::dump_routes(&mut req, 0, fam, &sel.filter)?;
             reqs.push(req);
         }
-        return ordered::listing(&mut src, &mut reqs, ctx.json, |m, chunk| {
+        let walk = ordered::dumps(&mut src, &mut reqs);
+        ordered::listing(walk, ctx.json, |m, chunk| {
             let r = RouteView::parse(m)?;
             if !sel.keep(&r) {
                 return Ok(false);
             }
             render(&r, &names, sel.fmt, ctx.json, chunk)?;
             Ok(true)
-        });
+        })?;
+        return Ok(());
     }
     let mut sink = Sink::new(ctx.json);
     let mut res = Ok(());

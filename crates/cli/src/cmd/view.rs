@@ -332,14 +332,17 @@ pub fn ct_dump(
     let walked = if src.is_some() {
         // The index hands entries out in chain order; the socket lists them in slot order.
         // Sorted by slot, the listing is the socket's, line for line.
-        let mut found = Vec::new();
+        // The messages back to back in one buffer (no allocation per entry), sorted by
+        // their slots' positions.
+        let (mut found, mut bytes) = (Vec::new(), Vec::new());
         let w = view.ct_walk(&filter, |e, msg| {
-            found.push((e.slot, msg.to_vec()));
+            found.push((e.slot, bytes.len(), msg.len()));
+            bytes.extend_from_slice(msg);
             true
         });
-        found.sort_unstable_by_key(|(slot, _)| *slot);
-        for (_, msg) in &found {
-            if !give(msg) {
+        found.sort_unstable_by_key(|&(slot, _, _)| slot);
+        for &(_, at, len) in &found {
+            if !give(&bytes[at..at + len]) {
                 break;
             }
         }
