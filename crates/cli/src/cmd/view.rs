@@ -16,6 +16,9 @@
 //! `SharedDump` over a socket pool), `nexthop flush`, `rule flush`, `monitor` (the socket
 //! feed), and a `ct get`/`nexthop get` the view does not find (for the mirror's error).
 //!
+//! `route show` and `ct list` through the view format on several threads
+//! ([`ordered`](super::ordered)); the other shows format in the walking thread.
+//!
 //! The view is not used when `NLKIT_MIRROR_NO_VIEW=1` is set (tests compare both paths), or
 //! when the mirror does not hand its region over (another uid than the mirror's: `EPERM`;
 //! an older mirror): then everything goes over the socket, as before. `NLKIT_MIRROR_VIEW=1`
