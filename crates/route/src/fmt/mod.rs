@@ -76,7 +76,7 @@ pub struct LinkNames {
 /// Hasher of interface indexes for [`LinkNames`]: the index times a 64-bit odd constant
 /// (Fibonacci hashing; the product's high bits, which the table's tags use, are well mixed).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct IndexHasher(u64);
+struct IndexHasher(u64);
 
 impl std::hash::Hasher for IndexHasher {
     fn finish(&self) -> u64 {
