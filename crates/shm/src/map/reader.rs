@@ -83,8 +83,8 @@ pub(crate) enum SlotRead {
     Changed,
 }
 
-/// [`read_bytes`](crate::read_bytes) for the lookup path: the same Relaxed word loads, into a
-/// buffer grown once (word by word pushes cost a third of a cached lookup).
+/// The record of a slot: [`read_bytes`](crate::read_bytes) (Relaxed word loads into the
+/// buffer's spare capacity, reserved once).
 #[inline]
 fn copy_record<M: Memory + ?Sized>(
     mem: &M,
@@ -92,14 +92,7 @@ fn copy_record<M: Memory + ?Sized>(
     len: usize,
     buf: &mut Vec<u8>,
 ) -> Result<(), ShmError> {
-    let words = mem.words(off, len.div_ceil(8))?;
-    let start = buf.len();
-    buf.resize(start + words.len() * 8, 0);
-    for (c, w) in buf[start..].chunks_exact_mut(8).zip(words) {
-        c.copy_from_slice(&w.load(Ordering::Relaxed).to_ne_bytes());
-    }
-    buf.truncate(start + len);
-    Ok(())
+    crate::memory::read_bytes(mem, off, len, buf)
 }
 
 /// The record copy of a lookup ([`MapReader::get`]): `words` (the record's, bounds-checked by
