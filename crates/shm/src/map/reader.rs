@@ -95,25 +95,6 @@ fn copy_record<M: Memory + ?Sized>(
     crate::memory::read_bytes(mem, off, len, buf)
 }
 
-/// The record copy of a lookup ([`MapReader::get`]): `words` (the record's, bounds-checked by
-/// the caller) loaded `Relaxed` straight into `buf`'s spare capacity, grown once, and only the
-/// record's `len` bytes kept (no zero-fill of what the loads overwrite anyway).
-#[inline]
-fn load_record(words: &[AtomicU64], len: usize, buf: &mut Vec<u8>) {
-    debug_assert!(len <= words.len() * 8);
-    let start = buf.len();
-    buf.reserve(words.len() * 8);
-    let spare = &mut buf.spare_capacity_mut()[..words.len() * 8];
-    for (c, w) in spare.chunks_exact_mut(8).zip(words) {
-        for (d, b) in c.iter_mut().zip(w.load(Ordering::Relaxed).to_ne_bytes()) {
-            d.write(b);
-        }
-    }
-    // SAFETY: the `words.len() * 8` bytes after `start` are within the capacity reserved
-    // above and were all written (initialised) by the loop; `len` is at most that many.
-    unsafe { buf.set_len(start + len.min(words.len() * 8)) };
-}
-
 /// What a lookup's seqlock read of a slot found.
 enum Found {
     /// A published entry holding the key (its record appended to the buffer).
@@ -313,10 +294,9 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
         } else if len == 0 {
             Ok(())
         } else {
-            // Bounds-checked once for the whole record, then loaded word by word.
-            self.mem
-                .words(off, (len as usize).div_ceil(8))
-                .map(|words| load_record(words, len as usize, buf))
+            // Bounds-checked once for the whole record, then its words loaded straight into
+            // the buffer's spare capacity (reserved once).
+            crate::memory::read_bytes(self.mem, off, len as usize, buf)
         };
         fence(Ordering::Acquire);
         if w[S_SEQ].load(Ordering::Relaxed) != s1 {
