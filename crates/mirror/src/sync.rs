@@ -26,7 +26,7 @@ use rustix::io::Errno;
 use nlkit_socket::{Event, EventSocket, Protocol, RecvBuffer, SocketOptions};
 
 use crate::ct_silent::SilentConns;
-use crate::fill::fill;
+use crate::fill::{fill, Filled};
 use crate::nexthops::{is_nexthop_event, NexthopIds};
 use crate::stop::timespec;
 use crate::tables::{TableId, TableSet};
@@ -340,26 +340,41 @@ impl Syncer {
                 was_empty.add(t);
             }
         }
-        let results = {
-            let this = &mut *self;
-            fill(&shared.tables, &shared.feed, set, &shared.gen, |finished| {
-                if this.wait(Some(finished), None).events {
-                    this.drain(false);
-                }
-            })
-        };
+        let results = self.fill_and_apply(set);
         tracing::debug!(us = t0.elapsed().as_micros() as u64, "dumps applied");
-        // Events that arrived during the dumps, in order, marked with the newest generation.
-        while let Some(d) = self.queue.pop_front() {
-            self.apply_datagram(&d);
+        let sweeps = |f: &Filled| !(f.attempts == 1 && was_empty.contains(f.table));
+        // The kernel's IPv6 route dump can silently miss routes: when the fib6 tree changes
+        // between two parts of a dump, the kernel restarts its walk from the root and skips
+        // as many routes as it has sent, so after deletions of routes it already sent, routes
+        // it never sent are skipped, and the dump is not flagged NLM_F_DUMP_INTR
+        // (`fib6_dump_table`, `w->skip = w->count`). A sweep after such a dump would remove
+        // routes the kernel still has (seen as a contiguous block of routes missing after a
+        // resync under churn). So before sweeping IPv6 routes, a second dump confirms them
+        // too: the sweep (below the first dump's generation) removes only the routes neither
+        // dump nor any event confirmed. A route both dumps skip survives only if unlucky
+        // twice; a failed verification dump leaves the table unswept (a stale route stays
+        // rather than a live one going).
+        let mut v6_verified = true;
+        if results
+            .iter()
+            .any(|r| matches!(r, Ok(f) if f.table == TableId::Routes6 && sweeps(f)))
+        {
+            let mut only = TableSet::default();
+            only.add(TableId::Routes6);
+            for r in self.fill_and_apply(only) {
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "IPv6 route verification dump failed: not sweeping");
+                    v6_verified = false;
+                    self.pending.add(TableId::Routes6);
+                }
+            }
         }
-        self.queued_bytes = 0;
         let lost = std::mem::take(&mut self.queue_lost);
         let mut first_err = None;
         for r in results {
             match r {
                 Ok(f) => {
-                    let swept = if f.attempts == 1 && was_empty.contains(f.table) {
+                    let swept = if !sweeps(&f) || (f.table == TableId::Routes6 && !v6_verified) {
                         0
                     } else {
                         crate::feed::capture::sweep(&shared.tables, &shared.feed, &f)
@@ -401,6 +416,22 @@ impl Syncer {
             Some(e) => Err(MirrorError::Dump(e)),
             None => Ok(()),
         }
+    }
+
+    /// Fills `set` (draining the event sockets into the queue meanwhile), then applies the
+    /// events that arrived during the dumps, in order, marked with the newest generation.
+    fn fill_and_apply(&mut self, set: TableSet) -> Vec<Result<Filled, nlkit_socket::Error>> {
+        let shared = self.shared.clone();
+        let results = fill(&shared.tables, &shared.feed, set, &shared.gen, |finished| {
+            if self.wait(Some(finished), None).events {
+                self.drain(false);
+            }
+        });
+        while let Some(d) = self.queue.pop_front() {
+            self.apply_datagram(&d);
+        }
+        self.queued_bytes = 0;
+        results
     }
 
     /// The earliest of the periodic steps' deadlines (`None`: nothing periodic is due).

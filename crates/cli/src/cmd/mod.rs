@@ -296,7 +296,10 @@ impl Source {
                 return Ok(());
             }
         }
-        self.socket()?.dump_pipelined(req, |m| f(m))?;
+        let end = self.socket()?.dump_pipelined(req, |m| f(m))?;
+        if end.interrupted {
+            view::warn_interrupted();
+        }
         Ok(())
     }
 
@@ -314,7 +317,10 @@ impl Source {
                 return Ok(());
             }
         }
-        self.socket()?.dump_pipelined(req, |m| f(m))?;
+        let end = self.socket()?.dump_pipelined(req, |m| f(m))?;
+        if end.interrupted {
+            view::warn_interrupted();
+        }
         Ok(())
     }
 
