@@ -6,7 +6,9 @@
 //! keeps draining the event sockets into a queue while [`fill`](crate::fill) runs the dumps,
 //! and applies the queue once the dumps are in, then sweeps what the dumps did not confirm.
 //! Every entry an event touches is marked with the newest generation, so the sweep never
-//! removes what an event (re)created.
+//! removes what an event (re)created. IPv6 routes are swept only after a dump during which
+//! they did not change (the kernel's IPv6 route dump skips routes silently under churn; see
+//! `redump`).
 //!
 //! Nexthop-object events (`RTNLGRP_NEXTHOP`) are mirrored, and also decide whether the routes
 //! must be resynced (see [`nexthops`](crate::nexthops)). Rule events (`RTNLGRP_IPV4_RULE`,
