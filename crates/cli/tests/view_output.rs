@@ -341,3 +341,64 @@ netns_test! {
         }
     }
 }
+
+netns_test! {
+    /// Listings through the view are walked in one thread and formatted on others in batches
+    /// of about 1,200 routes: with many routes (many batches, some with nothing a filter
+    /// keeps, both families), text and JSON are still the socket's bytes in the socket's order.
+    fn many_routes_keep_their_order_through_the_view() {
+        setup();
+        let mut batch = String::new();
+        for i in 0..6000u32 {
+            let table = if i % 7 == 0 { " table 1000" } else { "" };
+            batch.push_str(&format!(
+                "route add 10.{}.{}.0/24 via 10.0.0.2 metric {}{table}\n",
+                100 + i / 256,
+                i % 256,
+                i % 5
+            ));
+        }
+        for i in 0..1500u32 {
+            batch.push_str(&format!("route add fd00:{i:x}::/64 dev va\n"));
+        }
+        let file = std::env::temp_dir().join(format!("nlkit-view-routes-{}", std::process::id()));
+        std::fs::write(&file, batch).unwrap();
+        ip(&["-batch", file.to_str().unwrap()]);
+        let _ = std::fs::remove_file(&file);
+        let m = MirrorProcess::start("many");
+        for args in [
+            &["route", "show"][..],
+            &["route", "show", "table", "all"],
+            &["route", "show", "table", "1000"],
+            &["-j", "route", "show", "table", "all"],
+            &["-j", "route", "show", "table", "1000"],
+            &["-6", "route", "show"],
+        ] {
+            same_three_ways(&m, args, false);
+        }
+    }
+}
+
+netns_test! {
+    /// `ct list` through the view with many entries (many batches of the ordered listing):
+    /// the socket's bytes in the socket's order, in text and JSON, through the address index
+    /// too, and with a filter that keeps nothing.
+    fn many_conntrack_entries_keep_their_order_through_the_view() {
+        nlkit_testns::load_conntrack(2000, 7);
+        let m = MirrorProcess::start("manyct");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while text(run(&m, "NLKIT_MIRROR_VIEW", &["ct", "count"]), "view", &["ct", "count"]).0.trim() != "2000" {
+            assert!(Instant::now() < deadline, "the mirror never held the 2000 entries");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        for args in [
+            &["ct", "list"][..],
+            &["-j", "ct", "list"],
+            &["ct", "list", "-s", "10.200.0.1"],
+            &["-j", "ct", "list", "-s", "10.200.0.1"],
+            &["ct", "list", "--mark", "8"],
+        ] {
+            same_three_ways(&m, args, true);
+        }
+    }
+}

@@ -6,130 +6,18 @@
 //! 200,000 conntrack entries: `nf_conntrack_max` is global, 262,144 by default, and can only be
 //! raised from the initial namespace). Ratios are taken within one run.
 
+// Each bench uses part of the shared helpers.
+#[allow(dead_code)]
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::{
+    bare_dump, ct_dump_req, ct_get, env, raw_dump, reset_peak, route_dump_req, vm_hwm_kib,
+    vm_rss_kib,
+};
 use nlkit_mirror::{Mirror, MirrorConfig, WriterMode};
 use nlkit_socket::{Protocol, RecvBuffer, Socket};
-use nlkit_wire::consts::*;
-use nlkit_wire::{MessageBuilder, Messages, NfGenMsg, RtMsg};
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .unwrap_or(default)
-}
-
-fn vm_hwm_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
-}
-
-fn vm_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
-}
-
-/// One dump of `req` on `sock` (the kernel or the mirror) read by a bare receive loop walking
-/// message headers, so the kernel's and the mirror's figures compare like for like.
-fn bare_dump(sock: &mut Socket, req: &MessageBuilder, buf: &mut RecvBuffer) -> (Duration, u64) {
-    let mut req = req.clone();
-    let t = Instant::now();
-    sock.send_dump(&mut req).unwrap();
-    let mut n = 0;
-    'datagrams: loop {
-        sock.recv(buf).unwrap();
-        for m in Messages::new(buf.unread()) {
-            let m = m.unwrap();
-            if matches!(m.ty(), NLMSG_DONE | NLMSG_ERROR) {
-                break 'datagrams;
-            }
-            n += 1;
-        }
-    }
-    (t.elapsed(), n)
-}
-
-/// Best of `n` runs of a raw kernel dump.
-fn raw_dump(proto: Protocol, req: &MessageBuilder, n: usize) -> (Duration, u64) {
-    let mut sock = Socket::open(proto).unwrap();
-    // The kernel sizes its dump chunks by the receive buffer it is given.
-    let mut buf = RecvBuffer::with_capacity(64 * 1024);
-    let mut best = Duration::MAX;
-    let mut count = 0;
-    for _ in 0..n {
-        let (took, msgs) = bare_dump(&mut sock, req, &mut buf);
-        best = best.min(took);
-        count = msgs;
-    }
-    (best, count)
-}
-
-fn route_dump_req() -> MessageBuilder {
-    let mut b = MessageBuilder::new();
-    b.begin(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, 0);
-    b.header(&RtMsg {
-        family: AF_INET,
-        ..Default::default()
-    });
-    b.finish().unwrap();
-    b
-}
-
-fn ct_dump_req() -> MessageBuilder {
-    let mut b = MessageBuilder::new();
-    b.begin(
-        nfnl_msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET),
-        NLM_F_REQUEST | NLM_F_DUMP,
-        0,
-    );
-    b.header(&NfGenMsg {
-        family: AF_UNSPEC,
-        version: NFNETLINK_V0,
-        res_id: 0,
-    });
-    b.finish().unwrap();
-    b
-}
-
-fn ct_get(t: &nlkit_table::ConnKey) -> MessageBuilder {
-    let mut b = MessageBuilder::new();
-    b.begin(
-        nfnl_msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET),
-        NLM_F_REQUEST,
-        0,
-    );
-    b.header(&NfGenMsg {
-        family: AF_INET,
-        version: NFNETLINK_V0,
-        res_id: 0,
-    });
-    let n = b.nest_begin(CTA_TUPLE_ORIG);
-    let ip = b.nest_begin(CTA_TUPLE_IP);
-    b.attr_ip(CTA_IP_V4_SRC, t.src);
-    b.attr_ip(CTA_IP_V4_DST, t.dst);
-    b.nest_end(ip);
-    let p = b.nest_begin(CTA_TUPLE_PROTO);
-    b.attr_u8(CTA_PROTO_NUM, t.proto);
-    b.attr_be16(CTA_PROTO_SRC_PORT, t.src_port);
-    b.attr_be16(CTA_PROTO_DST_PORT, t.dst_port);
-    b.nest_end(p);
-    b.nest_end(n);
-    b.finish().unwrap();
-    b
-}
 
 fn run() {
     let routes = env("NLKIT_BENCH_ROUTES", 1_000_000);
@@ -150,9 +38,7 @@ fn run() {
     let (raw_ct, nct) = raw_dump(Protocol::Netfilter, &ct_dump_req(), 3);
     // The mirror's peak is measured from here: give the fixture loaders' freed heap back to
     // the system, then reset the high-water mark to the current RSS ("5" in clear_refs).
-    // SAFETY: malloc_trim only releases free memory of the allocator's arenas.
-    unsafe { libc::malloc_trim(0) };
-    let hwm_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let hwm_reset = reset_peak();
     let rss_before = vm_rss_kib();
 
     let dir = std::env::temp_dir().join(format!("nlkit-mirror-bench-{}", std::process::id()));

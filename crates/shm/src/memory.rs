@@ -124,14 +124,21 @@ pub fn read_bytes<M: Memory + ?Sized>(
     out: &mut Vec<u8>,
 ) -> Result<(), ShmError> {
     let words = mem.words(off, len.div_ceil(8))?;
-    out.reserve(len);
-    let mut left = len;
-    for w in words {
+    // One reservation; whole words written into the spare capacity (no per-word length
+    // arithmetic or capacity check), the padding of the last one left out of the length.
+    let start = out.len();
+    let whole = words.len() * 8;
+    out.reserve(whole);
+    let spare = &mut out.spare_capacity_mut()[..whole];
+    for (c, w) in spare.chunks_exact_mut(8).zip(words) {
         let b = w.load(crate::sync::Ordering::Relaxed).to_ne_bytes();
-        let n = left.min(8);
-        out.extend_from_slice(&b[..n]);
-        left -= n;
+        for (d, s) in c.iter_mut().zip(b) {
+            d.write(s);
+        }
     }
+    // SAFETY: the `whole` bytes after `start` were all written above (one chunk of 8 per
+    // word, `words.len()` words), and `len <= whole <= capacity - start`.
+    unsafe { out.set_len(start + len) };
     Ok(())
 }
 
@@ -148,10 +155,61 @@ pub fn read_bytes<M: Memory + ?Sized>(
 /// ```
 pub fn write_bytes<M: Memory + ?Sized>(mem: &M, off: u64, bytes: &[u8]) -> Result<(), ShmError> {
     let words = mem.words(off, bytes.len().div_ceil(8))?;
-    for (w, c) in words.iter().zip(bytes.chunks(8)) {
+    let whole = bytes.chunks_exact(8);
+    let tail = whole.remainder();
+    for (w, c) in words.iter().zip(whole) {
         let mut b = [0u8; 8];
-        b[..c.len()].copy_from_slice(c);
+        b.copy_from_slice(c);
+        w.store(u64::from_ne_bytes(b), crate::sync::Ordering::Relaxed);
+    }
+    if let Some(w) = words.get(bytes.len() / 8) {
+        let mut b = [0u8; 8];
+        b[..tail.len()].copy_from_slice(tail);
         w.store(u64::from_ne_bytes(b), crate::sync::Ordering::Relaxed);
     }
     Ok(())
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// Every length around word boundaries, appended after bytes already in the buffer, and
+    /// written over memory that held other bytes: the same bytes back, the last word's
+    /// padding zero, nothing past the range touched.
+    #[test]
+    fn bytes_round_trip_at_every_length() {
+        for len in 0..=41usize {
+            let m = HeapMemory::from_words(&[u64::MAX; 8]);
+            let data: Vec<u8> = (0..len as u8).map(|b| b.wrapping_mul(37) ^ 0x5a).collect();
+            write_bytes(&m, 8, &data).unwrap();
+            let mut out = b"keep".to_vec();
+            read_bytes(&m, 8, len, &mut out).unwrap();
+            assert_eq!(&out[..4], b"keep");
+            assert_eq!(&out[4..], &data[..], "len {len}");
+            let words = len.div_ceil(8);
+            let mut padded = Vec::new();
+            read_bytes(&m, 8, words * 8, &mut padded).unwrap();
+            assert!(
+                padded[len..].iter().all(|&b| b == 0),
+                "padding of len {len}"
+            );
+            let w = |i: u64| m.word(i * 8).unwrap().load(crate::sync::Ordering::Relaxed);
+            assert_eq!(w(0), u64::MAX);
+            for i in (1 + words as u64)..8 {
+                assert_eq!(w(i), u64::MAX, "word {i} after len {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn bytes_out_of_bounds_are_errors() {
+        let m = HeapMemory::zeroed(2);
+        let mut out = vec![1];
+        assert!(read_bytes(&m, 8, 9, &mut out).is_err());
+        assert!(read_bytes(&m, 4, 1, &mut out).is_err());
+        assert_eq!(out, [1], "nothing appended on an error");
+        assert!(write_bytes(&m, 8, &[0; 9]).is_err());
+        assert!(read_bytes(&m, 16, 0, &mut out).is_ok());
+    }
 }

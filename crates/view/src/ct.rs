@@ -5,7 +5,6 @@
 //! | original source address ([`CtFilter::src`]) | the map's address index (direction 2, [`ct_addr_key`]): only the entries of that address are read |
 //! | family, zone, mark | a walk of the whole table; zone and family from the entry's key words (no record read is wasted on them), mark from the record's `CTA_MARK` |
 
-use std::cell::RefCell;
 use std::net::IpAddr;
 
 use nlkit_shm::{Entry, MapReader, RegionView, Slot, Walk};
@@ -13,7 +12,7 @@ use nlkit_table::{ConnKey, TableKey};
 use nlkit_wire::consts::{AF_INET, AF_INET6, CTA_MARK};
 use nlkit_wire::Attrs;
 
-use crate::ct_pack::{stored_attrs, unpack_into};
+use crate::ct_pack::{room_for, stored_attrs, unpack_into, unpack_placed};
 use crate::error::{Result, ViewError};
 use crate::schema::{ct_addr_key, CtAux};
 use crate::{MirrorView, TableId};
@@ -91,11 +90,6 @@ impl CtFilter {
     }
 }
 
-thread_local! {
-    /// Where each thread reads packed records before unpacking them (reused).
-    static PACKED: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(512));
-}
-
 /// `CTA_MARK` of a packed record (0 without one).
 fn mark_of(stored: &[u8], dropped: u16) -> u32 {
     Attrs::new(stored_attrs(stored, dropped))
@@ -131,35 +125,42 @@ impl CtReader<'_> {
     /// The entry with `tuple` as its original or reply tuple; see [`MirrorView::ct_get`].
     pub fn get(&self, tuple: &ConnKey, out: &mut Vec<u8>) -> Result<Option<CtFound>> {
         let key = tuple.to_words();
-        PACKED.with(|p| {
-            let mut packed = p.borrow_mut();
-            for dir in [0, 1] {
-                packed.clear();
-                if let Some(e) = self
-                    .map
-                    .get(dir, &key, &mut packed)
-                    .map_err(ViewError::shm)?
-                {
-                    let found = CtFound::of(&e);
-                    unpack_into(
-                        &packed,
-                        found.aux.dropped,
-                        &found.original,
-                        &found.reply,
-                        out,
-                    );
-                    return Ok(Some(found));
-                }
-            }
-            Ok(None)
-        })
+        let base = out.len();
+        // Room for the header and tuple nests the mirror dropped (as `pack` drops them from
+        // a connection of this tuple's kind), then the record straight after it: one copy out
+        // of the mapping, into its final place, and nothing moved or read again after it.
+        let room = room_for(tuple);
+        out.resize(base + room, 0);
+        let Some(e) = self.map.get_first(&[0, 1], &key, out).map_err(|e| {
+            out.truncate(base);
+            ViewError::shm(e)
+        })?
+        else {
+            out.truncate(base);
+            return Ok(None);
+        };
+        let found = CtFound::of(&e);
+        unpack_placed(
+            out,
+            base,
+            room,
+            found.aux.dropped,
+            &found.original,
+            &found.reply,
+        );
+        Ok(Some(found))
     }
 }
 
 impl MirrorView {
     /// The conntrack entry with `tuple` as its original or its reply tuple (with the zone):
     /// appends the kernel's message for it to `out`, byte for byte what the mirror's socket
-    /// serves for it. One lookup (two when the tuple is a reply tuple), no system call.
+    /// serves for it. One lookup (two when the tuple is a reply tuple: both bucket heads
+    /// are loaded first, so their misses overlap), no system call, no allocation beyond
+    /// growing `out` once: the record is copied out of the mapping once, straight after room
+    /// for the header and tuple nests the mirror dropped, which are then written there
+    /// ([`ct_pack::unpack_placed`](crate::ct_pack::unpack_placed)).
+    /// [`ct_reader`](Self::ct_reader) saves the table's reader being made per lookup.
     ///
     /// ```no_run
     /// use nlkit_table::ConnKey;

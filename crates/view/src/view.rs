@@ -3,7 +3,9 @@
 
 use std::os::fd::OwnedFd;
 use std::path::Path;
+use std::sync::OnceLock;
 
+use nlkit_shm::map::CheckedHeader;
 use nlkit_shm::{Entry, MapReader, RegionView, ShmError, Walk};
 use nlkit_table::TableKey;
 use nlkit_wire::consts::{AF_INET, AF_INET6, IFLA_IFNAME};
@@ -40,6 +42,9 @@ pub struct MirrorView {
     /// Each table's map offset, as found in the directory at open (`None`: not published
     /// then; looked up again on use).
     tables: [Option<u64>; TableId::ALL.len()],
+    /// Each table's map header once validated (at the offset in `tables`): a reader of it
+    /// is then made without reading and validating the header again.
+    headers: [OnceLock<CheckedHeader>; TableId::ALL.len()],
 }
 
 impl MirrorView {
@@ -67,7 +72,11 @@ impl MirrorView {
         for t in TableId::ALL {
             tables[t as usize] = region.find(table_object(t)).ok();
         }
-        MirrorView { region, tables }
+        MirrorView {
+            region,
+            tables,
+            headers: Default::default(),
+        }
     }
 
     /// The mapped region (for readers of objects this crate does not know).
@@ -91,10 +100,21 @@ impl MirrorView {
         }
     }
 
-    /// A lock-free reader of table `t`'s map (validates the map's header; cheap).
+    /// A lock-free reader of table `t`'s map (validates the map's header the first time;
+    /// cheap).
     pub fn table(&self, t: TableId) -> Result<MapReader<'_, RegionView>> {
         let off = self.table_offset(t)?;
-        MapReader::open(&self.region, off).map_err(ViewError::shm)
+        let header = &self.headers[t as usize];
+        if self.tables[t as usize] != Some(off) {
+            // Not published at open: looked up each time, so nothing is kept for it.
+            return MapReader::open(&self.region, off).map_err(ViewError::shm);
+        }
+        if let Some(h) = header.get() {
+            return MapReader::with_header(&self.region, h).map_err(ViewError::shm);
+        }
+        let reader = MapReader::open(&self.region, off).map_err(ViewError::shm)?;
+        let _ = header.set(reader.header_checked());
+        Ok(reader)
     }
 
     /// Looks `key` up in table `t`'s first direction and appends the entry's record (its

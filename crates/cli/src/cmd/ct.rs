@@ -12,7 +12,7 @@ use nlkit_conntrack::{CtEntry, CtEntryView, Tuple};
 use nlkit_wire::consts::*;
 
 use super::shared::{push_line, SharedListing};
-use super::{action, stdout, unknown_action, Ctx, Sink, Source};
+use super::{action, ordered, stdout, unknown_action, Ctx, Sink, Source};
 use crate::args::UsageError;
 use crate::cli::{CtArgs, CtFilter};
 use nlkit_socket::Protocol;
@@ -137,9 +137,29 @@ fn list(ctx: &Ctx, f: &CtFilter) -> Result<()> {
         return Ok(());
     }
     let mut src = Source::open(ctx, Protocol::Netfilter)?;
+    let by_addr = filter.orig.and_then(|t| t.src);
+    if src.has_view() {
+        // Through the view: walked in one thread, formatted on the others, in order.
+        let walk = |give: ordered::Give<'_>| src.ct_dump(&mut req, by_addr, give);
+        let shown = ordered::listing(walk, ctx.json, |m, chunk| {
+            let e = CtEntryView::parse(m)?;
+            if !filter.matches(&e) {
+                return Ok(false);
+            }
+            if ctx.json {
+                serde_json::to_writer(&mut *chunk, &entry_json(&e))?;
+            } else {
+                push_line(chunk, entry_text(&e));
+            }
+            Ok(true)
+        })?;
+        if !ctx.json {
+            eprintln!("nlkit (conntrack): {shown} flow entries have been shown.");
+        }
+        return Ok(());
+    }
     let mut sink = Sink::new(ctx.json);
     let mut shown = 0u64;
-    let by_addr = filter.orig.and_then(|t| t.src);
     let res = src.ct_dump(&mut req, by_addr, |m| {
         let e = CtEntryView::parse(m).map_err(|e| match e {
             nlkit_conntrack::Error::Wire(w) => nlkit_socket::Error::Protocol(w),

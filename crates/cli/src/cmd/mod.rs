@@ -27,6 +27,7 @@ mod monitor;
 mod neigh;
 mod netns;
 mod nexthop;
+mod ordered;
 mod route;
 mod rule;
 mod shared;
@@ -271,6 +272,12 @@ impl Source {
             ctx: ctx.clone(),
             protocol: Protocol::Route,
         }
+    }
+
+    /// Whether dumps are answered from the mirror's view (listings then format on several
+    /// threads, see [`ordered`](self::ordered)).
+    pub fn has_view(&self) -> bool {
+        self.view.is_some()
     }
 
     /// The socket (opened now if the view answered everything so far).

@@ -13,7 +13,7 @@ use nlkit_wire::consts::*;
 use nlkit_wire::MessageBuilder;
 
 use super::shared::{push_line, SharedListing};
-use super::{action, ifindex, link_names, stdout, unknown_action, Ctx, Sink, Source};
+use super::{action, ifindex, link_names, ordered, stdout, unknown_action, Ctx, Sink, Source};
 use crate::args::{Keywords, Prefix, UsageError};
 use crate::cli::ObjectArgs;
 
@@ -113,6 +113,25 @@ fn show(ctx: &Ctx, args: &[String]) -> Result<()> {
     if ctx.threads > 1 {
         return show_shared(ctx, &sel, &names);
     }
+    if src.has_view() {
+        // Through the view: walked in one thread, formatted on the others, in order.
+        let mut reqs = Vec::new();
+        for &fam in &sel.families {
+            let mut req = MessageBuilder::new();
+            request::dump_routes(&mut req, 0, fam, &sel.filter)?;
+            reqs.push(req);
+        }
+        let walk = ordered::dumps(&mut src, &mut reqs);
+        ordered::listing(walk, ctx.json, |m, chunk| {
+            let r = RouteView::parse(m)?;
+            if !sel.keep(&r) {
+                return Ok(false);
+            }
+            render(&r, &names, sel.fmt, ctx.json, chunk)?;
+            Ok(true)
+        })?;
+        return Ok(());
+    }
     let mut sink = Sink::new(ctx.json);
     let mut res = Ok(());
     for &fam in &sel.families {
@@ -147,15 +166,27 @@ fn show_shared(ctx: &Ctx, sel: &Selection, names: &LinkNames) -> Result<()> {
             if !sel.keep(&r) {
                 return Ok(false);
             }
-            if ctx.json {
-                serde_json::to_writer(&mut *chunk, &route_json(&r, names, sel.fmt))?;
-            } else {
-                push_line(chunk, route_text(&r, names, sel.fmt));
-            }
+            render(&r, names, sel.fmt, ctx.json, chunk)?;
             Ok(true)
         })?;
     }
     listing.finish()
+}
+
+/// Appends one route's item to `chunk`: its text line, or its JSON value.
+fn render(
+    r: &RouteView<'_>,
+    names: &LinkNames,
+    fmt: RouteFmt,
+    json: bool,
+    chunk: &mut Vec<u8>,
+) -> Result<()> {
+    if json {
+        serde_json::to_writer(&mut *chunk, &route_json(r, names, fmt))?;
+    } else {
+        push_line(chunk, route_text(r, names, fmt));
+    }
+    Ok(())
 }
 
 fn get(ctx: &Ctx, args: &[String]) -> Result<()> {

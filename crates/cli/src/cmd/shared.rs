@@ -14,19 +14,21 @@ use parking_lot::Mutex;
 /// Bytes a thread collects before it takes the output lock.
 const CHUNK: usize = 1 << 16;
 
-/// Appends `text` and a newline to `chunk`, rendering through `fmt::Write` into a reused
-/// line buffer (much cheaper than `io::Write`'s formatting adapter for many small pieces).
+/// Appends `text` and a newline to `chunk`, rendering through `fmt::Write` straight into
+/// the chunk (much cheaper than `io::Write`'s formatting adapter for many small pieces, and
+/// no copy through a line buffer).
 pub fn push_line(chunk: &mut Vec<u8>, text: impl std::fmt::Display) {
     use std::fmt::Write as _;
-    thread_local! {
-        static LINE: std::cell::RefCell<String> = std::cell::RefCell::new(String::with_capacity(256));
+    /// `fmt::Write` appending to a byte buffer (only whole `str`s are written, so the bytes
+    /// stay UTF-8).
+    struct Bytes<'a>(&'a mut Vec<u8>);
+    impl std::fmt::Write for Bytes<'_> {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0.extend_from_slice(s.as_bytes());
+            Ok(())
+        }
     }
-    LINE.with(|l| {
-        let mut l = l.borrow_mut();
-        l.clear();
-        let _ = writeln!(l, "{text}");
-        chunk.extend_from_slice(l.as_bytes());
-    });
+    let _ = writeln!(Bytes(chunk), "{text}");
 }
 
 /// Standard output shared by the dump threads.

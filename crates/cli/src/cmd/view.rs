@@ -16,6 +16,9 @@
 //! `SharedDump` over a socket pool), `nexthop flush`, `rule flush`, `monitor` (the socket
 //! feed), and a `ct get`/`nexthop get` the view does not find (for the mirror's error).
 //!
+//! `route show` and `ct list` through the view format on several threads
+//! ([`ordered`](super::ordered)); the other shows format in the walking thread.
+//!
 //! The view is not used when `NLKIT_MIRROR_NO_VIEW=1` is set (tests compare both paths), or
 //! when the mirror does not hand its region over (another uid than the mirror's: `EPERM`;
 //! an older mirror): then everything goes over the socket, as before. `NLKIT_MIRROR_VIEW=1`
@@ -203,8 +206,7 @@ fn route_dump(
     let mut stopped = false;
     for fam in families(h.family) {
         let w = view.routes(fam, |r| {
-            let keep =
-                table == 0 || nlkit_route::RouteView::parse(r).is_ok_and(|v| v.table() == table);
+            let keep = table == 0 || route_table(r) == Some(table);
             if keep && !give(r) {
                 stopped = true;
             }
@@ -216,6 +218,21 @@ fn route_dump(
         }
     }
     Ok(true)
+}
+
+/// A route message's table, as [`RouteView::table`](nlkit_route::RouteView::table) reads it
+/// (`RTA_TABLE`, else `rtm_table`), without parsing the rest: the attributes are read up to
+/// the first `RTA_TABLE` (the kernel's first attribute); `None` when they do not parse.
+/// (The command parses every message it gets and filters it again by its table.)
+fn route_table(r: &Message<'_>) -> Option<u32> {
+    let (h, attrs) = r.family_header::<RtMsg>().ok()?;
+    for a in attrs {
+        let a = a.ok()?;
+        if a.ty() == RTA_TABLE {
+            return a.u32().ok();
+        }
+    }
+    Some(u32::from(h.table))
 }
 
 /// `RTM_GETNEXTHOP` dump with the kernel's filters (as the mirror applies them): groups only
@@ -346,14 +363,17 @@ pub fn ct_dump(
     let walked = if src.is_some() {
         // The index hands entries out in chain order; the socket lists them in slot order.
         // Sorted by slot, the listing is the socket's, line for line.
-        let mut found = Vec::new();
+        // The messages back to back in one buffer (no allocation per entry), sorted by
+        // their slots' positions.
+        let (mut found, mut bytes) = (Vec::new(), Vec::new());
         let w = view.ct_walk(&filter, |e, msg| {
-            found.push((e.slot, msg.to_vec()));
+            found.push((e.slot, bytes.len(), msg.len()));
+            bytes.extend_from_slice(msg);
             true
         });
-        found.sort_unstable_by_key(|(slot, _)| *slot);
-        for (_, msg) in &found {
-            if !give(msg) {
+        found.sort_unstable_by_key(|&(slot, _, _)| slot);
+        for &(_, at, len) in &found {
+            if !give(&bytes[at..at + len]) {
                 break;
             }
         }

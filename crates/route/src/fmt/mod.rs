@@ -63,12 +63,33 @@ pub use rule::{
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct LinkNames {
-    map: HashMap<u32, String>,
+    /// Looked up once per printed object: a multiplicative hash of the index, not SipHash
+    /// (indexes come from the kernel, not from an attacker choosing keys).
+    map: HashMap<u32, String, std::hash::BuildHasherDefault<IndexHasher>>,
     /// nsid → name of the named namespace (`/run/netns/NAME`) with that id, for
     /// `link-netns NAME`.
     netns: HashMap<i32, String>,
     /// index → `IFF_*` flags, for `M-DOWN` (the lower device is down).
     flags: HashMap<u32, u32>,
+}
+
+/// Hasher of interface indexes for [`LinkNames`]: the index times a 64-bit odd constant
+/// (Fibonacci hashing; the product's high bits, which the table's tags use, are well mixed).
+#[derive(Debug, Clone, Copy, Default)]
+struct IndexHasher(u64);
+
+impl std::hash::Hasher for IndexHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.0 = (self.0 ^ u64::from(i)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 }
 
 impl LinkNames {

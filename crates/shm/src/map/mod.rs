@@ -26,7 +26,7 @@ mod writer;
 
 pub use arena::HeapArena;
 pub use layout::MAX_CAPACITY;
-pub use reader::MapReader;
+pub use reader::{CheckedHeader, MapReader};
 
 use layout::{Geometry, HEADER_WORDS, H_MAGIC};
 use writer::{Ops, WriterState};

@@ -91,8 +91,8 @@ pub(crate) enum SlotRead {
     Changed,
 }
 
-/// [`read_bytes`](crate::read_bytes) for the lookup path: the same Relaxed word loads, into a
-/// buffer grown once (word by word pushes cost a third of a cached lookup).
+/// The record of a slot: [`read_bytes`](crate::read_bytes) (Relaxed word loads into the
+/// buffer's spare capacity, reserved once).
 #[inline]
 fn copy_record<M: Memory + ?Sized>(
     mem: &M,
@@ -100,15 +100,36 @@ fn copy_record<M: Memory + ?Sized>(
     len: usize,
     buf: &mut Vec<u8>,
 ) -> Result<(), ShmError> {
-    let words = mem.words(off, len.div_ceil(8))?;
-    let start = buf.len();
-    buf.resize(start + words.len() * 8, 0);
-    for (c, w) in buf[start..].chunks_exact_mut(8).zip(words) {
-        c.copy_from_slice(&w.load(Ordering::Relaxed).to_ne_bytes());
-    }
-    buf.truncate(start + len);
-    Ok(())
+    crate::memory::read_bytes(mem, off, len, buf)
 }
+
+/// What a lookup's seqlock read of a slot found.
+enum Found {
+    /// A published entry holding the key (its record appended to the buffer).
+    Live(Entry),
+    /// The slot is free, being changed, changed during the read, or no longer holds the key:
+    /// the chain the lookup stood on may have changed under it.
+    Restart,
+}
+
+/// A map's header as [`MapReader::open`] validated it: reopen the same map with
+/// [`MapReader::with_header`] without validating the header again (a lookup's fixed cost).
+///
+/// The header is fixed when the map is created, so what was validated once stays valid; the
+/// arrays it names are still checked against the memory they are used with.
+///
+/// ```
+/// use std::sync::Arc;
+/// use nlkit_shm::{MapLayout, MapReader, Region, SharedMap};
+/// let region = Arc::new(Region::create("doc-header").unwrap());
+/// let map = SharedMap::create(region.clone(), MapLayout::new(64).key(1, true)).unwrap();
+/// map.lock().insert(&[&[7]], 0, b"seven").unwrap();
+/// let header = MapReader::open(&*region, map.offset()).unwrap().header_checked();
+/// let reader = MapReader::with_header(&*region, &header).unwrap();
+/// assert!(reader.get(0, &[7], &mut Vec::new()).unwrap().is_some());
+/// ```
+#[derive(Debug, Clone)]
+pub struct CheckedHeader(Geometry);
 
 impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
     /// Opens the map whose header is at `off`, validating the header: magic, layout (key
@@ -138,6 +159,19 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
     /// The map's layout (as validated at `open`).
     pub fn layout(&self) -> &MapLayout {
         &self.g.layout
+    }
+
+    /// The header this reader validated, to reopen the map later without validating it
+    /// again ([`with_header`](Self::with_header)).
+    pub fn header_checked(&self) -> CheckedHeader {
+        CheckedHeader(self.g.clone())
+    }
+
+    /// A reader of the map whose header was validated before
+    /// ([`header_checked`](Self::header_checked)): checks only that its arrays lie in `mem`
+    /// (a few bounds checks, no header reads).
+    pub fn with_header(mem: &'m M, header: &CheckedHeader) -> Result<Self, ShmError> {
+        Self::with_geometry(mem, header.0.clone())
     }
 
     /// The words of slot `s` (`s < capacity`).
@@ -227,23 +261,90 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
         }))
     }
 
+    /// A lookup's seqlock read of slot `s`, found in the chain of `key` in direction `dir`:
+    /// seq (Acquire); aux, location and the keys of every direction (Relaxed); the key of
+    /// `dir` must still be `key` (else the slot was reused under the lookup: restart, without
+    /// copying a record that is not the key's); the record words (Relaxed, straight into
+    /// `buf`); fence(Acquire); seq again. The record is cut off again when the read fails.
+    #[inline]
+    fn read_match(
+        &self,
+        s: u32,
+        dir: usize,
+        key: &[u64],
+        buf: &mut Vec<u8>,
+    ) -> Result<Found, ShmError> {
+        let w = self.slot(s);
+        let base = buf.len();
+        let s1 = w[S_SEQ].load(Ordering::Acquire);
+        if s1 & 1 == 1 {
+            // Free or being changed: no entry to return either way.
+            return Ok(Found::Restart);
+        }
+        let aux = w[S_AUX].load(Ordering::Relaxed);
+        let loc = w[S_LOC].load(Ordering::Relaxed);
+        let mut keys = [[0u64; MAX_KEY_WORDS]; MAX_DIRS];
+        for (d, k) in keys.iter_mut().enumerate().take(self.g.dirs) {
+            let at = self.g.key_at[d];
+            let n = self.g.layout.key_words[d] as usize;
+            for (x, a) in k.iter_mut().zip(&w[at..at + n]) {
+                *x = a.load(Ordering::Relaxed);
+            }
+        }
+        if keys[dir][..key.len()] != *key {
+            // Whatever the slot holds now, it is not this key's entry (seq stable or not):
+            // the chain changed under the lookup.
+            return Ok(Found::Restart);
+        }
+        let (off, len) = decode_loc(loc);
+        let copied = if len > MAX_RECORD as u64 {
+            Err(ShmError::Corrupt("record longer than MAX_RECORD"))
+        } else if len == 0 {
+            Ok(())
+        } else {
+            // Bounds-checked once for the whole record, then its words loaded straight into
+            // the buffer's spare capacity (reserved once).
+            crate::memory::read_bytes(self.mem, off, len as usize, buf)
+        };
+        fence(Ordering::Acquire);
+        if w[S_SEQ].load(Ordering::Relaxed) != s1 {
+            buf.truncate(base);
+            return Ok(Found::Restart);
+        }
+        // Stable, so what was read is what the writer published: a bad location is corruption.
+        if let Err(e) = copied {
+            buf.truncate(base);
+            return Err(e);
+        }
+        Ok(Found::Live(Entry {
+            slot: Slot(s),
+            generation: s1,
+            aux,
+            dir,
+            keys,
+        }))
+    }
+
     /// Walks the chain of `key` in direction `dir`, calling `f` with each validated entry
-    /// whose key matches, until `f` returns false. Restarts (bounded) when the chain ends on
-    /// another bucket's nulls marker, is longer than the capacity, or a matching entry fails
-    /// validation.
+    /// whose key matches, until `f` returns false (then returns true: stopped). Restarts
+    /// (bounded) when the chain ends on another bucket's nulls marker, is longer than the
+    /// capacity, or a matching entry fails validation. `first` is the bucket's head word if
+    /// the caller loaded it already (`Acquire`), for the first pass.
     fn search(
         &self,
         dir: usize,
         key: &[u64],
+        first: Option<u64>,
         buf: &mut Vec<u8>,
         mut f: impl FnMut(&Entry, &mut Vec<u8>) -> bool,
-    ) -> Result<(), ShmError> {
+    ) -> Result<bool, ShmError> {
         self.check_key(dir, key)?;
         let b = self.g.bucket(dir, key);
         let head = self.head(dir, b);
         let cap = self.g.layout.capacity;
         let at = self.g.key_at[dir];
         let n = key.len();
+        let mut first = first;
         let mut restarts = 0;
         'restart: loop {
             if restarts > 0 {
@@ -253,13 +354,17 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
                 spin();
             }
             restarts += 1;
-            let mut link = Link::decode(half(head.load(Ordering::Acquire), b as usize));
+            let word = match first.take() {
+                Some(w) => w,
+                None => head.load(Ordering::Acquire),
+            };
+            let mut link = Link::decode(half(word, b as usize));
             let mut steps = 0u32;
             loop {
                 let s = match link {
-                    Link::Empty if steps == 0 => return Ok(()),
+                    Link::Empty if steps == 0 => return Ok(false),
                     Link::Empty => return Err(ShmError::Corrupt("chain link of a node is empty")),
-                    Link::Nulls(nb) if nb == b => return Ok(()),
+                    Link::Nulls(nb) if nb == b => return Ok(false),
                     Link::Nulls(nb) if nb < self.g.layout.buckets => continue 'restart,
                     Link::Nulls(_) => return Err(ShmError::Corrupt("nulls marker of no bucket")),
                     Link::Slot(s) if s >= cap => {
@@ -280,25 +385,30 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
                     .zip(key)
                     .all(|(a, k)| a.load(Ordering::Relaxed) == *k);
                 if matches {
-                    let base = buf.len();
-                    match self.read_slot(s, dir, buf)? {
-                        SlotRead::Live(e) if e.keys[dir][..n] == *key => {
+                    match self.read_match(s, dir, key, buf)? {
+                        Found::Live(e) => {
                             if !f(&e, buf) {
-                                return Ok(());
+                                return Ok(true);
                             }
                         }
-                        SlotRead::Live(_) => {
-                            // Validated, but its key changed: the slot was reused under us.
-                            // Its record is another entry's: cut it off again.
-                            buf.truncate(base);
-                            continue 'restart;
-                        }
-                        SlotRead::Free | SlotRead::Changed => continue 'restart,
+                        Found::Restart => continue 'restart,
                     }
                 }
                 link = next;
             }
         }
+    }
+
+    /// The head word of `key`'s bucket in direction `dir` (Acquire), loaded ahead of a
+    /// search so that the loads of several directions' heads overlap; `None` for a
+    /// direction or key that does not match the layout (the search reports it).
+    #[inline]
+    fn head_ahead(&self, dir: usize, key: &[u64]) -> Option<u64> {
+        self.check_key(dir, key).ok()?;
+        Some(
+            self.head(dir, self.g.bucket(dir, key))
+                .load(Ordering::Acquire),
+        )
     }
 
     /// Looks `key` up in direction `dir` (normally a unique one; in a non-unique direction the
@@ -313,11 +423,51 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
         out: &mut Vec<u8>,
     ) -> Result<Option<Entry>, ShmError> {
         let mut found = None;
-        self.search(dir, key, out, |e, _| {
+        self.search(dir, key, None, out, |e, _| {
             found = Some(*e);
             false
         })?;
         Ok(found)
+    }
+
+    /// Looks `key` up in each direction of `dirs` in turn (as [`get`](Self::get)), and
+    /// appends the record of the first entry found to `out`: a conntrack tuple that may be
+    /// an original or a reply tuple. The bucket heads of all the directions are loaded
+    /// first, so their cache misses overlap; the chains are then walked one after the other.
+    /// At most [`MAX_DIRS`] directions are used.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use nlkit_shm::{MapLayout, Region, SharedMap};
+    /// let region = Arc::new(Region::create("doc-first").unwrap());
+    /// let map = SharedMap::create(region, MapLayout::new(64).key(1, true).key(1, true)).unwrap();
+    /// map.lock().insert(&[&[1], &[2]], 0, b"one-two").unwrap();
+    /// let mut out = Vec::new();
+    /// let e = map.reader().get_first(&[0, 1], &[2], &mut out).unwrap().unwrap();
+    /// assert_eq!((e.dir, out.as_slice()), (1, &b"one-two"[..]));
+    /// ```
+    pub fn get_first(
+        &self,
+        dirs: &[usize],
+        key: &[u64],
+        out: &mut Vec<u8>,
+    ) -> Result<Option<Entry>, ShmError> {
+        let dirs = &dirs[..dirs.len().min(MAX_DIRS)];
+        let mut heads = [None; MAX_DIRS];
+        for (h, &d) in heads.iter_mut().zip(dirs) {
+            *h = self.head_ahead(d, key);
+        }
+        for (&d, h) in dirs.iter().zip(heads) {
+            let mut found = None;
+            self.search(d, key, h, out, |e, _| {
+                found = Some(*e);
+                false
+            })?;
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
     }
 
     /// Calls `f` with every live entry filed under `key` in direction `dir` (a non-unique
@@ -334,11 +484,12 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
         mut f: impl FnMut(&Entry, &[u8]) -> bool,
     ) -> Result<(), ShmError> {
         let mut buf = Vec::new();
-        self.search(dir, key, &mut buf, |e, b| {
+        self.search(dir, key, None, &mut buf, |e, b| {
             let go = f(e, b);
             b.clear();
             go
         })
+        .map(|_| ())
     }
 
     /// Reads one slot (`None` when it is free or beyond the slots ever used).

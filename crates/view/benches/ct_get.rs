@@ -1,0 +1,281 @@
+//! Conntrack get by tuple through the view, without a kernel or a mirror: a `Region` with the
+//! conntrack map filled here (as the mirror fills it: packed kernel-layout messages, both
+//! tuples and the address index as keys, the `CtAux` word), read through a `RegionView` of
+//! the memfd, i.e. the mapping a client has. Prints ns per lookup for:
+//!
+//! - the floor: one dependent random load in an area of the mapping as large as the slot
+//!   array, and in one as large as a bucket array (4 KiB pages: each is a TLB and cache miss;
+//!   a lookup makes at least three such loads one after the other: bucket head, slot, record);
+//! - `MapReader::get` alone (the packed record, not unpacked; reader opened once);
+//! - `CtReader::get` (lookup + the kernel's message rebuilt; reader opened once);
+//! - `MirrorView::ct_get` (the same, the table's reader made per call), by original and by
+//!   reply tuple;
+//! - the unpack alone (one record, cached).
+//!
+//! ```text
+//! cargo bench -p nlkit-view --bench ct_get
+//! NLKIT_CT_GET_ENTRIES=1000000 NLKIT_CT_GET_LOOKUPS=200000 NLKIT_CT_GET_REPEAT=5 cargo bench -p nlkit-view --bench ct_get
+//! # the view bench's sample: 20,000 lookups among 20,000 of 200,000 entries
+//! NLKIT_CT_GET_ENTRIES=200000 NLKIT_CT_GET_LOOKUPS=20000 NLKIT_CT_GET_DISTINCT=20000 cargo bench -p nlkit-view --bench ct_get
+//! ```
+//!
+//! Nothing is asserted: a benchmark, not a test.
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use nlkit_shm::{write_bytes, Memory, Region, RegionView, SharedMap};
+use nlkit_table::{ConnKey, TableKey};
+use nlkit_view::ct_pack::{pack, unpack_into};
+use nlkit_view::schema::{ct_addr_key, map_layout, table_object, CtAux};
+use nlkit_view::{MirrorView, TableId};
+use nlkit_wire::consts::*;
+use nlkit_wire::{MessageBuilder, NfGenMsg};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A conntrack message laid out as the kernel's (tuples, status, timeout, mark, use, id and
+/// a TCP protocol-info nest): about 200 bytes, as in a real table.
+fn kernel_msg(o: &ConnKey, r: &ConnKey) -> Vec<u8> {
+    let mut b = MessageBuilder::new();
+    b.begin(
+        nfnl_msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW),
+        0,
+        0,
+    );
+    b.header(&NfGenMsg {
+        family: AF_INET,
+        version: NFNETLINK_V0,
+        res_id: 0,
+    });
+    for (ty, t) in [(CTA_TUPLE_ORIG, o), (CTA_TUPLE_REPLY, r)] {
+        nlkit_conntrack::Tuple::with_ports(t.proto, t.src, t.src_port, t.dst, t.dst_port)
+            .write(&mut b, ty);
+    }
+    let p = b.nest_begin(CTA_PROTOINFO);
+    b.attr_bytes(1, &[0u8; 24]);
+    b.nest_end(p);
+    b.attr_be32(CTA_STATUS, 0x188);
+    b.attr_be32(CTA_TIMEOUT, 431_999);
+    b.attr_be32(CTA_MARK, 0);
+    b.attr_be32(CTA_USE, 1);
+    b.attr_be32(CTA_ID, 0x1234_5678);
+    b.finish().expect("message");
+    b.as_bytes().to_vec()
+}
+
+/// Best of `repeat` runs of `f` over `n` items: ns per item.
+fn best(repeat: usize, n: usize, mut f: impl FnMut() -> usize) -> (f64, usize) {
+    let mut best = f64::MAX;
+    let mut r = 0;
+    for _ in 0..repeat {
+        let t = Instant::now();
+        r = black_box(f());
+        best = best.min(t.elapsed().as_nanos() as f64 / n as f64);
+    }
+    (best, r)
+}
+
+/// ns per dependent random load over `bytes` of the mapping: a random cycle through its
+/// cache lines, written by the writer, chased through the view.
+fn chase(region: &Region, view: &RegionView, bytes: u64, loads: usize, repeat: usize) -> f64 {
+    let lines = (bytes / 64) as usize;
+    let off = region.alloc(bytes).expect("alloc");
+    let mut order: Vec<u64> = (0..lines as u64).collect();
+    order.shuffle(&mut StdRng::seed_from_u64(7));
+    let mut next = vec![0u64; lines * 8];
+    for i in 0..lines {
+        next[order[i] as usize * 8] = order[(i + 1) % lines];
+    }
+    let mut raw = Vec::with_capacity(next.len() * 8);
+    for w in &next {
+        raw.extend_from_slice(&w.to_ne_bytes());
+    }
+    write_bytes(region, off, &raw).expect("write");
+    let words = view.words(off, lines * 8).expect("words");
+    let (ns, _) = best(repeat, loads, || {
+        let mut at = 0usize;
+        for _ in 0..loads {
+            at = words[at * 8].load(Ordering::Relaxed) as usize;
+        }
+        at
+    });
+    ns
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo test --benches` asks for the list of tests: there are none
+    }
+    let n = env("NLKIT_CT_GET_ENTRIES", 1_000_000);
+    let lookups = env("NLKIT_CT_GET_LOOKUPS", 200_000);
+    let repeat = env("NLKIT_CT_GET_REPEAT", 5);
+    let mut rng = StdRng::seed_from_u64(0x6e6c_6b69);
+
+    let region = Arc::new(Region::create("ct-get-bench").expect("region"));
+    let map = SharedMap::create(
+        region.clone(),
+        map_layout(TableId::Conntrack, (n as u32 * 5 / 4).max(1024)),
+    )
+    .expect("map");
+    region
+        .publish(table_object(TableId::Conntrack), map.offset())
+        .expect("publish");
+    let t = Instant::now();
+    let mut tuples = Vec::with_capacity(n);
+    let mut dropped_sum = 0u64;
+    {
+        let mut w = map.lock();
+        while tuples.len() < n {
+            let src = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | rng.random::<u32>() >> 8));
+            let dst = IpAddr::V4(Ipv4Addr::from(0xc0a8_0000 | rng.random::<u32>() >> 16));
+            let proto = if rng.random_bool(0.7) { 6 } else { 17 };
+            let o = ConnKey::new(src, rng.random(), dst, rng.random(), proto);
+            let r = o.reverse();
+            let (rec, dropped) = pack(kernel_msg(&o, &r), &o, &r);
+            let aux = CtAux {
+                dropped,
+                ..CtAux::default()
+            };
+            let (ow, rw, aw) = (o.to_words(), r.to_words(), ct_addr_key(o.src));
+            if w.insert(&[&ow, &rw, &aw], aux.to_word(), &rec).is_ok() {
+                dropped_sum += u64::from(dropped & 0x7fff);
+                tuples.push(o);
+            }
+        }
+    }
+    eprintln!(
+        "{n} entries in {:.2?} (mean tuple bytes dropped {:.0})",
+        t.elapsed(),
+        dropped_sum as f64 / n as f64
+    );
+    // The lookups draw from a sample of `distinct` tuples (all of them by default; the view
+    // bench draws 20,000 of 200,000, so its lookups touch a smaller part of the mapping).
+    let distinct = env("NLKIT_CT_GET_DISTINCT", n).clamp(1, tuples.len());
+    let keys: Vec<ConnKey> = (0..lookups)
+        .map(|_| tuples[rng.random_range(0..distinct)])
+        .collect();
+    let replies: Vec<ConnKey> = keys.iter().map(ConnKey::reverse).collect();
+
+    let rv = RegionView::map(region.fd().try_clone_to_owned().expect("fd")).expect("view");
+    let view = MirrorView::from_region(rv);
+    let mapped = view.region();
+    let slot_bytes = (n as u64 * 5 / 4 * 18 * 8).next_multiple_of(1 << 21);
+    let bucket_bytes = ((n as u64 * 5 / 4).next_power_of_two() * 4).next_multiple_of(1 << 21);
+    let floor_slots = chase(&region, mapped, slot_bytes, lookups, repeat);
+    let floor_buckets = chase(&region, mapped, bucket_bytes, lookups, repeat);
+
+    let reader = view.table(TableId::Conntrack).expect("table");
+    let ct = view.ct_reader().expect("ct reader");
+    let mut out = Vec::with_capacity(512);
+    // The unpack alone, on one cached record.
+    let (o, r) = (keys[0], keys[0].reverse());
+    let (rec, dropped) = pack(kernel_msg(&o, &r), &o, &r);
+    let reps = lookups * 4;
+    // The measures take turns, `repeat` rounds, the best of each kept: on a shared machine
+    // they then see the same load.
+    let zero = black_box(0usize);
+    let mut ns = [f64::MAX; 9];
+    // NLKIT_CT_GET_ONLY=i: only measure i (0 map get, 1 CtReader, 2 ct_get, 3 reply), e.g.
+    // under `perf stat`.
+    let only = std::env::var("NLKIT_CT_GET_ONLY")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok());
+    let mut found = [0usize; 9];
+    for _ in 0..repeat {
+        let runs: [(&[ConnKey], u8); 8] = [
+            (&keys, 0),
+            (&keys, 1),
+            (&keys, 2),
+            (&replies, 2),
+            (&keys, 3),
+            (&keys, 4),
+            (&keys, 5),
+            (&keys, 6),
+        ];
+        for (i, (ks, how)) in runs.into_iter().enumerate() {
+            if only.is_some_and(|o| o != i) {
+                continue;
+            }
+            let (t, f) = best(1, lookups, || {
+                let mut found = 0;
+                // Measures 4 and 5: each lookup's key depends on the previous result (the
+                // latency of one lookup: no overlap of consecutive lookups' misses).
+                let mut dep = 0usize;
+                for i in 0..ks.len() {
+                    let k = &ks[i ^ dep];
+                    out.clear();
+                    found += usize::from(match how {
+                        0 => reader.get(0, &k.to_words(), &mut out).unwrap().is_some(),
+                        1 => ct.get(k, &mut out).unwrap().is_some(),
+                        2 => view.ct_get(k, &mut out).unwrap().is_some(),
+                        3 => reader.get(0, &k.to_words(), &mut out).unwrap().is_some(),
+                        4 => ct.get(k, &mut out).unwrap().is_some(),
+                        5 => reader
+                            .get_first(&[0, 1], &k.to_words(), &mut out)
+                            .unwrap()
+                            .is_some(),
+                        // What ct_get adds to CtReader::get: the table's reader, made per call.
+                        _ => {
+                            black_box(view.table(TableId::Conntrack).unwrap())
+                                .layout()
+                                .dirs()
+                                == 3
+                        }
+                    });
+                    if how == 3 || how == 4 {
+                        dep = out.len() & zero;
+                    }
+                }
+                found
+            });
+            ns[i] = ns[i].min(t);
+            found[i] = f;
+        }
+        let (t, _) = best(1, reps, || {
+            let mut len = 0;
+            for _ in 0..reps {
+                out.clear();
+                unpack_into(black_box(&rec), dropped, black_box(&o), &r, &mut out);
+                len += out.len();
+            }
+            len
+        });
+        ns[8] = ns[8].min(t);
+    }
+    let [map_get, reader_get, view_get, view_reply, map_dep, reader_dep, first, table, unpack] = ns;
+
+    let [found_map, found_reader, found_view, found_reply, ..] = found;
+    println!(
+        "ct_get micro bench: {n} entries, {lookups} random lookups of {distinct} tuples, best of {repeat} (ns per lookup)"
+    );
+    println!(
+        "  floor: dependent random load in {} MiB (slot array): {floor_slots:.1}; in {} MiB (bucket array): {floor_buckets:.1}",
+        slot_bytes >> 20,
+        bucket_bytes >> 20
+    );
+    println!("  MapReader::get (no unpack):         {map_get:.1}  ({found_map} found)");
+    println!("  MapReader::get_first (both dirs):   {first:.1}");
+    println!("  CtReader::get (lookup + unpack):    {reader_get:.1}  ({found_reader} found)");
+    println!("  MirrorView::table (a reader made):  {table:.1}");
+    println!("  MirrorView::ct_get, original tuple: {view_get:.1}  ({found_view} found)");
+    println!("  MirrorView::ct_get, reply tuple:    {view_reply:.1}  ({found_reply} found)");
+    println!(
+        "  one at a time (each key depends on the previous result): MapReader::get {map_dep:.1}, CtReader::get {reader_dep:.1}"
+    );
+    println!(
+        "  unpack alone (cached record, {} bytes): {unpack:.1}",
+        rec.len()
+    );
+}
