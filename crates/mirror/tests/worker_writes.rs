@@ -334,7 +334,6 @@ fn kill_9_fails_in_flight() {
 /// child process (this binary, `MIRROR_CHILD_ENV`) in this test's namespace; its worker's
 /// exit is timed with a pidfd (whoever reaps it). Loose bound, the time is printed.
 fn mirror_sigkilled() {
-    use std::io::BufRead;
     let v = nlkit_testns::veth_pair("wa", "wb");
     nlkit_testns::add_addr(v.a_index, "10.0.0.1".parse().unwrap(), 24);
     nlkit_testns::load_ipv4_routes(v.a_index, 20_000, 254);
@@ -344,30 +343,7 @@ fn mirror_sigkilled() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let pid: i32 = line.trim().parse().expect("worker pid");
-    let pidfd = rustix::process::pidfd_open(
-        rustix::process::Pid::from_raw(pid).unwrap(),
-        rustix::process::PidfdFlags::empty(),
-    )
-    .unwrap();
-    child.kill().unwrap(); // SIGKILL
-    let killed = Instant::now();
-    let mut fds = [rustix::event::PollFd::new(
-        &pidfd,
-        rustix::event::PollFlags::IN,
-    )];
-    let limit = rustix::event::Timespec {
-        tv_sec: 20,
-        tv_nsec: 0,
-    };
-    let ready = rustix::event::poll(&mut fds, Some(&limit)).unwrap();
-    let took = killed.elapsed();
-    assert_eq!(ready, 1, "worker {pid} outlived its SIGKILLed mirror");
-    child.wait().unwrap();
+    let (_pid, _killed, took) = nlkit_testns::kill_and_time_worker(&mut child);
     // What stays visible after this point is the worker's zombie: orphaned, it is reaped by
     // whichever init inherits it, on that init's schedule (about 2 s for this VM's PID 1),
     // which no code of ours can speed up. `kill -0` and `ps` count a zombie as alive.

@@ -32,6 +32,7 @@ mod fixtures;
 mod forge;
 mod harness;
 mod isolate;
+mod orphan;
 
 pub use channel::{Channel, ChannelError};
 pub use fixtures::{
@@ -41,6 +42,7 @@ pub use fixtures::{
 pub use forge::{attacker, forged_error, send_forged};
 pub use harness::{have_command, in_test_netns, ip, run, run_in_netns, CHILD_ENV};
 pub use isolate::{is_root, isolate};
+pub use orphan::kill_and_time_worker;
 
 /// Declares tests that each run in a fresh network namespace (see the crate docs).
 ///

@@ -422,7 +422,6 @@ fn inner_main(role: &str) {
 /// tears a dying process's memory down before it closes its descriptors, and the worker must
 /// not wait for that. Checked loosely (no speed assertion; the time is printed).
 fn parent_sigkilled(t: ChannelTransport) {
-    use std::io::BufRead;
     // SAFETY: plain prctl(2) with integer arguments.
     assert_eq!(
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) },
@@ -438,31 +437,7 @@ fn parent_sigkilled(t: ChannelTransport) {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(parent.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let pid: i32 = line.trim().parse().expect("worker pid");
-    // The pidfd turns readable when the worker exits, whoever reaps it and when.
-    let pidfd = rustix::process::pidfd_open(
-        rustix::process::Pid::from_raw(pid).unwrap(),
-        rustix::process::PidfdFlags::empty(),
-    )
-    .unwrap();
-    parent.kill().unwrap(); // SIGKILL
-    let killed = Instant::now();
-    let mut fds = [rustix::event::PollFd::new(
-        &pidfd,
-        rustix::event::PollFlags::IN,
-    )];
-    let limit = rustix::event::Timespec {
-        tv_sec: 20,
-        tv_nsec: 0,
-    };
-    let ready = rustix::event::poll(&mut fds, Some(&limit)).unwrap();
-    let took = killed.elapsed();
-    assert_eq!(ready, 1, "worker {pid} outlived its SIGKILLed main process");
-    parent.wait().unwrap();
+    let (pid, killed, took) = nlkit_testns::kill_and_time_worker(&mut parent);
     let reaped = killed.elapsed();
     // The orphan is ours to reap once its main process is gone (subreaper).
     let mut status = 0;
