@@ -185,12 +185,14 @@ impl CtReader<'_> {
         use nlkit_shm::map::BATCH;
         for (g, group) in tuples.chunks(BATCH).enumerate() {
             let mut keys = [[0u64; 5]; BATCH];
-            for (k, t) in keys.iter_mut().zip(group) {
-                *k = t.to_words();
-            }
             // Each record is read in after room for what the mirror dropped from it (as in
             // `get`); the callback of key i opens the room of key i + 1.
-            let room = |i: usize| group.get(i).map_or(0, room_for);
+            let mut rooms = [0usize; BATCH + 1];
+            for ((k, r), t) in keys.iter_mut().zip(&mut rooms).zip(group) {
+                *k = t.to_words();
+                *r = room_for(t);
+            }
+            let room = |i: usize| rooms[i];
             buf.clear();
             buf.resize(room(0), 0);
             self.map

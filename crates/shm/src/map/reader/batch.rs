@@ -5,12 +5,17 @@
 //! head, slot, record), each a TLB miss too with 4 KiB pages. A group of [`BATCH`] keys is
 //! looked up in three stages, each of which has the misses of every key in flight at once:
 //!
-//! 1. hash every key and load its bucket heads (`Acquire`, one per direction tried);
+//! 1. hash every key and load its bucket head in the first direction tried (`Acquire`);
 //!    prefetch the first slot of every chain;
 //! 2. read each first slot's key and location (`Relaxed`): prefetch the record when the key
-//!    matches, the chain's next slot when it does not;
-//! 3. the ordinary validated lookup of each key ([`MapReader::search`]) from the head loaded
-//!    in stage 1.
+//!    matches; when it does not, prefetch the chain's next slot and the key's bucket head in
+//!    the next direction tried;
+//!
+//! 1 and 2 again for each further direction, for the keys not seen in a first slot yet (a
+//! conntrack reply tuple: its original-direction chain does not start with it); then
+//!
+//! 3. the ordinary validated lookup of each key ([`MapReader::search`]), from the heads
+//!    loaded before (a direction whose head was not loaded loads it then).
 //!
 //! Stages 1 and 2 decide nothing: they only warm the cache. Stage 3 starting from an earlier
 //! head load is what a reader delayed after its first load does, which the protocol already
@@ -130,37 +135,47 @@ impl<M: Memory + ?Sized> MapReader<'_, M> {
     ) {
         let dirs = &dirs[..dirs.len().min(MAX_DIRS)];
         for (g, group) in keys.chunks(BATCH).enumerate() {
-            // Stage 1: every head of the group, then a prefetch of every chain's first slot.
+            // Per key, per direction tried: (bucket, head word) once loaded.
             let mut heads = [[None::<(u32, u64)>; MAX_DIRS]; BATCH];
-            for (h, k) in heads.iter_mut().zip(group) {
-                let key = k.as_ref();
-                for (hd, &d) in h.iter_mut().zip(dirs) {
+            // Whether stage 2 saw the key in the first slot of a chain: no further direction
+            // is warmed for it.
+            let mut seen = [false; BATCH];
+            for (j, &d) in dirs.iter().enumerate() {
+                // Stage 1 for direction `d`: the heads (Acquire), then a prefetch of every
+                // chain's first slot.
+                for ((h, k), _) in heads.iter_mut().zip(group).zip(seen).filter(|(_, s)| !s) {
+                    let key = k.as_ref();
                     if self.check_key(d, key).is_ok() {
                         let b = self.g.bucket(d, key);
-                        *hd = Some((b, self.head(d, b).load(Ordering::Acquire)));
+                        h[j] = Some((b, self.head(d, b).load(Ordering::Acquire)));
                     }
                 }
-            }
-            for h in &heads[..group.len()] {
-                for &(b, word) in h.iter().flatten() {
-                    if let Link::Slot(s) = Link::decode(half(word, b as usize)) {
-                        self.prefetch_slot(s);
-                    }
-                }
-            }
-            // Stage 2: the record of the first slot that holds the key (directions in order).
-            for (h, k) in heads.iter().zip(group) {
-                for (hd, &d) in h.iter().zip(dirs) {
-                    if let Some((b, word)) = *hd {
+                for (h, _) in heads.iter().zip(seen).filter(|(_, s)| !s) {
+                    if let Some((b, word)) = h[j] {
                         if let Link::Slot(s) = Link::decode(half(word, b as usize)) {
-                            if self.prefetch_match(d, k.as_ref(), s) {
-                                break;
-                            }
+                            self.prefetch_slot(s);
                         }
                     }
                 }
+                // Stage 2: the record where the first slot holds the key; else the chain's
+                // next slot and the next direction's bucket head.
+                let next = dirs.get(j + 1).copied();
+                for ((h, k), seen) in heads.iter().zip(group).zip(&mut seen) {
+                    if *seen {
+                        continue;
+                    }
+                    let key = k.as_ref();
+                    if let Some((b, word)) = h[j] {
+                        if let Link::Slot(s) = Link::decode(half(word, b as usize)) {
+                            *seen = self.prefetch_match(d, key, s);
+                        }
+                    }
+                    if let Some(n) = next.filter(|&n| !*seen && self.check_key(n, key).is_ok()) {
+                        prefetch(self.head(n, self.g.bucket(n, key)));
+                    }
+                }
             }
-            // Stage 3: the validated lookups, from the heads of stage 1.
+            // Stage 3: the validated lookups, from the heads loaded above.
             for (i, (h, k)) in heads.iter().zip(group).enumerate() {
                 let r = self.first_from(dirs, k.as_ref(), h, buf);
                 f(g * BATCH + i, r, buf);
