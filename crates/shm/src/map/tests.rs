@@ -292,7 +292,7 @@ fn get_batch_while_slots_change() {
     let rec = |k: u64, v: u64| -> Vec<u8> {
         let mut r = Vec::new();
         for _ in 0..1 + (v % 5) {
-            r.extend_from_slice(&(k * 1_000_003 ^ v).to_le_bytes());
+            r.extend_from_slice(&((k * 1_000_003) ^ v).to_le_bytes());
         }
         r
     };
