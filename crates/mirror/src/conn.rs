@@ -27,7 +27,7 @@ use nlkit_wire::{align, Attrs, Message, MessageHeaderMut, NLA_HDRLEN, NLMSG_HDRL
 
 use crate::ct_pack::{pack, unpack_into};
 use crate::keys::{ct_info, CtInfo, TableId};
-use crate::store::{capacity_u32, half_buckets, live, normalize, Refusals};
+use crate::store::{capacity_u32, half_buckets, live, normalize, walk_complete, Refusals};
 use nlkit_table::ChangeSeq;
 
 /// In [`CtAux::flags`]: the connection was found by the initial dump and no event for it has
@@ -219,21 +219,22 @@ impl CtStore {
         self.dump_marks_silent.store(on, Ordering::Relaxed);
     }
 
-    /// Calls `f` with each entry's aux word until it returns false.
-    fn each_aux(&self, mut f: impl FnMut(CtAux) -> bool) {
-        if let Err(e) = self.map.reader().walk(|e, _| f(CtAux::from_word(e.aux))) {
-            tracing::warn!(error = %e, "conntrack mirror walk failed");
-        }
+    /// Calls `f` with each entry's aux word until it returns false; returns whether the walk
+    /// was complete (see [`Store::for_each`](crate::Store::for_each)).
+    fn each_aux(&self, mut f: impl FnMut(CtAux) -> bool) -> bool {
+        let r = self.map.reader().walk(|e, _| f(CtAux::from_word(e.aux)));
+        walk_complete("conntrack", r)
     }
 
     /// Whether some connection is still flagged as possibly silent (stops at the first one).
+    /// A walk that skipped an entry answers yes: that entry may be one.
     pub(crate) fn any_silent(&self) -> bool {
         let mut any = false;
-        self.each_aux(|a| {
+        let complete = self.each_aux(|a| {
             any = a.flags & SILENT != 0;
             !any
         });
-        any
+        any || !complete
     }
 
     /// How many connections are flagged as possibly silent (a pass over the table).
@@ -448,8 +449,9 @@ impl CtStore {
 
     /// Calls `f` with every connection — its original tuple and its full message (its
     /// `CTA_TIMEOUT` is the kernel's as of its last report) — in slot order, until it returns
-    /// false (lock-free; pair with [`CtStore::seq`] for a consistent pass).
-    pub fn for_each(&self, f: impl FnMut(&ConnKey, &[u8]) -> bool) {
+    /// false (lock-free; pair with [`CtStore::seq`] for a consistent pass). Returns whether
+    /// the walk was complete, as [`Store::for_each`](crate::Store::for_each) does.
+    pub fn for_each(&self, f: impl FnMut(&ConnKey, &[u8]) -> bool) -> bool {
         self.for_each_matching(|_| true, f)
     }
 
@@ -459,7 +461,7 @@ impl CtStore {
         &self,
         mut keep: impl FnMut(&ConnKey) -> bool,
         mut f: impl FnMut(&ConnKey, &[u8]) -> bool,
-    ) {
+    ) -> bool {
         let mut msg = Vec::with_capacity(512);
         let r = self.map.reader().walk(|e, rec| {
             let orig = tuple(&e.keys[0]);
@@ -470,9 +472,7 @@ impl CtStore {
             unpack_entry(e, rec, &mut msg);
             f(&orig, &msg)
         });
-        if let Err(e) = r {
-            tracing::warn!(error = %e, "conntrack mirror walk failed");
-        }
+        walk_complete("conntrack", r)
     }
 
     /// The connections not confirmed at generation `gen` or later: their original tuple and
@@ -488,9 +488,8 @@ impl CtStore {
             }
             true
         });
-        if let Err(e) = r {
-            tracing::warn!(error = %e, "conntrack mirror walk failed");
-        }
+        // A skipped entry stays until the next sweep (removing only what was read is safe).
+        walk_complete("conntrack", r);
         v
     }
 

@@ -149,8 +149,8 @@ impl RouteStore {
         }
     }
 
-    /// See [`Store::for_each`].
-    pub fn for_each(&self, f: impl FnMut(StoredEntry<'_>) -> bool) {
+    /// See [`Store::for_each`] (the same completeness result).
+    pub fn for_each(&self, f: impl FnMut(StoredEntry<'_>) -> bool) -> bool {
         match self {
             RouteStore::V4(s) => s.for_each(f),
             RouteStore::V6(s) => s.for_each(f),

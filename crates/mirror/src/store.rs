@@ -258,14 +258,17 @@ impl<K: StoreKey> Store<K> {
     /// entry changed meanwhile may be seen in its old state or its new state, one changed
     /// and moved may be missed or seen twice: pair with [`Store::seq`] for a consistent
     /// pass).
-    pub fn for_each(&self, mut f: impl FnMut(StoredEntry<'_>) -> bool) {
+    ///
+    /// Returns whether the walk was complete: false when it may have missed an entry that
+    /// was there throughout (a slot the writer kept in the middle of a change for the walk's
+    /// whole wait, see [`Walk::skipped`](nlkit_shm::Walk::skipped), or a failed walk). A dump
+    /// built from an incomplete walk must be flagged interrupted.
+    pub fn for_each(&self, mut f: impl FnMut(StoredEntry<'_>) -> bool) -> bool {
         let r = self
             .map
             .reader()
             .walk(|e, msgs| f(StoredEntry { gen: e.aux, msgs }));
-        if let Err(e) = r {
-            tracing::warn!(table = self.name, error = %e, "mirror table walk failed");
-        }
+        walk_complete(self.name, r)
     }
 
     /// Sets `key`'s messages to `msgs`, marked with `gen`. When the stored bytes are the same,
@@ -394,6 +397,26 @@ impl<K: StoreKey> std::fmt::Debug for Store<K> {
     }
 }
 
+/// Whether a walk of a mirror table saw every entry that was there throughout (logged when
+/// not: a skipped slot or a failed walk).
+pub(crate) fn walk_complete(table: &str, r: Result<nlkit_shm::Walk, nlkit_shm::ShmError>) -> bool {
+    match r {
+        Ok(w) if w.skipped == 0 => true,
+        Ok(w) => {
+            tracing::debug!(
+                table,
+                skipped = w.skipped,
+                "mirror table walk skipped slots mid-change"
+            );
+            false
+        }
+        Err(e) => {
+            tracing::warn!(table, error = %e, "mirror table walk failed");
+            false
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -453,6 +476,32 @@ mod tests {
         assert!(s.memory_bytes() < 2 << 20, "{}", s.memory_bytes());
         assert_eq!(s.remove_where(|_, _| true), n);
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn a_walk_that_skips_an_entry_mid_change_is_incomplete() {
+        let s: Store<LinkKey> = Store::new(8).unwrap();
+        for i in 1..=3 {
+            s.put(LinkKey { ifindex: i }, link(i as i32, 1500), 1);
+        }
+        let mut w = s.map.lock();
+        let words = LinkKey { ifindex: 2 }.to_words();
+        let slot = w.find(0, words.words()).unwrap();
+        // As a writer descheduled inside a generation-only change (`put` of the same bytes),
+        // which counts in no change sequence: only the walk can tell.
+        let before = s.seq.changes();
+        let (complete, n) = w.with_slot_mid_change(slot, || {
+            let mut n = 0;
+            let complete = s.for_each(|_| {
+                n += 1;
+                true
+            });
+            (complete, n)
+        });
+        assert_eq!((complete, n), (false, 2));
+        assert_eq!(s.seq.changes(), before);
+        drop(w);
+        assert!(s.for_each(|_| true));
     }
 
     #[test]

@@ -70,6 +70,54 @@ nlkit_testns::netns_test! {
         assert!(mm.resyncs.load(Ordering::Relaxed) > 0, "no resync happened");
     }
 
+    /// IPv6 routes that stay throughout survive resyncs whose dumps run while routes before
+    /// them are deleted: the kernel's fib6 dump then skips routes without flagging
+    /// `NLM_F_DUMP_INTR`, and a sweep trusting one dump would remove them (seen as a block
+    /// of IPv6 routes missing after `churn_then_equal`). A tiny event buffer forces the
+    /// resyncs; the staying routes are counted after every step, since a later resync
+    /// repairs the loss (without the mirror's verification dumps this fails at once).
+    fn ipv6_resyncs_under_churn_keep_live_routes() {
+        let v = nlkit_testns::veth_pair("6a", "6b");
+        nlkit_testns::add_addr(v.a_index, "fd00::1".parse().unwrap(), 64);
+        let n = churn_size(100_000) / 10;
+        let mut k = kernel(Protocol::Route);
+        let stay: Vec<std::net::IpAddr> = (0..n).map(|i| v6(1 << 24 | i).into()).collect();
+        assert_eq!(routes(&mut k, true, &stay, v.a_index, 254), 0);
+        let m = start("v6churn", |c| {
+            c.event_rcvbuf = 4096;
+            c.event_rcvbuf_max = 8192;
+        });
+        // Below the staying routes (earlier in the dump): each step adds 100 routes and
+        // deletes the 100 oldest, so a resync's dump always has sent routes deleted under it.
+        let churn: Vec<std::net::IpAddr> = (0..2 * n).map(|i| v6(i).into()).collect();
+        assert_eq!(routes(&mut k, true, &churn[..n as usize], v.a_index, 254), 0);
+        let (first_stay, end_stay) = (v6(1 << 24), v6(1 << 24 | n));
+        let staying = || {
+            let mut c = 0;
+            m.tables().routes[1].for_each(|e| {
+                c += e.iter().flatten().any(|r| {
+                    r.family_header::<nlkit_wire::RtMsg>().is_ok_and(|(_, a)| {
+                        a.find(RTA_DST)
+                            .and_then(Result::ok)
+                            .and_then(|d| <[u8; 16]>::try_from(d.payload()).ok())
+                            .is_some_and(|d| (first_stay..end_stay).contains(&std::net::Ipv6Addr::from(d)))
+                    })
+                }) as u32;
+                true
+            });
+            c
+        };
+        for (i, (old, new)) in churn.chunks(100).zip(churn[n as usize..].chunks(100)).enumerate() {
+            assert_eq!(routes(&mut k, true, new, v.a_index, 254), 0);
+            assert_eq!(routes(&mut k, false, old, v.a_index, 254), 0);
+            // The staying routes are never swept (events never touch them).
+            assert_eq!(staying(), n, "step {i}: staying IPv6 routes removed by a resync");
+        }
+        assert_converges(&m, &[TableId::Routes6], Duration::from_secs(30));
+        assert!(m.tables().len(TableId::Routes6) >= n as usize);
+        assert!(m.metrics().resyncs.load(Ordering::Relaxed) > 0, "no resync happened");
+    }
+
     /// A link with 1,000 routes through it loses carrier, comes back, and is deleted: the
     /// kernel changes or removes those routes without notifications; no stale route remains.
     fn silent_deletions() {

@@ -51,7 +51,9 @@
 //!   order), [`ct_walk`](MirrorView::ct_walk) with a [`CtFilter`]: the source-address filter
 //!   reads the address index (only that address's entries), zone, mark and family scan the
 //!   table. A walk returns [`Walk`], whose `consistent` says whether no
-//!   change happened during it.
+//!   change happened during it, and whose `skipped` counts entries it could not read
+//!   because the mirror kept them mid-change for the walk's whole wait (non-zero: the walk
+//!   may be incomplete, like a dump flagged `NLM_F_DUMP_INTR`; it is never silent).
 //! * **The change feed**: [`MirrorView::follow_now`] / [`MirrorView::follow_from`] give a
 //!   [`FeedFollower`]: non-blocking [`next`](FeedFollower::next) (a [`FeedChange`], its tag
 //!   decoded as a [`schema::FeedTag`]), futex-based

@@ -139,7 +139,7 @@ impl MirrorView {
     /// The link named `name` (`IFLA_IFNAME`): a walk of the links table (a small table).
     pub fn link_by_name(&self, name: &str, out: &mut Vec<u8>) -> Result<bool> {
         let mut found = false;
-        self.walk(TableId::Links, |_, rec| {
+        let w = self.walk(TableId::Links, |_, rec| {
             let named = Messages::new(rec)
                 .flatten()
                 .any(|m| ifname(&m) == Some(name));
@@ -149,6 +149,10 @@ impl MirrorView {
             }
             !named
         })?;
+        if !found && w.skipped > 0 {
+            // The walk skipped a link the mirror kept mid-change: it may be this one.
+            return Err(ViewError::Shm(ShmError::Contended));
+        }
         Ok(found)
     }
 
@@ -190,7 +194,10 @@ impl MirrorView {
     /// back; for conntrack the *packed* record: use [`ct_walk`](Self::ct_walk)) in slot
     /// order, until `f` returns false. [`Walk::consistent`] says whether the walk saw no
     /// change at all (a snapshot); otherwise each entry is still whole and one the mirror
-    /// published, but entries changed meanwhile may be missing or seen twice.
+    /// published, and every entry present throughout the walk was handed out, but entries
+    /// added or removed meanwhile may be missing. [`Walk::skipped`] counts slots the
+    /// mirror kept mid-change for the walk's whole wait: non-zero means the walk may have
+    /// missed entries that were there (treat it as an interrupted dump, `NLM_F_DUMP_INTR`).
     pub fn walk(&self, t: TableId, f: impl FnMut(&Entry, &[u8]) -> bool) -> Result<Walk> {
         self.table(t)?.walk(f).map_err(ViewError::shm)
     }

@@ -303,7 +303,10 @@ impl Source {
                 return Ok(());
             }
         }
-        self.socket()?.dump_pipelined(req, |m| f(m))?;
+        let end = self.socket()?.dump_pipelined(req, |m| f(m))?;
+        if end.interrupted {
+            view::warn_interrupted();
+        }
         Ok(())
     }
 
@@ -321,7 +324,10 @@ impl Source {
                 return Ok(());
             }
         }
-        self.socket()?.dump_pipelined(req, |m| f(m))?;
+        let end = self.socket()?.dump_pipelined(req, |m| f(m))?;
+        if end.interrupted {
+            view::warn_interrupted();
+        }
         Ok(())
     }
 

@@ -23,10 +23,16 @@
 //! when the mirror does not hand its region over (another uid than the mirror's: `EPERM`;
 //! an older mirror): then everything goes over the socket, as before. `NLKIT_MIRROR_VIEW=1`
 //! (tests) makes a view that cannot be opened an error rather than a fallback.
+//!
+//! A walk that skipped a slot the mirror kept mid-change (`Walk::skipped`: it may have
+//! missed an entry) is an interrupted dump, as one the mirror's socket flags
+//! `NLM_F_DUMP_INTR`: the listing is printed and [`warn_interrupted`] says so on stderr.
+
+use std::cell::Cell;
 
 use anyhow::Result;
 use nlkit_route::NexthopObjectView;
-use nlkit_view::{MirrorView, ViewError};
+use nlkit_view::{MirrorView, ViewError, Walk};
 use nlkit_wire::consts::*;
 use nlkit_wire::{FibRuleHdr, IfAddrMsg, IfInfoMsg, Message, Messages, NdMsg, NhMsg, RtMsg};
 
@@ -44,6 +50,17 @@ pub fn disabled() -> bool {
 /// Whether the view must be used (`NLKIT_MIRROR_VIEW=1`).
 pub fn required() -> bool {
     std::env::var_os(REQUIRE_VIEW_ENV).is_some_and(|v| v == "1")
+}
+
+/// Tells the user a listing may be incomplete: the dump was flagged `NLM_F_DUMP_INTR` (over
+/// the socket), or a walk of the view skipped an entry being changed (iproute2's message).
+pub fn warn_interrupted() {
+    eprintln!("Dump was interrupted and may be inconsistent.");
+}
+
+/// Adds a view walk's skipped slots to `skipped`.
+fn note(skipped: &Cell<u64>, w: Walk) {
+    skipped.set(skipped.get() + w.skipped);
 }
 
 /// A dump callback, as [`Source::dump`](super::Source::dump) takes it.
@@ -65,9 +82,13 @@ pub fn dump(view: &MirrorView, req: &[u8], f: Each<'_>) -> Result<bool> {
             false
         }
     };
-    let walked = walk(view, &m, &mut give);
+    let skipped = Cell::new(0);
+    let walked = walk(view, &m, &mut give, &skipped);
     if let Some(e) = failed {
         return Err(e.into());
+    }
+    if skipped.get() > 0 {
+        warn_interrupted();
     }
     match walked {
         Ok(w) => Ok(w),
@@ -82,6 +103,7 @@ fn walk(
     view: &MirrorView,
     m: &Message<'_>,
     give: &mut dyn FnMut(&Message<'_>) -> bool,
+    skipped: &Cell<u64>,
 ) -> Result<bool, ViewError> {
     let stopped = std::cell::Cell::new(false);
     let mut give = |msg: &Message<'_>| {
@@ -90,7 +112,7 @@ fn walk(
     };
     match m.ty() {
         RTM_GETLINK => {
-            view.links(&mut give)?;
+            note(skipped, view.links(&mut give)?);
         }
         RTM_GETADDR => {
             let Ok((h, _)) = m.family_header::<IfAddrMsg>() else {
@@ -98,18 +120,19 @@ fn walk(
             };
             let index = h.index;
             for fam in families(h.family) {
-                view.addrs(fam, |a| {
+                let w = view.addrs(fam, |a| {
                     let on = index == 0
                         || a.family_header::<IfAddrMsg>()
                             .is_ok_and(|(h, _)| h.index == index);
                     !on || give(a)
                 })?;
+                note(skipped, w);
                 if stopped.get() {
                     break;
                 }
             }
         }
-        RTM_GETROUTE => return route_dump(view, m, &mut give),
+        RTM_GETROUTE => return route_dump(view, m, &mut give, skipped),
         RTM_GETNEIGH => {
             let Ok((h, attrs)) = m.family_header::<NdMsg>() else {
                 return Ok(false);
@@ -122,24 +145,25 @@ fn walk(
                 index = a.u32().unwrap_or(0);
             }
             for fam in families(h.family) {
-                view.neighs(fam, |n| {
+                let w = view.neighs(fam, |n| {
                     let on = index == 0
                         || n.family_header::<NdMsg>()
                             .is_ok_and(|(h, _)| u32::try_from(h.ifindex) == Ok(index));
                     !on || give(n)
                 })?;
+                note(skipped, w);
                 if stopped.get() {
                     break;
                 }
             }
         }
-        RTM_GETNEXTHOP => return nexthop_dump(view, m, &mut give),
+        RTM_GETNEXTHOP => return nexthop_dump(view, m, &mut give, skipped),
         RTM_GETRULE => {
             let Ok((h, _)) = m.family_header::<FibRuleHdr>() else {
                 return Ok(false);
             };
             for fam in families(h.family) {
-                view.rules(fam, &mut give)?;
+                note(skipped, view.rules(fam, &mut give)?);
                 if stopped.get() {
                     break;
                 }
@@ -165,6 +189,7 @@ fn route_dump(
     view: &MirrorView,
     m: &Message<'_>,
     give: &mut dyn FnMut(&Message<'_>) -> bool,
+    skipped: &Cell<u64>,
 ) -> Result<bool, ViewError> {
     let Ok((h, attrs)) = m.family_header::<RtMsg>() else {
         return Ok(false);
@@ -180,13 +205,14 @@ fn route_dump(
     }
     let mut stopped = false;
     for fam in families(h.family) {
-        view.routes(fam, |r| {
+        let w = view.routes(fam, |r| {
             let keep = table == 0 || route_table(r) == Some(table);
             if keep && !give(r) {
                 stopped = true;
             }
             !stopped
         })?;
+        note(skipped, w);
         if stopped {
             break;
         }
@@ -216,6 +242,7 @@ fn nexthop_dump(
     view: &MirrorView,
     m: &Message<'_>,
     give: &mut dyn FnMut(&Message<'_>) -> bool,
+    skipped: &Cell<u64>,
 ) -> Result<bool, ViewError> {
     let Ok((h, attrs)) = m.family_header::<NhMsg>() else {
         return Ok(false);
@@ -262,10 +289,11 @@ fn nexthop_dump(
         }
         master != 0 && dev.and_then(&mut master_of) != Some(master)
     };
-    view.nexthops(|n| match NexthopObjectView::parse(n) {
+    let w = view.nexthops(|n| match NexthopObjectView::parse(n) {
         Ok(v) if v.id().is_some() && !filtered(&v) => give(n),
         _ => true,
     })?;
+    note(skipped, w);
     Ok(true)
 }
 
@@ -357,7 +385,12 @@ pub fn ct_dump(
         return Err(e.into());
     }
     match walked {
-        Ok(_) => Ok(true),
+        Ok(w) => {
+            if w.skipped > 0 {
+                warn_interrupted();
+            }
+            Ok(true)
+        }
         Err(ViewError::NoTable(_)) => Ok(false),
         Err(e) => Err(e.into()),
     }

@@ -73,8 +73,9 @@ impl Tracker {
     }
 }
 
-/// Calls `f` with each entry's messages of table `t` (lock-free walk).
-fn walk(tables: &Tables, t: TableId, f: &mut dyn FnMut(&[u8])) {
+/// Calls `f` with each entry's messages of table `t` (lock-free walk); returns whether the
+/// walk was complete (see [`Store::for_each`](crate::Store::for_each)).
+fn walk(tables: &Tables, t: TableId, f: &mut dyn FnMut(&[u8])) -> bool {
     match t {
         TableId::Links => tables.links.for_each(|e| {
             f(e.messages());
@@ -100,13 +101,11 @@ fn walk(tables: &Tables, t: TableId, f: &mut dyn FnMut(&[u8])) {
             true
         }),
         // Not in the feed (no subscription group selects them).
-        TableId::Rules4 | TableId::Rules6 => {}
-        TableId::Conntrack => {
-            tables.ct.for_each(|_, msg| {
-                f(msg);
-                true
-            });
-        }
+        TableId::Rules4 | TableId::Rules6 => true,
+        TableId::Conntrack => tables.ct.for_each(|_, msg| {
+            f(msg);
+            true
+        }),
     }
 }
 
@@ -118,6 +117,9 @@ pub(crate) enum SnapshotError {
     /// The log dropped changes before the walk could account for them (the log is too
     /// small for the change rate during one walk).
     LogTooSmall,
+    /// A table walk skipped an entry the writer kept mid-change for the walk's whole wait
+    /// (a change that is not logged, such as a generation mark): the records may miss it.
+    Incomplete,
 }
 
 /// Walks `set` and sends its records through `emit` (one entry's messages at a time); returns
@@ -141,6 +143,7 @@ pub(crate) fn snapshot(
     let mut batch: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut ends: Vec<usize> = Vec::with_capacity(BATCH);
     let mut failed: Option<io::Error> = None;
+    let mut complete = true;
     for t in set.iter() {
         let mut flush = |batch: &mut Vec<u8>, ends: &mut Vec<usize>, tr: &mut Tracker| {
             tr.catch_up(feed);
@@ -161,7 +164,7 @@ pub(crate) fn snapshot(
             batch.clear();
             ends.clear();
         };
-        walk(tables, t, &mut |msgs| {
+        complete &= walk(tables, t, &mut |msgs| {
             batch.extend_from_slice(msgs);
             ends.push(batch.len());
             if ends.len() >= BATCH {
@@ -190,6 +193,9 @@ pub(crate) fn snapshot(
     };
     if tr.lost {
         return Err(SnapshotError::LogTooSmall);
+    }
+    if !complete {
+        return Err(SnapshotError::Incomplete);
     }
     for b in &finals {
         emit(b).map_err(SnapshotError::Io)?;

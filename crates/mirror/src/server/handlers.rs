@@ -39,16 +39,18 @@ pub(super) fn families(family: u8) -> Result<&'static [usize], Reject> {
 pub(crate) trait Listing {
     /// The table's change sequence.
     fn seq(&self) -> &ChangeSeq;
-    /// Calls `f` with each entry's messages until it returns `false`.
-    fn each(&self, f: &mut dyn FnMut(&[u8]) -> bool);
+    /// Calls `f` with each entry's messages until it returns `false`; returns whether the
+    /// walk was complete (false: it may have missed an entry, see
+    /// [`Store::for_each`](crate::Store::for_each)).
+    fn each(&self, f: &mut dyn FnMut(&[u8]) -> bool) -> bool;
 }
 
 impl<K: StoreKey> Listing for Store<K> {
     fn seq(&self) -> &ChangeSeq {
         &self.seq
     }
-    fn each(&self, f: &mut dyn FnMut(&[u8]) -> bool) {
-        self.for_each(|e| f(e.messages()));
+    fn each(&self, f: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+        self.for_each(|e| f(e.messages()))
     }
 }
 
@@ -56,8 +58,8 @@ impl Listing for RouteStore {
     fn seq(&self) -> &ChangeSeq {
         RouteStore::seq(self)
     }
-    fn each(&self, f: &mut dyn FnMut(&[u8]) -> bool) {
-        self.for_each(|e| f(e.messages()));
+    fn each(&self, f: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+        self.for_each(|e| f(e.messages()))
     }
 }
 
@@ -69,7 +71,8 @@ type Keep<'k> = &'k mut dyn FnMut(&Message<'_>, &[u8]) -> bool;
 ///
 /// Each table is walked in slot order (its shared map's validated walk), each record copied
 /// into the output with headers patched. The dump is watched from before the first read, so a change
-/// to any of the tables meanwhile flags it `NLM_F_DUMP_INTR`.
+/// to any of the tables meanwhile flags it `NLM_F_DUMP_INTR`; so does a walk that skipped a
+/// slot the writer kept mid-change (the entry may be missing from the dump).
 fn dump_stores<'a>(
     ctx: &'a Ctx,
     stores: &[&'a dyn Listing],
@@ -82,7 +85,7 @@ fn dump_stores<'a>(
     }
     let mut failed = None;
     for s in stores {
-        s.each(&mut |msgs| {
+        let complete = s.each(&mut |msgs| {
             if let Some(keep) = keep.as_mut() {
                 let first = Message::parse(msgs).ok();
                 if !first.is_some_and(|(m, _)| keep(&m, msgs)) {
@@ -99,6 +102,9 @@ fn dump_stores<'a>(
         });
         if let Some(e) = failed.take() {
             return Err(io_reject(e));
+        }
+        if !complete {
+            out.interrupt();
         }
     }
     out.done().map_err(io_reject)?;
@@ -136,7 +142,7 @@ pub(crate) fn get_link(ctx: &Ctx, m: &Message<'_>, out: &mut Out<'_>) -> Handler
             String::from("need an interface index or name"),
         ))?;
     let mut found = None;
-    ctx.tables.links.for_each(|e| {
+    let complete = ctx.tables.links.for_each(|e| {
         let hit = e.iter().flatten().any(|lm| {
             lm.family_header::<IfInfoMsg>().is_ok_and(|(_, a)| {
                 a.find(IFLA_IFNAME)
@@ -149,6 +155,13 @@ pub(crate) fn get_link(ctx: &Ctx, m: &Message<'_>, out: &mut Out<'_>) -> Handler
         }
         !hit
     });
+    if found.is_none() && !complete {
+        // The walk skipped a link the writer kept mid-change: it may be this one.
+        return Err((
+            libc::EAGAIN,
+            String::from("the links table is being changed; try again"),
+        ));
+    }
     let msgs = found.ok_or((libc::ENODEV, String::new()))?;
     out.push(&msgs, 0).map_err(io_reject)?;
     Ok(false)
@@ -390,13 +403,16 @@ pub(crate) fn dump_ct<'a>(ctx: &'a Ctx, m: &Message<'_>, out: &mut Out<'a>) -> H
         };
         fam_ok && zone.is_none_or(|z| o.zone == z)
     };
-    ctx.tables.ct.for_each_matching(keep, |_, msg| {
+    let complete = ctx.tables.ct.for_each_matching(keep, |_, msg| {
         if mark.is_none_or(|mk| ct_mark(msg) & mask == mk & mask) {
             sent = out.push(msg, NLM_F_MULTI);
         }
         sent.is_ok()
     });
     sent.map_err(io_reject)?;
+    if !complete {
+        out.interrupt();
+    }
     out.done().map_err(io_reject)?;
     ctx.metrics.observe_dump(t0.elapsed(), out.intr);
     Ok(true)

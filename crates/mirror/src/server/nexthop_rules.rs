@@ -133,7 +133,7 @@ pub(crate) fn dump_nexthops<'a>(ctx: &'a Ctx, m: &Message<'_>, out: &mut Out<'a>
     let store = &ctx.tables.nexthops;
     out.watch(&store.seq);
     let mut kept: Vec<(u32, Vec<u8>)> = Vec::new();
-    store.for_each(|e| {
+    let complete = store.for_each(|e| {
         let Some(Ok(nm)) = e.iter().next() else {
             return true;
         };
@@ -147,6 +147,9 @@ pub(crate) fn dump_nexthops<'a>(ctx: &'a Ctx, m: &Message<'_>, out: &mut Out<'a>
         }
         true
     });
+    if !complete {
+        out.interrupt();
+    }
     kept.sort_unstable_by_key(|(id, _)| *id);
     for (_, msgs) in &kept {
         out.push(msgs, NLM_F_MULTI).map_err(io_reject)?;

@@ -160,6 +160,12 @@ impl<'a> Out<'a> {
         self.watch.push((seq, seq.snapshot()));
     }
 
+    /// Flags the rest of this dump `NLM_F_DUMP_INTR` whatever the watched tables did: the
+    /// dump may be incomplete (a table walk skipped a slot the writer kept mid-change).
+    pub(crate) fn interrupt(&mut self) {
+        self.intr = true;
+    }
+
     fn check(&mut self) {
         if !self.intr && self.watch.iter().any(|(s, snap)| s.changed_since(*snap)) {
             self.intr = true;

@@ -120,6 +120,13 @@ pub(crate) fn subscribe(
                         "the feed's log is too small for a snapshot at this change rate",
                     )?;
                 }
+                Err(SnapshotError::Incomplete) => {
+                    out.error(
+                        &hdr,
+                        libc::EAGAIN,
+                        "a table entry stayed mid-change during the snapshot; try again",
+                    )?;
+                }
             }
         }
     }

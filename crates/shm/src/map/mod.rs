@@ -135,8 +135,14 @@ pub struct Walk {
     /// Live entries handed to the callback.
     pub visited: u64,
     /// No change completed or was in progress during the walk (the map's change counter was
-    /// even and equal at both ends): the walk is a snapshot.
+    /// even and equal at both ends, and no slot was skipped): the walk is a snapshot. Every
+    /// change counts, a generation-only one ([`MapWriter::set_aux`]) too.
     pub consistent: bool,
+    /// Slots that stayed in the middle of a change for the walk's whole wait (a writer
+    /// descheduled inside a change) and were skipped: each may be an entry the walk missed.
+    /// Non-zero means `consistent` is false and the walk may be incomplete: a dump built
+    /// from it must be reported interrupted (`NLM_F_DUMP_INTR`), never passed as complete.
+    pub skipped: u64,
 }
 
 /// Memory a map can live in and allocate from: the writer's [`Region`], or (in
@@ -392,6 +398,16 @@ impl<A: Arena> MapWriter<'_, A> {
     /// Sets a live entry's aux word (a change of generation, like any change).
     pub fn set_aux(&mut self, slot: Slot, aux: u64) {
         self.ops.set_aux(&mut self.st, slot, aux)
+    }
+
+    /// Test hook: runs `f` with live `slot` left in the middle of a change (its seqlock word
+    /// and the map's change counter odd), as a writer descheduled inside a change leaves it,
+    /// then completes the change (a new generation, contents unchanged). Readers meanwhile
+    /// see the slot as being changed; a walk skips it after its wait
+    /// ([`Walk::skipped`]). Does nothing but call `f` for a slot that holds no live entry.
+    #[doc(hidden)]
+    pub fn with_slot_mid_change<R>(&mut self, slot: Slot, f: impl FnOnce() -> R) -> R {
+        self.ops.with_slot_mid_change(&mut self.st, slot, f)
     }
 
     /// Removes a live entry; its slot and heap block are reused at once.

@@ -20,11 +20,19 @@ const MAX_RESTARTS: u32 = 1024;
 #[cfg(loom)]
 const MAX_RESTARTS: u32 = 4;
 
-/// Reads of one slot being changed before a walk skips it (and reports itself inconsistent).
+/// Reads of one slot being changed (with a CPU pause between them) before a walk starts
+/// yielding the processor to the writer.
 #[cfg(not(loom))]
 const WALK_TRIES: u32 = 256;
 #[cfg(loom)]
 const WALK_TRIES: u32 = 3;
+
+/// How long a walk waits, yielding the processor, for a slot to leave the middle of a change
+/// (the writer may be descheduled inside it) before it skips the slot and counts it in
+/// [`Walk::skipped`]. A writer's change is a handful of stores, so only a writer that is not
+/// running keeps a slot odd; this is a time slice or two of a loaded machine.
+#[cfg(not(loom))]
+const WALK_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// A lock-free, validating reader of a map in any [`Memory`] (the writer's
 /// [`Region`](crate::Region), a client's [`RegionView`](crate::RegionView), or
@@ -510,16 +518,22 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
     }
 
     /// Calls `f` with every live entry in slot order, until it returns false. Bounded by the
-    /// capacity: never loops forever. A slot that stays in the middle of a change for a while
-    /// is skipped, and the walk then reports itself inconsistent.
+    /// capacity: never loops forever.
+    ///
+    /// A slot found in the middle of a change is read again, first with CPU pauses, then
+    /// yielding the processor (the writer may have been descheduled inside its change), for
+    /// up to about 50 ms. A slot still mid-change after that is skipped and counted in
+    /// [`Walk::skipped`]; a walk that skipped anything is never
+    /// [`consistent`](Walk::consistent). A walk never silently misses an entry: either
+    /// `skipped` is non-zero, or every entry live throughout the walk was visited (and, when
+    /// `consistent`, the visited entries are exactly the map's contents at one moment).
     pub fn walk(&self, mut f: impl FnMut(&Entry, &[u8]) -> bool) -> Result<Walk, ShmError> {
         let c1 = self.hdr[H_CHANGES].load(Ordering::Acquire);
         let hwm = self.high_water();
         let mut walk = Walk::default();
-        let mut skipped = false;
         let mut buf = Vec::new();
         'slots: for s in 0..hwm {
-            let mut tries = 0;
+            let mut waiter = SlotWait::new();
             loop {
                 buf.clear();
                 match self.read_slot(s, 0, &mut buf)? {
@@ -532,19 +546,17 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
                     }
                     SlotRead::Free => break,
                     SlotRead::Changed => {
-                        tries += 1;
-                        if tries >= WALK_TRIES {
-                            skipped = true;
+                        if !waiter.wait() {
+                            walk.skipped += 1;
                             break;
                         }
-                        spin();
                     }
                 }
             }
         }
         fence(Ordering::Acquire);
         let c2 = self.hdr[H_CHANGES].load(Ordering::Relaxed);
-        walk.consistent = !skipped && c1 & 1 == 0 && c1 == c2;
+        walk.consistent = walk.skipped == 0 && c1 & 1 == 0 && c1 == c2;
         Ok(walk)
     }
 
@@ -556,5 +568,41 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
     /// The map's change counter: odd while a change is in progress, +2 per completed change.
     pub fn changes(&self) -> Result<u64, ShmError> {
         Ok(self.hdr[H_CHANGES].load(Ordering::Acquire))
+    }
+}
+
+/// A walk's wait for one slot to leave the middle of a change: [`WALK_TRIES`] CPU pauses,
+/// then (outside loom) yields of the processor until [`WALK_WAIT`] has passed.
+struct SlotWait {
+    tries: u32,
+    #[cfg(not(loom))]
+    since: Option<std::time::Instant>,
+}
+
+impl SlotWait {
+    fn new() -> Self {
+        SlotWait {
+            tries: 0,
+            #[cfg(not(loom))]
+            since: None,
+        }
+    }
+
+    /// Waits a little; false when the walk should give up on the slot.
+    fn wait(&mut self) -> bool {
+        self.tries += 1;
+        if self.tries < WALK_TRIES {
+            spin();
+            return true;
+        }
+        #[cfg(not(loom))]
+        {
+            let since = *self.since.get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() < WALK_WAIT {
+                std::thread::yield_now();
+                return true;
+            }
+        }
+        false
     }
 }

@@ -345,3 +345,62 @@ fn get_batch_while_slots_change() {
     writer.join().unwrap();
     assert!(found > 0);
 }
+
+#[test]
+fn walk_counts_a_slot_left_mid_change() {
+    let m = map(MapLayout::new(8).key(1, true), 4096);
+    let slots: Vec<Slot> = (1..=3)
+        .map(|k| m.lock().insert(&[&[k]], k, b"rec").unwrap())
+        .collect();
+    let mut w = m.lock();
+    // As a writer descheduled inside a generation-only change of the middle entry.
+    let (walk, seen) = w.with_slot_mid_change(slots[1], || {
+        let mut seen = Vec::new();
+        let walk = m
+            .reader()
+            .walk(|e, _| {
+                seen.push(e.keys[0][0]);
+                true
+            })
+            .unwrap();
+        (walk, seen)
+    });
+    assert_eq!(seen, [1, 3]);
+    assert_eq!((walk.visited, walk.skipped), (2, 1));
+    assert!(
+        !walk.consistent,
+        "a walk that skipped an entry is not a snapshot"
+    );
+    // The change completed: nothing is skipped, and generation-only changes were counted.
+    let c = m.reader().changes().unwrap();
+    w.set_aux(slots[0], 9);
+    assert_eq!(m.reader().changes().unwrap(), c + 2);
+    drop(w);
+    let walk = m.reader().walk(|_, _| true).unwrap();
+    assert_eq!((walk.visited, walk.skipped, walk.consistent), (3, 0, true));
+}
+
+#[test]
+fn walk_waits_for_a_short_change_or_counts_it() {
+    let m = Arc::new(map(MapLayout::new(8).key(1, true), 4096));
+    let slots: Vec<Slot> = (1..=3)
+        .map(|k| m.lock().insert(&[&[k]], k, b"rec").unwrap())
+        .collect();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let writer = {
+        let m = m.clone();
+        std::thread::spawn(move || {
+            m.lock().with_slot_mid_change(slots[2], || {
+                tx.send(()).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            })
+        })
+    };
+    rx.recv().unwrap();
+    let walk = m.reader().walk(|_, _| true).unwrap();
+    writer.join().unwrap();
+    // Normally the walk waited the change out (visited 3); on a machine too loaded for the
+    // writer to finish within the walk's wait it counted the slot. Never neither.
+    assert_eq!(walk.visited + walk.skipped, 3, "{walk:?}");
+    assert!(!walk.consistent);
+}

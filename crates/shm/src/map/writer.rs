@@ -276,6 +276,28 @@ impl<A: Arena + ?Sized> Ops<'_, A> {
         self.end_change(st);
     }
 
+    /// The test hook [`MapWriter::with_slot_mid_change`](super::MapWriter::with_slot_mid_change):
+    /// the first half of a change (as `set_aux`), `f`, then the second half.
+    pub(crate) fn with_slot_mid_change<R>(
+        &self,
+        st: &mut WriterState,
+        slot: Slot,
+        f: impl FnOnce() -> R,
+    ) -> R {
+        if !self.is_live(st, slot) {
+            return f();
+        }
+        self.begin_change(st);
+        let w = self.r.slot(slot.0);
+        let s1 = own(&w[S_SEQ]);
+        w[S_SEQ].store(s1 + 1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        let r = f();
+        w[S_SEQ].store(s1 + 2, Ordering::Release);
+        self.end_change(st);
+        r
+    }
+
     pub(crate) fn remove(&self, st: &mut WriterState, slot: Slot) {
         if !self.is_live(st, slot) {
             return;
