@@ -11,63 +11,9 @@ mod common;
 use common::*;
 use nlkit_testns::{ip, netns_test};
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A `nlkit mirror` child process serving on its own socket; stopped (SIGTERM) on drop.
-struct MirrorProcess {
-    child: Option<Child>,
-    dir: PathBuf,
-    socket: PathBuf,
-}
-
-impl MirrorProcess {
-    fn start(tag: &str) -> MirrorProcess {
-        let dir = std::env::temp_dir().join(format!("nlkit-cli-{tag}-{}", std::process::id()));
-        let socket = dir.join("mirror.sock");
-        let child = Command::new(env!("CARGO_BIN_EXE_nlkit"))
-            .args(["--mirror-socket", socket.to_str().unwrap(), "mirror"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start nlkit mirror");
-        let m = MirrorProcess {
-            child: Some(child),
-            dir,
-            socket,
-        };
-        // The mirror listens once its initial sync is done.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !nlkit(&["--mirror-socket", m.path(), "link", "show"])
-            .status
-            .success()
-        {
-            assert!(Instant::now() < deadline, "the mirror did not come up");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        m
-    }
-
-    fn path(&self) -> &str {
-        self.socket.to_str().unwrap()
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let pid = rustix::process::Pid::from_child(&c);
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for MirrorProcess {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// What one command run in a fresh network namespace did, and that namespace's state after it.
 struct Far {

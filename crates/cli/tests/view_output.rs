@@ -13,63 +13,17 @@ mod common;
 use common::*;
 use nlkit_testns::{ip, netns_test};
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// A `nlkit mirror` child process serving on its own socket; stopped (SIGTERM) on drop.
-struct MirrorProcess {
-    child: Option<Child>,
-    dir: PathBuf,
-    socket: PathBuf,
+/// A mirror, once a command reads through its view (the view must map).
+fn start(tag: &str) -> MirrorProcess {
+    start_with(tag, &[])
 }
 
-impl MirrorProcess {
-    fn start(tag: &str) -> MirrorProcess {
-        Self::start_with(tag, &[])
-    }
-
-    /// A mirror with `extra` arguments to `nlkit mirror`.
-    fn start_with(tag: &str, extra: &[&str]) -> MirrorProcess {
-        let dir = std::env::temp_dir().join(format!("nlkit-view-{tag}-{}", std::process::id()));
-        let socket = dir.join("mirror.sock");
-        let child = Command::new(env!("CARGO_BIN_EXE_nlkit"))
-            .args(["--mirror-socket", socket.to_str().unwrap(), "mirror"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start nlkit mirror");
-        let m = MirrorProcess {
-            child: Some(child),
-            dir,
-            socket,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !run(&m, "NLKIT_MIRROR_VIEW", &["link", "show"])
-            .status
-            .success()
-        {
-            assert!(Instant::now() < deadline, "the mirror did not come up");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        m
-    }
-
-    fn path(&self) -> &str {
-        self.socket.to_str().unwrap()
-    }
-}
-
-impl Drop for MirrorProcess {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let pid = rustix::process::Pid::from_child(&c);
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-            let _ = c.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// [`start`] with `extra` arguments to `nlkit mirror`.
+fn start_with(tag: &str, extra: &[&str]) -> MirrorProcess {
+    MirrorProcess::start_with(tag, extra, Some("NLKIT_MIRROR_VIEW"))
 }
 
 /// Runs `nlkit --mirror-socket SOCKET args…` with `env`=1.
@@ -158,7 +112,7 @@ netns_test! {
         ip(&["nexthop", "add", "id", "11", "via", "10.0.0.3", "dev", "va"]);
         ip(&["nexthop", "add", "id", "20", "group", "10/11"]);
         ip(&["route", "add", "10.44.0.0/16", "nhid", "20"]);
-        let m = MirrorProcess::start("rtnl");
+        let m = start("rtnl");
         for args in [
             &["link", "show"][..],
             &["link", "show", "va"],
@@ -201,7 +155,7 @@ netns_test! {
     /// by zone, by family), get by tuple, count.
     fn conntrack_is_the_same_through_the_view() {
         nlkit_testns::load_conntrack(30, 7);
-        let m = MirrorProcess::start("ct");
+        let m = start("ct");
         let deadline = Instant::now() + Duration::from_secs(15);
         while text(run(&m, "NLKIT_MIRROR_VIEW", &["ct", "count"]), "view", &["ct", "count"]).0.trim() != "30" {
             assert!(Instant::now() < deadline, "the mirror never held the 30 entries");
@@ -254,7 +208,7 @@ netns_test! {
         let v = nlkit_testns::veth_pair("va", "vb");
         nlkit_testns::add_addr(v.a_index, "10.0.0.1".parse().unwrap(), 24);
         nlkit_testns::load_conntrack(10, 5);
-        let m = MirrorProcess::start("lib");
+        let m = start("lib");
         let view = MirrorView::open(&m.socket).expect("map the mirror's region");
         let deadline = Instant::now() + Duration::from_secs(15);
         while view.ct_count().unwrap() < 10 {
@@ -323,7 +277,7 @@ netns_test! {
     /// table, but `ct list|get|count` give the mirror's error, as over the socket.
     fn a_mirror_without_conntrack_refuses_ct_as_before() {
         nlkit_testns::load_conntrack(3, 1);
-        let m = MirrorProcess::start_with("noct", &["--conntrack", "false"]);
+        let m = start_with("noct", &["--conntrack", "false"]);
         for args in [
             &["ct", "list"][..],
             &["ct", "list", "-s", "10.200.0.1"],
@@ -365,7 +319,7 @@ netns_test! {
         std::fs::write(&file, batch).unwrap();
         ip(&["-batch", file.to_str().unwrap()]);
         let _ = std::fs::remove_file(&file);
-        let m = MirrorProcess::start("many");
+        let m = start("many");
         for args in [
             &["route", "show"][..],
             &["route", "show", "table", "all"],
@@ -385,7 +339,7 @@ netns_test! {
     /// too, and with a filter that keeps nothing.
     fn many_conntrack_entries_keep_their_order_through_the_view() {
         nlkit_testns::load_conntrack(2000, 7);
-        let m = MirrorProcess::start("manyct");
+        let m = start("manyct");
         let deadline = Instant::now() + Duration::from_secs(15);
         while text(run(&m, "NLKIT_MIRROR_VIEW", &["ct", "count"]), "view", &["ct", "count"]).0.trim() != "2000" {
             assert!(Instant::now() < deadline, "the mirror never held the 2000 entries");

@@ -45,7 +45,17 @@ pub fn msg_type(msg: u8) -> u16 {
     nfnl_msg_type(NFNL_SUBSYS_CTNETLINK, msg)
 }
 
-fn begin(b: &mut MessageBuilder, msg: u8, flags: u16, seq: u32, family: u8) {
+/// Begins a ctnetlink message of type `msg` (`IPCTNL_MSG_CT_*`) with its `nfgenmsg` header
+/// for `family`; the attributes follow, then `b.finish()`.
+///
+/// ```
+/// use nlkit_wire::consts::{AF_INET, IPCTNL_MSG_CT_NEW};
+/// let mut b = nlkit_wire::MessageBuilder::new();
+/// nlkit_conntrack::request::begin(&mut b, IPCTNL_MSG_CT_NEW, 0, 0, AF_INET);
+/// b.finish().unwrap();
+/// assert_eq!(b.as_bytes().len(), 20); // netlink header + nfgenmsg
+/// ```
+pub fn begin(b: &mut MessageBuilder, msg: u8, flags: u16, seq: u32, family: u8) {
     b.begin(msg_type(msg), flags, seq);
     b.header(&NfGenMsg {
         family,

@@ -10,13 +10,17 @@
 //! both scaled linearly to 1,000,000 entries (`nf_conntrack_max` cannot be raised from a test
 //! namespace).
 
-use std::net::{IpAddr, Ipv4Addr};
+// Each bench uses part of the shared helpers.
+#[allow(dead_code)]
+mod common;
+use common::route_churn;
+
 use std::time::{Duration, Instant};
 
 use nlkit_mirror::{Mirror, MirrorConfig, WriterMode};
 use nlkit_socket::{Event, EventSocket, Protocol, RecvBuffer, Socket, SocketOptions};
 use nlkit_wire::consts::*;
-use nlkit_wire::{MessageBuilder, Messages, RtMsg};
+use nlkit_wire::Messages;
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -58,38 +62,7 @@ fn process_cpu() -> Duration {
 
 /// Adds then deletes `n / 2` host routes via `oif`: `n` route events.
 fn churn(oif: u32, n: usize, base: u32) {
-    let mut k = Socket::open(Protocol::Route).unwrap();
-    let dsts: Vec<Ipv4Addr> = (0..n as u32 / 2)
-        .map(|i| Ipv4Addr::from(0x0a40_0000 + base + i))
-        .collect();
-    for add in [true, false] {
-        for chunk in dsts.chunks(256) {
-            let mut b = MessageBuilder::new();
-            for (i, d) in chunk.iter().enumerate() {
-                let (ty, flags) = if add {
-                    (RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE)
-                } else {
-                    (RTM_DELROUTE, NLM_F_REQUEST)
-                };
-                b.begin(ty, flags, i as u32 + 1);
-                b.header(&RtMsg {
-                    family: AF_INET,
-                    dst_len: 32,
-                    table: RT_TABLE_MAIN,
-                    protocol: RTPROT_STATIC,
-                    scope: if add { RT_SCOPE_LINK } else { RT_SCOPE_NOWHERE },
-                    ty: if add { RTN_UNICAST } else { RTN_UNSPEC },
-                    ..Default::default()
-                });
-                b.attr_ip(RTA_DST, IpAddr::V4(*d));
-                if add {
-                    b.attr_u32(RTA_OIF, oif);
-                }
-                b.finish().unwrap();
-            }
-            k.transact_batch(&mut b).unwrap();
-        }
-    }
+    route_churn(oif, n, 0x0a40_0000 + base);
 }
 
 /// What one reader saw: events, seconds from its first to its last event.

@@ -8,6 +8,11 @@
 //! `harness = false`: the mirror's worker re-executes this binary, so `main` calls
 //! `maybe_run_worker` first.
 
+// Each bench uses part of the shared helpers.
+#[allow(dead_code)]
+mod common;
+use common::host_route_with;
+
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -15,7 +20,7 @@ use std::time::{Duration, Instant};
 use nlkit_mirror::{Mirror, MirrorConfig, WriterMode};
 use nlkit_socket::{Protocol, Socket};
 use nlkit_wire::consts::*;
-use nlkit_wire::{MessageBuilder, RtMsg};
+use nlkit_wire::MessageBuilder;
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -33,25 +38,8 @@ fn dst(i: u32) -> Ipv4Addr {
 fn batch(add: bool, range: std::ops::Range<u32>, oif: u32) -> MessageBuilder {
     let mut b = MessageBuilder::with_capacity(range.len() * 64);
     for i in range {
-        if add {
-            b.begin(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, 0);
-        } else {
-            b.begin(RTM_DELROUTE, 0, 0);
-        }
-        b.header(&RtMsg {
-            family: AF_INET,
-            dst_len: 32,
-            table: RT_TABLE_MAIN,
-            protocol: RTPROT_STATIC,
-            scope: if add { RT_SCOPE_LINK } else { RT_SCOPE_NOWHERE },
-            ty: if add { RTN_UNICAST } else { RTN_UNSPEC },
-            ..Default::default()
-        });
-        b.attr_ip(RTA_DST, dst(i).into());
-        if add {
-            b.attr_u32(RTA_OIF, oif);
-        }
-        b.finish().expect("static request");
+        let flags = if add { NLM_F_CREATE | NLM_F_EXCL } else { 0 };
+        host_route_with(&mut b, add, flags, 0, oif, dst(i));
     }
     b
 }

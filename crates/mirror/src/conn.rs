@@ -612,16 +612,7 @@ mod tests {
     /// A ctnetlink message for a TCP connection from port `sport`, with a timeout.
     fn tcp_msg(sport: u16, timeout: u32) -> Vec<u8> {
         let mut b = MessageBuilder::new();
-        b.begin(
-            nfnl_msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW),
-            0,
-            0,
-        );
-        b.header(&NfGenMsg {
-            family: AF_INET,
-            version: NFNETLINK_V0,
-            res_id: 0,
-        });
+        nlkit_conntrack::request::begin(&mut b, IPCTNL_MSG_CT_NEW, 0, 0, AF_INET);
         let (a, c) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
         let t = nlkit_conntrack::Tuple::with_ports(IPPROTO_TCP, a, sport, c, 80);
         t.write(&mut b, CTA_TUPLE_ORIG);

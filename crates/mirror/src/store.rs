@@ -19,7 +19,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use nlkit_shm::{InsertError, MapLayout, Region, SharedMap, ShmError};
+use nlkit_shm::{InsertError, MapLayout, MapWriter, Region, SharedMap, ShmError};
 use nlkit_table::{KeyWords, TableKey};
 use nlkit_wire::{align, Message, MessageHeaderMut, Messages, NLMSG_HDRLEN};
 
@@ -82,6 +82,15 @@ pub(crate) fn normalize_into(msg: &Message<'_>, out: &mut Vec<u8>) {
 /// Strips the 16-byte header: what two messages must share to be "the same object state".
 pub(crate) fn body(msg: &[u8]) -> &[u8] {
     msg.get(NLMSG_HDRLEN..).unwrap_or(&[])
+}
+
+/// Debug check: `msgs` is the entry of `key`.
+fn debug_assert_filed_under<K: StoreKey>(msgs: &[u8], key: K) {
+    debug_assert_eq!(
+        key_of::<K>(msgs),
+        Some(key),
+        "entry filed under its own key"
+    );
 }
 
 /// The key an entry's bytes are filed under (that of its first message).
@@ -274,11 +283,7 @@ impl<K: StoreKey> Store<K> {
     /// Sets `key`'s messages to `msgs`, marked with `gen`. When the stored bytes are the same,
     /// only the mark is updated and no change is counted. Returns whether the table changed.
     pub(crate) fn put(&self, key: K, msgs: Vec<u8>, gen: u64) -> bool {
-        debug_assert_eq!(
-            key_of::<K>(&msgs),
-            Some(key),
-            "entry filed under its own key"
-        );
+        debug_assert_filed_under(&msgs, key);
         let words = key.to_words();
         let mut w = self.map.lock();
         if let Some(slot) = w.find(0, words.words()) {
@@ -299,37 +304,42 @@ impl<K: StoreKey> Store<K> {
                 }
             };
         }
-        let _g = self.seq.write();
-        match w.insert(&[words.words()], gen, &msgs) {
-            Ok(_) => true,
-            Err(InsertError::Exists { .. }) => false, // ruled out by `find` under the lock
-            Err(InsertError::Shm(e)) => {
-                self.refusals.refused(&e, self.capacity(), self.name);
-                false
-            }
-        }
+        // `None` (exists) is ruled out by `find` under the lock.
+        self.insert_locked(&mut w, words.words(), gen, &msgs) == Some(true)
     }
 
     /// Dump fast path: inserts `key` if it is absent, without comparing. Gives the bytes back
     /// when the key exists.
     pub(crate) fn insert_new(&self, key: K, msgs: Vec<u8>, gen: u64) -> Result<(), Vec<u8>> {
-        debug_assert_eq!(
-            key_of::<K>(&msgs),
-            Some(key),
-            "entry filed under its own key"
-        );
+        debug_assert_filed_under(&msgs, key);
         let words = key.to_words();
         let mut w = self.map.lock();
         if w.find(0, words.words()).is_some() {
             return Err(msgs);
         }
+        match self.insert_locked(&mut w, words.words(), gen, &msgs) {
+            None => Err(msgs),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Inserts a new entry under the writer lock `w`, counting a change. Returns `Some(true)`
+    /// when inserted, `Some(false)` when the map refused it (counted in the refusals), `None`
+    /// when the key exists.
+    fn insert_locked(
+        &self,
+        w: &mut MapWriter<'_>,
+        words: &[u64],
+        gen: u64,
+        msgs: &[u8],
+    ) -> Option<bool> {
         let _g = self.seq.write();
-        match w.insert(&[words.words()], gen, &msgs) {
-            Ok(_) => Ok(()),
-            Err(InsertError::Exists { .. }) => Err(msgs),
+        match w.insert(&[words], gen, msgs) {
+            Ok(_) => Some(true),
+            Err(InsertError::Exists { .. }) => None,
             Err(InsertError::Shm(e)) => {
                 self.refusals.refused(&e, self.capacity(), self.name);
-                Ok(())
+                Some(false)
             }
         }
     }

@@ -187,47 +187,22 @@ nlkit_testns::netns_test! {
 /// Forks a child that becomes uid 65534, connects and expects an EACCES `NLMSG_ERROR`; returns
 /// the child's exit status (0: refused as expected).
 fn refused_as_nobody(path: &std::path::Path) -> i32 {
-    use std::os::unix::ffi::OsStrExt;
-    // Everything the child needs is prepared before the fork.
-    // SAFETY: an all-zero sockaddr_un is a valid value of this plain C struct.
-    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    let p = path.as_os_str().as_bytes();
-    assert!(p.len() < addr.sun_path.len());
-    for (d, s) in addr.sun_path.iter_mut().zip(p) {
-        *d = *s as libc::c_char;
-    }
     let mut buf = [0u8; 256];
-    // SAFETY: the child makes only async-signal-safe system calls (setgid, setuid, socket,
-    // connect, recv, _exit) on memory prepared before the fork, then exits.
+    // SAFETY: the child makes only an async-signal-safe system call (recv) on memory prepared
+    // before the fork.
     unsafe {
-        let pid = libc::fork();
-        if pid == 0 {
-            if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
-                libc::_exit(10);
-            }
-            let fd = libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET, 0);
-            if fd < 0 {
-                libc::_exit(11);
-            }
-            let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
-            if libc::connect(fd, (&addr as *const libc::sockaddr_un).cast(), len) != 0 {
-                libc::_exit(12);
-            }
+        connect_as_nobody(path, |fd| {
             let n = libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0);
             if n < 20 {
-                libc::_exit(13);
+                return 13;
             }
             let ty = u16::from_ne_bytes([buf[4], buf[5]]);
             let err = i32::from_ne_bytes([buf[16], buf[17], buf[18], buf[19]]);
-            libc::_exit(if ty == NLMSG_ERROR && err == -libc::EACCES {
+            if ty == NLMSG_ERROR && err == -libc::EACCES {
                 0
             } else {
                 14
-            });
-        }
-        let mut status = 0;
-        libc::waitpid(pid, &mut status, 0);
-        libc::WEXITSTATUS(status)
+            }
+        })
     }
 }

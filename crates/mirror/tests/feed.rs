@@ -268,17 +268,9 @@ fn neighbours(ifindex: u32, add: bool, range: std::ops::Range<u32>) {
     }
 }
 
-/// The tables the subscribers' groups cover.
+/// The tables the subscribers' groups cover: links through IPv6 neighbours.
 fn route_tables() -> Vec<TableId> {
-    vec![
-        TableId::Links,
-        TableId::Addrs4,
-        TableId::Addrs6,
-        TableId::Routes4,
-        TableId::Routes6,
-        TableId::Neigh4,
-        TableId::Neigh6,
-    ]
+    TableId::ALL[..=TableId::Neigh6 as usize].to_vec()
 }
 
 /// The feed log's byte bound in the stalled-subscriber test (the churn's events are several

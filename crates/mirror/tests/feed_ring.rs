@@ -28,17 +28,8 @@ const GROUPS: [u32; 7] = [
     RTNLGRP_NEXTHOP,
 ];
 
-/// The tables `GROUPS` deliver.
-const TABLES: [TableId; 8] = [
-    TableId::Links,
-    TableId::Addrs4,
-    TableId::Addrs6,
-    TableId::Routes4,
-    TableId::Routes6,
-    TableId::Neigh4,
-    TableId::Neigh6,
-    TableId::Nexthops,
-];
+/// The tables `GROUPS` deliver: links through nexthops.
+const TABLES: &[TableId] = TableId::ALL.split_at(TableId::Nexthops as usize + 1).0;
 
 /// One change as a reader saw it: its tag (ring only) and its messages, feed trailers removed.
 #[derive(Debug, Default)]

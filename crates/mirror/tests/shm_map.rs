@@ -169,16 +169,7 @@ nlkit_testns::netns_test! {
 /// `EPERM` `NLMSG_ERROR` answering its request and no descriptor on any message; returns the
 /// child's exit status (0: as expected).
 fn map_as_nobody(path: &Path) -> i32 {
-    use std::os::unix::ffi::OsStrExt;
     // Everything the child needs is prepared before the fork.
-    // SAFETY: an all-zero sockaddr_un is a valid value of this plain C struct.
-    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    let p = path.as_os_str().as_bytes();
-    assert!(p.len() < addr.sun_path.len());
-    for (d, s) in addr.sun_path.iter_mut().zip(p) {
-        *d = *s as libc::c_char;
-    }
     let mut req = MessageBuilder::new();
     req.begin(MSG_MAP, NLM_F_REQUEST, 5);
     req.finish().unwrap();
@@ -194,24 +185,12 @@ fn map_as_nobody(path: &Path) -> i32 {
     let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
     mh.msg_iov = &mut iov;
     mh.msg_iovlen = 1;
-    // SAFETY: the child makes only async-signal-safe system calls (setgid, setuid, socket,
-    // connect, send, recvmsg, _exit) on memory prepared before the fork, then exits.
+    // SAFETY: the child makes only async-signal-safe system calls (send, recvmsg) on memory
+    // prepared before the fork.
     unsafe {
-        let pid = libc::fork();
-        if pid == 0 {
-            if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
-                libc::_exit(10);
-            }
-            let fd = libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET, 0);
-            if fd < 0 {
-                libc::_exit(11);
-            }
-            let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
-            if libc::connect(fd, (&addr as *const libc::sockaddr_un).cast(), len) != 0 {
-                libc::_exit(12);
-            }
+        connect_as_nobody(path, |fd| {
             if libc::send(fd, req.as_ptr().cast(), req.len(), 0) != req.len() as isize {
-                libc::_exit(13);
+                return 13;
             }
             // The refusal sent on connecting (sequence 0), then the answer to the request.
             for _ in 0..4 {
@@ -219,26 +198,23 @@ fn map_as_nobody(path: &Path) -> i32 {
                 mh.msg_controllen = std::mem::size_of_val(&cbuf) as _;
                 let n = libc::recvmsg(fd, &mut mh, 0);
                 if n < (NLMSG_HDRLEN + 4) as isize {
-                    libc::_exit(14);
+                    return 14;
                 }
                 if mh.msg_controllen != 0 {
-                    libc::_exit(15); // something came with it: a descriptor
+                    return 15; // something came with it: a descriptor
                 }
                 let ty = u16::from_ne_bytes([buf[4], buf[5]]);
                 let seq = u32::from_ne_bytes([buf[8], buf[9], buf[10], buf[11]]);
                 let err = i32::from_ne_bytes([buf[16], buf[17], buf[18], buf[19]]);
                 if seq == 5 {
-                    libc::_exit(if ty == NLMSG_ERROR && err == -libc::EPERM {
+                    return if ty == NLMSG_ERROR && err == -libc::EPERM {
                         0
                     } else {
                         16
-                    });
+                    };
                 }
             }
-            libc::_exit(17);
-        }
-        let mut status = 0;
-        libc::waitpid(pid, &mut status, 0);
-        libc::WEXITSTATUS(status)
+            17
+        })
     }
 }

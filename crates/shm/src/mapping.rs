@@ -47,10 +47,11 @@ impl Mapping {
         } else {
             ProtFlags::READ
         };
+        // Mapping beyond the end of the file is allowed; those pages are never touched (see
+        // `words`). MAP_NORESERVE: the address space is a reservation, pages cost memory only
+        // once written.
         // SAFETY: a new mapping at an address the kernel chooses (null hint, no MAP_FIXED), so
-        // no existing memory of this process is replaced. Mapping beyond the end of the file
-        // is allowed; we never touch those pages (see `words`). MAP_NORESERVE: the address
-        // space is a reservation, pages cost memory only once written.
+        // no existing memory of this process is replaced.
         let ptr = unsafe {
             rustix::mm::mmap(
                 std::ptr::null_mut(),
@@ -86,16 +87,18 @@ impl Mapping {
     /// `n` words at byte offset `off`, if all of them lie below [`valid`](Mapping::valid).
     pub(crate) fn words(&self, off: u64, n: usize) -> Result<&[AtomicU64], ShmError> {
         let r = check(off, n, self.valid())?;
-        // SAFETY: `check` proved `off` 8-byte aligned and `off + 8n <= valid <= RESERVE`, so
-        // the range lies inside the mapping (page-aligned base, so the words are aligned) and
-        // below the file's size, which cannot shrink: every byte is backed by a page of the
-        // file and accessing it cannot fault (a store faults on a reader's read-only mapping,
-        // which kills the process with SIGSEGV but is not undefined behaviour and cannot
-        // change the file). Viewing the bytes as `[AtomicU64]` is sound because the memory is
-        // shared with other processes and is only ever accessed atomically through these
-        // references, by every party (writer and readers alike); `AtomicU64` has the size and
-        // alignment of `u64` and permits mutation through `&`. The slice borrows `self`, so it
-        // cannot outlive the mapping (unmapped only in `Drop`).
+        // Why the slice below is sound, in full: `check` proved `off` 8-byte aligned and
+        // `off + 8n <= valid <= RESERVE`, so the range lies inside the mapping (page-aligned
+        // base, so the words are aligned) and below the file's size, which cannot shrink: every
+        // byte is backed by a page of the file and accessing it cannot fault (a store faults on
+        // a reader's read-only mapping, which kills the process with SIGSEGV but is not
+        // undefined behaviour and cannot change the file). Viewing the bytes as `[AtomicU64]`
+        // is sound because the memory is shared with other processes and is only ever accessed
+        // atomically through these references, by every party (writer and readers alike);
+        // `AtomicU64` has the size and alignment of `u64` and permits mutation through `&`.
+        // SAFETY: in bounds of the mapping and below the (unshrinkable) file size, aligned,
+        // only accessed atomically (above); the slice borrows `self`, so it cannot outlive the
+        // mapping (unmapped only in `Drop`).
         Ok(unsafe {
             std::slice::from_raw_parts(self.base.as_ptr().add(r.start).cast_const(), r.len())
         })

@@ -8,32 +8,10 @@
 #![cfg(not(loom))]
 
 use std::fs;
-use std::path::{Path, PathBuf};
 
 use nlkit_shm::map::fuzzing::{map_reader, sample_map};
 
-fn fuzz_dir(sub: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz")
-        .join(sub)
-}
-
-/// Every file in `dir` (none if it does not exist), sorted by name.
-fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut out: Vec<_> = entries
-        .map(|e| e.expect("read_dir"))
-        .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
-        .map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            (name, fs::read(e.path()).expect("read corpus file"))
-        })
-        .collect();
-    out.sort();
-    out
-}
+use nlkit_testns::corpus::{files, fuzz_dir};
 
 fn overwrites(pairs: &[(u64, u64)]) -> Vec<u8> {
     pairs

@@ -27,6 +27,7 @@
 //! ```
 
 mod channel;
+pub mod corpus;
 mod fixtures;
 mod forge;
 mod harness;

@@ -35,7 +35,7 @@ use nlkit_view::ct_pack::{pack, unpack_into};
 use nlkit_view::schema::{ct_addr_key, map_layout, table_object, CtAux};
 use nlkit_view::{MirrorView, TableId};
 use nlkit_wire::consts::*;
-use nlkit_wire::{MessageBuilder, NfGenMsg};
+use nlkit_wire::MessageBuilder;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -51,16 +51,7 @@ fn env(name: &str, default: usize) -> usize {
 /// a TCP protocol-info nest): about 200 bytes, as in a real table.
 fn kernel_msg(o: &ConnKey, r: &ConnKey) -> Vec<u8> {
     let mut b = MessageBuilder::new();
-    b.begin(
-        nfnl_msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW),
-        0,
-        0,
-    );
-    b.header(&NfGenMsg {
-        family: AF_INET,
-        version: NFNETLINK_V0,
-        res_id: 0,
-    });
+    nlkit_conntrack::request::begin(&mut b, IPCTNL_MSG_CT_NEW, 0, 0, AF_INET);
     for (ty, t) in [(CTA_TUPLE_ORIG, o), (CTA_TUPLE_REPLY, r)] {
         nlkit_conntrack::Tuple::with_ports(t.proto, t.src, t.src_port, t.dst, t.dst_port)
             .write(&mut b, ty);

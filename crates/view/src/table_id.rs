@@ -28,22 +28,7 @@ pub enum TableId {
 }
 
 impl TableId {
-    /// Every table.
-    pub const ALL: [TableId; 11] = [
-        TableId::Links,
-        TableId::Addrs4,
-        TableId::Addrs6,
-        TableId::Routes4,
-        TableId::Routes6,
-        TableId::Neigh4,
-        TableId::Neigh6,
-        TableId::Nexthops,
-        TableId::Rules4,
-        TableId::Rules6,
-        TableId::Conntrack,
-    ];
-
-    /// The rtnetlink tables (every table but conntrack).
+    /// The rtnetlink tables (every table but conntrack), in table-number order.
     pub const RTNL: [TableId; 10] = [
         TableId::Links,
         TableId::Addrs4,
@@ -56,6 +41,22 @@ impl TableId {
         TableId::Rules4,
         TableId::Rules6,
     ];
+
+    /// Every table, in table-number order: [`RTNL`](Self::RTNL), then conntrack.
+    ///
+    /// ```
+    /// use nlkit_view::TableId;
+    /// assert!(TableId::ALL.iter().enumerate().all(|(i, &t)| t as usize == i));
+    /// ```
+    pub const ALL: [TableId; 11] = {
+        let mut all = [TableId::Conntrack; 11];
+        let mut i = 0;
+        while i < Self::RTNL.len() {
+            all[i] = Self::RTNL[i];
+            i += 1;
+        }
+        all
+    };
 
     /// The name used in metrics and logs.
     ///

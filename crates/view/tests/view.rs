@@ -17,8 +17,7 @@ use nlkit_view::{
 };
 use nlkit_wire::consts::*;
 use nlkit_wire::{
-    FibRuleHdr, IfAddrMsg, IfInfoMsg, Message, MessageBuilder, Messages, NdMsg, NfGenMsg, NhMsg,
-    RtMsg,
+    FibRuleHdr, IfAddrMsg, IfInfoMsg, Message, MessageBuilder, Messages, NdMsg, NhMsg, RtMsg,
 };
 
 /// The mirror's side, as far as the view sees it: a region with the tables and a feed.
@@ -292,20 +291,7 @@ fn lookups_and_walks_return_the_stored_messages() {
 /// A conntrack message laid out as the kernel lays it out (tuples first).
 fn ct_msg(orig: &nlkit_conntrack::Tuple, mark: u32, zone: Option<u16>) -> Vec<u8> {
     let mut b = MessageBuilder::new();
-    b.begin(
-        nfnl_msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW),
-        0,
-        0,
-    );
-    b.header(&NfGenMsg {
-        family: if orig.src.is_ipv6() {
-            AF_INET6
-        } else {
-            AF_INET
-        },
-        version: NFNETLINK_V0,
-        res_id: 0,
-    });
+    nlkit_conntrack::request::begin(&mut b, IPCTNL_MSG_CT_NEW, 0, 0, orig.family());
     orig.write(&mut b, CTA_TUPLE_ORIG);
     orig.reversed().write(&mut b, CTA_TUPLE_REPLY);
     if let Some(z) = zone {

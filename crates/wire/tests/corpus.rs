@@ -6,7 +6,6 @@
 //! also checks that they decode cleanly and mean what the capture asked for.
 
 use std::fs;
-use std::path::{Path, PathBuf};
 
 use nlkit_wire::consts::*;
 use nlkit_wire::fuzzing::parse_all;
@@ -15,28 +14,11 @@ use nlkit_wire::{
     NdMsg, NfGenMsg, RtMsg,
 };
 
-fn fuzz_dir(sub: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz")
-        .join(sub)
-}
-
-/// Every file in `dir` (none if it does not exist), sorted by name.
-fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut out: Vec<_> = entries
-        .map(|e| e.expect("read_dir"))
-        .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
-        .map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            (name, fs::read(e.path()).expect("read corpus file"))
-        })
-        .collect();
-    out.sort();
-    out
-}
+// The corpus listing shared with the other crates' corpus tests (only `std`; a dev-dependency
+// on nlkit-testns would be a cycle, since nlkit-testns depends on nlkit-wire).
+#[path = "../../testns/src/corpus.rs"]
+mod corpus;
+use corpus::{files, fuzz_dir};
 
 fn kernel_seeds() -> Vec<(String, Vec<u8>)> {
     let seeds: Vec<_> = files(&fuzz_dir("corpus/parse"))

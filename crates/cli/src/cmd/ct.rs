@@ -114,26 +114,15 @@ fn list(ctx: &Ctx, f: &CtFilter) -> Result<()> {
             &mut req,
             ctx.threads,
             |m, chunk| {
-                let e = CtEntryView::parse(m)?;
-                if !filter.matches(&e) {
-                    return Ok(false);
+                let kept = render_entry(&filter, ctx.json, m, chunk)?;
+                if kept {
+                    shown.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
-                if ctx.json {
-                    serde_json::to_writer(&mut *chunk, &entry_json(&e))?;
-                } else {
-                    push_line(chunk, entry_text(&e));
-                }
-                shown.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                Ok(true)
+                Ok(kept)
             },
         )?;
         listing.finish()?;
-        if !ctx.json {
-            eprintln!(
-                "nlkit (conntrack): {} flow entries have been shown.",
-                shown.into_inner()
-            );
-        }
+        report_shown(ctx, shown.into_inner());
         return Ok(());
     }
     let mut src = Source::open(ctx, Protocol::Netfilter)?;
@@ -142,20 +131,9 @@ fn list(ctx: &Ctx, f: &CtFilter) -> Result<()> {
         // Through the view: walked in one thread, formatted on the others, in order.
         let walk = |give: ordered::Give<'_>| src.ct_dump(&mut req, by_addr, give);
         let shown = ordered::listing(walk, ctx.json, |m, chunk| {
-            let e = CtEntryView::parse(m)?;
-            if !filter.matches(&e) {
-                return Ok(false);
-            }
-            if ctx.json {
-                serde_json::to_writer(&mut *chunk, &entry_json(&e))?;
-            } else {
-                push_line(chunk, entry_text(&e));
-            }
-            Ok(true)
+            render_entry(&filter, ctx.json, m, chunk)
         })?;
-        if !ctx.json {
-            eprintln!("nlkit (conntrack): {shown} flow entries have been shown.");
-        }
+        report_shown(ctx, shown);
         return Ok(());
     }
     let mut sink = Sink::new(ctx.json);
@@ -172,10 +150,35 @@ fn list(ctx: &Ctx, f: &CtFilter) -> Result<()> {
         sink.item(entry_text(&e), entry_json(&e))
     });
     sink.finish(res)?;
+    report_shown(ctx, shown);
+    Ok(())
+}
+
+/// Appends `m`'s entry to `chunk` (a text line, or with `json` one JSON value) if it passes
+/// `filter`; returns whether it did (a listing's render).
+fn render_entry(
+    filter: &DumpFilter,
+    json: bool,
+    m: &nlkit_wire::Message<'_>,
+    chunk: &mut Vec<u8>,
+) -> Result<bool> {
+    let e = CtEntryView::parse(m)?;
+    if !filter.matches(&e) {
+        return Ok(false);
+    }
+    if json {
+        serde_json::to_writer(&mut *chunk, &entry_json(&e))?;
+    } else {
+        push_line(chunk, entry_text(&e));
+    }
+    Ok(true)
+}
+
+/// The count conntrack(8) prints on stderr after a text listing.
+fn report_shown(ctx: &Ctx, shown: impl std::fmt::Display) {
     if !ctx.json {
         eprintln!("nlkit (conntrack): {shown} flow entries have been shown.");
     }
-    Ok(())
 }
 
 /// The original tuple given on the command line (`-p -s -d --sport --dport`, or ICMP fields).

@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
-use std::process::{Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// Runs `nlkit args…` and returns its output.
 pub fn nlkit(args: &[&str]) -> Output {
@@ -92,4 +94,76 @@ pub fn setup() -> nlkit_testns::Veth {
         nlkit_testns::ip(args);
     }
     v
+}
+
+/// A `nlkit mirror` child process serving on its own socket; stopped (SIGTERM) on drop.
+pub struct MirrorProcess {
+    child: Option<Child>,
+    dir: PathBuf,
+    /// The mirror's socket.
+    pub socket: PathBuf,
+}
+
+impl MirrorProcess {
+    /// A mirror, once `nlkit --mirror-socket SOCKET link show` succeeds (its initial sync is
+    /// done).
+    pub fn start(tag: &str) -> MirrorProcess {
+        Self::start_with(tag, &[], None)
+    }
+
+    /// A mirror with `extra` arguments to `nlkit mirror`, once `link show` succeeds through
+    /// it (with `ready_env`=1 in the environment when given, e.g. `NLKIT_MIRROR_VIEW`).
+    pub fn start_with(tag: &str, extra: &[&str], ready_env: Option<&str>) -> MirrorProcess {
+        let dir = std::env::temp_dir().join(format!("nlkit-cli-{tag}-{}", std::process::id()));
+        let socket = dir.join("mirror.sock");
+        let child = Command::new(env!("CARGO_BIN_EXE_nlkit"))
+            .args(["--mirror-socket", socket.to_str().unwrap(), "mirror"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start nlkit mirror");
+        let m = MirrorProcess {
+            child: Some(child),
+            dir,
+            socket,
+        };
+        // The mirror listens once its initial sync is done.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut probe = Command::new(env!("CARGO_BIN_EXE_nlkit"));
+            probe.args(["--mirror-socket", m.path(), "link", "show"]);
+            if let Some(env) = ready_env {
+                probe.env(env, "1");
+            }
+            let out = probe.stdin(Stdio::null()).output().expect("run nlkit");
+            if out.status.success() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the mirror did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        m
+    }
+
+    /// The socket's path as a command-line argument.
+    pub fn path(&self) -> &str {
+        self.socket.to_str().unwrap()
+    }
+
+    /// Stops the mirror (SIGTERM) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let pid = rustix::process::Pid::from_child(&c);
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for MirrorProcess {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

@@ -1,8 +1,10 @@
 //! What the mirror's benchmarks share: sizes from the environment, the process's memory
 //! figures, the kernel's raw dumps read by a bare receive loop, and the requests they send.
 //!
-//! Each bench (`mirror.rs`, `view.rs`) includes this module and uses part of it.
+//! Each bench (`mirror.rs`, `view.rs`, `feed.rs`, `writes.rs`) includes this module and uses
+//! part of it.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use nlkit_socket::{Protocol, RecvBuffer, Socket};
@@ -200,4 +202,59 @@ pub fn ct_get(t: &nlkit_table::ConnKey) -> MessageBuilder {
     b.nest_end(n);
     b.finish().unwrap();
     b
+}
+
+/// Appends `RTM_NEWROUTE` (`add`) or `RTM_DELROUTE` for the host route `dst`/32 via `oif` in
+/// the main table, with `flags` and `seq`.
+pub fn host_route_with(
+    b: &mut MessageBuilder,
+    add: bool,
+    flags: u16,
+    seq: u32,
+    oif: u32,
+    dst: Ipv4Addr,
+) {
+    b.begin(if add { RTM_NEWROUTE } else { RTM_DELROUTE }, flags, seq);
+    b.header(&RtMsg {
+        family: AF_INET,
+        dst_len: 32,
+        table: RT_TABLE_MAIN,
+        protocol: RTPROT_STATIC,
+        scope: if add { RT_SCOPE_LINK } else { RT_SCOPE_NOWHERE },
+        ty: if add { RTN_UNICAST } else { RTN_UNSPEC },
+        ..Default::default()
+    });
+    b.attr_ip(RTA_DST, IpAddr::V4(dst));
+    if add {
+        b.attr_u32(RTA_OIF, oif);
+    }
+    b.finish().expect("static request");
+}
+
+/// [`host_route_with`] as a request: adds with `NLM_F_CREATE | NLM_F_REPLACE`, deletes plain.
+pub fn host_route(b: &mut MessageBuilder, add: bool, seq: u32, oif: u32, dst: Ipv4Addr) {
+    let flags = if add {
+        NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE
+    } else {
+        NLM_F_REQUEST
+    };
+    host_route_with(b, add, flags, seq, oif, dst);
+}
+
+/// Adds then deletes `n / 2` host routes via `oif`, from address `first` up, in batches of
+/// 256: `n` route changes.
+pub fn route_churn(oif: u32, n: usize, first: u32) {
+    let mut k = Socket::open(Protocol::Route).unwrap();
+    let dsts: Vec<Ipv4Addr> = (0..n as u32 / 2)
+        .map(|i| Ipv4Addr::from(first + i))
+        .collect();
+    for add in [true, false] {
+        for chunk in dsts.chunks(256) {
+            let mut b = MessageBuilder::new();
+            for (i, d) in chunk.iter().enumerate() {
+                host_route(&mut b, add, i as u32 + 1, oif, *d);
+            }
+            k.transact_batch(&mut b).unwrap();
+        }
+    }
 }

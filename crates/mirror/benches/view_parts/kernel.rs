@@ -8,10 +8,10 @@ use nlkit_conntrack::request::{DumpFilter, TupleFilter};
 use nlkit_conntrack::{CtEntry, Tuple};
 use nlkit_socket::{Protocol, Socket};
 use nlkit_wire::consts::*;
-use nlkit_wire::{MessageBuilder, Messages, RtMsg};
+use nlkit_wire::{MessageBuilder, Messages};
 
 use super::{conn_key, repeat, SMALL_SHARE, SMALL_SRC};
-use crate::common::{ct_get, raw_dump};
+use crate::common::{ct_get, host_route, raw_dump, route_churn};
 
 /// Raw ctnetlink GET round trips, one thread: prebuilt requests (the sequence number patched
 /// per send), one `send` and one `recv` per lookup on the bare fd, only the reply's headers
@@ -89,46 +89,11 @@ pub(super) fn load_small_share() {
 /// One route change: adds (or deletes) 10.99.x.y/32 via `oif`; returns once the kernel acked.
 pub(super) fn route_change(sock: &mut Socket, oif: u32, dst: Ipv4Addr, add: bool) {
     let mut b = MessageBuilder::new();
-    route_msg(&mut b, oif, dst, add, 1);
+    host_route(&mut b, add, 1, oif, dst);
     sock.transact(&mut b).unwrap();
-}
-
-fn route_msg(b: &mut MessageBuilder, oif: u32, dst: Ipv4Addr, add: bool, seq: u32) {
-    let (ty, flags) = if add {
-        (RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE)
-    } else {
-        (RTM_DELROUTE, NLM_F_REQUEST)
-    };
-    b.begin(ty, flags, seq);
-    b.header(&RtMsg {
-        family: AF_INET,
-        dst_len: 32,
-        table: RT_TABLE_MAIN,
-        protocol: RTPROT_STATIC,
-        scope: if add { RT_SCOPE_LINK } else { RT_SCOPE_NOWHERE },
-        ty: if add { RTN_UNICAST } else { RTN_UNSPEC },
-        ..Default::default()
-    });
-    b.attr_ip(RTA_DST, IpAddr::V4(dst));
-    if add {
-        b.attr_u32(RTA_OIF, oif);
-    }
-    b.finish().unwrap();
 }
 
 /// Adds then deletes `n / 2` host routes via `oif` in batches: `n` route changes.
 pub(super) fn churn(oif: u32, n: usize) {
-    let mut k = Socket::open(Protocol::Route).unwrap();
-    let dsts: Vec<Ipv4Addr> = (0..n as u32 / 2)
-        .map(|i| Ipv4Addr::from(0x0a60_0000 + i))
-        .collect();
-    for add in [true, false] {
-        for chunk in dsts.chunks(256) {
-            let mut b = MessageBuilder::new();
-            for (i, d) in chunk.iter().enumerate() {
-                route_msg(&mut b, oif, *d, add, i as u32 + 1);
-            }
-            k.transact_batch(&mut b).unwrap();
-        }
-    }
+    route_churn(oif, n, 0x0a60_0000);
 }

@@ -398,3 +398,47 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Forks a child that becomes uid/gid 65534, connects a `SOCK_SEQPACKET` socket to `path` and
+/// exits with what `child` returns for that socket; returns the child's exit status. The
+/// child exits 10 if it cannot drop to nobody, 11 without a socket, 12 if connecting fails.
+///
+/// # Safety
+/// `child` runs between `fork` and `_exit` in a copy of a multithreaded process: it may make
+/// only async-signal-safe system calls, on memory prepared before this call (no allocation,
+/// no locks).
+pub unsafe fn connect_as_nobody(path: &std::path::Path, child: impl FnOnce(i32) -> i32) -> i32 {
+    use std::os::unix::ffi::OsStrExt;
+    // Everything the child needs is prepared before the fork.
+    // SAFETY: an all-zero sockaddr_un is a valid value of this plain C struct.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let p = path.as_os_str().as_bytes();
+    assert!(p.len() < addr.sun_path.len());
+    for (d, s) in addr.sun_path.iter_mut().zip(p) {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: the child makes only async-signal-safe system calls (setgid, setuid, socket,
+    // connect, and `child`'s, which the caller vouches for) on memory prepared before the
+    // fork, then exits.
+    unsafe {
+        let pid = libc::fork();
+        if pid == 0 {
+            if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
+                libc::_exit(10);
+            }
+            let fd = libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET, 0);
+            if fd < 0 {
+                libc::_exit(11);
+            }
+            let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+            if libc::connect(fd, (&addr as *const libc::sockaddr_un).cast(), len) != 0 {
+                libc::_exit(12);
+            }
+            libc::_exit(child(fd));
+        }
+        let mut status = 0;
+        libc::waitpid(pid, &mut status, 0);
+        libc::WEXITSTATUS(status)
+    }
+}

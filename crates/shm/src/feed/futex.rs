@@ -24,10 +24,11 @@ fn low_half(word: &AtomicU64) -> &std::sync::atomic::AtomicU32 {
     #[cfg(target_endian = "big")]
     // SAFETY: an `AtomicU64` is 8 bytes, so `p + 1` (4 bytes on) is inside it.
     let p = unsafe { p.add(1) };
+    // Nothing in Rust ever loads or stores through the reference made here: it only gives the
+    // kernel the address of the futex word, which the kernel reads atomically; all of our
+    // accesses go through the `AtomicU64`.
     // SAFETY: the half lies inside `word` (8-byte aligned, so the half is 4-byte aligned, as
-    // `AtomicU32` needs) and lives as long as it. Nothing in Rust ever loads or stores through
-    // this reference: it only gives the kernel the address of the futex word, which the
-    // kernel reads atomically; all of our accesses go through the `AtomicU64`.
+    // `AtomicU32` needs) and lives as long as it.
     unsafe { &*p }
 }
 

@@ -1,7 +1,8 @@
 //! `ct_pack`'s tests: the encoder against the wire crate's builder, and pack/unpack round trips.
 
 use super::*;
-use nlkit_wire::{MessageBuilder, NfGenMsg};
+use nlkit_conntrack::request::begin;
+use nlkit_wire::MessageBuilder;
 use proptest::prelude::*;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -9,20 +10,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// crate's builder (independent of the encoder under test).
 fn kernel_like(orig: &ConnKey, reply: &ConnKey, nested_flag: bool) -> Vec<u8> {
     let mut b = MessageBuilder::new();
-    b.begin(
-        nfnl_msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW),
-        0,
-        0,
-    );
-    b.header(&NfGenMsg {
-        family: if orig.src.is_ipv6() {
-            AF_INET6
-        } else {
-            AF_INET
-        },
-        version: NFNETLINK_V0,
-        res_id: 0,
-    });
+    let family = if orig.src.is_ipv6() {
+        AF_INET6
+    } else {
+        AF_INET
+    };
+    begin(&mut b, IPCTNL_MSG_CT_NEW, 0, 0, family);
     let f = if nested_flag { NLA_F_NESTED } else { 0 };
     for (ty, t) in [(CTA_TUPLE_ORIG, orig), (CTA_TUPLE_REPLY, reply)] {
         let n = b.nest_begin_flags(ty | f);
@@ -122,16 +115,8 @@ fn reference_nests(orig: &ConnKey, reply: &ConnKey) -> Vec<u8> {
 /// The header the wire crate writes for a canonical entry.
 fn reference_head(len: usize, t: &ConnKey) -> Vec<u8> {
     let mut b = MessageBuilder::new();
-    b.begin(
-        nfnl_msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW),
-        0,
-        0,
-    );
-    b.header(&NfGenMsg {
-        family: if t.src.is_ipv6() { AF_INET6 } else { AF_INET },
-        version: NFNETLINK_V0,
-        res_id: 0,
-    });
+    let family = if t.src.is_ipv6() { AF_INET6 } else { AF_INET };
+    begin(&mut b, IPCTNL_MSG_CT_NEW, 0, 0, family);
     let mut h = b.as_bytes().to_vec();
     h[..4].copy_from_slice(&(len as u32).to_ne_bytes());
     h
