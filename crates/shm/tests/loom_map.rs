@@ -1,6 +1,7 @@
 //! Loom models of the map's writer/reader protocol: slot reuse (a node moved to another
 //! chain under a reader standing on it), heap block reuse, arena growth (a record in a chunk
-//! allocated beyond the length the reader last saw), and walks against changes.
+//! allocated beyond the length the reader last saw), batched lookups (`get_batch`, from heads
+//! loaded before the writer changed them), and walks against changes.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test --release -p nlkit-shm --test loom_map`
 //!
@@ -134,6 +135,52 @@ fn reused_slot_moves_to_another_chain() {
         if let Some(v) = get(&r, c, &[30]) {
             assert!(v.is_none() || v == Some(30));
         }
+        w.join().unwrap();
+    });
+}
+
+#[test]
+fn get_batch_while_a_slot_moves_to_another_chain() {
+    loom::model(|| {
+        // As `reused_slot_moves_to_another_chain`, but the three lookups in one batch: its
+        // heads are loaded (and its slots read for prefetching) before any validated read,
+        // so those reads may start from heads the writer has changed since.
+        let m = map(2, 2);
+        let keys: Vec<u64> = (1..64).collect();
+        let b0 = m.bucket_of(0, &[keys[0]]);
+        let a = keys[0];
+        let b = *keys[1..]
+            .iter()
+            .find(|k| m.bucket_of(0, &[**k]) == b0)
+            .unwrap();
+        let c = *keys.iter().find(|k| m.bucket_of(0, &[**k]) != b0).unwrap();
+        insert(&m, a, 10);
+        let sb = insert(&m, b, 20); // chain: b -> a
+        let w = {
+            let m = m.clone();
+            thread::spawn(move || {
+                m.lock().remove(sb);
+                assert_eq!(insert(&m, c, 30), sb);
+            })
+        };
+        let r = m.reader();
+        let want = [(a, 10), (b, 20), (c, 30)];
+        let mut n = 0;
+        r.get_batch(&[0], &[[a], [b], [c]], &mut Vec::new(), |i, got, buf| {
+            let (k, v) = want[i];
+            match got {
+                Ok(Some(e)) => check(&e, buf, k, &[v]),
+                Ok(None) => {
+                    assert!(buf.is_empty(), "bytes left by a failed lookup");
+                    assert_ne!(k, a, "a present key was missed");
+                }
+                Err(ShmError::Contended) => {}
+                Err(e) => panic!("reader error {e}"),
+            }
+            buf.clear();
+            n += 1;
+        });
+        assert_eq!(n, 3);
         w.join().unwrap();
     });
 }

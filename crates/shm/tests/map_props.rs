@@ -211,6 +211,68 @@ proptest! {
     }
 }
 
+/// `get_batch` must answer, key by key, what `get_first` answers (on memory nobody changes,
+/// whatever it holds: the same entries, records and errors).
+fn batch_matches_single(mem: &HeapMemory, dirs: &[usize], keys: &[Vec<u64>]) {
+    let Ok(r) = MapReader::open(mem, 0) else {
+        return;
+    };
+    let mut seen = 0;
+    let mut buf = b"prefix".to_vec();
+    r.get_batch(dirs, keys, &mut buf, |i, got, buf| {
+        assert_eq!(i, seen);
+        seen += 1;
+        let mut out = b"prefix".to_vec();
+        let want = r.get_first(dirs, &keys[i], &mut out);
+        assert_eq!(format!("{got:?}"), format!("{want:?}"), "key {i}");
+        assert_eq!(*buf, out, "key {i}");
+        buf.truncate(6);
+    });
+    assert_eq!(seen, keys.len());
+}
+
+/// Keys for the sample map: its own (two words in direction 0, one in 1 and 2), near misses and
+/// random words of random lengths.
+fn batch_keys() -> impl Strategy<Value = Vec<Vec<u64>>> {
+    let key = prop_oneof![
+        (0u64..8).prop_map(|i| vec![i, i * 3 + 1]),
+        (0u64..8).prop_map(|i| vec![100 + i]),
+        (0u64..8).prop_map(|i| vec![i % 2]),
+        prop::collection::vec(any::<u64>(), 0..4),
+    ];
+    prop::collection::vec(key, 0..40)
+}
+
+fn batch_dirs() -> impl Strategy<Value = Vec<usize>> {
+    prop::collection::vec(0usize..4, 0..4)
+}
+
+proptest! {
+    #[test]
+    fn get_batch_matches_get_on_random_words(
+        words in prop::collection::vec(any::<u64>(), 0..300),
+        keys in batch_keys(),
+        dirs in batch_dirs(),
+    ) {
+        batch_matches_single(&HeapMemory::from_words(&words), &dirs, &keys);
+    }
+
+    #[test]
+    fn get_batch_matches_get_on_a_corrupted_map(
+        writes in prop::collection::vec((any::<u16>(), any::<u64>()), 0..12),
+        small in any::<bool>(),
+        keys in batch_keys(),
+        dirs in batch_dirs(),
+    ) {
+        let mut words = sample_map();
+        let n = words.len();
+        for (i, v) in &writes {
+            words[*i as usize % n] = if small { v % 64 } else { *v };
+        }
+        batch_matches_single(&HeapMemory::from_words(&words), &dirs, &keys);
+    }
+}
+
 #[test]
 fn the_untouched_sample_map_reads_back() {
     let words = sample_map();

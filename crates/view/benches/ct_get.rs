@@ -10,6 +10,8 @@
 //! - `CtReader::get` (lookup + the kernel's message rebuilt; reader opened once);
 //! - `MirrorView::ct_get` (the same, the table's reader made per call), by original and by
 //!   reply tuple;
+//! - batched: `MapReader::get_batch` and `CtReader::get_many` (groups of 16 lookups whose
+//!   misses overlap), per lookup;
 //! - the unpack alone (one record, cached).
 //!
 //! ```text
@@ -177,13 +179,14 @@ fn main() {
     // The measures take turns, `repeat` rounds, the best of each kept: on a shared machine
     // they then see the same load.
     let zero = black_box(0usize);
-    let mut ns = [f64::MAX; 9];
-    // NLKIT_CT_GET_ONLY=i: only measure i (0 map get, 1 CtReader, 2 ct_get, 3 reply), e.g.
-    // under `perf stat`.
+    let mut ns = [f64::MAX; 11];
+    // NLKIT_CT_GET_ONLY=i: only measure i (0 map get, 1 CtReader, 2 ct_get, 3 reply,
+    // 8 get_batch, 9 get_many), e.g. under `perf stat`.
+    let key_words: Vec<[u64; 5]> = keys.iter().map(ConnKey::to_words).collect();
     let only = std::env::var("NLKIT_CT_GET_ONLY")
         .ok()
         .and_then(|v| v.parse::<usize>().ok());
-    let mut found = [0usize; 9];
+    let mut found = [0usize; 11];
     for _ in 0..repeat {
         let runs: [(&[ConnKey], u8); 8] = [
             (&keys, 0),
@@ -234,6 +237,33 @@ fn main() {
             ns[i] = ns[i].min(t);
             found[i] = f;
         }
+        // Batched: groups of 16 lookups (MapReader::get_batch in both directions, the packed
+        // records; CtReader::get_many, original or reply tuple, the kernel's messages).
+        if only.is_none_or(|o| o == 8) {
+            let (t, f) = best(1, lookups, || {
+                let mut found = 0;
+                out.clear();
+                reader.get_batch(&[0, 1], &key_words, &mut out, |_, r, buf| {
+                    found += usize::from(r.unwrap().is_some());
+                    buf.clear();
+                });
+                found
+            });
+            ns[8] = ns[8].min(t);
+            found[8] = f;
+        }
+        if only.is_none_or(|o| o == 9) {
+            let (t, f) = best(1, lookups, || {
+                let mut found = 0;
+                ct.get_many(&keys, &mut out, |_, r, msg| {
+                    found += usize::from(r.unwrap().is_some());
+                    black_box(msg.len());
+                });
+                found
+            });
+            ns[9] = ns[9].min(t);
+            found[9] = f;
+        }
         let (t, _) = best(1, reps, || {
             let mut len = 0;
             for _ in 0..reps {
@@ -243,11 +273,12 @@ fn main() {
             }
             len
         });
-        ns[8] = ns[8].min(t);
+        ns[10] = ns[10].min(t);
     }
-    let [map_get, reader_get, view_get, view_reply, map_dep, reader_dep, first, table, unpack] = ns;
+    let [map_get, reader_get, view_get, view_reply, map_dep, reader_dep, first, table, batch, many, unpack] =
+        ns;
 
-    let [found_map, found_reader, found_view, found_reply, ..] = found;
+    let [found_map, found_reader, found_view, found_reply, .., found_batch, found_many, _] = found;
     println!(
         "ct_get micro bench: {n} entries, {lookups} random lookups of {distinct} tuples, best of {repeat} (ns per lookup)"
     );
@@ -262,6 +293,9 @@ fn main() {
     println!("  MirrorView::table (a reader made):  {table:.1}");
     println!("  MirrorView::ct_get, original tuple: {view_get:.1}  ({found_view} found)");
     println!("  MirrorView::ct_get, reply tuple:    {view_reply:.1}  ({found_reply} found)");
+    println!(
+        "  batched (16): MapReader::get_batch (both dirs) {batch:.1} ({found_batch} found), CtReader::get_many {many:.1} ({found_many} found)"
+    );
     println!(
         "  one at a time (each key depends on the previous result): MapReader::get {map_dep:.1}, CtReader::get {reader_dep:.1}"
     );

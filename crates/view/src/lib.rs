@@ -42,7 +42,8 @@
 //!   object exists: [`link`](MirrorView::link), [`link_by_name`](MirrorView::link_by_name)
 //!   (a walk of the links), [`addr`](MirrorView::addr), [`neigh`](MirrorView::neigh),
 //!   [`route`](MirrorView::route), [`nexthop`](MirrorView::nexthop),
-//!   [`ct_get`](MirrorView::ct_get) (by original or reply tuple).
+//!   [`ct_get`](MirrorView::ct_get) (by original or reply tuple;
+//!   [`ct_get_many`](MirrorView::ct_get_many) for many tuples at once: their misses overlap).
 //! * **Walks** call a closure per message until it returns false:
 //!   [`links`](MirrorView::links), [`addrs`](MirrorView::addrs),
 //!   [`routes`](MirrorView::routes), [`neighs`](MirrorView::neighs),

@@ -366,6 +366,27 @@ fn conntrack_gets_unpack_the_kernels_bytes_and_filters_select() {
     }
     let missing = ConnKey::new(ip("10.1.1.1"), 1, ip("10.1.1.2"), 2, IPPROTO_UDP);
     assert!(v.ct_get(&missing, &mut Vec::new()).unwrap().is_none());
+    // Many at once (more than a batch; originals, replies and absent tuples mixed): each
+    // answer is what ct_get gives for that tuple.
+    let mut tuples = Vec::new();
+    for (i, ((o, r), _)) in all.iter().enumerate() {
+        tuples.push(if i % 3 == 0 { *r } else { *o });
+        if i % 5 == 0 {
+            tuples.push(missing);
+        }
+    }
+    let mut n = 0;
+    let mut buf = Vec::new();
+    v.ct_get_many(&tuples, &mut buf, |i, found, msg| {
+        assert_eq!(i, n);
+        n += 1;
+        let mut out = Vec::new();
+        let want = v.ct_get(&tuples[i], &mut out).unwrap();
+        assert_eq!(found.unwrap(), want, "tuple {i}");
+        assert_eq!(msg, &out[..], "tuple {i}");
+    })
+    .unwrap();
+    assert_eq!(n, tuples.len());
     assert_eq!(v.ct_count().unwrap(), 40);
 
     let count = |f: CtFilter| {

@@ -137,6 +137,7 @@ fn read_everything(v: &MirrorView) {
     let o = ConnKey::new(a, 1003, "10.0.0.2".parse().unwrap(), 53, 17);
     let _ = v.ct_get(&o, &mut out);
     let _ = v.ct_get(&o.reverse(), &mut out);
+    let _ = v.ct_get_many(&[o, o.reverse(), o], &mut out, |_, _, _| {});
     for f in [
         CtFilter::default(),
         CtFilter {

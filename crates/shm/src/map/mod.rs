@@ -4,7 +4,8 @@
 //!
 //! The layout, the slot lifecycle and the memory orderings are in the crate's DESIGN.md §3.
 //! Files: `layout.rs` (the words and the header validation), `writer.rs` (changes),
-//! `reader.rs` (validating lookups and walks), `heap.rs` (record blocks).
+//! `reader.rs` (validating lookups and walks; `reader/batch.rs`: batched lookups),
+//! `heap.rs` (record blocks).
 
 use std::fmt;
 use std::sync::Arc;
@@ -26,7 +27,7 @@ mod writer;
 
 pub use arena::HeapArena;
 pub use layout::MAX_CAPACITY;
-pub use reader::{CheckedHeader, MapReader};
+pub use reader::{CheckedHeader, MapReader, BATCH};
 
 use layout::{Geometry, HEADER_WORDS, H_MAGIC};
 use writer::{Ops, WriterState};

@@ -11,6 +11,9 @@ use crate::memory::Memory;
 use crate::sync::{fence, spin, AtomicU64, Ordering};
 use crate::ShmError;
 
+mod batch;
+pub use batch::BATCH;
+
 /// Restarts of one lookup before it gives up with [`ShmError::Contended`].
 #[cfg(not(loom))]
 const MAX_RESTARTS: u32 = 1024;

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::*;
+use crate::map::layout::S_SEQ;
 use crate::sync::Ordering;
 
 fn map(layout: MapLayout, words: usize) -> SharedMap<HeapArena> {
@@ -222,6 +223,127 @@ fn memory_accounting() {
     m.lock().insert(&[&[1, 2, 3]], 0, &[0; 70]).unwrap();
     // A 72-byte block (more than a quarter of the 256-byte chunk: a chunk of its own).
     assert_eq!(m.memory_bytes(), empty + 56 + 72);
+}
+
+/// `get_batch` against `get_first`, key by key: present and absent keys, both directions,
+/// chains of several entries (few buckets), a slot in the middle of a change.
+#[test]
+fn get_batch_equals_get() {
+    let mut l = MapLayout::new(128).key(2, true).key(1, true);
+    l.buckets = 8;
+    let m = map(l, 1 << 14);
+    for i in 0..100u64 {
+        let rec = vec![i as u8; (i % 37) as usize];
+        m.lock().insert(&[&[i, !i], &[1000 + i]], i, &rec).unwrap();
+    }
+    for i in (0..100u64).step_by(7) {
+        let s = m.lock().find(0, &[i, !i]).unwrap();
+        m.lock().remove(s);
+    }
+    // Entry 50's slot in the middle of a change: both lookups report it contended.
+    let changing = m.lock().find(0, &[50, !50]).unwrap();
+    let r = m.reader();
+    let seq = &r.slot(changing.0)[S_SEQ];
+    let even = seq.load(Ordering::Relaxed);
+    seq.store(even | 1, Ordering::Relaxed);
+    let keys: Vec<Vec<u64>> = (0..130u64)
+        .flat_map(|i| [vec![i, !i], vec![1000 + i], vec![i]])
+        .collect();
+    for dirs in [&[0, 1][..], &[0], &[1], &[1, 0], &[]] {
+        let mut n = 0;
+        let mut buf = Vec::new();
+        r.get_batch(dirs, &keys, &mut buf, |i, got, buf| {
+            assert_eq!(i, n);
+            n += 1;
+            let mut out = Vec::new();
+            let want = r.get_first(dirs, &keys[i], &mut out);
+            match (&got, &want) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "key {:?} dirs {dirs:?}", keys[i]),
+                (Err(ShmError::Contended), Err(ShmError::Contended)) => {}
+                (Err(ShmError::Corrupt(_)), Err(ShmError::Corrupt(_))) => {}
+                _ => panic!("key {:?}: {got:?} vs {want:?}", keys[i]),
+            }
+            assert_eq!(*buf, out);
+            buf.clear();
+        });
+        assert_eq!(n, keys.len());
+    }
+    let mut contended = 0;
+    let mut found = 0;
+    r.get_batch(&[0], &keys, &mut Vec::new(), |_, got, buf| {
+        match got {
+            Err(ShmError::Contended) => contended += 1,
+            Ok(Some(_)) => found += 1,
+            _ => {}
+        }
+        buf.clear();
+    });
+    // Key [50, !50]; 100 - 15 removed - 1 changing entries found (the one-word keys do not
+    // fit direction 0: `Corrupt`, as for `get`).
+    assert_eq!((contended, found), (1, 84));
+    seq.store(even, Ordering::Relaxed);
+}
+
+/// `get_batch` while the writer keeps replacing, removing and reinserting the entries: every
+/// record handed out is one the writer stored under that key (never torn or another key's).
+#[test]
+fn get_batch_while_slots_change() {
+    let m = Arc::new(map(MapLayout::new(64).key(1, true).key(1, true), 1 << 15));
+    let rec = |k: u64, v: u64| -> Vec<u8> {
+        let mut r = Vec::new();
+        for _ in 0..1 + (v % 5) {
+            r.extend_from_slice(&((k * 1_000_003) ^ v).to_le_bytes());
+        }
+        r
+    };
+    for k in 0..32u64 {
+        m.lock().insert(&[&[k], &[k + 100]], 0, &rec(k, 0)).unwrap();
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (m, stop) = (m.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut v = 1u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let k = v % 32;
+                let mut w = m.lock();
+                if let Some(s) = w.find(0, &[k]) {
+                    if v % 3 == 0 {
+                        w.remove(s);
+                        w.insert(&[&[k], &[k + 100]], 0, &rec(k, v)).unwrap();
+                    } else {
+                        w.replace(s, v, &rec(k, v)).unwrap();
+                    }
+                }
+                v += 1;
+            }
+        })
+    };
+    let keys: Vec<[u64; 1]> = (0..40u64).flat_map(|k| [[k], [k + 100]]).collect();
+    let mut found = 0;
+    for _ in 0..300 {
+        m.reader()
+            .get_batch(&[0, 1], &keys, &mut Vec::new(), |i, got, buf| {
+                let k = keys[i][0] % 100;
+                match got {
+                    Ok(Some(e)) => {
+                        assert!(k < 32);
+                        assert_eq!((e.keys[0][0], e.keys[1][0]), (k, k + 100));
+                        let word = u64::from_le_bytes(buf[..8].try_into().unwrap());
+                        let v = word ^ (k * 1_000_003);
+                        assert_eq!(*buf, rec(k, v), "key {k}");
+                        found += 1;
+                    }
+                    // A key being removed and reinserted may be missed, or contended.
+                    Ok(None) | Err(ShmError::Contended) => {}
+                    Err(e) => panic!("{e}"),
+                }
+                buf.clear();
+            });
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    assert!(found > 0);
 }
 
 #[test]
