@@ -206,6 +206,55 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
         Ok(())
     }
 
+    /// The key words of every direction of slot words `w` (Relaxed loads; validated by the
+    /// caller's seqlock read).
+    #[inline]
+    fn load_keys(&self, w: &[AtomicU64]) -> [[u64; MAX_KEY_WORDS]; MAX_DIRS] {
+        let mut keys = [[0u64; MAX_KEY_WORDS]; MAX_DIRS];
+        for (d, k) in keys.iter_mut().enumerate().take(self.g.dirs) {
+            let at = self.g.key_at[d];
+            let n = self.g.layout.key_words[d] as usize;
+            for (x, a) in k.iter_mut().zip(&w[at..at + n]) {
+                *x = a.load(Ordering::Relaxed);
+            }
+        }
+        keys
+    }
+
+    /// The end of a seqlock read that began with seq `s1`: appends the record at `loc` to
+    /// `buf` (bounds-checked once, its words loaded Relaxed straight into the buffer's spare
+    /// capacity), fence(Acquire), seq again. `Ok(false)` when the slot changed meanwhile;
+    /// then, and on an error, `buf` is cut back to `base`. A bad location in a slot that stayed
+    /// stable is what the writer published: corruption.
+    #[inline]
+    fn copy_stable(
+        &self,
+        w: &[AtomicU64],
+        s1: u64,
+        loc: u64,
+        buf: &mut Vec<u8>,
+        base: usize,
+    ) -> Result<bool, ShmError> {
+        let (off, len) = decode_loc(loc);
+        let copied = if len > MAX_RECORD as u64 {
+            Err(ShmError::Corrupt("record longer than MAX_RECORD"))
+        } else if len == 0 {
+            Ok(())
+        } else {
+            copy_record(self.mem, off, len as usize, buf)
+        };
+        fence(Ordering::Acquire);
+        if w[S_SEQ].load(Ordering::Relaxed) != s1 {
+            buf.truncate(base);
+            return Ok(false);
+        }
+        if let Err(e) = copied {
+            buf.truncate(base);
+            return Err(e);
+        }
+        Ok(true)
+    }
+
     /// One seqlock read of slot `s`: seq (Acquire), then aux, location, keys and record
     /// words (Relaxed), fence(Acquire), seq again. The record is appended to `buf` (and cut
     /// off again when the read fails validation).
@@ -229,31 +278,9 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
         }
         let aux = w[S_AUX].load(Ordering::Relaxed);
         let loc = w[S_LOC].load(Ordering::Relaxed);
-        let mut keys = [[0u64; MAX_KEY_WORDS]; MAX_DIRS];
-        for (d, k) in keys.iter_mut().enumerate().take(self.g.dirs) {
-            let at = self.g.key_at[d];
-            let n = self.g.layout.key_words[d] as usize;
-            for (x, a) in k.iter_mut().zip(&w[at..at + n]) {
-                *x = a.load(Ordering::Relaxed);
-            }
-        }
-        let (off, len) = decode_loc(loc);
-        let copied = if len > MAX_RECORD as u64 {
-            Err(ShmError::Corrupt("record longer than MAX_RECORD"))
-        } else if len == 0 {
-            Ok(())
-        } else {
-            copy_record(self.mem, off, len as usize, buf)
-        };
-        fence(Ordering::Acquire);
-        if w[S_SEQ].load(Ordering::Relaxed) != s1 {
-            buf.truncate(base);
+        let keys = self.load_keys(w);
+        if !self.copy_stable(w, s1, loc, buf, base)? {
             return Ok(SlotRead::Changed);
-        }
-        // Stable, so what was read is what the writer published: a bad location is corruption.
-        if let Err(e) = copied {
-            buf.truncate(base);
-            return Err(e);
         }
         Ok(SlotRead::Live(Entry {
             slot: Slot(s),
@@ -286,38 +313,14 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
         }
         let aux = w[S_AUX].load(Ordering::Relaxed);
         let loc = w[S_LOC].load(Ordering::Relaxed);
-        let mut keys = [[0u64; MAX_KEY_WORDS]; MAX_DIRS];
-        for (d, k) in keys.iter_mut().enumerate().take(self.g.dirs) {
-            let at = self.g.key_at[d];
-            let n = self.g.layout.key_words[d] as usize;
-            for (x, a) in k.iter_mut().zip(&w[at..at + n]) {
-                *x = a.load(Ordering::Relaxed);
-            }
-        }
+        let keys = self.load_keys(w);
         if keys[dir][..key.len()] != *key {
             // Whatever the slot holds now, it is not this key's entry (seq stable or not):
             // the chain changed under the lookup.
             return Ok(Found::Restart);
         }
-        let (off, len) = decode_loc(loc);
-        let copied = if len > MAX_RECORD as u64 {
-            Err(ShmError::Corrupt("record longer than MAX_RECORD"))
-        } else if len == 0 {
-            Ok(())
-        } else {
-            // Bounds-checked once for the whole record, then its words loaded straight into
-            // the buffer's spare capacity (reserved once).
-            crate::memory::read_bytes(self.mem, off, len as usize, buf)
-        };
-        fence(Ordering::Acquire);
-        if w[S_SEQ].load(Ordering::Relaxed) != s1 {
-            buf.truncate(base);
+        if !self.copy_stable(w, s1, loc, buf, base)? {
             return Ok(Found::Restart);
-        }
-        // Stable, so what was read is what the writer published: a bad location is corruption.
-        if let Err(e) = copied {
-            buf.truncate(base);
-            return Err(e);
         }
         Ok(Found::Live(Entry {
             slot: Slot(s),
