@@ -98,30 +98,35 @@ fn replace_reuses_blocks_and_grows_the_heap() {
     });
 }
 
+/// The setup of the models where a slot moves to another chain: keys `a` and `b` (version
+/// 10 and 20) share a bucket, `c` lies in the other; the returned thread removes `b` and
+/// inserts `c` (version 30), which reuses b's slot and heap block in the other bucket.
+fn move_a_slot_to_another_chain(m: &Arc<Map>) -> ([u64; 3], thread::JoinHandle<()>) {
+    let keys: Vec<u64> = (1..64).collect();
+    let b0 = m.bucket_of(0, &[keys[0]]);
+    let a = keys[0];
+    let b = *keys[1..]
+        .iter()
+        .find(|k| m.bucket_of(0, &[**k]) == b0)
+        .unwrap();
+    let c = *keys.iter().find(|k| m.bucket_of(0, &[**k]) != b0).unwrap();
+    insert(m, a, 10);
+    let sb = insert(m, b, 20); // chain: b -> a
+    let w = {
+        let m = m.clone();
+        thread::spawn(move || {
+            m.lock().remove(sb);
+            assert_eq!(insert(&m, c, 30), sb);
+        })
+    };
+    ([a, b, c], w)
+}
+
 #[test]
 fn reused_slot_moves_to_another_chain() {
     loom::model(|| {
         let m = map(2, 2);
-        // Two keys in one bucket and a third in the other.
-        let keys: Vec<u64> = (1..64).collect();
-        let b0 = m.bucket_of(0, &[keys[0]]);
-        let a = keys[0];
-        let b = *keys[1..]
-            .iter()
-            .find(|k| m.bucket_of(0, &[**k]) == b0)
-            .unwrap();
-        let c = *keys.iter().find(|k| m.bucket_of(0, &[**k]) != b0).unwrap();
-        insert(&m, a, 10);
-        let sb = insert(&m, b, 20); // chain: b -> a
-        let w = {
-            let m = m.clone();
-            thread::spawn(move || {
-                m.lock().remove(sb);
-                // Reuses b's slot and heap block, in the other bucket.
-                let sc = insert(&m, c, 30);
-                assert_eq!(sc, sb);
-            })
-        };
+        let ([a, b, c], w) = move_a_slot_to_another_chain(&m);
         let r = m.reader();
         // `a` is present throughout: a reader that stood on b while it moved must restart,
         // not miss it.
@@ -146,23 +151,7 @@ fn get_batch_while_a_slot_moves_to_another_chain() {
         // heads are loaded (and its slots read for prefetching) before any validated read,
         // so those reads may start from heads the writer has changed since.
         let m = map(2, 2);
-        let keys: Vec<u64> = (1..64).collect();
-        let b0 = m.bucket_of(0, &[keys[0]]);
-        let a = keys[0];
-        let b = *keys[1..]
-            .iter()
-            .find(|k| m.bucket_of(0, &[**k]) == b0)
-            .unwrap();
-        let c = *keys.iter().find(|k| m.bucket_of(0, &[**k]) != b0).unwrap();
-        insert(&m, a, 10);
-        let sb = insert(&m, b, 20); // chain: b -> a
-        let w = {
-            let m = m.clone();
-            thread::spawn(move || {
-                m.lock().remove(sb);
-                assert_eq!(insert(&m, c, 30), sb);
-            })
-        };
+        let ([a, b, c], w) = move_a_slot_to_another_chain(&m);
         let r = m.reader();
         let want = [(a, 10), (b, 20), (c, 30)];
         let mut n = 0;
