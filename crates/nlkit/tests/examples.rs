@@ -88,6 +88,28 @@ fn drive<T>(worker: JoinHandle<T>, mut change: impl FnMut(u32)) -> T {
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
+/// A mirror in this test's namespace, on a socket in a fresh directory named after `tag`
+/// (small tables; conntrack only when `conntrack`): the mirror, the directory to remove
+/// after `shutdown`, and the socket path.
+fn start_mirror(
+    tag: &str,
+    conntrack: bool,
+) -> (nlkit_mirror::Mirror, std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("nlkit-{tag}-{}", std::process::id()));
+    let path = dir.join("mirror.sock");
+    let mut cfg = nlkit_mirror::MirrorConfig {
+        socket_path: Some(path.clone()),
+        writer: nlkit_mirror::WriterMode::Thread,
+        notify_systemd: false,
+        conntrack,
+        ..Default::default()
+    };
+    cfg.capacities.routes = 1 << 12;
+    cfg.capacities.conntrack = 1 << 12;
+    let mirror = nlkit_mirror::Mirror::start(cfg).unwrap();
+    (mirror, dir, path)
+}
+
 nlkit_testns::netns_test! {
     /// `list_routes` prints what `ip route` prints, and counts what it printed.
     fn list_routes_like_ip_route() {
@@ -369,17 +391,7 @@ nlkit_testns::netns_test! {
     fn mirror_feed_snapshot_follow_and_resume() {
         let v = setup();
         nlkit_testns::load_ipv4_routes(v.a_index, 50, 254);
-        let dir = std::env::temp_dir().join(format!("nlkit-feed-ex-{}", std::process::id()));
-        let path = dir.join("mirror.sock");
-        let mut cfg = nlkit_mirror::MirrorConfig {
-            socket_path: Some(path.clone()),
-            writer: nlkit_mirror::WriterMode::Thread,
-            notify_systemd: false,
-            conntrack: false,
-            ..Default::default()
-        };
-        cfg.capacities.routes = 1 << 12;
-        let mirror = nlkit_mirror::Mirror::start(cfg).unwrap();
+        let (mirror, dir, path) = start_mirror("feed-ex", false);
         let p = path.to_str().unwrap().to_string();
         let toggle = |i: u32| {
             // Either way round is a change (a failed delete of an absent route is none).
@@ -422,17 +434,7 @@ nlkit_testns::netns_test! {
         let v = setup();
         nlkit_testns::load_ipv4_routes(v.a_index, 200, 254);
         nlkit_testns::load_conntrack(25, 3);
-        let dir = std::env::temp_dir().join(format!("nlkit-examples-{}", std::process::id()));
-        let path = dir.join("mirror.sock");
-        let mut cfg = nlkit_mirror::MirrorConfig {
-            socket_path: Some(path.clone()),
-            writer: nlkit_mirror::WriterMode::Thread,
-            notify_systemd: false,
-            ..Default::default()
-        };
-        cfg.capacities.routes = 1 << 12;
-        cfg.capacities.conntrack = 1 << 12;
-        let mirror = nlkit_mirror::Mirror::start(cfg).unwrap();
+        let (mirror, dir, path) = start_mirror("examples", true);
 
         let mut out = Vec::new();
         let socket = args(&["--socket", path.to_str().unwrap()]);
@@ -501,17 +503,7 @@ nlkit_testns::netns_test! {
         let v = setup();
         nlkit_testns::load_ipv4_routes(v.a_index, 100, 254);
         nlkit_testns::load_conntrack(12, 1);
-        let dir = std::env::temp_dir().join(format!("nlkit-examples-view-{}", std::process::id()));
-        let path = dir.join("mirror.sock");
-        let mut cfg = nlkit_mirror::MirrorConfig {
-            socket_path: Some(path.clone()),
-            writer: nlkit_mirror::WriterMode::Thread,
-            notify_systemd: false,
-            ..Default::default()
-        };
-        cfg.capacities.routes = 1 << 12;
-        cfg.capacities.conntrack = 1 << 12;
-        let mirror = nlkit_mirror::Mirror::start(cfg).unwrap();
+        let (mirror, dir, path) = start_mirror("examples-view", true);
 
         let mut out = Vec::new();
         let a = args(&["--socket", path.to_str().unwrap(), "--link", "va"]);
