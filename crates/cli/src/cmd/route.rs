@@ -12,7 +12,7 @@ use nlkit_socket::Protocol;
 use nlkit_wire::consts::*;
 use nlkit_wire::MessageBuilder;
 
-use super::shared::{push_line, SharedListing};
+use super::shared::SharedListing;
 use super::{action, ifindex, link_names, ordered, stdout, unknown_action, Ctx, Sink, Source};
 use crate::args::{Keywords, Prefix, UsageError};
 use crate::cli::ObjectArgs;
@@ -142,8 +142,8 @@ fn show(ctx: &Ctx, args: &[String]) -> Result<()> {
             if !sel.keep(&r) {
                 return Ok(());
             }
-            sink.item(
-                route_text(&r, &names, sel.fmt),
+            sink.item_with(
+                |line| route_text(&r, &names, sel.fmt).write_to(line),
                 route_json(&r, &names, sel.fmt),
             )
         });
@@ -184,7 +184,8 @@ fn render(
     if json {
         serde_json::to_writer(&mut *chunk, &route_json(r, names, fmt))?;
     } else {
-        push_line(chunk, route_text(r, names, fmt));
+        route_text(r, names, fmt).write_to(chunk);
+        chunk.push(b'\n');
     }
     Ok(())
 }

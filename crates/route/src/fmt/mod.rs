@@ -155,11 +155,33 @@ pub struct IfName<'a> {
     index: u32,
 }
 
+impl IfName<'_> {
+    /// Appends the name (what `Display` writes) to `out`.
+    ///
+    /// ```
+    /// let mut n = nlkit_route::fmt::LinkNames::new();
+    /// n.insert(2, "eth0");
+    /// let mut out = Vec::new();
+    /// n.name(2).push_to(&mut out);
+    /// n.name(9).push_to(&mut out);
+    /// assert_eq!(out, b"eth0if9");
+    /// ```
+    pub fn push_to(&self, out: &mut Vec<u8>) {
+        match self.name {
+            Some(n) => out.extend_from_slice(n.as_bytes()),
+            None => {
+                out.extend_from_slice(b"if");
+                nlkit_wire::text::push_num(out, self.index);
+            }
+        }
+    }
+}
+
 impl fmt::Display for IfName<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.name {
             Some(n) => f.write_str(n),
-            None => write!(f, "if{}", self.index),
+            None => write!(f, "if{}", nlkit_wire::text::Num(self.index)),
         }
     }
 }
