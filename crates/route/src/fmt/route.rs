@@ -2,12 +2,13 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::OnceLock;
 
 use nlkit_wire::consts::*;
 use serde::ser::SerializeMap;
 
 use super::{name_list, AsStr, LinkNames};
-use nlkit_wire::text::{push_ip, push_num, Decimal};
+use nlkit_wire::text::{push_fixed, push_ip, push_num, Decimal};
 
 use crate::names::{self, Protocol, RouteType, Scope, Table};
 use crate::RouteView;
@@ -80,6 +81,61 @@ fn flag_names(flags: u32) -> impl Iterator<Item = &'static str> {
         .iter()
         .filter(move |(b, _)| flags & b != 0)
         .map(|e| e.1)
+}
+
+/// A word of a route line with its value and the space after it (`proto static `), padded
+/// to a constant size: appended with [`push_fixed`] (one copy of a constant size, no
+/// `memcpy` call).
+#[derive(Clone, Copy)]
+struct Word {
+    bytes: [u8; 24],
+    len: u8,
+}
+
+/// The 256 words `key NAME ` of a `u8` field, NAME from `name` or the number.
+fn words(key: &str, name: fn(u8) -> Option<&'static str>) -> Box<[Word; 256]> {
+    let mut t = Box::new(
+        [Word {
+            bytes: [0; 24],
+            len: 0,
+        }; 256],
+    );
+    let mut line = Vec::with_capacity(24);
+    for (i, w) in t.iter_mut().enumerate() {
+        let v = i as u8;
+        line.clear();
+        line.extend_from_slice(key.as_bytes());
+        push_name_or_number(&mut line, name(v), v);
+        // The longest is `scope nowhere ` (14 bytes); a longer one is cut (never printed:
+        // `write_word` writes it in full).
+        let n = line.len().min(24);
+        w.bytes[..n].copy_from_slice(&line[..n]);
+        w.len = line.len() as u8;
+    }
+    t
+}
+
+/// `proto NAME ` for every protocol.
+static PROTOCOL_WORDS: OnceLock<Box<[Word; 256]>> = OnceLock::new();
+/// `scope NAME ` for every scope.
+static SCOPE_WORDS: OnceLock<Box<[Word; 256]>> = OnceLock::new();
+
+/// Appends `key NAME ` for value `v` from the table in `cell` (built on first use).
+#[inline]
+fn write_word(
+    out: &mut Vec<u8>,
+    cell: &OnceLock<Box<[Word; 256]>>,
+    key: &str,
+    name: fn(u8) -> Option<&'static str>,
+    v: u8,
+) {
+    let w = &cell.get_or_init(|| words(key, name))[usize::from(v)];
+    if usize::from(w.len) <= w.bytes.len() {
+        push_fixed(out, &w.bytes, usize::from(w.len));
+    } else {
+        out.extend_from_slice(key.as_bytes());
+        push_name_or_number(out, name(v), v);
+    }
 }
 
 /// Appends `name` (from a table of names) or, when there is none, the number `n`; then a
@@ -175,12 +231,12 @@ impl RouteText<'_, '_, '_> {
         }
         if r.flags() & RTM_F_CLONED == 0 {
             if r.protocol() != RTPROT_BOOT && self.opts.show_proto {
-                out.extend_from_slice(b"proto ");
-                push_name_or_number(out, names::protocol(r.protocol()), r.protocol());
+                let p = r.protocol();
+                write_word(out, &PROTOCOL_WORDS, "proto ", names::protocol, p);
             }
             if r.scope() != RT_SCOPE_UNIVERSE {
-                out.extend_from_slice(b"scope ");
-                push_name_or_number(out, names::scope(r.scope()), r.scope());
+                let s = r.scope();
+                write_word(out, &SCOPE_WORDS, "scope ", names::scope, s);
             }
         }
         if let Some(s) = r.prefsrc() {
