@@ -4,7 +4,10 @@
 //!
 //! Every formatter is a small wrapper that borrows a view and implements
 //! [`Display`](std::fmt::Display) or [`serde::Serialize`], so output is written straight
-//! into the caller's writer without building intermediate strings. Interface names come from
+//! into the caller's writer without building intermediate strings. Route lines, which
+//! listings print by the million, are also appended to a byte buffer by
+//! [`RouteText::write_to`] without `core::fmt` (addresses and numbers from
+//! [`nlkit_wire::text`]'s tables; its `Display` is built on it). Interface names come from
 //! a [`LinkNames`] map (index → name), filled from a link dump; an unknown index prints as
 //! `ifN`, as iproute2 does.
 //!
