@@ -221,8 +221,14 @@ fn memory_accounting() {
     let m = map(MapLayout::new(100).key(3, true), 1 << 14);
     let empty = m.memory_bytes();
     m.lock().insert(&[&[1, 2, 3]], 0, &[0; 70]).unwrap();
-    // A 72-byte block (more than a quarter of the 256-byte chunk: a chunk of its own).
-    assert_eq!(m.memory_bytes(), empty + 56 + 72);
+    // A 64-byte slot and a 72-byte block (more than a quarter of the 256-byte chunk: a
+    // chunk of its own).
+    assert_eq!(m.memory_bytes(), empty + 64 + 72);
+    // With 72 bytes inline: a 128-byte slot and no block.
+    let m = map(MapLayout::new(100).key(3, true).inline(72), 1 << 14);
+    let empty = m.memory_bytes();
+    m.lock().insert(&[&[1, 2, 3]], 0, &[0; 70]).unwrap();
+    assert_eq!(m.memory_bytes(), empty + 128);
 }
 
 /// `get_batch` against `get_first`, key by key: present and absent keys, both directions,
