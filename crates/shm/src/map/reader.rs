@@ -401,7 +401,7 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
                     continue 'restart;
                 }
                 let w = self.slot(s);
-                // self.prefetch_rest(w);
+                self.prefetch_rest(w);
                 // The next link first (Acquire: it pairs with the writer's Release store of
                 // the link, so the node it names is initialised), then the key.
                 let next = Link::decode(half(w[link_at].load(Ordering::Acquire), dir));
