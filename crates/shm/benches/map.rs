@@ -75,9 +75,19 @@ fn chase(region: &Region, view: &RegionView, bytes: u64, loads: usize, repeat: u
 
 /// ns per pair of dependent random loads, one in an area of `a` bytes then one in an area of
 /// `b` bytes (a bucket head, then a slot): the floor of a lookup that takes both misses.
-fn chase_pair(region: &Region, view: &RegionView, a: u64, b: u64, pairs: usize, repeat: usize) -> f64 {
+fn chase_pair(
+    region: &Region,
+    view: &RegionView,
+    a: u64,
+    b: u64,
+    pairs: usize,
+    repeat: usize,
+) -> f64 {
     let (la, lb) = ((a / 64) as usize, (b / 64) as usize);
-    let (oa, ob) = (region.alloc(a).expect("alloc"), region.alloc(b).expect("alloc"));
+    let (oa, ob) = (
+        region.alloc(a).expect("alloc"),
+        region.alloc(b).expect("alloc"),
+    );
     // One random cycle: line order[i] of area a names line bl[i] of area b (all distinct),
     // which names line order[i + 1] of a (a random mapping would fall into a short cycle).
     let mut rng = StdRng::seed_from_u64(9);
@@ -107,7 +117,9 @@ fn chase_pair(region: &Region, view: &RegionView, a: u64, b: u64, pairs: usize, 
 
 /// A record of `len` bytes made from `seed`.
 fn record(seed: u64, len: usize) -> Vec<u8> {
-    (0..len).map(|i| (seed as u8).wrapping_add(i as u8)).collect()
+    (0..len)
+        .map(|i| (seed as u8).wrapping_add(i as u8))
+        .collect()
 }
 
 /// A warm walk: ns per entry (the callback reads the record's first and last byte).
@@ -210,16 +222,9 @@ fn main() {
             })
         };
         let get = run(&mut |i, out| ctr.get(0, &ct_orig[i], out).unwrap().is_some());
-        let first = run(&mut |i, out| {
-            ctr.get_first(&[0, 1], &ct_orig[i], out)
-                .unwrap()
-                .is_some()
-        });
-        let first_reply = run(&mut |i, out| {
-            ctr.get_first(&[0, 1], &ct_reply[i], out)
-                .unwrap()
-                .is_some()
-        });
+        let first = run(&mut |i, out| ctr.get_first(&[0, 1], &ct_orig[i], out).unwrap().is_some());
+        let first_reply =
+            run(&mut |i, out| ctr.get_first(&[0, 1], &ct_reply[i], out).unwrap().is_some());
         let rget = run(&mut |i, out| rtr.get(0, &rt_pick[i], out).unwrap().is_some());
         println!(
             "  conntrack-shaped, ns per lookup: get {get:.1}, get_first original {first:.1}, reply {first_reply:.1}"

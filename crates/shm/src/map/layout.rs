@@ -515,7 +515,10 @@ mod tests {
         let g = Geometry::new(Geometry::normalize(l.inline(112)).unwrap(), 0, 0, [0; 3], 0);
         // The first line holds seq, the dir-0/1 links, dir 0's key and the location.
         assert_eq!((g.link_at[0], g.key_at[0], g.loc_at), (1, 2, 7));
-        assert_eq!((g.key_at[1], g.aux_at, g.link_at[1], g.key_at[2]), (8, 13, 14, 15));
+        assert_eq!(
+            (g.key_at[1], g.aux_at, g.link_at[1], g.key_at[2]),
+            (8, 13, 14, 15)
+        );
         assert_eq!((g.inline_at, g.inline_bytes), (18, 112));
         // A route: 7 fixed words; 72 inline bytes fill two lines.
         let r = MapLayout::new(8).key(3, true);

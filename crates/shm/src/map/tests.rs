@@ -466,16 +466,26 @@ fn check_every_path(m: &SharedMap<HeapArena>, slot: Slot, k0: u64, k1: u64, want
 /// version; the heap blocks given up are reused (the heap stops growing).
 #[test]
 fn records_move_between_the_slot_and_the_heap() {
-    let m = map(MapLayout::new(8).key(1, true).key(1, true).inline(16), 1 << 14);
+    let m = map(
+        MapLayout::new(8).key(1, true).key(1, true).inline(16),
+        1 << 14,
+    );
     assert_eq!((m.layout().inline_bytes, m.layout().slot_bytes()), (16, 64));
     let other = m.lock().insert(&[&[100], &[200]], 0, &[9; 50]).unwrap();
     let s = m.lock().insert(&[&[1], &[2]], 1, b"short").unwrap();
     check_every_path(&m, s, 1, 2, b"short");
-    let versions: [&[u8]; 7] = [&[7; 100], &[1; 16], &[2; 17], b"", &[3; 100], &[4; 8], &[5; 99]];
+    let versions: [&[u8]; 7] = [
+        &[7; 100], &[1; 16], &[2; 17], b"", &[3; 100], &[4; 8], &[5; 99],
+    ];
     let mut heap_steady = 0;
     for round in 0..4 {
         for (i, v) in versions.iter().enumerate() {
-            let g1 = m.reader().read(s, &mut Vec::new()).unwrap().unwrap().generation;
+            let g1 = m
+                .reader()
+                .read(s, &mut Vec::new())
+                .unwrap()
+                .unwrap()
+                .generation;
             m.lock().replace(s, i as u64, v).unwrap();
             let e = m.reader().read(s, &mut Vec::new()).unwrap().unwrap();
             assert!(e.generation > g1 && e.aux == i as u64);
@@ -537,7 +547,14 @@ fn corrupt_inline_locations_are_errors() {
 fn slot_array_is_aligned() {
     for (l, align) in [
         (MapLayout::new(10).key(3, true).inline(72), 128u64),
-        (MapLayout::new(10).key(5, true).key(5, true).key(3, false).fill_slot(256), 256),
+        (
+            MapLayout::new(10)
+                .key(5, true)
+                .key(5, true)
+                .key(3, false)
+                .fill_slot(256),
+            256,
+        ),
         (MapLayout::new(10).key(1, true), 64),
     ] {
         let m = map(l, 1 << 12);

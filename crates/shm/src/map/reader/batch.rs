@@ -51,9 +51,10 @@ impl<M: Memory + ?Sized> MapReader<'_, M> {
             .zip(key)
             .all(|(a, k)| a.load(Ordering::Relaxed) == *k);
         if !matches {
-            if let Link::Slot(n) =
-                Link::decode(half(w[self.g.link_at[dir / 2]].load(Ordering::Relaxed), dir))
-            {
+            if let Link::Slot(n) = Link::decode(half(
+                w[self.g.link_at[dir / 2]].load(Ordering::Relaxed),
+                dir,
+            )) {
                 self.prefetch_slot(n);
             }
             return false;
