@@ -27,6 +27,9 @@ const WALK_TRIES: u32 = 256;
 #[cfg(loom)]
 const WALK_TRIES: u32 = 3;
 
+/// How far ahead of the slot it reads a walk prefetches, in bytes.
+const WALK_AHEAD: usize = 2048;
+
 /// How long a walk waits, yielding the processor, for a slot to leave the middle of a change
 /// (the writer may be descheduled inside it) before it skips the slot and counts it in
 /// [`Walk::skipped`]. A writer's change is a handful of stores, so only a writer that is not
@@ -570,7 +573,14 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
         let hwm = self.high_water();
         let mut walk = Walk::default();
         let mut buf = Vec::new();
+        // Slots are read in order; the lines WALK_AHEAD bytes ahead are prefetched, so that
+        // the next page's TLB miss and first lines (which the hardware prefetcher, stopping at
+        // page boundaries, does not fetch) overlap the copying of this one's.
+        let ahead = (WALK_AHEAD / (self.g.stride_words * 8)).max(1) as u32;
         'slots: for s in 0..hwm {
+            if s + ahead < hwm {
+                self.prefetch_slot(s + ahead);
+            }
             let mut waiter = SlotWait::new();
             loop {
                 buf.clear();
