@@ -393,17 +393,27 @@ fn walk_waits_for_a_short_change_or_counts_it() {
         .map(|k| m.lock().insert(&[&[k]], k, b"rec").unwrap())
         .collect();
     let (tx, rx) = std::sync::mpsc::channel();
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
     let writer = {
         let m = m.clone();
         std::thread::spawn(move || {
             m.lock().with_slot_mid_change(slots[2], || {
                 tx.send(()).unwrap();
+                // The change lasts until the walk has begun (it then started mid-change
+                // however loaded the machine is), and a little longer.
+                let _ = started_rx.recv_timeout(std::time::Duration::from_secs(10));
                 std::thread::sleep(std::time::Duration::from_millis(2));
             })
         })
     };
     rx.recv().unwrap();
-    let walk = m.reader().walk(|_, _| true).unwrap();
+    let walk = m
+        .reader()
+        .walk(|_, _| {
+            let _ = started_tx.send(());
+            true
+        })
+        .unwrap();
     writer.join().unwrap();
     // Normally the walk waited the change out (visited 3); on a machine too loaded for the
     // writer to finish within the walk's wait it counted the slot. Never neither.
