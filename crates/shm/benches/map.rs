@@ -145,7 +145,7 @@ fn main() {
     let lookups = env("NLKIT_MAP_LOOKUPS", 200_000);
     let repeat = env("NLKIT_MAP_REPEAT", 3);
     let only = std::env::var("NLKIT_MAP_ONLY").unwrap_or_default();
-    let mut rng = StdRng::seed_from_u64(0x6d61_70);
+    let mut rng = StdRng::seed_from_u64(0x006d_6170);
     let cap = (n as u32 * 5 / 4).max(1024);
     let region = Arc::new(Region::create("map-bench").expect("region"));
 

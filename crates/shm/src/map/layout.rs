@@ -265,6 +265,11 @@ impl Geometry {
             .next_multiple_of(LINE_WORDS)
     }
 
+    /// The header's stride word: the stride in bytes (low half) and the fixed words (high).
+    fn stride_word(stride_words: usize, fixed_words: usize) -> u64 {
+        (stride_words as u64 * 8) | ((fixed_words as u64) << 32)
+    }
+
     /// The alignment of the slot array: the stride's largest power-of-two factor, at most a
     /// page, so that a slot whose stride divides 4096 never straddles a page boundary (nor
     /// more cache lines than its stride has).
@@ -351,7 +356,7 @@ impl Geometry {
         h[H_LAYOUT] = lw;
         h[H_SIZES] = u64::from(l.capacity) | (u64::from(l.buckets) << 32);
         h[H_SLOTS] = self.slots;
-        h[H_STRIDE] = self.stride_words as u64 * 8 | (self.inline_at as u64) << 32;
+        h[H_STRIDE] = Self::stride_word(self.stride_words, self.inline_at);
         h[H_BUCKETS..H_BUCKETS + MAX_DIRS].copy_from_slice(&self.buckets);
         h[H_SEED] = self.seed;
         h
@@ -386,7 +391,7 @@ impl Geometry {
         }
         let layout = Self::normalize(layout)?;
         let stride_words = Self::stride_words(&layout);
-        if w(H_STRIDE) != stride_words as u64 * 8 | (Self::fixed_words(&layout) as u64) << 32 {
+        if w(H_STRIDE) != Self::stride_word(stride_words, Self::fixed_words(&layout)) {
             return Err(ShmError::Corrupt(
                 "map header: slot stride does not match the keys",
             ));
