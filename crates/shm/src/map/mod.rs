@@ -1,6 +1,7 @@
 //! [`SharedMap`]: a hash table in a shared region — fixed-capacity, type-stable slots on
-//! nulls-terminated chains, records in a size-class heap — written by one process and read
-//! lock-free by any number of others, which validate every read.
+//! nulls-terminated chains, each record in its slot when it fits the layout's inline area
+//! ([`MapLayout::inline`]) and in a size-class heap otherwise — written by one process and
+//! read lock-free by any number of others, which validate every read.
 //!
 //! The layout, the slot lifecycle and the memory orderings are in the crate's DESIGN.md §3.
 //! Files: `layout.rs` (the words and the header validation), `writer.rs` (changes),
