@@ -16,6 +16,8 @@
 //! NLKIT_MAP_ENTRIES=200000 NLKIT_MAP_REPEAT=5 cargo bench -p nlkit-shm --bench map
 //! # only the walks (under `perf record`):
 //! NLKIT_MAP_ONLY=walk cargo bench -p nlkit-shm --bench map
+//! # other slot sizes (the inline area fills the slot; 0: none, every record in the heap)
+//! NLKIT_MAP_CT_SLOT=192 NLKIT_MAP_ROUTE_SLOT=64 cargo bench -p nlkit-shm --bench map
 //! ```
 //!
 //! The layouts are the view's (`nlkit_view::schema::map_layout`: conntrack slots of 256 bytes,
@@ -154,7 +156,7 @@ fn main() {
         .key(5, true)
         .key(5, true)
         .key(3, false)
-        .fill_slot(256);
+        .fill_slot(env("NLKIT_MAP_CT_SLOT", 256) as u32);
     let ct = SharedMap::create(region.clone(), ct_layout).expect("ct map");
     let ct_keys: Vec<[u64; 5]> = (0..n).map(|_| rng.random()).collect();
     let reply = |k: &[u64; 5]| [k[4], k[3], k[2], k[1], k[0] ^ 1];
@@ -167,7 +169,9 @@ fn main() {
         }
     }
     // Route-shaped.
-    let rt_layout = MapLayout::new(cap).key(3, true).fill_slot(128);
+    let rt_layout = MapLayout::new(cap)
+        .key(3, true)
+        .fill_slot(env("NLKIT_MAP_ROUTE_SLOT", 128) as u32);
     let rt = SharedMap::create(region.clone(), rt_layout).expect("route map");
     let rt_keys: Vec<[u64; 3]> = (0..n).map(|i| [254, i as u64, 24]).collect();
     {
