@@ -20,7 +20,7 @@
 //! NLKIT_MAP_CT_SLOT=192 NLKIT_MAP_ROUTE_SLOT=64 cargo bench -p nlkit-shm --bench map
 //! ```
 //!
-//! The layouts are the view's (`nlkit_view::schema::map_layout`: conntrack slots of 256 bytes,
+//! The layouts are the view's (`nlkit_view::schema::map_layout`: conntrack slots of 216 bytes,
 //! routes of 128), repeated here since nlkit-shm cannot depend on the view. Nothing is
 //! asserted: a benchmark, not a test.
 
@@ -156,7 +156,7 @@ fn main() {
         .key(5, true)
         .key(5, true)
         .key(3, false)
-        .fill_slot(env("NLKIT_MAP_CT_SLOT", 256) as u32);
+        .fill_slot(env("NLKIT_MAP_CT_SLOT", 216) as u32);
     let ct = SharedMap::create(region.clone(), ct_layout).expect("ct map");
     let ct_keys: Vec<[u64; 5]> = (0..n).map(|_| rng.random()).collect();
     let reply = |k: &[u64; 5]| [k[4], k[3], k[2], k[1], k[0] ^ 1];

@@ -23,13 +23,13 @@ fn overwrites(pairs: &[(u64, u64)]) -> Vec<u8> {
 
 /// The seeds: the sample map itself, and overwrites that make its header lie or its slots
 /// loop, point outside, or claim huge records. Word indexes: header 0..16, three bucket
-/// arrays of 2 words (16..22), then (aligned to the 128-byte stride) slots of 16 words from
-/// 32: seq, links of directions 0 and 1, key 0 (2 words), location, key 1, aux, link of
-/// direction 2, key 2, 24 bytes of inline area, padding. Slots 0, 1 and 4 hold their records
-/// inline, 3 and 5 in the heap; 2 is free.
+/// arrays of 2 words (16..22), then (aligned to a cache line) slots of 12 words from 24:
+/// seq, links of directions 0 and 1, key 0 (2 words), location, key 1, aux, link of
+/// direction 2, key 2, 24 bytes of inline area. Slots 0, 1 and 4 hold their records inline,
+/// 3 and 5 in the heap; 2 is free.
 fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let map: Vec<u8> = sample_map().iter().flat_map(|w| w.to_ne_bytes()).collect();
-    let slot = |s: u64, w: u64| 32 + 16 * s + w;
+    let slot = |s: u64, w: u64| 24 + 12 * s + w;
     const INLINE: u64 = 1 << 42;
     vec![
         ("sample-map.bin", map),

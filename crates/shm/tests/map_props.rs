@@ -229,11 +229,11 @@ proptest! {
     /// inline area when the location says inline.
     #[test]
     fn corrupt_locations_and_inline_areas_never_panic(
-        writes in prop::collection::vec((0u64..6, 4u64..16, any::<u64>(), 0u8..4), 1..8),
+        writes in prop::collection::vec((0u64..6, 4u64..12, any::<u64>(), 0u8..4), 1..8),
     ) {
         let mut words = sample_map();
         for (slot, word, v, how) in &writes {
-            let at = (32 + 16 * slot + word) as usize;
+            let at = (24 + 12 * slot + word) as usize;
             words[at] = match how {
                 // Inline, any length (in bytes, small) and maybe offset bits.
                 0 => (1 << 42) | ((v % 64) << 43) | (v >> 60),
@@ -253,7 +253,7 @@ proptest! {
             prop_assert!(out.len() <= nlkit_shm::map::MAX_RECORD);
         }
         let _ = r.walk(|e, rec| {
-            let loc = words[32 + 16 * e.slot.0 as usize + 4];
+            let loc = words[24 + 12 * e.slot.0 as usize + 4];
             if loc & (1 << 42) != 0 {
                 assert!(rec.len() <= inline, "inline record over the area");
             }
@@ -263,7 +263,7 @@ proptest! {
         batch_matches_single(&mem, &[0, 1], &keys);
         let bytes: Vec<u8> = writes
             .iter()
-            .flat_map(|(s, w, v, _)| [(32 + 16 * s + w).to_ne_bytes(), v.to_ne_bytes()])
+            .flat_map(|(s, w, v, _)| [(24 + 12 * s + w).to_ne_bytes(), v.to_ne_bytes()])
             .flatten()
             .collect();
         map_reader(&bytes);

@@ -258,11 +258,10 @@ impl Geometry {
         SlotWords::of(layout).fixed
     }
 
-    /// Words per slot for `layout`: the fixed words and the inline area, rounded up to whole
-    /// cache lines.
+    /// Words per slot for `layout`: the fixed words and the inline area (so a layout picks
+    /// its stride exactly, [`MapLayout::fill_slot`]).
     pub(crate) fn stride_words(layout: &MapLayout) -> usize {
-        (Self::fixed_words(layout) + layout.inline_bytes.div_ceil(8) as usize)
-            .next_multiple_of(LINE_WORDS)
+        Self::fixed_words(layout) + layout.inline_bytes.div_ceil(8) as usize
     }
 
     /// The header's stride word: the stride in bytes (low half) and the fixed words (high).
@@ -270,11 +269,12 @@ impl Geometry {
         (stride_words as u64 * 8) | ((fixed_words as u64) << 32)
     }
 
-    /// The alignment of the slot array: the stride's largest power-of-two factor, at most a
-    /// page, so that a slot whose stride divides 4096 never straddles a page boundary (nor
-    /// more cache lines than its stride has).
+    /// The alignment of the slot array: the stride's largest power-of-two factor, at least a
+    /// cache line and at most a page, so that a slot whose stride is a multiple of 64 never
+    /// straddles more lines than it has, and one whose stride divides 4096 never straddles a
+    /// page boundary.
     pub(crate) fn slot_align(stride_words: usize) -> u64 {
-        (1u64 << (stride_words * 8).trailing_zeros()).min(4096)
+        (1u64 << (stride_words * 8).trailing_zeros()).clamp(LINE as u64, 4096)
     }
 
     /// Words of one direction's bucket-head array.
@@ -512,26 +512,28 @@ mod tests {
 
     #[test]
     fn stride() {
-        // Conntrack: 18 fixed words; 112 inline bytes fill four cache lines.
+        // Conntrack: 18 fixed words; 72 inline bytes make 216 (`map_layout`).
         let l = MapLayout::new(8).key(5, true).key(5, true).key(3, false);
         assert_eq!(Geometry::fixed_words(&l), 18);
-        assert_eq!(Geometry::stride_words(&l), 24);
-        assert_eq!(Geometry::stride_words(&l.inline(112)), 32);
-        let g = Geometry::new(Geometry::normalize(l.inline(112)).unwrap(), 0, 0, [0; 3], 0);
+        assert_eq!(Geometry::stride_words(&l), 18);
+        assert_eq!(Geometry::stride_words(&l.inline(72)), 27);
+        assert_eq!(Geometry::stride_words(&l.fill_slot(256)), 32);
+        let g = Geometry::new(Geometry::normalize(l.inline(72)).unwrap(), 0, 0, [0; 3], 0);
         // The first line holds seq, the dir-0/1 links, dir 0's key and the location.
         assert_eq!((g.link_at[0], g.key_at[0], g.loc_at), (1, 2, 7));
         assert_eq!(
             (g.key_at[1], g.aux_at, g.link_at[1], g.key_at[2]),
             (8, 13, 14, 15)
         );
-        assert_eq!((g.inline_at, g.inline_bytes), (18, 112));
+        assert_eq!((g.inline_at, g.inline_bytes), (18, 72));
         // A route: 7 fixed words; 72 inline bytes fill two lines.
         let r = MapLayout::new(8).key(3, true);
         assert_eq!(Geometry::fixed_words(&r), 7);
-        assert_eq!(Geometry::stride_words(&r), 8);
+        assert_eq!(Geometry::stride_words(&r), 7);
         assert_eq!(Geometry::stride_words(&r.inline(72)), 16);
         assert_eq!(Geometry::slot_align(16), 128);
-        assert_eq!(Geometry::slot_align(24), 64);
+        assert_eq!(Geometry::slot_align(27), 64);
+        assert_eq!(Geometry::slot_align(7), 64);
         assert_eq!(Geometry::slot_align(1024), 4096);
         // The inline size is rounded up to words.
         assert_eq!(Geometry::normalize(r.inline(3)).unwrap().inline_bytes, 8);

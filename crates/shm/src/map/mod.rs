@@ -81,9 +81,10 @@ impl MapLayout {
 
     /// Sets the inline record area of each slot to `bytes` (see
     /// [`inline_bytes`](Self::inline_bytes)). The slot stride is the slot's fixed words
-    /// (seq, aux, location, links, keys) plus this area, rounded up to whole 64-byte cache
-    /// lines; [`slot_bytes`](Self::slot_bytes) tells it, [`fill_slot`](Self::fill_slot)
-    /// picks the area that fills a given stride.
+    /// (seq, aux, location, links, keys) plus this area; [`slot_bytes`](Self::slot_bytes)
+    /// tells it, [`fill_slot`](Self::fill_slot) picks the area that makes a given stride (a
+    /// multiple of 64 keeps every slot on the fewest cache lines; the slot array is aligned to
+    /// the stride's power-of-two part, up to a page).
     ///
     /// ```
     /// use nlkit_shm::MapLayout;
@@ -95,7 +96,7 @@ impl MapLayout {
         self
     }
 
-    /// The inline area that makes a slot exactly `stride` bytes (a multiple of 64): the
+    /// The inline area that makes a slot exactly `stride` bytes (a multiple of 8): the
     /// stride less the fixed words, or 0 when they do not fit in it.
     ///
     /// ```
@@ -108,7 +109,7 @@ impl MapLayout {
         self.inline(stride.saturating_sub(fixed))
     }
 
-    /// Bytes per slot (the stride of the slot array): a multiple of 64.
+    /// Bytes per slot (the stride of the slot array).
     pub fn slot_bytes(&self) -> usize {
         layout::Geometry::stride_words(self) * 8
     }

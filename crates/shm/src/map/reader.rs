@@ -270,8 +270,13 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
     /// about to load), so that their misses overlap the first one's instead of following it.
     #[inline(always)]
     pub(crate) fn prefetch_rest(&self, w: &[AtomicU64]) {
+        // A word every line from the second, and the last word (a stride that is not a
+        // multiple of 64 may end on one line more).
         for line in w.iter().step_by(LINE_WORDS).skip(1) {
             prefetch(line);
+        }
+        if let Some(last) = w.last() {
+            prefetch(last);
         }
     }
 
@@ -441,9 +446,9 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
     #[inline]
     pub(crate) fn prefetch_slot(&self, s: u32) {
         if s < self.g.layout.capacity {
-            for line in self.slot(s).iter().step_by(LINE_WORDS) {
-                prefetch(line);
-            }
+            let w = self.slot(s);
+            prefetch(&w[0]);
+            self.prefetch_rest(w);
         }
     }
 
