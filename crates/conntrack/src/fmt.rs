@@ -1,12 +1,16 @@
 //! Text output like `conntrack -L` / `conntrack -E`, and JSON.
 //!
 //! The formatters borrow a view and implement [`Display`](std::fmt::Display) or
-//! [`serde::Serialize`], writing straight into the caller's writer.
+//! [`serde::Serialize`], writing straight into the caller's writer. The text forms also
+//! append themselves to a byte buffer ([`EntryText::write_to`]), with the address and
+//! number writers of [`nlkit_wire::text`]: what listings use.
 
 use std::fmt;
 
 use nlkit_wire::consts::*;
 use serde::ser::SerializeMap;
+
+use nlkit_wire::text::{push_fixed, push_hex, push_ip, push_num};
 
 use crate::{Counters, CtEntryView, Tuple, L4};
 
@@ -15,7 +19,7 @@ use crate::{Counters, CtEntryView, Tuple, L4};
 /// ```
 /// assert_eq!(nlkit_conntrack::fmt::proto_name(17), "udp");
 /// ```
-pub fn proto_name(p: u8) -> &'static str {
+pub const fn proto_name(p: u8) -> &'static str {
     match p {
         IPPROTO_TCP => "tcp",
         IPPROTO_UDP => "udp",
@@ -29,42 +33,61 @@ pub fn proto_name(p: u8) -> &'static str {
     }
 }
 
+/// TCP conntrack states by number, then the name of any other.
+const TCP_STATES: [&str; 11] = [
+    "NONE",
+    "SYN_SENT",
+    "SYN_RECV",
+    "ESTABLISHED",
+    "FIN_WAIT",
+    "CLOSE_WAIT",
+    "LAST_ACK",
+    "TIME_WAIT",
+    "CLOSE",
+    "SYN_SENT2",
+    "UNKNOWN",
+];
+
+/// SCTP conntrack states by number, then the name of any other.
+const SCTP_STATES: [&str; 11] = [
+    "NONE",
+    "CLOSED",
+    "COOKIE_WAIT",
+    "COOKIE_ECHOED",
+    "ESTABLISHED",
+    "SHUTDOWN_SENT",
+    "SHUTDOWN_RECD",
+    "SHUTDOWN_ACK_SENT",
+    "HEARTBEAT_SENT",
+    "HEARTBEAT_ACKED",
+    "UNKNOWN",
+];
+
+/// The index of state `s` in a table of 10 states and `UNKNOWN`.
+const fn state_index(s: u8) -> usize {
+    if s < 10 {
+        s as usize
+    } else {
+        10
+    }
+}
+
 /// The name of a TCP conntrack state (`ESTABLISHED`, `TIME_WAIT`, …).
 ///
 /// ```
 /// assert_eq!(nlkit_conntrack::fmt::tcp_state_name(3), "ESTABLISHED");
 /// ```
 pub fn tcp_state_name(s: u8) -> &'static str {
-    const N: [&str; 10] = [
-        "NONE",
-        "SYN_SENT",
-        "SYN_RECV",
-        "ESTABLISHED",
-        "FIN_WAIT",
-        "CLOSE_WAIT",
-        "LAST_ACK",
-        "TIME_WAIT",
-        "CLOSE",
-        "SYN_SENT2",
-    ];
-    N.get(s as usize).copied().unwrap_or("UNKNOWN")
+    TCP_STATES[state_index(s)]
 }
 
 /// The name of an SCTP conntrack state.
+///
+/// ```
+/// assert_eq!(nlkit_conntrack::fmt::sctp_state_name(4), "ESTABLISHED");
+/// ```
 pub fn sctp_state_name(s: u8) -> &'static str {
-    const N: [&str; 10] = [
-        "NONE",
-        "CLOSED",
-        "COOKIE_WAIT",
-        "COOKIE_ECHOED",
-        "ESTABLISHED",
-        "SHUTDOWN_SENT",
-        "SHUTDOWN_RECD",
-        "SHUTDOWN_ACK_SENT",
-        "HEARTBEAT_SENT",
-        "HEARTBEAT_ACKED",
-    ];
-    N.get(s as usize).copied().unwrap_or("UNKNOWN")
+    SCTP_STATES[state_index(s)]
 }
 
 /// Status bits and their names (for JSON).
@@ -87,75 +110,125 @@ pub const STATUS_NAMES: &[(u32, &str)] = &[
     (IPS_HW_OFFLOAD, "HW_OFFLOAD"),
 ];
 
-/// One output line under construction: space-separated words, numbers written with `itoa`
-/// and IPv4 addresses octet by octet. A listing of a million entries spends most of its user
-/// time formatting, and `core::fmt` pays for padding and dynamic dispatch on every field;
-/// building the line here and handing it to the formatter in one `write_str` is several times
-/// cheaper.
-struct Line<'s> {
-    s: &'s mut String,
-    first: bool,
+/// A word of an entry line padded to a constant size, appended with [`push_fixed`] (one
+/// copy of a constant size instead of a `memcpy` call of the word's length).
+#[derive(Clone, Copy)]
+struct Word {
+    bytes: [u8; 24],
+    len: u8,
 }
 
-impl Line<'_> {
-    /// Starts a new word (a separating space unless it is the first).
-    fn word(&mut self) -> &mut Self {
-        if !self.first {
-            self.s.push(' ');
+const EMPTY: Word = Word {
+    bytes: [0; 24],
+    len: 0,
+};
+
+/// The word `prefix` `name` (at most 24 bytes in all; every name here is shorter).
+const fn word(prefix: &[u8], name: &str) -> Word {
+    let name = name.as_bytes();
+    let mut w = EMPTY;
+    let mut n = 0;
+    while n < prefix.len() {
+        w.bytes[n] = prefix[n];
+        n += 1;
+    }
+    let mut i = 0;
+    while i < name.len() {
+        w.bytes[n] = name[i];
+        n += 1;
+        i += 1;
+    }
+    w.len = n as u8;
+    w
+}
+
+/// `udp      17` for every protocol number: the name padded to 8 columns, a space, the
+/// number (`conntrack -L`'s first word).
+const PROTO_WORDS: [Word; 256] = {
+    let mut t = [EMPTY; 256];
+    let mut p = 0;
+    while p < 256 {
+        let mut w = word(b"", proto_name(p as u8));
+        let mut n = w.len as usize;
+        while n < 8 {
+            w.bytes[n] = b' ';
+            n += 1;
         }
-        self.first = false;
-        self
-    }
-    fn str(&mut self, x: &str) -> &mut Self {
-        self.s.push_str(x);
-        self
-    }
-    fn num(&mut self, n: impl itoa::Integer) -> &mut Self {
-        self.s.push_str(itoa::Buffer::new().format(n));
-        self
-    }
-    fn ip(&mut self, a: std::net::IpAddr) -> &mut Self {
-        match a {
-            std::net::IpAddr::V4(v4) => {
-                let [a, b, c, d] = v4.octets();
-                self.num(a).str(".").num(b).str(".").num(c).str(".").num(d)
-            }
-            std::net::IpAddr::V6(v6) => {
-                use std::fmt::Write;
-                let _ = write!(self.s, "{v6}");
-                self
-            }
+        w.bytes[n] = b' ';
+        n += 1;
+        if p >= 100 {
+            w.bytes[n] = b'0' + (p / 100) as u8;
+            n += 1;
         }
-    }
-    fn tuple(&mut self, t: &Tuple) -> &mut Self {
-        self.word().str("src=").ip(t.src).str(" dst=").ip(t.dst);
-        match t.l4 {
-            L4::Ports { sport, dport } => self.str(" sport=").num(sport).str(" dport=").num(dport),
-            L4::Icmp { id, ty, code } => self
-                .str(" type=")
-                .num(ty)
-                .str(" code=")
-                .num(code)
-                .str(" id=")
-                .num(id),
-            L4::Other => self,
+        if p >= 10 {
+            w.bytes[n] = b'0' + (p / 10 % 10) as u8;
+            n += 1;
         }
+        w.bytes[n] = b'0' + (p % 10) as u8;
+        w.len = n as u8 + 1;
+        t[p] = w;
+        p += 1;
     }
-    fn counters(&mut self, c: Counters) -> &mut Self {
-        self.word()
-            .str("packets=")
-            .num(c.packets)
-            .str(" bytes=")
-            .num(c.bytes)
+    t
+};
+
+/// ` NAME` for each state of a table of 11 (10 states and `UNKNOWN`).
+const fn state_words(names: &[&str; 11]) -> [Word; 11] {
+    let mut t = [EMPTY; 11];
+    let mut i = 0;
+    while i < 11 {
+        t[i] = word(b" ", names[i]);
+        i += 1;
+    }
+    t
+}
+
+const TCP_STATE_WORDS: [Word; 11] = state_words(&TCP_STATES);
+const SCTP_STATE_WORDS: [Word; 11] = state_words(&SCTP_STATES);
+
+/// Appends `w`.
+#[inline]
+fn push_word(out: &mut Vec<u8>, w: &Word) {
+    push_fixed(out, &w.bytes, usize::from(w.len));
+}
+
+/// Appends ` src=A dst=B` and the ports or ICMP fields of `t`.
+fn push_tuple(out: &mut Vec<u8>, t: &Tuple) {
+    out.extend_from_slice(b" src=");
+    push_ip(out, t.src);
+    out.extend_from_slice(b" dst=");
+    push_ip(out, t.dst);
+    match t.l4 {
+        L4::Ports { sport, dport } => {
+            out.extend_from_slice(b" sport=");
+            push_num(out, sport);
+            out.extend_from_slice(b" dport=");
+            push_num(out, dport);
+        }
+        L4::Icmp { id, ty, code } => {
+            out.extend_from_slice(b" type=");
+            push_num(out, ty);
+            out.extend_from_slice(b" code=");
+            push_num(out, code);
+            out.extend_from_slice(b" id=");
+            push_num(out, id);
+        }
+        L4::Other => {}
     }
 }
 
-thread_local! {
-    /// The line buffer reused by every entry formatted on this thread.
-    static LINE: std::cell::RefCell<String> = std::cell::RefCell::new(String::with_capacity(256));
+/// Appends ` packets=P bytes=B`.
+fn push_counters(out: &mut Vec<u8>, c: Counters) {
+    out.extend_from_slice(b" packets=");
+    push_num(out, c.packets);
+    out.extend_from_slice(b" bytes=");
+    push_num(out, c.bytes);
 }
 
 /// `conntrack -L` text for one entry; see [`entry_text`].
+///
+/// [`write_to`](EntryText::write_to) appends it to a byte buffer (what listings use: no
+/// formatting machinery, no allocation); its `Display` writes the same text.
 #[derive(Debug, Clone, Copy)]
 pub struct EntryText<'v, 'a> {
     entry: &'v CtEntryView<'a>,
@@ -174,8 +247,12 @@ pub struct EntryText<'v, 'a> {
 /// request::create(&mut b, 1, &CtEntry::new(t).timeout(29).mark(0).status(IPS_SEEN_REPLY)).unwrap();
 /// let m = Messages::new(b.as_bytes()).next().unwrap().unwrap();
 /// let v = CtEntryView::parse(&m).unwrap();
-/// assert_eq!(entry_text(&v).to_string(),
+/// let text = entry_text(&v);
+/// assert_eq!(text.to_string(),
 ///   "udp      17 29 src=10.0.0.1 dst=10.0.0.2 sport=1234 dport=53 src=10.0.0.2 dst=10.0.0.1 sport=53 dport=1234 mark=0");
+/// let mut line = Vec::new();
+/// text.write_to(&mut line);
+/// assert_eq!(line, text.to_string().into_bytes());
 /// ```
 pub fn entry_text<'v, 'a>(entry: &'v CtEntryView<'a>) -> EntryText<'v, 'a> {
     EntryText {
@@ -191,83 +268,79 @@ pub fn event_text<'v, 'a>(entry: &'v CtEntryView<'a>) -> EntryText<'v, 'a> {
 }
 
 impl EntryText<'_, '_> {
-    fn build(&self, s: &mut String) {
+    /// Appends the entry's text (what `Display` writes, no newline) to `out`: every field
+    /// with [`nlkit_wire::text`], the protocol and state words from tables built at compile
+    /// time.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
         let e = self.entry;
-        let mut w = Line { s, first: true };
         if self.event {
             if let Some(k) = e.event() {
                 let tag = k.tag();
-                w.word().str(&"         "[tag.len().min(9)..]).str(tag);
+                out.extend_from_slice(&b"         "[tag.len().min(9)..]);
+                out.extend_from_slice(tag.as_bytes());
+                out.push(b' ');
             }
         }
         let proto = e.proto().unwrap_or(0);
-        let name = proto_name(proto);
-        w.word()
-            .str(name)
-            .str(&"        "[name.len().min(8)..])
-            .str(" ")
-            .num(proto);
+        push_word(out, &PROTO_WORDS[usize::from(proto)]);
         if let Some(t) = e.timeout() {
-            w.word().num(t);
+            out.push(b' ');
+            push_num(out, t);
         }
         if let Some(st) = e.tcp_state() {
-            w.word().str(tcp_state_name(st));
+            push_word(out, &TCP_STATE_WORDS[state_index(st)]);
         } else if let Some(st) = e.sctp_state() {
-            w.word().str(sctp_state_name(st));
+            push_word(out, &SCTP_STATE_WORDS[state_index(st)]);
         }
         if let Some(t) = e.orig() {
-            w.tuple(&t);
+            push_tuple(out, &t);
         }
         if let Some(c) = e.counters_orig() {
-            w.counters(c);
+            push_counters(out, c);
         }
         let status = e.status();
         if status.is_some_and(|s| s & IPS_SEEN_REPLY == 0) {
-            w.word().str("[UNREPLIED]");
+            out.extend_from_slice(b" [UNREPLIED]");
         }
         if let Some(t) = e.reply() {
-            w.tuple(&t);
+            push_tuple(out, &t);
         }
         if let Some(c) = e.counters_reply() {
-            w.counters(c);
+            push_counters(out, c);
         }
         let st = status.unwrap_or(0);
-        for (bit, tag) in [
-            (IPS_OFFLOAD, "[OFFLOAD]"),
-            (IPS_HW_OFFLOAD, "[HW_OFFLOAD]"),
-            (IPS_ASSURED, "[ASSURED]"),
-        ] {
-            if st & bit != 0 {
-                w.word().str(tag);
+        if st & (IPS_OFFLOAD | IPS_HW_OFFLOAD | IPS_ASSURED) != 0 {
+            for (bit, tag) in [
+                (IPS_OFFLOAD, &b" [OFFLOAD]"[..]),
+                (IPS_HW_OFFLOAD, b" [HW_OFFLOAD]"),
+                (IPS_ASSURED, b" [ASSURED]"),
+            ] {
+                if st & bit != 0 {
+                    out.extend_from_slice(tag);
+                }
             }
         }
         if let Some(m) = e.mark() {
-            w.word().str("mark=").num(m);
+            out.extend_from_slice(b" mark=");
+            push_num(out, m);
         }
         if let Some(z) = e.zone().filter(|&z| z != 0) {
-            w.word().str("zone=").num(z);
+            out.extend_from_slice(b" zone=");
+            push_num(out, z);
         }
         if let Some(u) = e.use_count() {
-            w.word().str("use=").num(u);
+            out.extend_from_slice(b" use=");
+            push_num(out, u);
         }
     }
 }
 
 impl fmt::Display for EntryText<'_, '_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        LINE.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut s) => {
-                s.clear();
-                self.build(&mut s);
-                f.write_str(&s)
-            }
-            // Re-entered (a Display inside a Display): use a buffer of its own.
-            Err(_) => {
-                let mut s = String::with_capacity(256);
-                self.build(&mut s);
-                f.write_str(&s)
-            }
-        })
+        let mut out = Vec::with_capacity(256);
+        self.write_to(&mut out);
+        // Only `str`s and ASCII were appended.
+        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -329,16 +402,14 @@ impl serde::Serialize for TupleJson {
     }
 }
 
+/// Bytes as lowercase hex, two digits each (the JSON form of the labels).
 struct Hex<'a>(&'a [u8]);
 impl serde::Serialize for Hex<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        struct D<'a>(&'a [u8]);
-        impl fmt::Display for D<'_> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
-            }
-        }
-        s.collect_str(&D(self.0))
+        let mut out = Vec::with_capacity(2 * self.0.len());
+        push_hex(&mut out, self.0);
+        // Only hex digits were appended.
+        s.serialize_str(std::str::from_utf8(&out).map_err(serde::ser::Error::custom)?)
     }
 }
 

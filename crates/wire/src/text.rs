@@ -8,6 +8,7 @@
 //! would write straight to a `Vec<u8>`, from lookup tables (written here by hand: no crate
 //! appends an address to a byte buffer), with fixed-size copies (no `memcpy` call per
 //! field). [`Ip`] and [`Num`] are the `Display` forms (they honour width and alignment).
+//! [`push_hex`] appends bytes in hex (conntrack labels).
 //!
 //! ```
 //! use nlkit_wire::text::{push_ip, push_num, Ip, Num};
@@ -177,6 +178,20 @@ pub fn push_ip(out: &mut Vec<u8>, a: IpAddr) {
     match a {
         IpAddr::V4(a) => push_ipv4(out, a),
         IpAddr::V6(a) => push_ipv6(out, a),
+    }
+}
+
+/// Appends `bytes` in lowercase hex, two digits a byte (what `{:02x}` writes for each).
+///
+/// ```
+/// let mut out = b"labels=".to_vec();
+/// nlkit_wire::text::push_hex(&mut out, &[0x00, 0x0a, 0xff]);
+/// assert_eq!(out, b"labels=000aff");
+/// ```
+pub fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.reserve(2 * bytes.len());
+    for &b in bytes {
+        out.extend_from_slice(&[HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
     }
 }
 
@@ -357,6 +372,14 @@ mod tests {
             push_num(&mut out, u);
             push_num(&mut out, i);
             prop_assert_eq!(out, format!("{u}{i}").into_bytes());
+        }
+
+        #[test]
+        fn hex_as_std(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
+            let mut out = b"x".to_vec();
+            push_hex(&mut out, &bytes);
+            let want: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            prop_assert_eq!(String::from_utf8(out[1..].to_vec()).unwrap(), want);
         }
     }
 }

@@ -11,7 +11,7 @@ use nlkit_conntrack::request::{DumpFilter, TupleFilter};
 use nlkit_conntrack::{CtEntry, CtEntryView, Tuple};
 use nlkit_wire::consts::*;
 
-use super::shared::{push_line, SharedListing};
+use super::shared::SharedListing;
 use super::{action, ordered, stdout, unknown_action, Ctx, Sink, Source};
 use crate::args::UsageError;
 use crate::cli::{CtArgs, CtFilter};
@@ -147,7 +147,7 @@ fn list(ctx: &Ctx, f: &CtFilter) -> Result<()> {
             return Ok(());
         }
         shown += 1;
-        sink.item(entry_text(&e), entry_json(&e))
+        sink.item_with(|line| entry_text(&e).write_to(line), entry_json(&e))
     });
     sink.finish(res)?;
     report_shown(ctx, shown);
@@ -169,7 +169,8 @@ fn render_entry(
     if json {
         serde_json::to_writer(&mut *chunk, &entry_json(&e))?;
     } else {
-        push_line(chunk, entry_text(&e));
+        entry_text(&e).write_to(chunk);
+        chunk.push(b'\n');
     }
     Ok(true)
 }
@@ -223,7 +224,10 @@ fn print_entry(ctx: &Ctx, e: &CtEntryView<'_>) -> Result<()> {
         serde_json::to_writer(&mut out, &entry_json(e))?;
         writeln!(out)?;
     } else {
-        writeln!(out, "{}", entry_text(e))?;
+        let mut line = Vec::with_capacity(256);
+        entry_text(e).write_to(&mut line);
+        line.push(b'\n');
+        out.write_all(&line)?;
     }
     out.flush()?;
     Ok(())
@@ -420,6 +424,7 @@ fn events(ctx: &Ctx, f: &CtFilter) -> Result<()> {
     let mut ev = ctx.ct_events("ct events")?;
     let mut seen = 0u64;
     let mut out = stdout();
+    let mut line = Vec::with_capacity(256);
     while seen < max {
         let mut err = None;
         let r = ev.recv(false, |e| {
@@ -432,7 +437,10 @@ fn events(ctx: &Ctx, f: &CtFilter) -> Result<()> {
                     .map_err(std::io::Error::from)
                     .and_then(|_| writeln!(out))
             } else {
-                writeln!(out, "{}", event_text(&e))
+                line.clear();
+                event_text(&e).write_to(&mut line);
+                line.push(b'\n');
+                out.write_all(&line)
             };
             if let Err(e) = w {
                 err.get_or_insert(e);

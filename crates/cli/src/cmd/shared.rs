@@ -14,12 +14,6 @@ use parking_lot::Mutex;
 /// Bytes a thread collects before it takes the output lock.
 const CHUNK: usize = 1 << 16;
 
-/// Appends `text` and a newline to `chunk` (see [`push_text`]).
-pub fn push_line(chunk: &mut Vec<u8>, text: impl std::fmt::Display) {
-    push_text(chunk, text);
-    chunk.push(b'\n');
-}
-
 /// Appends `text` to `chunk`, rendering through `fmt::Write` straight into the chunk (much
 /// cheaper than `io::Write`'s formatting adapter for many small pieces, and no copy through
 /// a line buffer).
