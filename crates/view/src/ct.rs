@@ -13,7 +13,9 @@ use nlkit_table::{ConnKey, TableKey};
 use nlkit_wire::consts::{AF_INET, AF_INET6, CTA_MARK};
 use nlkit_wire::Attrs;
 
-use crate::ct_pack::{room_for, stored_attrs, unpack_into, unpack_placed};
+use crate::ct_pack::{
+    open_room, room_for, stored_attrs, unpack_into, unpack_opened, unpack_placed,
+};
 use crate::error::{Result, ViewError};
 use crate::schema::{ct_addr_key, CtAux};
 use crate::{MirrorView, TableId};
@@ -100,6 +102,79 @@ fn mark_of(stored: &[u8], dropped: u16) -> u32 {
         .unwrap_or(0)
 }
 
+/// The versions (slot, generation) an index scan handed out, to hand each out once: a scan
+/// restarts from the bucket head when the chain changes under it (and a map that lies may
+/// hold a chain that loops), so it may meet an entry again.
+///
+/// A scan hands out up to tens of thousands of entries, each a few cache misses away from the
+/// next: the check must cost next to nothing. A slot is below the map's capacity (the reader
+/// checks every link), so one bit per slot says "never seen" exactly; only a slot met before
+/// (a restart, or a slot reused during the scan) asks the set of versions, built from the log
+/// of versions the first time it is needed. The first [`Seen::FEW`] versions are compared
+/// one by one (a small listing allocates no bitmap).
+struct Seen {
+    capacity: u32,
+    log: Vec<(Slot, u64)>,
+    bits: Vec<u64>,
+    versions: Option<std::collections::HashSet<(Slot, u64)>>,
+}
+
+impl Seen {
+    /// Versions kept in the log alone, compared one by one.
+    const FEW: usize = 32;
+
+    fn new(capacity: u32) -> Seen {
+        Seen {
+            capacity,
+            log: Vec::new(),
+            bits: Vec::new(),
+            versions: None,
+        }
+    }
+
+    /// Whether `e`'s version is met for the first time (and notes it).
+    fn first_time(&mut self, e: &Entry) -> bool {
+        let v = (e.slot, e.generation);
+        if self.log.len() < Self::FEW {
+            if self.log.contains(&v) {
+                return false;
+            }
+            self.log.push(v);
+            return true;
+        }
+        if self.bits.is_empty() {
+            self.bits = vec![0; (self.capacity as usize).div_ceil(64).max(1)];
+            for (s, _) in &self.log {
+                Self::mark(&mut self.bits, *s);
+            }
+        }
+        if !Self::mark(&mut self.bits, e.slot) {
+            self.log.push(v);
+            if let Some(set) = &mut self.versions {
+                set.insert(v);
+            }
+            return true;
+        }
+        // This slot was met before: this version, or another one (the slot reused).
+        let log = &self.log;
+        let set = self
+            .versions
+            .get_or_insert_with(|| log.iter().copied().collect());
+        set.insert(v)
+    }
+
+    /// Sets slot `s`'s bit; whether it was set already. A slot beyond the capacity (the
+    /// reader hands out none) shares the last word's bits: a false "met before" only sends it
+    /// to the exact set.
+    fn mark(bits: &mut [u64], s: Slot) -> bool {
+        let i = (s.0 as usize / 64).min(bits.len() - 1);
+        let bit = 1u64 << (s.0 % 64);
+        let was = bits[i] & bit != 0;
+        bits[i] |= bit;
+        was
+    }
+}
+
 /// The conntrack table of a [`MirrorView`], opened once for many lookups
 /// ([`MirrorView::ct_reader`]). Borrows the view; `Send + Sync`.
 ///
@@ -128,10 +203,10 @@ impl CtReader<'_> {
         let key = tuple.to_words();
         let base = out.len();
         // Room for the header and tuple nests the mirror dropped (as `pack` drops them from
-        // a connection of this tuple's kind), then the record straight after it: one copy out
-        // of the mapping, into its final place, and nothing moved or read again after it.
-        let room = room_for(tuple);
-        out.resize(base + room, 0);
+        // a connection of this tuple's kind), already holding them for the usual find, then
+        // the record straight after it: one copy out of the mapping, into its final place,
+        // and nothing moved or read again after it.
+        let room = open_room(tuple, out);
         let Some(e) = self.map.get_first(&[0, 1], &key, out).map_err(|e| {
             out.truncate(base);
             ViewError::shm(e)
@@ -141,10 +216,11 @@ impl CtReader<'_> {
             return Ok(None);
         };
         let found = CtFound::of(&e);
-        unpack_placed(
+        unpack_opened(
             out,
             base,
             room,
+            tuple,
             found.aux.dropped,
             &found.original,
             &found.reply,
@@ -314,10 +390,10 @@ impl MirrorView {
                 let mut visited = 0;
                 // An index scan restarts from the bucket head when the chain changes under
                 // it, handing entries it already handed out again: each version once.
-                let mut seen = std::collections::HashSet::new();
+                let mut seen = Seen::new(map.layout().capacity);
                 let before = map.changes().map_err(ViewError::shm)?;
                 map.get_all(2, &ct_addr_key(a), |e, rec| {
-                    if !seen.insert((e.slot, e.generation)) {
+                    if !seen.first_time(e) {
                         return true;
                     }
                     visited += 1;
@@ -341,5 +417,49 @@ impl MirrorView {
         self.table(TableId::Conntrack)?
             .count()
             .map_err(ViewError::shm)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(slot: u32, generation: u64) -> Entry {
+        Entry {
+            slot: Slot(slot),
+            generation,
+            aux: 0,
+            dir: 2,
+            keys: [[0; nlkit_shm::map::MAX_KEY_WORDS]; nlkit_shm::map::MAX_DIRS],
+        }
+    }
+
+    /// Each version once, few or many, a slot met again with another generation (reused)
+    /// counted, and slots at and beyond the capacity (which a reader never hands out) safe.
+    #[test]
+    fn seen_hands_out_each_version_once() {
+        for n in [0u32, 1, 31, 32, 33, 500] {
+            let mut seen = Seen::new(1000);
+            let mut firsts = 0;
+            // Two passes (a restart), the second with every third slot reused.
+            for pass in 0..2u64 {
+                for s in (0..n).rev() {
+                    let g = if pass == 1 && s % 3 == 0 { 4 } else { 2 };
+                    firsts += usize::from(seen.first_time(&entry(s * 2, g)));
+                }
+            }
+            assert_eq!(firsts, n as usize + n.div_ceil(3) as usize, "n = {n}");
+        }
+        let mut seen = Seen::new(10);
+        for s in [0, 9, 10, 64, u32::MAX, 9, u32::MAX, 70] {
+            seen.first_time(&entry(s, 2));
+        }
+        assert!(!seen.first_time(&entry(u32::MAX, 2)));
+        assert!(seen.first_time(&entry(u32::MAX, 4)));
+        let mut tiny = Seen::new(0);
+        for s in 0..100 {
+            assert!(tiny.first_time(&entry(s, 0)));
+        }
+        assert!(!tiny.first_time(&entry(99, 0)));
     }
 }
