@@ -13,9 +13,7 @@ use nlkit_table::{ConnKey, TableKey};
 use nlkit_wire::consts::{AF_INET, AF_INET6, CTA_MARK};
 use nlkit_wire::Attrs;
 
-use crate::ct_pack::{
-    open_room, room_for, stored_attrs, unpack_into, unpack_opened, unpack_placed,
-};
+use crate::ct_pack::{room_for, stored_attrs, unpack_into, unpack_placed};
 use crate::error::{Result, ViewError};
 use crate::schema::{ct_addr_key, CtAux};
 use crate::{MirrorView, TableId};
@@ -203,10 +201,10 @@ impl CtReader<'_> {
         let key = tuple.to_words();
         let base = out.len();
         // Room for the header and tuple nests the mirror dropped (as `pack` drops them from
-        // a connection of this tuple's kind), already holding them for the usual find, then
-        // the record straight after it: one copy out of the mapping, into its final place,
-        // and nothing moved or read again after it.
-        let room = open_room(tuple, out);
+        // a connection of this tuple's kind), then the record straight after it: one copy out
+        // of the mapping, into its final place, and nothing moved or read again after it.
+        let room = room_for(tuple);
+        out.resize(base + room, 0);
         let Some(e) = self.map.get_first(&[0, 1], &key, out).map_err(|e| {
             out.truncate(base);
             ViewError::shm(e)
@@ -216,11 +214,10 @@ impl CtReader<'_> {
             return Ok(None);
         };
         let found = CtFound::of(&e);
-        unpack_opened(
+        unpack_placed(
             out,
             base,
             room,
-            tuple,
             found.aux.dropped,
             &found.original,
             &found.reply,

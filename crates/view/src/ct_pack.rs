@@ -430,54 +430,6 @@ pub fn room_for(tuple: &ConnKey) -> usize {
     nests_len(tuple, tuple).map_or(0, |n| BODY + n)
 }
 
-/// Opens the room [`room_for`] `tuple` at the end of `buf` before a lookup of `tuple`, and
-/// writes there what [`unpack_opened`] writes for the usual find: the connection `tuple` →
-/// `tuple.reverse()` (found by its original tuple, without NAT), all but the header's length.
-/// Returns the room's length.
-///
-/// Why before the lookup: these bytes depend on nothing the lookup reads, so the CPU writes
-/// them at once, while a rebuild after it writes bytes made of the entry's key words, read
-/// back from the lookup's result on the stack. Such stores and loads, queued behind the
-/// stores of the record's words that wait for its cache miss, held the next lookup up until
-/// that miss was served (about 200 ns per lookup over 1M entries: see the bench `ct_get`).
-pub(crate) fn open_room(tuple: &ConnKey, buf: &mut Vec<u8>) -> usize {
-    let room = room_for(tuple);
-    let base = buf.len();
-    buf.resize(base + room, 0);
-    if room != 0 {
-        write_parts(Some(0), tuple, &tuple.reverse(), &mut buf[base..]);
-    }
-    room
-}
-
-/// [`unpack_placed`] of a room that [`open_room`] opened for `tuple` at `base` (and nothing
-/// wrote since): when the connection is the one guessed there and its record dropped exactly
-/// the room's bytes, only the header's length is written; otherwise the room is rewritten as
-/// by [`unpack_placed`]. The message is the same either way.
-pub(crate) fn unpack_opened(
-    buf: &mut Vec<u8>,
-    base: usize,
-    room: usize,
-    tuple: &ConnKey,
-    dropped: u16,
-    orig: &ConnKey,
-    reply: &ConnKey,
-) {
-    let tuples = usize::from(dropped & !HEAD);
-    let len = buf.len().wrapping_sub(base);
-    if room != 0
-        && len >= room
-        && dropped & HEAD != 0
-        && BODY + tuples == room
-        && orig == tuple
-        && *reply == tuple.reverse()
-    {
-        buf[base..base + 4].copy_from_slice(&(len as u32).to_ne_bytes());
-        return;
-    }
-    unpack_placed(buf, base, room, dropped, orig, reply);
-}
-
 /// Turns the stored record at `buf[base + room..]` into the full message at `buf[base..]`,
 /// where `buf[base..base + room]` is room the caller opened before reading the record (any
 /// bytes): when the record's header and tuples were dropped and take exactly `room` bytes
