@@ -108,24 +108,29 @@ fn mark_of(stored: &[u8], dropped: u16) -> u32 {
 /// next: the check must cost next to nothing. A slot is below the map's capacity (the reader
 /// checks every link), so one bit per slot says "never seen" exactly; only a slot met before
 /// (a restart, or a slot reused during the scan) asks the set of versions, built from the log
-/// of versions the first time it is needed. The first [`Seen::FEW`] versions are compared
-/// one by one (a small listing allocates no bitmap).
+/// of versions the first time it is needed. The bits are in leaves of [`Seen::LEAF_SLOTS`]
+/// slots, allocated when first touched (a listing of a few entries of a large table costs a
+/// few small allocations, not a bitmap of the whole table); the first [`Seen::FEW`] versions
+/// are only compared one by one.
 struct Seen {
-    capacity: u32,
     log: Vec<(Slot, u64)>,
-    bits: Vec<u64>,
+    leaves: Vec<Option<Box<[u64; Seen::LEAF_WORDS]>>>,
     versions: Option<std::collections::HashSet<(Slot, u64)>>,
 }
 
 impl Seen {
     /// Versions kept in the log alone, compared one by one.
     const FEW: usize = 32;
+    /// Words of one leaf of the bitmap (512 bytes).
+    const LEAF_WORDS: usize = 64;
+    /// Slots one leaf covers.
+    const LEAF_SLOTS: usize = Self::LEAF_WORDS * 64;
 
     fn new(capacity: u32) -> Seen {
+        let leaves = (capacity as usize).div_ceil(Self::LEAF_SLOTS).max(1);
         Seen {
-            capacity,
             log: Vec::new(),
-            bits: Vec::new(),
+            leaves: std::iter::repeat_with(|| None).take(leaves).collect(),
             versions: None,
         }
     }
@@ -138,15 +143,15 @@ impl Seen {
                 return false;
             }
             self.log.push(v);
+            if self.log.len() == Self::FEW {
+                for i in 0..Self::FEW {
+                    let s = self.log[i].0;
+                    self.mark(s);
+                }
+            }
             return true;
         }
-        if self.bits.is_empty() {
-            self.bits = vec![0; (self.capacity as usize).div_ceil(64).max(1)];
-            for (s, _) in &self.log {
-                Self::mark(&mut self.bits, *s);
-            }
-        }
-        if !Self::mark(&mut self.bits, e.slot) {
+        if !self.mark(e.slot) {
             self.log.push(v);
             if let Some(set) = &mut self.versions {
                 set.insert(v);
@@ -162,13 +167,15 @@ impl Seen {
     }
 
     /// Sets slot `s`'s bit; whether it was set already. A slot beyond the capacity (the
-    /// reader hands out none) shares the last word's bits: a false "met before" only sends it
+    /// reader hands out none) shares the last leaf's bits: a false "met before" only sends it
     /// to the exact set.
-    fn mark(bits: &mut [u64], s: Slot) -> bool {
-        let i = (s.0 as usize / 64).min(bits.len() - 1);
-        let bit = 1u64 << (s.0 % 64);
-        let was = bits[i] & bit != 0;
-        bits[i] |= bit;
+    fn mark(&mut self, s: Slot) -> bool {
+        let s = s.0 as usize;
+        let leaf = (s / Self::LEAF_SLOTS).min(self.leaves.len() - 1);
+        let words = self.leaves[leaf].get_or_insert_with(|| Box::new([0; Self::LEAF_WORDS]));
+        let (w, bit) = ((s % Self::LEAF_SLOTS) / 64, 1u64 << (s % 64));
+        let was = words[w] & bit != 0;
+        words[w] |= bit;
         was
     }
 }
@@ -455,6 +462,9 @@ mod tests {
             assert_eq!(firsts, n as usize + n.div_ceil(3) as usize, "n = {n}");
         }
         let mut seen = Seen::new(10);
+        for s in 0..Seen::FEW as u32 {
+            seen.first_time(&entry(s + 100_000, 2));
+        }
         for s in [0, 9, 10, 64, u32::MAX, 9, u32::MAX, 70] {
             seen.first_time(&entry(s, 2));
         }
