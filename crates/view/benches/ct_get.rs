@@ -18,7 +18,10 @@
 //!   `CtFilter::src` (the kernel's messages). The address holds `NLKIT_CT_GET_SHARE` entries
 //!   (default 50,000, as the mirror bench's large share: 10.200.0.1:sport → 10.201.0.1:53,
 //!   UDP), inserted at random places in the insertion order, as the mirror inserts the
-//!   kernel's dump (hash order): their slots and records are spread over the whole table.
+//!   kernel's dump (hash order): their slots and records are spread over the whole table;
+//!   and the same entries read by slot number, independently of each other (no chain to
+//!   follow: what a listing could cost if the index did not make each entry a dependent
+//!   miss away from the previous one).
 //!
 //! ```text
 //! cargo bench -p nlkit-view --bench ct_get
@@ -214,14 +217,25 @@ fn main() {
     // The measures take turns, `repeat` rounds, the best of each kept: on a shared machine
     // they then see the same load.
     let zero = black_box(0usize);
-    let mut ns = [f64::MAX; 13];
+    let mut ns = [f64::MAX; 14];
     // NLKIT_CT_GET_ONLY=i: only measure i (0 map get, 1 CtReader, 2 ct_get, 3 reply,
-    // 8 get_batch, 9 get_many, 11 index scan, 12 ct_walk of an address), e.g. under `perf`.
+    // 8 get_batch, 9 get_many, 11 index scan, 12 ct_walk of an address, 13 the address's
+    // entries by slot), e.g. under `perf`.
     let key_words: Vec<[u64; 5]> = keys.iter().map(ConnKey::to_words).collect();
+    // The share's slots (in the index chain's order), for measure 13: the same entries read
+    // by slot number, one independent read after the other (what an index without a
+    // dependent miss per entry could cost).
+    let mut share_slots = Vec::with_capacity(share);
+    reader
+        .get_all(2, &ct_addr_key(IpAddr::V4(SHARE_SRC)), |e, _| {
+            share_slots.push(e.slot);
+            true
+        })
+        .expect("share");
     let only = std::env::var("NLKIT_CT_GET_ONLY")
         .ok()
         .and_then(|v| v.parse::<usize>().ok());
-    let mut found = [0usize; 13];
+    let mut found = [0usize; 14];
     for _ in 0..repeat {
         let runs: [(&[ConnKey], u8); 8] = [
             (&keys, 0),
@@ -339,6 +353,18 @@ fn main() {
             ns[12] = ns[12].min(t);
             found[12] = f;
         }
+        if only.is_none_or(|o| o == 13) {
+            let (t, f) = best(1, share_slots.len().max(1), || {
+                let mut found = 0;
+                for s in &share_slots {
+                    out.clear();
+                    found += usize::from(reader.read(*s, &mut out).unwrap().is_some());
+                }
+                found
+            });
+            ns[13] = ns[13].min(t);
+            found[13] = f;
+        }
         let (t, _) = best(1, reps, || {
             let mut len = 0;
             for _ in 0..reps {
@@ -350,10 +376,10 @@ fn main() {
         });
         ns[10] = ns[10].min(t);
     }
-    let [map_get, reader_get, view_get, view_reply, map_dep, reader_dep, first, table, batch, many, unpack, scan, listing] =
+    let [map_get, reader_get, view_get, view_reply, map_dep, reader_dep, first, table, batch, many, unpack, scan, listing, by_slot] =
         ns;
 
-    let [found_map, found_reader, found_view, found_reply, .., found_batch, found_many, _, found_scan, found_listing] =
+    let [found_map, found_reader, found_view, found_reply, .., found_batch, found_many, _, found_scan, found_listing, found_by_slot] =
         found;
     println!(
         "ct_get micro bench: {n} entries, {lookups} random lookups of {distinct} tuples, best of {repeat} (ns per lookup)"
@@ -382,5 +408,8 @@ fn main() {
     println!(
         "  address listing, {share} entries of {SHARE_SRC} (ns per entry): index scan MapReader::get_all {scan:.1} ({found_scan} found), MirrorView::ct_walk {listing:.1} ({found_listing} found, {:.2} ms)",
         listing * share as f64 / 1e6
+    );
+    println!(
+        "  the same entries read by slot number (MapReader::read, independent reads, no chain): {by_slot:.1} ({found_by_slot} found)"
     );
 }
