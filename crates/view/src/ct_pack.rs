@@ -54,13 +54,11 @@ fn nests_len(orig: &ConnKey, reply: &ConnKey) -> Option<usize> {
         .then(|| 2 * (ATTR + PROTO_NEST) + ip_nest(orig) + ip_nest(reply))
 }
 
-/// Writes a message's bytes four at a time, storing two 4-byte units at once. Every field of
-/// the parts this module writes is a whole number of 4-byte units (attribute headers, IPv4
-/// addresses, an IPv6 address is four, a protocol number or port padded to 4, the header's
-/// words), so the rebuild of an IPv4 entry's header and tuples is 16 stores. Few stores
-/// matter: after a lookup, the CPU runs on into the next lookup while the record's cache miss
-/// is outstanding only as long as its store buffer has room, and stores wait there for the
-/// miss (measured: about 25 more stores per lookup are free, 50 cost the whole miss, ~200 ns).
+/// Writes a message's bytes four at a time, storing two 4-byte units at once: every field
+/// of the parts this module writes is a whole number of 4-byte units (attribute headers, an
+/// IPv4 address, an IPv6 address is four, a protocol number or port padded to 4, the
+/// header's words). The general encoder (IPv6, and both families in one connection);
+/// [`write_parts`] has a faster path for IPv4.
 struct Units<'a> {
     dst: &'a mut [u8],
     at: usize,
@@ -176,7 +174,9 @@ impl<'a> Units<'a> {
 ///
 /// The one encoder of these parts: [`pack`] drops the kernel's bytes only when these are
 /// equal to them, so unpacking, which writes these, gives back exactly the kernel's message.
-/// Allocation-free, with no shared state.
+/// Allocation-free, with no shared state. An IPv4 connection (the usual case) is a copy of
+/// [`V4_PARTS`] and a store of each tuple field: a few wide stores rather than one per
+/// attribute (the cached unpack in the `ct_get` bench: 18.7 ns before, ~13 ns with it).
 #[inline]
 fn write_parts(head: Option<usize>, orig: &ConnKey, reply: &ConnKey, dst: &mut [u8]) {
     if let (IpAddr::V4(os), IpAddr::V4(od), IpAddr::V4(rs), IpAddr::V4(rd)) =
@@ -222,8 +222,8 @@ const V4_TUPLE: usize = ATTR + ATTR + 2 * (ATTR + 4) + PROTO_NEST;
 
 /// The canonical header (length 0) and both tuple nests of an IPv4 connection with zero
 /// addresses, protocol and ports: what [`write_parts`] copies before it writes those fields.
-/// Built by the general encoder at compile time would need a `const` one; built here by
-/// hand from the same layout, and checked against it by a test.
+/// Built at compile time from the same layout as [`Units::tuple`] (which is not `const`);
+/// a property test checks that both write the same bytes.
 const V4_PARTS: [u8; BODY + 2 * V4_TUPLE] = {
     const fn attr(
         mut t: [u8; BODY + 2 * V4_TUPLE],
