@@ -21,7 +21,9 @@
 //!   kernel's dump (hash order): their slots and records are spread over the whole table;
 //!   and the same entries read by slot number, independently of each other (no chain to
 //!   follow: what a listing could cost if the index did not make each entry a dependent
-//!   miss away from the previous one).
+//!   miss away from the previous one);
+//! - the whole table, per entry: `MapReader::walk` (packed records) and `MirrorView::ct_walk`
+//!   with no filter (the kernel's messages).
 //!
 //! ```text
 //! cargo bench -p nlkit-view --bench ct_get
@@ -217,10 +219,10 @@ fn main() {
     // The measures take turns, `repeat` rounds, the best of each kept: on a shared machine
     // they then see the same load.
     let zero = black_box(0usize);
-    let mut ns = [f64::MAX; 14];
+    let mut ns = [f64::MAX; 16];
     // NLKIT_CT_GET_ONLY=i: only measure i (0 map get, 1 CtReader, 2 ct_get, 3 reply,
     // 8 get_batch, 9 get_many, 11 index scan, 12 ct_walk of an address, 13 the address's
-    // entries by slot), e.g. under `perf`.
+    // entries by slot, 14 walk, 15 ct_walk of the whole table), e.g. under `perf`.
     let key_words: Vec<[u64; 5]> = keys.iter().map(ConnKey::to_words).collect();
     // The share's slots (in the index chain's order), for measure 13: the same entries read
     // by slot number, one independent read after the other (what an index without a
@@ -235,7 +237,7 @@ fn main() {
     let only = std::env::var("NLKIT_CT_GET_ONLY")
         .ok()
         .and_then(|v| v.parse::<usize>().ok());
-    let mut found = [0usize; 14];
+    let mut found = [0usize; 16];
     for _ in 0..repeat {
         let runs: [(&[ConnKey], u8); 8] = [
             (&keys, 0),
@@ -365,6 +367,37 @@ fn main() {
             ns[13] = ns[13].min(t);
             found[13] = f;
         }
+        // The whole table: MapReader::walk (packed records) and MirrorView::ct_walk with no
+        // filter (the kernel's messages), per entry.
+        if only.is_none_or(|o| o == 14) {
+            let (t, f) = best(1, n, || {
+                let mut found = 0;
+                reader
+                    .walk(|_, rec| {
+                        found += 1;
+                        black_box(rec);
+                        true
+                    })
+                    .unwrap();
+                found
+            });
+            ns[14] = ns[14].min(t);
+            found[14] = f;
+        }
+        if only.is_none_or(|o| o == 15) {
+            let (t, f) = best(1, n, || {
+                let mut found = 0;
+                view.ct_walk(&CtFilter::default(), |_, msg| {
+                    found += 1;
+                    black_box(msg);
+                    true
+                })
+                .unwrap();
+                found
+            });
+            ns[15] = ns[15].min(t);
+            found[15] = f;
+        }
         let (t, _) = best(1, reps, || {
             let mut len = 0;
             for _ in 0..reps {
@@ -376,10 +409,10 @@ fn main() {
         });
         ns[10] = ns[10].min(t);
     }
-    let [map_get, reader_get, view_get, view_reply, map_dep, reader_dep, first, table, batch, many, unpack, scan, listing, by_slot] =
+    let [map_get, reader_get, view_get, view_reply, map_dep, reader_dep, first, table, batch, many, unpack, scan, listing, by_slot, walk, ct_walk] =
         ns;
 
-    let [found_map, found_reader, found_view, found_reply, .., found_batch, found_many, _, found_scan, found_listing, found_by_slot] =
+    let [found_map, found_reader, found_view, found_reply, .., found_batch, found_many, _, found_scan, found_listing, found_by_slot, found_walk, found_ct_walk] =
         found;
     println!(
         "ct_get micro bench: {n} entries, {lookups} random lookups of {distinct} tuples, best of {repeat} (ns per lookup)"
@@ -411,5 +444,9 @@ fn main() {
     );
     println!(
         "  the same entries read by slot number (MapReader::read, independent reads, no chain): {by_slot:.1} ({found_by_slot} found)"
+    );
+    println!(
+        "  the whole table (ns per entry): MapReader::walk {walk:.1} ({found_walk} entries), MirrorView::ct_walk {ct_walk:.1} ({found_ct_walk} entries, {:.1} ms)",
+        ct_walk * n as f64 / 1e6
     );
 }
