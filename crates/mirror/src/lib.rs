@@ -7,8 +7,8 @@
 //!
 //! ## Storage
 //! Every table is one `nlkit_shm::SharedMap` in one region (a sealed memfd, [`Tables`]):
-//! fixed-capacity type-stable slots on nulls-terminated chains, records in a size-class
-//! heap, written under a mutex in the mirror and read lock-free — by the mirror's own server
+//! fixed-capacity type-stable slots on nulls-terminated chains, records inline in the slot
+//! when they fit (else in a size-class heap), written under a mutex in the mirror and read lock-free — by the mirror's own server
 //! and by clients alike — with generation words validating every read. A record is the
 //! kernel's message bytes with a normalised header (conntrack: packed without the tuple
 //! nests, `nlkit_view::ct_pack`); the maps' keys and layouts are `nlkit_view::schema`'s. There

@@ -3,8 +3,8 @@
 //! # Layout
 //! A store is one [`SharedMap`] in the mirror's region (`nlkit_shm`): fixed-capacity,
 //! type-stable slots on nulls-terminated chains, filed under one unique key
-//! (`K::to_words()`), each holding the entry's record in the map's size-class heap and an aux
-//! word. Clients map the region read-only and read the same memory (`nlkit-view`); the
+//! (`K::to_words()`), each holding the entry's record (inline in the slot when it fits the table's inline
+//! area, else in the map's size-class heap) and an aux word. Clients map the region read-only and read the same memory (`nlkit-view`); the
 //! mirror's own server reads it the same lock-free way. There is no second copy: the map is
 //! the table. Slot arrays are sparse in tmpfs, so a large capacity costs memory only once its
 //! slots are used.

@@ -124,6 +124,16 @@ pub fn read_bytes<M: Memory + ?Sized>(
     out: &mut Vec<u8>,
 ) -> Result<(), ShmError> {
     let words = mem.words(off, len.div_ceil(8))?;
+    copy_words(words, len, out);
+    Ok(())
+}
+
+/// Appends the first `len` bytes of `words` (`len <= 8 * words.len()`, else only the bytes of
+/// `words`) to `out`, read with `Relaxed` loads: [`read_bytes`] once the words are found.
+#[inline]
+pub(crate) fn copy_words(words: &[AtomicU64], len: usize, out: &mut Vec<u8>) {
+    let words = &words[..len.div_ceil(8).min(words.len())];
+    let len = len.min(words.len() * 8);
     // One reservation; whole words written into the spare capacity (no per-word length
     // arithmetic or capacity check), the padding of the last one left out of the length.
     let start = out.len();
@@ -139,7 +149,6 @@ pub fn read_bytes<M: Memory + ?Sized>(
     // SAFETY: the `whole` bytes after `start` were all written above (one chunk of 8 per
     // word, `words.len()` words), and `len <= whole <= capacity - start`.
     unsafe { out.set_len(start + len) };
-    Ok(())
 }
 
 /// Stores `bytes` at byte offset `off` (8-byte aligned) word by word with `Relaxed` stores;

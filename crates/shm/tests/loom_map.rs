@@ -18,7 +18,12 @@ use nlkit_shm::{Entry, MapLayout, MapReader, SharedMap, ShmError, Slot};
 type Map = SharedMap<HeapArena>;
 
 fn map(capacity: u32, buckets: u32) -> Arc<Map> {
-    let mut l = MapLayout::new(capacity).key(1, true);
+    map_inline(capacity, buckets, 0)
+}
+
+/// A map whose slots hold records of up to `inline` bytes themselves.
+fn map_inline(capacity: u32, buckets: u32, inline: u32) -> Arc<Map> {
+    let mut l = MapLayout::new(capacity).key(1, true).inline(inline);
     l.buckets = buckets;
     // Heap chunks of 8 bytes: every new block grows the arena.
     let opts = MapOptions {
@@ -28,8 +33,15 @@ fn map(capacity: u32, buckets: u32) -> Arc<Map> {
     Arc::new(SharedMap::create_in(Arc::new(HeapArena::new(64)), l, opts).unwrap())
 }
 
+/// `[key, version]`, and for an even version from 100 a third word (24 bytes: longer than
+/// the 16-byte inline area of the inline models, so replaces move records between the slot
+/// and the heap).
 fn record(key: u64, version: u64) -> Vec<u8> {
-    [key.to_ne_bytes(), version.to_ne_bytes()].concat()
+    let mut r = [key.to_ne_bytes(), version.to_ne_bytes()].concat();
+    if version >= 100 && version % 2 == 0 {
+        r.extend_from_slice(&(key ^ version).to_ne_bytes());
+    }
+    r
 }
 
 fn insert(m: &Map, key: u64, version: u64) -> Slot {
@@ -98,10 +110,76 @@ fn replace_reuses_blocks_and_grows_the_heap() {
     });
 }
 
+#[test]
+fn replace_of_an_inline_record_under_a_reader() {
+    loom::model(|| {
+        // Version 101 in the slot, 102 in the heap (24 bytes), 103 in the slot again: the reader
+        // copies the inline words while they are rewritten, and the heap block while the
+        // location moves off it.
+        let m = map_inline(2, 2, 16);
+        let s = insert(&m, 1, 101);
+        let w = {
+            let m = m.clone();
+            thread::spawn(move || {
+                m.lock().replace(s, 102, &record(1, 102)).unwrap();
+                m.lock().replace(s, 103, &record(1, 103)).unwrap();
+            })
+        };
+        let r = m.reader();
+        let mut last = 0;
+        for _ in 0..2 {
+            if let Some(v) = get(&r, 1, &[101, 102, 103]) {
+                let v = v.expect("a key that is always present was not found");
+                assert!(v >= last, "versions went back: {last} then {v}");
+                last = v;
+            }
+        }
+        w.join().unwrap();
+        assert_eq!(get(&r, 1, &[103]), Some(Some(103)));
+    });
+}
+
+#[test]
+fn slot_reused_with_an_inline_record_under_a_reader_of_the_old_generation() {
+    loom::model(|| {
+        // b (inline) is removed and its slot reused at once for c, inline too, in another
+        // chain; the reader reads the slot by number (holding b's generation from before)
+        // and looks c up: it sees b whole, c whole, or nothing, never b's key with c's bytes.
+        let m = map_inline(2, 2, 16);
+        let ([_, b, c], w) = move_a_slot_to_another_chain_with(&m, 11, 31);
+        let r = m.reader();
+        // b's slot: the second one taken (the setup checks that c reuses it).
+        let mut out = Vec::new();
+        match r.read(Slot(1), &mut out) {
+            Ok(Some(e)) => {
+                let k = e.keys[0][0];
+                assert!(k == b || k == c, "slot 1 holds {k}");
+                check(&e, &out, k, if k == b { &[11] } else { &[31] });
+            }
+            Ok(None) | Err(ShmError::Contended) => {}
+            Err(e) => panic!("reader error {e}"),
+        }
+        // (b looked up while its slot moves: `reused_slot_moves_to_another_chain`.)
+        if let Some(v) = get(&r, c, &[31]) {
+            assert!(v.is_none() || v == Some(31));
+        }
+        w.join().unwrap();
+    });
+}
+
 /// The setup of the models where a slot moves to another chain: keys `a` and `b` (version
 /// 10 and 20) share a bucket, `c` lies in the other; the returned thread removes `b` and
 /// inserts `c` (version 30), which reuses b's slot and heap block in the other bucket.
 fn move_a_slot_to_another_chain(m: &Arc<Map>) -> ([u64; 3], thread::JoinHandle<()>) {
+    move_a_slot_to_another_chain_with(m, 20, 30)
+}
+
+/// [`move_a_slot_to_another_chain`] with `b` at version `vb` and `c` at `vc` (`a` at 10).
+fn move_a_slot_to_another_chain_with(
+    m: &Arc<Map>,
+    vb: u64,
+    vc: u64,
+) -> ([u64; 3], thread::JoinHandle<()>) {
     let keys: Vec<u64> = (1..64).collect();
     let b0 = m.bucket_of(0, &[keys[0]]);
     let a = keys[0];
@@ -111,12 +189,12 @@ fn move_a_slot_to_another_chain(m: &Arc<Map>) -> ([u64; 3], thread::JoinHandle<(
         .unwrap();
     let c = *keys.iter().find(|k| m.bucket_of(0, &[**k]) != b0).unwrap();
     insert(m, a, 10);
-    let sb = insert(m, b, 20); // chain: b -> a
+    let sb = insert(m, b, vb); // chain: b -> a
     let w = {
         let m = m.clone();
         thread::spawn(move || {
             m.lock().remove(sb);
-            assert_eq!(insert(&m, c, 30), sb);
+            assert_eq!(insert(&m, c, vc), sb);
         })
     };
     ([a, b, c], w)

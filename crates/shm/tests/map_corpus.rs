@@ -23,11 +23,14 @@ fn overwrites(pairs: &[(u64, u64)]) -> Vec<u8> {
 
 /// The seeds: the sample map itself, and overwrites that make its header lie or its slots
 /// loop, point outside, or claim huge records. Word indexes: header 0..16, three bucket
-/// arrays of 2 words (16..22), slots of 9 words from 22 (seq, aux, location, 2 link words,
-/// keys).
+/// arrays of 2 words (16..22), then (aligned to a cache line) slots of 12 words from 24:
+/// seq, links of directions 0 and 1, key 0 (2 words), location, key 1, aux, link of
+/// direction 2, key 2, 24 bytes of inline area. Slots 0, 1 and 4 hold their records inline,
+/// 3 and 5 in the heap; 2 is free.
 fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let map: Vec<u8> = sample_map().iter().flat_map(|w| w.to_ne_bytes()).collect();
-    let slot = |s: u64, w: u64| 22 + 9 * s + w;
+    let slot = |s: u64, w: u64| 24 + 12 * s + w;
+    const INLINE: u64 = 1 << 42;
     vec![
         ("sample-map.bin", map),
         ("empty.bin", Vec::new()),
@@ -38,12 +41,14 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         ),
         ("lying-buckets.bin", overwrites(&[(2, (3 << 32) | 8)])),
         ("lying-stride.bin", overwrites(&[(4, 8)])),
+        // More inline words than the stride has room for.
+        ("lying-inline.bin", overwrites(&[(1, 0x10_0301_0102)])),
         ("slots-overlap-header.bin", overwrites(&[(3, 0)])),
         ("huge-high-water.bin", overwrites(&[(9, u64::MAX)])),
         // Every link of slot 0 names slot 0: a cycle.
         (
             "link-cycle.bin",
-            overwrites(&[(slot(0, 3), 2 | (2 << 32)), (slot(0, 4), 2 | (2 << 32))]),
+            overwrites(&[(slot(0, 1), 2 | (2 << 32)), (slot(0, 7), 2 | (2 << 32))]),
         ),
         // Bucket heads name slots beyond the capacity.
         (
@@ -53,11 +58,21 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         // A record of MAX_RECORD + 8 bytes, and one far outside the memory.
         (
             "record-too-long.bin",
-            overwrites(&[(slot(0, 2), ((1 << 20) + 8) << 43)]),
+            overwrites(&[(slot(0, 4), ((1 << 20) + 8) << 43)]),
         ),
         (
             "record-outside.bin",
-            overwrites(&[(slot(1, 2), (64 << 43) | (1 << 30))]),
+            overwrites(&[(slot(1, 4), (64 << 43) | (1 << 30))]),
+        ),
+        // An inline record longer than the inline area, and an inline location with
+        // offset bits.
+        (
+            "inline-too-long.bin",
+            overwrites(&[(slot(0, 4), INLINE | (32 << 43))]),
+        ),
+        (
+            "inline-with-offset.bin",
+            overwrites(&[(slot(1, 4), INLINE | (8 << 43) | 5)]),
         ),
         (
             "all-odd.bin",
@@ -115,8 +130,14 @@ fn seeds_replay_and_say_what_they_mean() {
             | "lying-capacity.bin"
             | "lying-buckets.bin"
             | "lying-stride.bin"
+            | "lying-inline.bin"
             | "slots-overlap-header.bin" => assert_eq!(r.opened, 0, "{name}: {r:?}"),
-            "record-too-long.bin" | "record-outside.bin" | "link-cycle.bin" | "link-beyond.bin" => {
+            "record-too-long.bin"
+            | "record-outside.bin"
+            | "inline-too-long.bin"
+            | "inline-with-offset.bin"
+            | "link-cycle.bin"
+            | "link-beyond.bin" => {
                 assert_eq!(r.opened, 1, "{name}");
                 assert!(r.errors > 0, "{name}: {r:?}");
             }

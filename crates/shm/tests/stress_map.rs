@@ -58,8 +58,9 @@ fn key_of(k: u64) -> [u64; 2] {
     [k, k.wrapping_mul(0x9e37_79b9_7f4a_7c15)]
 }
 
-/// `[key0, key1, version, payload..., checksum]`, 40 to ~420 bytes, and one in 97 of 20 KB
-/// (so the heap, and the region's file, grow while the readers read).
+/// `[key0, key1, version, payload..., checksum]`, 40 to ~420 bytes (up to 128 inline, longer
+/// in the heap), and one in 97 of 20 KB (so the heap, and the region's file, grow while the
+/// readers read).
 fn record(k: u64, version: u64) -> Vec<u8> {
     let len = if version % 97 == 0 {
         20_000
@@ -250,7 +251,12 @@ fn two_reader_processes() {
     let region = Arc::new(Region::create("stress-map").unwrap());
     let map = SharedMap::create(
         region.clone(),
-        MapLayout::new(CAPACITY).key(2, true).key(1, false),
+        // Records of up to 128 bytes in their slots (about a quarter of them): replaces move
+        // records between the slot and the heap both ways under the readers.
+        MapLayout::new(CAPACITY)
+            .key(2, true)
+            .key(1, false)
+            .inline(128),
     )
     .unwrap();
     region.publish(MAP_ID, map.offset()).unwrap();

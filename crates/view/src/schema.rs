@@ -126,7 +126,7 @@ impl FeedTag {
 pub const MSG_MAP: u16 = 0x7ff1;
 
 /// The layout version the answer to [`MSG_MAP`] names.
-pub const MAP_VERSION: u32 = 1;
+pub const MAP_VERSION: u32 = 2;
 
 /// Key words of table `t`'s first direction.
 pub fn key_words(t: TableId) -> u8 {
@@ -143,11 +143,28 @@ pub fn key_words(t: TableId) -> u8 {
 }
 
 /// The map layout of table `t` with room for `capacity` entries.
+///
+/// Each table's slots are sized so that a typical record fits in the slot itself (nlkit-shm's
+/// inline area: a lookup then takes no further cache miss for the record), at no more memory
+/// than a heap block would take: conntrack 216 bytes (72 bytes inline: a packed IPv4 entry is
+/// 68–72), IPv4 routes, addresses and neighbours 128 (72 inline; a typical IPv4 route message
+/// is 52–76 bytes), IPv6 routes 256 (176 inline), nexthops and rules 128 (88 inline). Links,
+/// whose messages are about a kilobyte, keep theirs in the heap. See nlkit-shm's DESIGN.md
+/// §3.1 for the memory this costs.
 pub fn map_layout(t: TableId, capacity: u32) -> MapLayout {
     let l = MapLayout::new(capacity).key(key_words(t), true);
     match t {
-        TableId::Conntrack => l.key(5, true).key(3, false),
-        _ => l,
+        TableId::Conntrack => l.key(5, true).key(3, false).fill_slot(216),
+        TableId::Routes6 => l.fill_slot(256),
+        TableId::Routes4
+        | TableId::Addrs4
+        | TableId::Addrs6
+        | TableId::Neigh4
+        | TableId::Neigh6
+        | TableId::Nexthops
+        | TableId::Rules4
+        | TableId::Rules6 => l.fill_slot(128),
+        TableId::Links => l,
     }
 }
 

@@ -34,9 +34,14 @@ pub struct MapReport {
     pub errors: usize,
 }
 
-/// The layout of the sample map: two unique directions and a non-unique index.
+/// The layout of the sample map: two unique directions and a non-unique index, and 24 bytes
+/// of inline record area (records up to 24 bytes in their slot, longer ones in the heap).
 fn sample_layout() -> MapLayout {
-    let mut l = MapLayout::new(8).key(2, true).key(1, true).key(1, false);
+    let mut l = MapLayout::new(8)
+        .key(2, true)
+        .key(1, true)
+        .key(1, false)
+        .inline(24);
     l.buckets = 4;
     l
 }
@@ -47,7 +52,8 @@ fn sample_keys(i: u64) -> ([u64; 2], [u64; 1], [u64; 1]) {
 }
 
 /// The words of a small valid map at offset 0: six entries of which one was removed and one
-/// replaced (records of varying length).
+/// replaced (records of varying length: three inline, two in the heap; the replaced one moved
+/// from the heap into its slot).
 pub fn sample_map() -> Vec<u64> {
     let arena = Arc::new(HeapArena::new(1024));
     let opts = MapOptions {

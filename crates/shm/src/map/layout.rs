@@ -1,16 +1,23 @@
 //! The map's bytes: header words, slot words, link and record-location encodings, the hash,
 //! and the header validation every reader runs (DESIGN.md §3.1).
 
-use super::{MapLayout, MAX_DIRS, MAX_KEY_WORDS, MAX_RECORD};
+use super::{MapLayout, MAX_DIRS, MAX_INLINE, MAX_KEY_WORDS, MAX_RECORD};
 use crate::memory::Memory;
 use crate::sync::{AtomicU64, Ordering};
 use crate::ShmError;
 
-/// `"nlkmap01"`: the map header's first word (the `01` is the layout version).
-pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"nlkmap01");
+/// `"nlkmap02"`: the map header's first word (the `02` is the layout version: 02 added the
+/// inline record area, the cache-line slot order and the 64-byte stride).
+pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"nlkmap02");
 
 /// Most slots a map may have (links keep a slot index in 31 bits).
 pub const MAX_CAPACITY: u32 = 1 << 30;
+
+/// The layout word's key sizes (bits 0..24) and unique flags (24..27).
+const LAYOUT_KNOWN: u64 = (1 << 27) - 1;
+/// The layout word's inline area, in words (bits 32..48).
+const INLINE_SHIFT: u32 = 32;
+const INLINE_MASK: u64 = 0xffff;
 
 /// Words of the header (the rest is reserved, zero).
 pub(crate) const HEADER_WORDS: usize = 16;
@@ -27,27 +34,70 @@ pub(crate) const H_HWM: usize = 9;
 pub(crate) const H_LIVE: usize = 10;
 pub(crate) const H_CHANGES: usize = 11;
 
-// Slot word indexes.
+/// Word index of the seqlock word in a slot (always the first: the other slot words are
+/// placed by [`Geometry`], see DESIGN.md §3.1).
 pub(crate) const S_SEQ: usize = 0;
-pub(crate) const S_AUX: usize = 1;
-pub(crate) const S_LOC: usize = 2;
-pub(crate) const S_LINKS: usize = 3;
+/// Word index of the first link word (directions 0 and 1).
+const S_LINKS: usize = 1;
+/// Bytes of a cache line: the slot stride is a multiple of it.
+pub(crate) const LINE: usize = 64;
+/// Words of a cache line.
+pub(crate) const LINE_WORDS: usize = LINE / 8;
 
 /// The location word of a free slot (its length field exceeds [`MAX_RECORD`], so it is never a
 /// real location).
 pub(crate) const LOC_FREE: u64 = u64::MAX;
 const LOC_LEN_SHIFT: u32 = 43;
-const LOC_OFF_MASK: u64 = (1 << LOC_LEN_SHIFT) - 1;
+/// Bit 42: the record is in the slot's inline area (its offset bits are then zero).
+const LOC_INLINE: u64 = 1 << 42;
+const LOC_OFF_MASK: u64 = LOC_INLINE - 1;
 
-/// Packs a record's heap offset (8-byte aligned) and length into one word.
+/// Packs a record's heap offset (8-byte aligned, below 2^45) and length into one word.
 pub(crate) fn encode_loc(off: u64, len: usize) -> u64 {
-    debug_assert!(off % 8 == 0 && len <= MAX_RECORD);
+    debug_assert!(off % 8 == 0 && off / 8 <= LOC_OFF_MASK && len <= MAX_RECORD);
     (off / 8) | ((len as u64) << LOC_LEN_SHIFT)
 }
 
-/// A location word's `(offset, length)`; the length may exceed [`MAX_RECORD`] in corrupt memory.
-pub(crate) fn decode_loc(loc: u64) -> (u64, u64) {
-    ((loc & LOC_OFF_MASK) * 8, loc >> LOC_LEN_SHIFT)
+/// The location word of a record of `len` bytes kept in the slot's inline area.
+pub(crate) fn encode_inline(len: usize) -> u64 {
+    debug_assert!(len <= MAX_INLINE);
+    LOC_INLINE | ((len as u64) << LOC_LEN_SHIFT)
+}
+
+/// Where a location word says a record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Loc {
+    /// `len` bytes at byte offset `off` of the heap.
+    Heap { off: u64, len: usize },
+    /// The first `len` bytes of the slot's inline area.
+    Inline { len: usize },
+}
+
+/// Decodes a location word of a slot whose inline area holds `inline` bytes. Any word a
+/// writer never stores is an error: a length over [`MAX_RECORD`] (the free marker too), an
+/// inline length over the area, an inline word with offset bits.
+#[inline]
+pub(crate) fn decode_loc(loc: u64, inline: usize) -> Result<Loc, ShmError> {
+    let len = loc >> LOC_LEN_SHIFT;
+    if len > MAX_RECORD as u64 {
+        return Err(ShmError::Corrupt("record longer than MAX_RECORD"));
+    }
+    let len = len as usize;
+    if loc & LOC_INLINE == 0 {
+        return Ok(Loc::Heap {
+            off: (loc & LOC_OFF_MASK) * 8,
+            len,
+        });
+    }
+    if loc & LOC_OFF_MASK != 0 {
+        return Err(ShmError::Corrupt("inline record location with an offset"));
+    }
+    if len > inline {
+        return Err(ShmError::Corrupt(
+            "inline record longer than the slot's inline area",
+        ));
+    }
+    Ok(Loc::Inline { len })
 }
 
 /// A chain link (a half word): a slot, a nulls end-marker naming its bucket, or (in a bucket
@@ -142,19 +192,89 @@ pub(crate) struct Geometry {
     pub(crate) buckets: [u64; MAX_DIRS],
     /// Word index of each direction's key within a slot.
     pub(crate) key_at: [usize; MAX_DIRS],
+    /// Word index of the location word.
+    pub(crate) loc_at: usize,
+    /// Word index of the aux word.
+    pub(crate) aux_at: usize,
+    /// Word index of the link word of directions `2i` and `2i + 1`.
+    pub(crate) link_at: [usize; MAX_DIRS.div_ceil(2)],
+    /// Word index of the inline record area (it runs to `inline_at + inline_words`).
+    pub(crate) inline_at: usize,
+    /// Bytes of the inline record area (a multiple of 8; 0: every record in the heap).
+    pub(crate) inline_bytes: usize,
     pub(crate) seed: u64,
 }
 
-impl Geometry {
-    /// Words per slot for `layout`: seq, aux, location, links (two per word), keys.
-    pub(crate) fn stride_words(layout: &MapLayout) -> usize {
+/// Where each word of a slot goes (DESIGN.md §3.1): what a lookup needs first in the first
+/// cache line — seq, the link word of directions 0 and 1, direction 0's key, the location —
+/// then direction 1's key, aux, the second link word, direction 2's key, the inline area.
+#[derive(Debug, Clone, Copy)]
+struct SlotWords {
+    key_at: [usize; MAX_DIRS],
+    loc_at: usize,
+    aux_at: usize,
+    link_at: [usize; MAX_DIRS.div_ceil(2)],
+    /// Words before the inline area.
+    fixed: usize,
+}
+
+impl SlotWords {
+    fn of(layout: &MapLayout) -> SlotWords {
         let dirs = layout.dirs();
-        S_LINKS
-            + dirs.div_ceil(2)
-            + layout.key_words[..dirs]
-                .iter()
-                .map(|w| *w as usize)
-                .sum::<usize>()
+        let kw = |d: usize| layout.key_words[d] as usize;
+        let mut key_at = [0; MAX_DIRS];
+        let mut link_at = [S_LINKS; MAX_DIRS.div_ceil(2)];
+        let mut at = S_LINKS + 1;
+        key_at[0] = at;
+        at += kw(0);
+        let loc_at = at;
+        at += 1;
+        if dirs > 1 {
+            key_at[1] = at;
+            at += kw(1);
+        }
+        let aux_at = at;
+        at += 1;
+        if dirs > 2 {
+            link_at[1] = at;
+            at += 1;
+            key_at[2] = at;
+            at += kw(2);
+        }
+        SlotWords {
+            key_at,
+            loc_at,
+            aux_at,
+            link_at,
+            fixed: at,
+        }
+    }
+}
+
+impl Geometry {
+    /// Words of a slot before its inline area: seq, aux, location, links (two per word),
+    /// keys.
+    pub(crate) fn fixed_words(layout: &MapLayout) -> usize {
+        SlotWords::of(layout).fixed
+    }
+
+    /// Words per slot for `layout`: the fixed words and the inline area (so a layout picks
+    /// its stride exactly, [`MapLayout::fill_slot`]).
+    pub(crate) fn stride_words(layout: &MapLayout) -> usize {
+        Self::fixed_words(layout) + layout.inline_bytes.div_ceil(8) as usize
+    }
+
+    /// The header's stride word: the stride in bytes (low half) and the fixed words (high).
+    fn stride_word(stride_words: usize, fixed_words: usize) -> u64 {
+        (stride_words as u64 * 8) | ((fixed_words as u64) << 32)
+    }
+
+    /// The alignment of the slot array: the stride's largest power-of-two factor, at least a
+    /// cache line and at most a page, so that a slot whose stride is a multiple of 64 never
+    /// straddles more lines than it has, and one whose stride divides 4096 never straddles a
+    /// page boundary.
+    pub(crate) fn slot_align(stride_words: usize) -> u64 {
+        (1u64 << (stride_words * 8).trailing_zeros()).clamp(LINE as u64, 4096)
     }
 
     /// Words of one direction's bucket-head array.
@@ -175,6 +295,10 @@ impl Geometry {
         if l.key_words.iter().any(|w| *w as usize > MAX_KEY_WORDS) {
             return Err(ShmError::Corrupt("map key longer than MAX_KEY_WORDS"));
         }
+        if l.inline_bytes as usize > MAX_INLINE {
+            return Err(ShmError::Corrupt("map inline record area over MAX_INLINE"));
+        }
+        l.inline_bytes = l.inline_bytes.next_multiple_of(8);
         if l.capacity == 0 || l.capacity > MAX_CAPACITY {
             return Err(ShmError::Corrupt("map capacity out of range"));
         }
@@ -198,12 +322,7 @@ impl Geometry {
         seed: u64,
     ) -> Geometry {
         let dirs = layout.dirs();
-        let mut key_at = [0; MAX_DIRS];
-        let mut at = S_LINKS + dirs.div_ceil(2);
-        for (k, w) in key_at.iter_mut().zip(&layout.key_words[..dirs]) {
-            *k = at;
-            at += *w as usize;
-        }
+        let sw = SlotWords::of(&layout);
         Geometry {
             layout,
             dirs,
@@ -211,7 +330,12 @@ impl Geometry {
             slots,
             stride_words: Self::stride_words(&layout),
             buckets,
-            key_at,
+            key_at: sw.key_at,
+            loc_at: sw.loc_at,
+            aux_at: sw.aux_at,
+            link_at: sw.link_at,
+            inline_at: sw.fixed,
+            inline_bytes: layout.inline_bytes as usize,
             seed,
         }
     }
@@ -228,10 +352,11 @@ impl Geometry {
                 lw |= 1 << (24 + d);
             }
         }
+        lw |= u64::from(l.inline_bytes / 8) << INLINE_SHIFT;
         h[H_LAYOUT] = lw;
         h[H_SIZES] = u64::from(l.capacity) | (u64::from(l.buckets) << 32);
         h[H_SLOTS] = self.slots;
-        h[H_STRIDE] = self.stride_words as u64 * 8;
+        h[H_STRIDE] = Self::stride_word(self.stride_words, self.inline_at);
         h[H_BUCKETS..H_BUCKETS + MAX_DIRS].copy_from_slice(&self.buckets);
         h[H_SEED] = self.seed;
         h
@@ -245,7 +370,7 @@ impl Geometry {
         }
         let w = |i: usize| h[i].load(Ordering::Relaxed);
         let lw = w(H_LAYOUT);
-        if lw >> 27 != 0 {
+        if lw & !(LAYOUT_KNOWN | (INLINE_MASK << INLINE_SHIFT)) != 0 {
             return Err(ShmError::Corrupt("unknown map layout bits"));
         }
         let mut layout = MapLayout::new((w(H_SIZES) & 0xffff_ffff) as u32);
@@ -254,6 +379,7 @@ impl Geometry {
             layout.key_words[d] = (lw >> (8 * d)) as u8;
             layout.unique[d] = lw & (1 << (24 + d)) != 0;
         }
+        layout.inline_bytes = ((lw >> INLINE_SHIFT) & INLINE_MASK) as u32 * 8;
         let dirs = layout.dirs();
         if layout.unique[dirs..].iter().any(|u| *u) {
             return Err(ShmError::Corrupt(
@@ -265,7 +391,7 @@ impl Geometry {
         }
         let layout = Self::normalize(layout)?;
         let stride_words = Self::stride_words(&layout);
-        if w(H_STRIDE) != stride_words as u64 * 8 {
+        if w(H_STRIDE) != Self::stride_word(stride_words, Self::fixed_words(&layout)) {
             return Err(ShmError::Corrupt(
                 "map header: slot stride does not match the keys",
             ));
@@ -362,14 +488,55 @@ mod tests {
     #[test]
     fn locations() {
         let loc = encode_loc((1 << 36) - 8, MAX_RECORD);
-        assert_eq!(decode_loc(loc), ((1 << 36) - 8, MAX_RECORD as u64));
-        assert!(decode_loc(LOC_FREE).1 > MAX_RECORD as u64);
+        assert_eq!(
+            decode_loc(loc, 0).unwrap(),
+            Loc::Heap {
+                off: (1 << 36) - 8,
+                len: MAX_RECORD
+            }
+        );
+        assert!(decode_loc(LOC_FREE, MAX_INLINE).is_err());
+        assert_eq!(
+            decode_loc(encode_inline(40), 40).unwrap(),
+            Loc::Inline { len: 40 }
+        );
+        assert_eq!(
+            decode_loc(encode_inline(0), 0).unwrap(),
+            Loc::Inline { len: 0 }
+        );
+        // An inline length over the area, and an inline word with offset bits: corrupt.
+        assert!(decode_loc(encode_inline(48), 40).is_err());
+        assert!(decode_loc(encode_inline(8) | 1, 40).is_err());
+        assert!(decode_loc((MAX_RECORD as u64 + 1) << LOC_LEN_SHIFT, 40).is_err());
     }
 
     #[test]
     fn stride() {
+        // Conntrack: 18 fixed words; 72 inline bytes make 216 (`map_layout`).
         let l = MapLayout::new(8).key(5, true).key(5, true).key(3, false);
+        assert_eq!(Geometry::fixed_words(&l), 18);
         assert_eq!(Geometry::stride_words(&l), 18);
-        assert_eq!(Geometry::stride_words(&MapLayout::new(8).key(3, true)), 7);
+        assert_eq!(Geometry::stride_words(&l.inline(72)), 27);
+        assert_eq!(Geometry::stride_words(&l.fill_slot(256)), 32);
+        let g = Geometry::new(Geometry::normalize(l.inline(72)).unwrap(), 0, 0, [0; 3], 0);
+        // The first line holds seq, the dir-0/1 links, dir 0's key and the location.
+        assert_eq!((g.link_at[0], g.key_at[0], g.loc_at), (1, 2, 7));
+        assert_eq!(
+            (g.key_at[1], g.aux_at, g.link_at[1], g.key_at[2]),
+            (8, 13, 14, 15)
+        );
+        assert_eq!((g.inline_at, g.inline_bytes), (18, 72));
+        // A route: 7 fixed words; 72 inline bytes fill two lines.
+        let r = MapLayout::new(8).key(3, true);
+        assert_eq!(Geometry::fixed_words(&r), 7);
+        assert_eq!(Geometry::stride_words(&r), 7);
+        assert_eq!(Geometry::stride_words(&r.inline(72)), 16);
+        assert_eq!(Geometry::slot_align(16), 128);
+        assert_eq!(Geometry::slot_align(27), 64);
+        assert_eq!(Geometry::slot_align(7), 64);
+        assert_eq!(Geometry::slot_align(1024), 4096);
+        // The inline size is rounded up to words.
+        assert_eq!(Geometry::normalize(r.inline(3)).unwrap().inline_bytes, 8);
+        assert!(Geometry::normalize(r.inline(MAX_INLINE as u32 + 1)).is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! [`SharedMap`]: a hash table in a shared region — fixed-capacity, type-stable slots on
-//! nulls-terminated chains, records in a size-class heap — written by one process and read
-//! lock-free by any number of others, which validate every read.
+//! nulls-terminated chains, each record in its slot when it fits the layout's inline area
+//! ([`MapLayout::inline`]) and in a size-class heap otherwise — written by one process and
+//! read lock-free by any number of others, which validate every read.
 //!
 //! The layout, the slot lifecycle and the memory orderings are in the crate's DESIGN.md §3.
 //! Files: `layout.rs` (the words and the header validation), `writer.rs` (changes),
@@ -38,6 +39,8 @@ pub const MAX_DIRS: usize = 3;
 pub const MAX_KEY_WORDS: usize = 6;
 /// Largest record a map stores.
 pub const MAX_RECORD: usize = 1 << 20;
+/// Largest inline record area of a slot ([`MapLayout::inline`]).
+pub const MAX_INLINE: usize = 4096;
 
 /// The shape of a map, fixed at creation and stored in its header (readers validate it).
 ///
@@ -57,6 +60,11 @@ pub struct MapLayout {
     pub capacity: u32,
     /// Buckets per direction (a power of two; 0 = chosen from the capacity).
     pub buckets: u32,
+    /// Bytes of each slot's inline record area (rounded up to 8 bytes; at most
+    /// [`MAX_INLINE`]): a record at most this long is stored in its slot, next to the keys,
+    /// so a lookup finds it without another cache miss; longer records go to the heap. 0: every
+    /// record in the heap. See [`inline`](Self::inline).
+    pub inline_bytes: u32,
 }
 
 impl MapLayout {
@@ -67,7 +75,43 @@ impl MapLayout {
             unique: [false; MAX_DIRS],
             capacity,
             buckets: 0,
+            inline_bytes: 0,
         }
+    }
+
+    /// Sets the inline record area of each slot to `bytes` (see
+    /// [`inline_bytes`](Self::inline_bytes)). The slot stride is the slot's fixed words
+    /// (seq, aux, location, links, keys) plus this area; [`slot_bytes`](Self::slot_bytes)
+    /// tells it, [`fill_slot`](Self::fill_slot) picks the area that makes a given stride (a
+    /// multiple of 64 keeps every slot on the fewest cache lines; the slot array is aligned to
+    /// the stride's power-of-two part, up to a page).
+    ///
+    /// ```
+    /// use nlkit_shm::MapLayout;
+    /// let l = MapLayout::new(1 << 10).key(3, true).inline(72);
+    /// assert_eq!(l.slot_bytes(), 128);
+    /// ```
+    pub fn inline(mut self, bytes: u32) -> Self {
+        self.inline_bytes = bytes;
+        self
+    }
+
+    /// The inline area that makes a slot exactly `stride` bytes (a multiple of 8): the
+    /// stride less the fixed words, or 0 when they do not fit in it.
+    ///
+    /// ```
+    /// use nlkit_shm::MapLayout;
+    /// let l = MapLayout::new(1 << 10).key(5, true).key(5, true).key(3, false).fill_slot(256);
+    /// assert_eq!((l.inline_bytes, l.slot_bytes()), (112, 256));
+    /// ```
+    pub fn fill_slot(self, stride: u32) -> Self {
+        let fixed = layout::Geometry::fixed_words(&self) as u32 * 8;
+        self.inline(stride.saturating_sub(fixed))
+    }
+
+    /// Bytes per slot (the stride of the slot array).
+    pub fn slot_bytes(&self) -> usize {
+        layout::Geometry::stride_words(self) * 8
     }
 
     /// Adds a direction whose keys have `words` words.
@@ -250,15 +294,21 @@ impl<A: Arena> SharedMap<A> {
         let layout = Geometry::normalize(layout)?;
         let dirs = layout.dirs();
         let bucket_bytes = Geometry::bucket_words(layout.buckets) as u64 * 8;
-        let slot_bytes = u64::from(layout.capacity) * Geometry::stride_words(&layout) as u64 * 8;
+        let stride_words = Geometry::stride_words(&layout);
+        let slot_bytes = u64::from(layout.capacity) * stride_words as u64 * 8;
         let hdr_bytes = HEADER_WORDS as u64 * 8;
-        let total = hdr_bytes + bucket_bytes * dirs as u64 + slot_bytes;
+        // The slot array is aligned (DESIGN.md §3.1): room for the padding is allocated too
+        // (never touched, so it costs no memory).
+        let align = Geometry::slot_align(stride_words);
+        let before = hdr_bytes + bucket_bytes * dirs as u64;
+        let total = before + (align - 8) + slot_bytes;
         let hdr = arena.alloc(total)?;
         let mut buckets = [0u64; MAX_DIRS];
         for (d, b) in buckets.iter_mut().enumerate().take(dirs) {
             *b = hdr + hdr_bytes + d as u64 * bucket_bytes;
         }
-        let slots = hdr + hdr_bytes + dirs as u64 * bucket_bytes;
+        let slots = (hdr + before).next_multiple_of(align);
+        let total = slots + slot_bytes - hdr;
         let seed = opts.seed.unwrap_or_else(random_seed);
         let g = Geometry::new(layout, hdr, slots, buckets, seed);
         let words = g.header_words();

@@ -3,11 +3,11 @@
 use std::fmt;
 
 use super::layout::{
-    decode_loc, half, Geometry, Link, HEADER_WORDS, H_CHANGES, H_HWM, H_LIVE, LOC_FREE, S_AUX,
-    S_LINKS, S_LOC, S_SEQ,
+    decode_loc, half, Geometry, Link, Loc, HEADER_WORDS, H_CHANGES, H_HWM, H_LIVE, LINE_WORDS,
+    LOC_FREE, S_SEQ,
 };
-use super::{Entry, MapLayout, Slot, Walk, MAX_DIRS, MAX_KEY_WORDS, MAX_RECORD};
-use crate::memory::Memory;
+use super::{Entry, MapLayout, Slot, Walk, MAX_DIRS, MAX_KEY_WORDS};
+use crate::memory::{copy_words, Memory};
 use crate::sync::{fence, spin, AtomicU64, Ordering};
 use crate::ShmError;
 
@@ -26,6 +26,9 @@ const MAX_RESTARTS: u32 = 4;
 const WALK_TRIES: u32 = 256;
 #[cfg(loom)]
 const WALK_TRIES: u32 = 3;
+
+/// How far ahead of the slot it reads a walk prefetches, in bytes.
+const WALK_AHEAD: usize = 2048;
 
 /// How long a walk waits, yielding the processor, for a slot to leave the middle of a change
 /// (the writer may be descheduled inside it) before it skips the slot and counts it in
@@ -94,16 +97,19 @@ pub(crate) enum SlotRead {
     Changed,
 }
 
-/// The record of a slot: [`read_bytes`](crate::read_bytes) (Relaxed word loads into the
-/// buffer's spare capacity, reserved once).
-#[inline]
-fn copy_record<M: Memory + ?Sized>(
-    mem: &M,
-    off: u64,
-    len: usize,
-    buf: &mut Vec<u8>,
-) -> Result<(), ShmError> {
-    crate::memory::read_bytes(mem, off, len, buf)
+/// Asks the CPU to bring the cache line of `w` in (x86-64); nothing elsewhere and under loom.
+#[inline(always)]
+pub(crate) fn prefetch(w: &AtomicU64) {
+    #[cfg(all(target_arch = "x86_64", not(loom)))]
+    // SAFETY: a prefetch is a hint: it never faults, whatever the address, and changes no
+    // memory; `_mm_prefetch` is `unsafe` only as a raw-pointer intrinsic (SSE, which x86-64
+    // always has). The address is that of a live reference anyway.
+    unsafe {
+        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(w.as_ptr().cast::<i8>());
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(loom))))]
+    let _ = w;
 }
 
 /// What a lookup's seqlock read of a slot found.
@@ -235,13 +241,18 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
         buf: &mut Vec<u8>,
         base: usize,
     ) -> Result<bool, ShmError> {
-        let (off, len) = decode_loc(loc);
-        let copied = if len > MAX_RECORD as u64 {
-            Err(ShmError::Corrupt("record longer than MAX_RECORD"))
-        } else if len == 0 {
-            Ok(())
-        } else {
-            copy_record(self.mem, off, len as usize, buf)
+        let copied = match decode_loc(loc, self.g.inline_bytes) {
+            Err(e) => Err(e),
+            Ok(Loc::Heap { len: 0, .. }) => Ok(()),
+            Ok(Loc::Heap { off, len }) => crate::memory::read_bytes(self.mem, off, len, buf),
+            // In the slot itself: `len` is at most the inline area, which the slot holds.
+            Ok(Loc::Inline { len }) => match w.get(self.g.inline_at..) {
+                Some(area) if len <= area.len() * 8 => {
+                    copy_words(area, len, buf);
+                    Ok(())
+                }
+                _ => Err(ShmError::Corrupt("inline record beyond its slot")),
+            },
         };
         fence(Ordering::Acquire);
         if w[S_SEQ].load(Ordering::Relaxed) != s1 {
@@ -253,6 +264,20 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
             return Err(e);
         }
         Ok(true)
+    }
+
+    /// Prefetches the cache lines of slot words `w` after the first (which the caller is
+    /// about to load), so that their misses overlap the first one's instead of following it.
+    #[inline(always)]
+    pub(crate) fn prefetch_rest(&self, w: &[AtomicU64]) {
+        // A word every line from the second, and the last word (a stride that is not a
+        // multiple of 64 may end on one line more).
+        for line in w.iter().step_by(LINE_WORDS).skip(1) {
+            prefetch(line);
+        }
+        if let Some(last) = w.last() {
+            prefetch(last);
+        }
     }
 
     /// One seqlock read of slot `s`: seq (Acquire), then aux, location, keys and record
@@ -270,14 +295,14 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
         if s1 & 1 == 1 {
             // Free (location marker) or being changed; no validation needed: either way
             // there is no entry to return.
-            return Ok(if w[S_LOC].load(Ordering::Relaxed) == LOC_FREE {
+            return Ok(if w[self.g.loc_at].load(Ordering::Relaxed) == LOC_FREE {
                 SlotRead::Free
             } else {
                 SlotRead::Changed
             });
         }
-        let aux = w[S_AUX].load(Ordering::Relaxed);
-        let loc = w[S_LOC].load(Ordering::Relaxed);
+        let aux = w[self.g.aux_at].load(Ordering::Relaxed);
+        let loc = w[self.g.loc_at].load(Ordering::Relaxed);
         let keys = self.load_keys(w);
         if !self.copy_stable(w, s1, loc, buf, base)? {
             return Ok(SlotRead::Changed);
@@ -311,8 +336,8 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
             // Free or being changed: no entry to return either way.
             return Ok(Found::Restart);
         }
-        let aux = w[S_AUX].load(Ordering::Relaxed);
-        let loc = w[S_LOC].load(Ordering::Relaxed);
+        let aux = w[self.g.aux_at].load(Ordering::Relaxed);
+        let loc = w[self.g.loc_at].load(Ordering::Relaxed);
         let keys = self.load_keys(w);
         if keys[dir][..key.len()] != *key {
             // Whatever the slot holds now, it is not this key's entry (seq stable or not):
@@ -349,6 +374,7 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
         let head = self.head(dir, b);
         let cap = self.g.layout.capacity;
         let at = self.g.key_at[dir];
+        let link_at = self.g.link_at[dir / 2];
         let n = key.len();
         let mut first = first;
         let mut restarts = 0;
@@ -383,9 +409,10 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
                     continue 'restart;
                 }
                 let w = self.slot(s);
+                self.prefetch_rest(w);
                 // The next link first (Acquire: it pairs with the writer's Release store of
                 // the link, so the node it names is initialised), then the key.
-                let next = Link::decode(half(w[S_LINKS + dir / 2].load(Ordering::Acquire), dir));
+                let next = Link::decode(half(w[link_at].load(Ordering::Acquire), dir));
                 let matches = w[at..at + n]
                     .iter()
                     .zip(key)
@@ -409,12 +436,20 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
     /// search so that the loads of several directions' heads overlap; `None` for a
     /// direction or key that does not match the layout (the search reports it).
     #[inline]
-    fn head_ahead(&self, dir: usize, key: &[u64]) -> Option<u64> {
+    fn head_ahead(&self, dir: usize, key: &[u64]) -> Option<(u32, u64)> {
         self.check_key(dir, key).ok()?;
-        Some(
-            self.head(dir, self.g.bucket(dir, key))
-                .load(Ordering::Acquire),
-        )
+        let b = self.g.bucket(dir, key);
+        Some((b, self.head(dir, b).load(Ordering::Acquire)))
+    }
+
+    /// Prefetches every cache line of slot `s` (nothing for a slot beyond the capacity).
+    #[inline]
+    pub(crate) fn prefetch_slot(&self, s: u32) {
+        if s < self.g.layout.capacity {
+            let w = self.slot(s);
+            prefetch(&w[0]);
+            self.prefetch_rest(w);
+        }
     }
 
     /// Looks `key` up in direction `dir` (normally a unique one; in a non-unique direction the
@@ -463,9 +498,17 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
         for (h, &d) in heads.iter_mut().zip(dirs) {
             *h = self.head_ahead(d, key);
         }
+        // The first slot of every later direction's chain too (the first direction's is
+        // loaded at once by its walk): a reply tuple's slot then arrives while the first
+        // chain is walked. A hint only: the walks below decide everything.
+        for (b, word) in heads.iter().skip(1).flatten() {
+            if let Link::Slot(s) = Link::decode(half(*word, *b as usize)) {
+                self.prefetch_slot(s);
+            }
+        }
         for (&d, h) in dirs.iter().zip(heads) {
             let mut found = None;
-            self.search(d, key, h, out, |e, _| {
+            self.search(d, key, h.map(|(_, w)| w), out, |e, _| {
                 found = Some(*e);
                 false
             })?;
@@ -535,7 +578,14 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
         let hwm = self.high_water();
         let mut walk = Walk::default();
         let mut buf = Vec::new();
+        // Slots are read in order; the lines WALK_AHEAD bytes ahead are prefetched, so that
+        // the next page's TLB miss and first lines (which the hardware prefetcher, stopping at
+        // page boundaries, does not fetch) overlap the copying of this one's.
+        let ahead = (WALK_AHEAD / (self.g.stride_words * 8)).max(1) as u32;
         'slots: for s in 0..hwm {
+            if s + ahead < hwm {
+                self.prefetch_slot(s + ahead);
+            }
             let mut waiter = SlotWait::new();
             loop {
                 buf.clear();

@@ -221,8 +221,14 @@ fn memory_accounting() {
     let m = map(MapLayout::new(100).key(3, true), 1 << 14);
     let empty = m.memory_bytes();
     m.lock().insert(&[&[1, 2, 3]], 0, &[0; 70]).unwrap();
-    // A 72-byte block (more than a quarter of the 256-byte chunk: a chunk of its own).
+    // A 56-byte slot and a 72-byte block (more than a quarter of the 256-byte chunk: a
+    // chunk of its own).
     assert_eq!(m.memory_bytes(), empty + 56 + 72);
+    // With 72 bytes inline: a 128-byte slot and no block.
+    let m = map(MapLayout::new(100).key(3, true).inline(72), 1 << 14);
+    let empty = m.memory_bytes();
+    m.lock().insert(&[&[1, 2, 3]], 0, &[0; 70]).unwrap();
+    assert_eq!(m.memory_bytes(), empty + 128);
 }
 
 /// `get_batch` against `get_first`, key by key: present and absent keys, both directions,
@@ -387,20 +393,178 @@ fn walk_waits_for_a_short_change_or_counts_it() {
         .map(|k| m.lock().insert(&[&[k]], k, b"rec").unwrap())
         .collect();
     let (tx, rx) = std::sync::mpsc::channel();
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
     let writer = {
         let m = m.clone();
         std::thread::spawn(move || {
             m.lock().with_slot_mid_change(slots[2], || {
                 tx.send(()).unwrap();
+                // The change lasts until the walk has begun (it then started mid-change
+                // however loaded the machine is), and a little longer.
+                let _ = started_rx.recv_timeout(std::time::Duration::from_secs(10));
                 std::thread::sleep(std::time::Duration::from_millis(2));
             })
         })
     };
     rx.recv().unwrap();
-    let walk = m.reader().walk(|_, _| true).unwrap();
+    let walk = m
+        .reader()
+        .walk(|_, _| {
+            let _ = started_tx.send(());
+            true
+        })
+        .unwrap();
     writer.join().unwrap();
     // Normally the walk waited the change out (visited 3); on a machine too loaded for the
     // writer to finish within the walk's wait it counted the slot. Never neither.
     assert_eq!(walk.visited + walk.skipped, 3, "{walk:?}");
     assert!(!walk.consistent);
+}
+
+/// The record of the entry under `(k0, k1)` through every reader path and the writer:
+/// `get` in both directions, `get_first`, `get_batch`, `get_all`, `read`, `walk`,
+/// `MapWriter::record`; each must give `want`.
+fn check_every_path(m: &SharedMap<HeapArena>, slot: Slot, k0: u64, k1: u64, want: &[u8]) {
+    let r = m.reader();
+    let mut out = Vec::new();
+    for (dir, k) in [(0, k0), (1, k1)] {
+        out.clear();
+        let e = r.get(dir, &[k], &mut out).unwrap().unwrap();
+        assert_eq!((e.slot, out.as_slice()), (slot, want), "get dir {dir}");
+        out.clear();
+        r.get_first(&[0, 1], &[k], &mut out).unwrap().unwrap();
+        assert_eq!(out, want, "get_first {dir}");
+        let mut n = 0;
+        out.clear();
+        r.get_batch(&[0, 1], &[[k], [k0 ^ 0xdead]], &mut out, |i, got, buf| {
+            if i == 0 {
+                assert_eq!(got.unwrap().unwrap().slot, slot);
+                assert_eq!(buf.as_slice(), want, "get_batch {dir}");
+            } else {
+                assert!(got.unwrap().is_none());
+            }
+            n += 1;
+            buf.clear();
+        });
+        assert_eq!(n, 2);
+        let mut all = Vec::new();
+        r.get_all(dir, &[k], |_, rec| {
+            all.push(rec.to_vec());
+            true
+        })
+        .unwrap();
+        assert_eq!(all, [want], "get_all {dir}");
+    }
+    out.clear();
+    r.read(slot, &mut out).unwrap().unwrap();
+    assert_eq!(out, want, "read");
+    let mut walked = Vec::new();
+    r.walk(|e, rec| {
+        if e.slot == slot {
+            walked.push(rec.to_vec());
+        }
+        true
+    })
+    .unwrap();
+    assert_eq!(walked, [want], "walk");
+    out.clear();
+    m.lock().record(slot, &mut out);
+    assert_eq!(out, want, "writer's record");
+}
+
+/// Replaces move a record from the slot to the heap and back; every path reads each
+/// version; the heap blocks given up are reused (the heap stops growing).
+#[test]
+fn records_move_between_the_slot_and_the_heap() {
+    let m = map(
+        MapLayout::new(8).key(1, true).key(1, true).inline(16),
+        1 << 14,
+    );
+    assert_eq!((m.layout().inline_bytes, m.layout().slot_bytes()), (16, 64));
+    let other = m.lock().insert(&[&[100], &[200]], 0, &[9; 50]).unwrap();
+    let s = m.lock().insert(&[&[1], &[2]], 1, b"short").unwrap();
+    check_every_path(&m, s, 1, 2, b"short");
+    let versions: [&[u8]; 7] = [
+        &[7; 100], &[1; 16], &[2; 17], b"", &[3; 100], &[4; 8], &[5; 99],
+    ];
+    let mut heap_steady = 0;
+    for round in 0..4 {
+        for (i, v) in versions.iter().enumerate() {
+            let g1 = m
+                .reader()
+                .read(s, &mut Vec::new())
+                .unwrap()
+                .unwrap()
+                .generation;
+            m.lock().replace(s, i as u64, v).unwrap();
+            let e = m.reader().read(s, &mut Vec::new()).unwrap().unwrap();
+            assert!(e.generation > g1 && e.aux == i as u64);
+            check_every_path(&m, s, 1, 2, v);
+            check_every_path(&m, other, 100, 200, &[9; 50]);
+        }
+        // (Round 0 ends holding one 104-byte block; round 1's first replace needs a second,
+        // since a new block is written before the old one is given up.)
+        if round == 1 {
+            heap_steady = m.memory_bytes();
+        } else if round > 1 {
+            assert_eq!(m.memory_bytes(), heap_steady, "heap blocks reused");
+        }
+    }
+    // Reuse of the slot: an inline entry removed, a heap entry in its place, and back.
+    m.lock().replace(s, 0, b"in-slot").unwrap();
+    m.lock().remove(s);
+    let t = m.lock().insert(&[&[3], &[4]], 0, &[6; 60]).unwrap();
+    assert_eq!(t, s);
+    check_every_path(&m, t, 3, 4, &[6; 60]);
+    assert!(get(&m, 0, &[1]).is_none());
+    m.lock().remove(t);
+    let u = m.lock().insert(&[&[5], &[6]], 0, b"in").unwrap();
+    assert_eq!(u, s);
+    check_every_path(&m, u, 5, 6, b"in");
+    assert_eq!(m.memory_bytes(), heap_steady);
+}
+
+/// A reader refuses a stable slot whose location word is corrupt in an inline way: a length
+/// over the inline area, or offset bits with the inline flag.
+#[test]
+fn corrupt_inline_locations_are_errors() {
+    let m = map(MapLayout::new(8).key(1, true).inline(16), 1 << 12);
+    let s = m.lock().insert(&[&[1]], 0, b"abc").unwrap();
+    let r = m.reader();
+    let loc = &r.slot(s.0)[r.geometry().loc_at];
+    let good = loc.load(Ordering::Relaxed);
+    assert_eq!(good, layout::encode_inline(3));
+    for bad in [layout::encode_inline(24), layout::encode_inline(8) | 8] {
+        loc.store(bad, Ordering::Relaxed);
+        assert!(matches!(
+            r.get(0, &[1], &mut Vec::new()),
+            Err(ShmError::Corrupt(_))
+        ));
+        assert!(r.read(s, &mut Vec::new()).is_err());
+        assert!(r.walk(|_, _| true).is_err());
+    }
+    // The full area is fine.
+    loc.store(layout::encode_inline(16), Ordering::Relaxed);
+    let mut out = Vec::new();
+    r.get(0, &[1], &mut out).unwrap().unwrap();
+    assert_eq!(&out[..3], b"abc");
+    assert_eq!(out.len(), 16);
+}
+
+/// The slot array is aligned to the stride's power-of-two part (at least a line), so a 128-
+/// or 256-byte slot never straddles a page.
+#[test]
+fn slot_array_is_aligned() {
+    let ct = MapLayout::new(10).key(5, true).key(5, true).key(3, false);
+    for (l, stride, align) in [
+        (MapLayout::new(10).key(3, true).inline(72), 128, 128u64),
+        (ct.fill_slot(256), 256, 256),
+        (ct.fill_slot(216), 216, 64),
+        (MapLayout::new(10).key(1, true), 40, 64),
+    ] {
+        let m = map(l, 1 << 12);
+        let g = m.reader().geometry().clone();
+        assert_eq!(g.stride_words * 8, stride, "{l:?}");
+        assert_eq!(g.slots % align, 0, "{l:?}");
+    }
 }

@@ -4,12 +4,12 @@
 
 use super::heap::Heap;
 use super::layout::{
-    decode_loc, encode_loc, half, own, with_half, Link, H_CHANGES, H_HWM, H_LIVE, LOC_FREE, S_AUX,
-    S_LINKS, S_LOC, S_SEQ,
+    decode_loc, encode_inline, encode_loc, half, own, with_half, Link, Loc, H_CHANGES, H_HWM,
+    H_LIVE, LOC_FREE, S_SEQ,
 };
 use super::reader::MapReader;
 use super::{Arena, InsertError, Slot, MAX_DIRS, MAX_KEY_WORDS, MAX_RECORD};
-use crate::memory::{read_bytes, write_bytes};
+use crate::memory::{copy_words, read_bytes, write_bytes};
 use crate::sync::{fence, Ordering};
 use crate::ShmError;
 
@@ -65,7 +65,7 @@ impl<A: Arena + ?Sized> Ops<'_, A> {
     fn load_link(&self, at: LinkAt, d: usize) -> Link {
         Link::decode(match at {
             LinkAt::Head(b) => half(own(self.r.head(d, b)), b as usize),
-            LinkAt::Node(s) => half(own(&self.r.slot(s)[S_LINKS + d / 2]), d),
+            LinkAt::Node(s) => half(own(&self.r.slot(s)[self.r.geometry().link_at[d / 2]]), d),
         })
     }
 
@@ -74,7 +74,7 @@ impl<A: Arena + ?Sized> Ops<'_, A> {
     fn store_link(&self, at: LinkAt, d: usize, v: Link) {
         let (w, i) = match at {
             LinkAt::Head(b) => (self.r.head(d, b), b as usize),
-            LinkAt::Node(s) => (&self.r.slot(s)[S_LINKS + d / 2], d),
+            LinkAt::Node(s) => (&self.r.slot(s)[self.r.geometry().link_at[d / 2]], d),
         };
         w.store(with_half(own(w), i, v.encode()), Ordering::Release);
     }
@@ -128,6 +128,11 @@ impl<A: Arena + ?Sized> Ops<'_, A> {
             .store(st.changes, Ordering::Release);
     }
 
+    /// Whether `record` goes into its slot's inline area rather than the heap.
+    fn fits_inline(&self, record: &[u8]) -> bool {
+        record.len() <= self.r.geometry().inline_bytes
+    }
+
     /// Writes `record` into a new heap block; returns its location word.
     fn new_record(&self, st: &mut WriterState, record: &[u8]) -> Result<u64, ShmError> {
         if record.len() > MAX_RECORD {
@@ -142,9 +147,35 @@ impl<A: Arena + ?Sized> Ops<'_, A> {
         Ok(encode_loc(off, record.len()))
     }
 
-    fn free_record(st: &mut WriterState, loc: u64) {
-        let (off, len) = decode_loc(loc);
-        st.heap.free(off, len as usize);
+    /// Where `record` will be: a new heap block written now (nobody can reach it yet), or
+    /// `None` for a record that goes inline (written by [`put_inline`](Self::put_inline)
+    /// once the slot is the writer's: free, fresh, or its seq odd).
+    fn place(&self, st: &mut WriterState, record: &[u8]) -> Result<Option<u64>, ShmError> {
+        if self.fits_inline(record) {
+            Ok(None)
+        } else {
+            self.new_record(st, record).map(Some)
+        }
+    }
+
+    /// Stores `record` (it fits) into slot words `w`'s inline area (Relaxed, zero-padded to
+    /// a word); returns its location word.
+    fn put_inline(&self, w: &[crate::sync::AtomicU64], record: &[u8]) -> u64 {
+        let g = self.r.geometry();
+        let area = &w[g.inline_at..g.inline_at + g.inline_bytes / 8];
+        let mut chunks = record.chunks(8);
+        for (a, c) in area.iter().zip(&mut chunks) {
+            let mut b = [0u8; 8];
+            b[..c.len()].copy_from_slice(c);
+            a.store(u64::from_ne_bytes(b), Ordering::Relaxed);
+        }
+        encode_inline(record.len())
+    }
+
+    fn free_record(&self, st: &mut WriterState, loc: u64) {
+        if let Ok(Loc::Heap { off, len }) = decode_loc(loc, self.r.geometry().inline_bytes) {
+            st.heap.free(off, len);
+        }
     }
 
     pub(crate) fn insert(
@@ -175,7 +206,7 @@ impl<A: Arena + ?Sized> Ops<'_, A> {
             None if st.hwm < g.layout.capacity => (st.hwm, true),
             None => return Err(ShmError::Full("map slots").into()),
         };
-        let loc = self.new_record(st, record)?;
+        let heap = self.place(st, record)?;
         if !fresh {
             st.free_slots.pop();
         }
@@ -184,8 +215,9 @@ impl<A: Arena + ?Sized> Ops<'_, A> {
         // The slot is free (seq odd since its removal, whose fence(Release) orders these
         // stores after it) or fresh (beyond the high-water mark, reachable by nobody).
         let old = own(&w[S_SEQ]);
-        w[S_AUX].store(aux, Ordering::Relaxed);
-        w[S_LOC].store(loc, Ordering::Relaxed);
+        let loc = heap.unwrap_or_else(|| self.put_inline(w, record));
+        w[g.aux_at].store(aux, Ordering::Relaxed);
+        w[g.loc_at].store(loc, Ordering::Relaxed);
         for (d, k) in keys.iter().enumerate() {
             for (a, x) in w[g.key_at[d]..].iter().zip(k.iter()) {
                 a.store(*x, Ordering::Relaxed);
@@ -205,7 +237,7 @@ impl<A: Arena + ?Sized> Ops<'_, A> {
             link_words[d / 2] = with_half(link_words[d / 2], d, next.encode());
         }
         for (i, lw) in link_words.iter().enumerate().take(g.dirs.div_ceil(2)) {
-            w[S_LINKS + i].store(*lw, Ordering::Release);
+            w[g.link_at[i]].store(*lw, Ordering::Release);
         }
         // Publish: seq even (Release: everything above is visible to whoever sees it).
         w[S_SEQ].store((old | 1) + 1, Ordering::Release);
@@ -245,19 +277,23 @@ impl<A: Arena + ?Sized> Ops<'_, A> {
         if !self.is_live(st, slot) {
             return Err(ShmError::NotFound(u64::from(slot.0)));
         }
-        // The new block is written before the seq goes odd: nobody can reach it yet.
-        let loc = self.new_record(st, record)?;
+        // A new heap block is written before the seq goes odd: nobody can reach it yet.
+        let heap = self.place(st, record)?;
         self.begin_change(st);
+        let g = self.r.geometry();
         let w = self.r.slot(slot.0);
         let s1 = own(&w[S_SEQ]);
         w[S_SEQ].store(s1 + 1, Ordering::Relaxed);
+        // Orders the odd seq before the new inline bytes, location and aux (pairs with the
+        // reader's fence(Acquire) before it re-reads the seq).
         fence(Ordering::Release);
-        let old = own(&w[S_LOC]);
-        w[S_LOC].store(loc, Ordering::Relaxed);
-        w[S_AUX].store(aux, Ordering::Relaxed);
+        let old = own(&w[g.loc_at]);
+        let loc = heap.unwrap_or_else(|| self.put_inline(w, record));
+        w[g.loc_at].store(loc, Ordering::Relaxed);
+        w[g.aux_at].store(aux, Ordering::Relaxed);
         w[S_SEQ].store(s1 + 2, Ordering::Release);
-        // Only now may the old block be reused: a reader that copied it sees seq != s1.
-        Self::free_record(st, old);
+        // Only now may an old heap block be reused: a reader that copied it sees seq != s1.
+        self.free_record(st, old);
         self.end_change(st);
         Ok(())
     }
@@ -271,7 +307,7 @@ impl<A: Arena + ?Sized> Ops<'_, A> {
         let s1 = own(&w[S_SEQ]);
         w[S_SEQ].store(s1 + 1, Ordering::Relaxed);
         fence(Ordering::Release);
-        w[S_AUX].store(aux, Ordering::Relaxed);
+        w[self.r.geometry().aux_at].store(aux, Ordering::Relaxed);
         w[S_SEQ].store(s1 + 2, Ordering::Release);
         self.end_change(st);
     }
@@ -333,9 +369,9 @@ impl<A: Arena + ?Sized> Ops<'_, A> {
                 }
             }
         }
-        let loc = own(&w[S_LOC]);
-        w[S_LOC].store(LOC_FREE, Ordering::Relaxed);
-        Self::free_record(st, loc);
+        let loc = own(&w[g.loc_at]);
+        w[g.loc_at].store(LOC_FREE, Ordering::Relaxed);
+        self.free_record(st, loc);
         st.free_slots.push(s);
         st.live -= 1;
         self.end_change(st);
@@ -361,16 +397,21 @@ impl<A: Arena + ?Sized> Ops<'_, A> {
         if !self.is_live(st, slot) {
             return 0;
         }
-        own(&self.r.slot(slot.0)[S_AUX])
+        own(&self.r.slot(slot.0)[self.r.geometry().aux_at])
     }
 
     pub(crate) fn record(&self, st: &WriterState, slot: Slot, out: &mut Vec<u8>) {
         if !self.is_live(st, slot) {
             return;
         }
-        let (off, len) = decode_loc(own(&self.r.slot(slot.0)[S_LOC]));
-        if len > 0 {
-            let _ = read_bytes(self.arena, off, len as usize, out);
+        let g = self.r.geometry();
+        let w = self.r.slot(slot.0);
+        match decode_loc(own(&w[g.loc_at]), g.inline_bytes) {
+            Ok(Loc::Heap { off, len }) if len > 0 => {
+                let _ = read_bytes(self.arena, off, len, out);
+            }
+            Ok(Loc::Inline { len }) => copy_words(&w[g.inline_at..], len, out),
+            _ => {}
         }
     }
 

@@ -22,11 +22,11 @@
 //! allows; its restarts reload the head, exactly as a single lookup's do. So a batch returns,
 //! key by key, what [`get_first`](MapReader::get_first) would.
 
-use super::MapReader;
-use crate::map::layout::{decode_loc, half, Link, S_LINKS, S_LOC};
-use crate::map::{Entry, MAX_DIRS, MAX_RECORD};
+use super::{prefetch, MapReader};
+use crate::map::layout::{decode_loc, half, Link, Loc};
+use crate::map::{Entry, MAX_DIRS};
 use crate::memory::Memory;
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::Ordering;
 use crate::ShmError;
 
 /// Keys looked up together (stages 1 and 2 keep this many keys' misses in flight).
@@ -35,32 +35,7 @@ pub const BATCH: usize = 16;
 /// Record bytes prefetched at most (the first cache lines of a longer record).
 const PREFETCH_RECORD: usize = 256;
 
-/// Asks the CPU to bring the cache line of `w` in (x86-64); nothing elsewhere and under loom.
-#[inline(always)]
-fn prefetch(w: &AtomicU64) {
-    #[cfg(all(target_arch = "x86_64", not(loom)))]
-    // SAFETY: a prefetch is a hint: it never faults, whatever the address, and changes no
-    // memory; `_mm_prefetch` is `unsafe` only as a raw-pointer intrinsic (SSE, which x86-64
-    // always has). The address is that of a live reference anyway.
-    unsafe {
-        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>(w.as_ptr().cast::<i8>());
-    }
-    #[cfg(not(all(target_arch = "x86_64", not(loom))))]
-    let _ = w;
-}
-
 impl<M: Memory + ?Sized> MapReader<'_, M> {
-    /// Prefetches slot `s` (its first and last word: a slot may span two cache lines).
-    #[inline]
-    fn prefetch_slot(&self, s: u32) {
-        if s < self.g.layout.capacity {
-            let w = self.slot(s);
-            prefetch(&w[0]);
-            prefetch(&w[w.len() - 1]);
-        }
-    }
-
     /// Stage 2 for one chain of direction `dir`: if its first slot `s` holds `key`, prefetches
     /// the record and returns true; else prefetches the chain's next slot. Plain `Relaxed`
     /// loads that decide nothing (stage 3 validates).
@@ -76,18 +51,23 @@ impl<M: Memory + ?Sized> MapReader<'_, M> {
             .zip(key)
             .all(|(a, k)| a.load(Ordering::Relaxed) == *k);
         if !matches {
-            if let Link::Slot(n) =
-                Link::decode(half(w[S_LINKS + dir / 2].load(Ordering::Relaxed), dir))
-            {
+            if let Link::Slot(n) = Link::decode(half(
+                w[self.g.link_at[dir / 2]].load(Ordering::Relaxed),
+                dir,
+            )) {
                 self.prefetch_slot(n);
             }
             return false;
         }
-        let (off, len) = decode_loc(w[S_LOC].load(Ordering::Relaxed));
-        if len == 0 || len > MAX_RECORD as u64 {
+        // An inline record came with the slot's lines; a heap record is another miss.
+        let Ok(Loc::Heap { off, len }) = decode_loc(w[self.g.loc_at].load(Ordering::Relaxed), 0)
+        else {
+            return true;
+        };
+        if len == 0 {
             return true;
         }
-        let bytes = (len as usize).min(PREFETCH_RECORD);
+        let bytes = len.min(PREFETCH_RECORD);
         if let Ok(rec) = self.mem.words(off, bytes.div_ceil(8)) {
             for line in rec.iter().step_by(8) {
                 prefetch(line);
