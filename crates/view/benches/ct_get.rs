@@ -5,7 +5,8 @@
 //!
 //! - the floor: one dependent random load in an area of the mapping as large as the slot
 //!   array, and in one as large as a bucket array (4 KiB pages: each is a TLB and cache miss;
-//!   a lookup makes at least three such loads one after the other: bucket head, slot, record);
+//!   a lookup makes at least two such loads one after the other: bucket head, slot, and a
+//!   third for a record that does not fit in its slot);
 //! - `MapReader::get` alone (the packed record, not unpacked; reader opened once);
 //! - `CtReader::get` (lookup + the kernel's message rebuilt; reader opened once);
 //! - `MirrorView::ct_get` (the same, the table's reader made per call), by original and by
@@ -204,7 +205,8 @@ fn main() {
     let rv = RegionView::map(region.fd().try_clone_to_owned().expect("fd")).expect("view");
     let view = MirrorView::from_region(rv);
     let mapped = view.region();
-    let slot_bytes = (n as u64 * 5 / 4 * 18 * 8).next_multiple_of(1 << 21);
+    let stride = map_layout(TableId::Conntrack, 1).slot_bytes() as u64;
+    let slot_bytes = (n as u64 * 5 / 4 * stride).next_multiple_of(1 << 21);
     let bucket_bytes = ((n as u64 * 5 / 4).next_power_of_two() * 4).next_multiple_of(1 << 21);
     let floor_slots = chase(&region, mapped, slot_bytes, lookups, repeat);
     let floor_buckets = chase(&region, mapped, bucket_bytes, lookups, repeat);
