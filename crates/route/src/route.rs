@@ -82,6 +82,23 @@ fn parse_via(a: &Attr<'_>) -> Result<Option<IpAddr>, WireError> {
     }
 }
 
+/// Sets `slot` to the address attribute `a` of a route of `family` ([`ip_attr`]), the
+/// well-sized IPv4 and IPv6 cases written in place: moving the address through a
+/// `Result<Option<IpAddr>>` temporary cost a store-forwarding stall per address.
+#[inline(always)]
+fn set_ip(slot: &mut Option<IpAddr>, family: u8, a: &Attr<'_>) -> Result<(), WireError> {
+    match (family, a.payload()) {
+        (AF_INET, &[a0, a1, a2, a3]) => *slot = Some(IpAddr::V4([a0, a1, a2, a3].into())),
+        (AF_INET6, p) if p.len() == 16 => {
+            let mut b = [0u8; 16];
+            b.copy_from_slice(p);
+            *slot = Some(IpAddr::V6(b.into()));
+        }
+        _ => *slot = ip_attr(family, a)?,
+    }
+    Ok(())
+}
+
 impl<'a> RouteView<'a> {
     /// Decodes an `RTM_NEWROUTE` or `RTM_DELROUTE` message.
     pub fn parse(msg: &Message<'a>) -> Result<Self, WireError> {
@@ -114,14 +131,14 @@ impl<'a> RouteView<'a> {
             let a = a?;
             match a.ty() {
                 RTA_TABLE => v.table = Some(a.u32()?),
-                RTA_DST => v.dst = ip_attr(fam, &a)?,
-                RTA_SRC => v.src = ip_attr(fam, &a)?,
-                RTA_GATEWAY => v.gateway = ip_attr(fam, &a)?,
+                RTA_DST => set_ip(&mut v.dst, fam, &a)?,
+                RTA_SRC => set_ip(&mut v.src, fam, &a)?,
+                RTA_GATEWAY => set_ip(&mut v.gateway, fam, &a)?,
                 RTA_VIA => v.via = parse_via(&a)?,
                 RTA_OIF => v.oif = Some(a.u32()?),
                 RTA_IIF => v.iif = Some(a.u32()?),
                 RTA_PRIORITY => v.priority = Some(a.u32()?),
-                RTA_PREFSRC => v.prefsrc = ip_attr(fam, &a)?,
+                RTA_PREFSRC => set_ip(&mut v.prefsrc, fam, &a)?,
                 RTA_MARK => v.mark = Some(a.u32()?),
                 RTA_PREF => v.pref = Some(a.u8()?),
                 RTA_EXPIRES => v.expires = Some(a.u32()?),

@@ -132,6 +132,9 @@ pub struct RtMsg {
 impl FamilyHeader for RtMsg {
     const LEN: usize = 12;
     const NAME: &'static str = "rtmsg";
+    // Inlined: a million-route listing parses one per route, and the call returned the
+    // header through memory the caller then read back in wider loads (a stall each).
+    #[inline]
     fn parse(bytes: &[u8]) -> Result<Self, WireError> {
         let b: [u8; 12] = fixed(bytes, Self::NAME)?;
         Ok(RtMsg {

@@ -374,8 +374,8 @@ pub struct Sink {
     /// A running count on stderr, only when stderr is a terminal and stdout is not (the
     /// listing goes to a file or a pipe): never mixed into the listing, nothing when piped.
     progress: Option<indicatif::ProgressBar>,
-    /// The current text line: rendered through `fmt::Write` (cheap), written out once.
-    line: String,
+    /// The current text line: rendered into bytes, written out once.
+    line: Vec<u8>,
 }
 
 impl Sink {
@@ -390,7 +390,7 @@ impl Sink {
             json,
             items: 0,
             progress,
-            line: String::with_capacity(256),
+            line: Vec::with_capacity(256),
         };
         if json {
             let r = s.out.write_all(b"[");
@@ -415,6 +415,17 @@ impl Sink {
         text: impl std::fmt::Display,
         json: impl serde::Serialize,
     ) -> nlkit_socket::Result<()> {
+        self.item_with(|line| shared::push_text(line, text), json)
+    }
+
+    /// [`item`](Sink::item) for a text form that appends itself to a byte buffer (e.g.
+    /// [`RouteText::write_to`](nlkit_route::fmt::RouteText::write_to)): `text` appends the
+    /// line without its newline.
+    pub fn item_with(
+        &mut self,
+        text: impl FnOnce(&mut Vec<u8>),
+        json: impl serde::Serialize,
+    ) -> nlkit_socket::Result<()> {
         if self.err.is_some() {
             return Err(nlkit_socket::Error::callback(OutputError::Closed));
         }
@@ -424,10 +435,10 @@ impl Sink {
                 .write_all(sep.as_bytes())
                 .and_then(|_| serde_json::to_writer(&mut self.out, &json).map_err(Into::into))
         } else {
-            use std::fmt::Write as _;
             self.line.clear();
-            let _ = writeln!(self.line, "{text}");
-            self.out.write_all(self.line.as_bytes())
+            text(&mut self.line);
+            self.line.push(b'\n');
+            self.out.write_all(&self.line)
         };
         self.items += 1;
         if let Some(p) = &self.progress {

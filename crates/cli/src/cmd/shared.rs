@@ -14,10 +14,16 @@ use parking_lot::Mutex;
 /// Bytes a thread collects before it takes the output lock.
 const CHUNK: usize = 1 << 16;
 
-/// Appends `text` and a newline to `chunk`, rendering through `fmt::Write` straight into
-/// the chunk (much cheaper than `io::Write`'s formatting adapter for many small pieces, and
-/// no copy through a line buffer).
+/// Appends `text` and a newline to `chunk` (see [`push_text`]).
 pub fn push_line(chunk: &mut Vec<u8>, text: impl std::fmt::Display) {
+    push_text(chunk, text);
+    chunk.push(b'\n');
+}
+
+/// Appends `text` to `chunk`, rendering through `fmt::Write` straight into the chunk (much
+/// cheaper than `io::Write`'s formatting adapter for many small pieces, and no copy through
+/// a line buffer).
+pub fn push_text(chunk: &mut Vec<u8>, text: impl std::fmt::Display) {
     use std::fmt::Write as _;
     /// `fmt::Write` appending to a byte buffer (only whole `str`s are written, so the bytes
     /// stay UTF-8).
@@ -28,7 +34,7 @@ pub fn push_line(chunk: &mut Vec<u8>, text: impl std::fmt::Display) {
             Ok(())
         }
     }
-    let _ = writeln!(Bytes(chunk), "{text}");
+    let _ = write!(Bytes(chunk), "{text}");
 }
 
 /// Standard output shared by the dump threads.

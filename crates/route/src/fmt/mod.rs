@@ -4,7 +4,10 @@
 //!
 //! Every formatter is a small wrapper that borrows a view and implements
 //! [`Display`](std::fmt::Display) or [`serde::Serialize`], so output is written straight
-//! into the caller's writer without building intermediate strings. Interface names come from
+//! into the caller's writer without building intermediate strings. Route lines, which
+//! listings print by the million, are also appended to a byte buffer by
+//! [`RouteText::write_to`] without `core::fmt` (addresses and numbers from
+//! [`nlkit_wire::text`]'s tables; its `Display` is built on it). Interface names come from
 //! a [`LinkNames`] map (index → name), filled from a link dump; an unknown index prints as
 //! `ifN`, as iproute2 does.
 //!
@@ -65,7 +68,7 @@ pub use rule::{
 pub struct LinkNames {
     /// Looked up once per printed object: a multiplicative hash of the index, not SipHash
     /// (indexes come from the kernel, not from an attacker choosing keys).
-    map: HashMap<u32, String, std::hash::BuildHasherDefault<IndexHasher>>,
+    map: HashMap<u32, Name, std::hash::BuildHasherDefault<IndexHasher>>,
     /// nsid → name of the named namespace (`/run/netns/NAME`) with that id, for
     /// `link-netns NAME`.
     netns: HashMap<i32, String>,
@@ -99,7 +102,7 @@ impl LinkNames {
     }
     /// Records a name.
     pub fn insert(&mut self, index: u32, name: &str) {
-        self.map.insert(index, name.to_owned());
+        self.map.insert(index, Name::new(name));
     }
     /// Records the name of a link from a link dump (links without a name are ignored).
     pub fn insert_link(&mut self, link: &LinkView<'_>) {
@@ -133,17 +136,46 @@ impl LinkNames {
     }
     /// The name of `index`, if known.
     pub fn get(&self, index: u32) -> Option<&str> {
-        self.map.get(&index).map(String::as_str)
+        self.map.get(&index).map(|n| n.text.as_str())
     }
     /// The index of a name, if known.
     pub fn index_of(&self, name: &str) -> Option<u32> {
-        self.map.iter().find(|(_, n)| *n == name).map(|(i, _)| *i)
+        self.map
+            .iter()
+            .find(|(_, n)| n.text == name)
+            .map(|(i, _)| *i)
     }
     /// A displayable name: the known name or `ifN`.
     pub fn name(&self, index: u32) -> IfName<'_> {
+        let n = self.map.get(&index);
         IfName {
-            name: self.get(index),
+            name: n.map(|n| n.text.as_str()),
+            padded: n.and_then(|n| n.padded.as_ref()),
             index,
+        }
+    }
+}
+
+/// An interface name of [`LinkNames`], with a padded copy for fast appending.
+#[derive(Debug, Clone)]
+struct Name {
+    text: String,
+    /// `text` padded with zeros to 16 bytes, when it fits (kernel names do: `IFNAMSIZ` is
+    /// 16 with the terminating NUL), so [`IfName::push_to`] appends it with one copy of a
+    /// constant size.
+    padded: Option<[u8; 16]>,
+}
+
+impl Name {
+    fn new(text: &str) -> Self {
+        let padded = (text.len() <= 16).then(|| {
+            let mut p = [0u8; 16];
+            p[..text.len()].copy_from_slice(text.as_bytes());
+            p
+        });
+        Name {
+            text: text.to_owned(),
+            padded,
         }
     }
 }
@@ -152,14 +184,39 @@ impl LinkNames {
 #[derive(Debug, Clone, Copy)]
 pub struct IfName<'a> {
     name: Option<&'a str>,
+    /// The name padded to 16 bytes, when it fits.
+    padded: Option<&'a [u8; 16]>,
     index: u32,
+}
+
+impl IfName<'_> {
+    /// Appends the name (what `Display` writes) to `out`.
+    ///
+    /// ```
+    /// let mut n = nlkit_route::fmt::LinkNames::new();
+    /// n.insert(2, "eth0");
+    /// let mut out = Vec::new();
+    /// n.name(2).push_to(&mut out);
+    /// n.name(9).push_to(&mut out);
+    /// assert_eq!(out, b"eth0if9");
+    /// ```
+    pub fn push_to(&self, out: &mut Vec<u8>) {
+        match (self.name, self.padded) {
+            (Some(n), Some(p)) => nlkit_wire::text::push_fixed(out, p, n.len()),
+            (Some(n), None) => out.extend_from_slice(n.as_bytes()),
+            (None, _) => {
+                out.extend_from_slice(b"if");
+                nlkit_wire::text::push_num(out, self.index);
+            }
+        }
+    }
 }
 
 impl fmt::Display for IfName<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.name {
             Some(n) => f.write_str(n),
-            None => write!(f, "if{}", self.index),
+            None => write!(f, "if{}", nlkit_wire::text::Num(self.index)),
         }
     }
 }

@@ -2,12 +2,13 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::OnceLock;
 
 use nlkit_wire::consts::*;
 use serde::ser::SerializeMap;
 
 use super::{name_list, AsStr, LinkNames};
-use nlkit_wire::text::{Ip, Num};
+use nlkit_wire::text::{push_fixed, push_ip, push_num, Decimal};
 
 use crate::names::{self, Protocol, RouteType, Scope, Table};
 use crate::RouteView;
@@ -48,14 +49,30 @@ fn host_len(family: u8) -> u8 {
 /// `0/0` without an address, `0/len` for a prefix without one.
 struct Prefix(Option<IpAddr>, u8, u8);
 
+impl Prefix {
+    fn push_to(&self, out: &mut Vec<u8>) {
+        match self.0 {
+            Some(a) => {
+                push_ip(out, a);
+                if self.1 != host_len(self.2) {
+                    out.push(b'/');
+                    push_num(out, self.1);
+                }
+            }
+            None if self.1 != 0 => {
+                out.extend_from_slice(b"0/");
+                push_num(out, self.1);
+            }
+            None => out.extend_from_slice(b"default"),
+        }
+    }
+}
+
 impl fmt::Display for Prefix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(a) if self.1 == host_len(self.2) => write!(f, "{}", Ip(a)),
-            Some(a) => write!(f, "{}/{}", Ip(a), Num(self.1)),
-            None if self.1 != 0 => write!(f, "0/{}", self.1),
-            None => f.write_str("default"),
-        }
+        let mut out = Vec::with_capacity(48);
+        self.push_to(&mut out);
+        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -66,7 +83,75 @@ fn flag_names(flags: u32) -> impl Iterator<Item = &'static str> {
         .map(|e| e.1)
 }
 
+/// A word of a route line with its value and the space after it (`proto static `), padded
+/// to a constant size: appended with [`push_fixed`] (one copy of a constant size, no
+/// `memcpy` call).
+#[derive(Clone, Copy)]
+struct Word {
+    bytes: [u8; 24],
+    len: u8,
+}
+
+/// The 256 words `key NAME ` of a `u8` field, NAME from `name` or the number.
+fn words(key: &str, name: fn(u8) -> Option<&'static str>) -> Box<[Word; 256]> {
+    let mut t = Box::new(
+        [Word {
+            bytes: [0; 24],
+            len: 0,
+        }; 256],
+    );
+    let mut line = Vec::with_capacity(24);
+    for (i, w) in t.iter_mut().enumerate() {
+        let v = i as u8;
+        line.clear();
+        line.extend_from_slice(key.as_bytes());
+        push_name_or_number(&mut line, name(v), v);
+        // The longest is `scope nowhere ` (14 bytes); a longer one is cut (never printed:
+        // `write_word` writes it in full).
+        let n = line.len().min(24);
+        w.bytes[..n].copy_from_slice(&line[..n]);
+        w.len = line.len() as u8;
+    }
+    t
+}
+
+/// `proto NAME ` for every protocol.
+static PROTOCOL_WORDS: OnceLock<Box<[Word; 256]>> = OnceLock::new();
+/// `scope NAME ` for every scope.
+static SCOPE_WORDS: OnceLock<Box<[Word; 256]>> = OnceLock::new();
+
+/// Appends `key NAME ` for value `v` from the table in `cell` (built on first use).
+#[inline]
+fn write_word(
+    out: &mut Vec<u8>,
+    cell: &OnceLock<Box<[Word; 256]>>,
+    key: &str,
+    name: fn(u8) -> Option<&'static str>,
+    v: u8,
+) {
+    let w = &cell.get_or_init(|| words(key, name))[usize::from(v)];
+    if usize::from(w.len) <= w.bytes.len() {
+        push_fixed(out, &w.bytes, usize::from(w.len));
+    } else {
+        out.extend_from_slice(key.as_bytes());
+        push_name_or_number(out, name(v), v);
+    }
+}
+
+/// Appends `name` (from a table of names) or, when there is none, the number `n`; then a
+/// space.
+fn push_name_or_number<T: Decimal>(out: &mut Vec<u8>, name: Option<&str>, n: T) {
+    match name {
+        Some(s) => out.extend_from_slice(s.as_bytes()),
+        None => push_num(out, n),
+    }
+    out.push(b' ');
+}
+
 /// `ip route show` text for one route; see [`route_text`].
+///
+/// [`write_to`](RouteText::write_to) appends it to a byte buffer (what listings use: no
+/// formatting machinery, no allocation); its `Display` writes the same text.
 #[derive(Debug, Clone, Copy)]
 pub struct RouteText<'v, 'a, 'n> {
     route: &'v RouteView<'a>,
@@ -88,8 +173,12 @@ pub struct RouteText<'v, 'a, 'n> {
 /// let v = RouteView::parse(&m).unwrap();
 /// let mut names = LinkNames::new();
 /// names.insert(2, "va");
-/// assert_eq!(route_text(&v, &names, RouteFmt::default()).to_string(),
+/// let text = route_text(&v, &names, RouteFmt::default());
+/// assert_eq!(text.to_string(),
 ///            "10.0.0.0/24 dev va table 1000 proto kernel scope link src 10.0.0.1 ");
+/// let mut line = Vec::new();
+/// text.write_to(&mut line);
+/// assert_eq!(line, text.to_string().into_bytes());
 /// ```
 pub fn route_text<'v, 'a, 'n>(
     route: &'v RouteView<'a>,
@@ -99,102 +188,149 @@ pub fn route_text<'v, 'a, 'n>(
     RouteText { route, names, opts }
 }
 
-impl fmt::Display for RouteText<'_, '_, '_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl RouteText<'_, '_, '_> {
+    /// Appends the route's text (what `Display` writes) to `out`.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
         let r = self.route;
         let fam = r.family();
         if r.msg_type() == RTM_DELROUTE {
-            f.write_str("Deleted ")?;
+            out.extend_from_slice(b"Deleted ");
         }
         if r.route_type() != RTN_UNICAST {
-            write!(f, "{} ", RouteType(r.route_type()))?;
+            push_name_or_number(out, names::route_type(r.route_type()), r.route_type());
         }
-        write!(f, "{} ", Prefix(r.dst(), r.dst_len(), fam))?;
+        Prefix(r.dst(), r.dst_len(), fam).push_to(out);
+        out.push(b' ');
         if r.src().is_some() || r.src_len() != 0 {
-            write!(f, "from {} ", Prefix(r.src(), r.src_len(), fam))?;
+            out.extend_from_slice(b"from ");
+            Prefix(r.src(), r.src_len(), fam).push_to(out);
+            out.push(b' ');
         }
         if let Some(id) = r.nh_id() {
-            write!(f, "nhid {id} ")?;
+            out.extend_from_slice(b"nhid ");
+            push_num(out, id);
+            out.push(b' ');
         }
         if let Some(gw) = r.gateway() {
+            out.extend_from_slice(b"via ");
             if r.gateway_is_via() {
-                let fam = if gw.is_ipv4() { "inet" } else { "inet6" };
-                write!(f, "via {fam} {gw} ")?;
-            } else {
-                write!(f, "via {} ", Ip(gw))?;
+                out.extend_from_slice(if gw.is_ipv4() { b"inet " } else { b"inet6 " });
             }
+            push_ip(out, gw);
+            out.push(b' ');
         }
         if let Some(o) = r.oif().filter(|_| self.opts.show_dev) {
-            write!(f, "dev {} ", self.names.name(o))?;
+            out.extend_from_slice(b"dev ");
+            self.names.name(o).push_to(out);
+            out.push(b' ');
         }
         let table = r.table();
         if self.opts.show_table && table != RT_TABLE_MAIN as u32 {
-            write!(f, "table {} ", Table(table))?;
+            out.extend_from_slice(b"table ");
+            push_name_or_number(out, names::table(table), table);
         }
         if r.flags() & RTM_F_CLONED == 0 {
             if r.protocol() != RTPROT_BOOT && self.opts.show_proto {
-                write!(f, "proto {} ", Protocol(r.protocol()))?;
+                let p = r.protocol();
+                write_word(out, &PROTOCOL_WORDS, "proto ", names::protocol, p);
             }
             if r.scope() != RT_SCOPE_UNIVERSE {
-                write!(f, "scope {} ", Scope(r.scope()))?;
+                let s = r.scope();
+                write_word(out, &SCOPE_WORDS, "scope ", names::scope, s);
             }
         }
         if let Some(s) = r.prefsrc() {
-            write!(f, "src {} ", Ip(s))?;
+            out.extend_from_slice(b"src ");
+            push_ip(out, s);
+            out.push(b' ');
         }
         if let Some(p) = r.priority() {
-            write!(f, "metric {} ", Num(p))?;
+            out.extend_from_slice(b"metric ");
+            push_num(out, p);
+            out.push(b' ');
         }
         for n in flag_names(r.flags()) {
-            write!(f, "{n} ")?;
+            push_name_or_number(out, Some(n), 0u8);
         }
         if let Some(m) = r.mark().filter(|&m| m != 0) {
-            write!(f, "mark {m} ")?;
+            out.extend_from_slice(b"mark ");
+            push_num(out, m);
+            out.push(b' ');
         }
         if let Some(e) = r.expires() {
-            write!(f, "expires {}sec ", e / 100)?;
+            out.extend_from_slice(b"expires ");
+            push_num(out, e / 100);
+            out.extend_from_slice(b"sec ");
         }
         let locked = r.metric(RTAX_LOCK).unwrap_or(0);
         for (t, v) in r.metrics() {
             if let Some(n) = names::metric(t) {
-                let lock = if locked & (1 << t) != 0 { "lock " } else { "" };
-                write!(f, "{n} {lock}{v} ")?;
+                out.extend_from_slice(n.as_bytes());
+                out.push(b' ');
+                if locked & (1 << t) != 0 {
+                    out.extend_from_slice(b"lock ");
+                }
+                push_num(out, v);
+                out.push(b' ');
             }
         }
         if let Some(u) = r.uid() {
-            write!(f, "uid {u} ")?;
+            out.extend_from_slice(b"uid ");
+            push_num(out, u);
+            out.push(b' ');
         }
         // A cloned (cached) route, as `ip route get` shows it.
         if r.flags() & RTM_F_CLONED != 0 && fam == AF_INET {
-            f.write_str("\n    cache ")?;
+            out.extend_from_slice(b"\n    cache ");
             if let Some(ci) = r.cacheinfo() {
                 if ci.expires != 0 {
                     // In clock ticks; USER_HZ is 100 on Linux.
-                    write!(f, "expires {}sec ", ci.expires / 100)?;
+                    out.extend_from_slice(b"expires ");
+                    push_num(out, ci.expires / 100);
+                    out.extend_from_slice(b"sec ");
                 }
                 if ci.error != 0 {
-                    write!(f, "error {} ", ci.error)?;
+                    out.extend_from_slice(b"error ");
+                    push_num(out, ci.error);
+                    out.push(b' ');
                 }
             }
         }
         // iproute2 prints the IPv6 preference before the multipath nexthops.
         if let Some(p) = r.pref() {
-            write!(f, "pref {}", names::pref(p))?;
+            out.extend_from_slice(b"pref ");
+            out.extend_from_slice(names::pref(p).as_bytes());
         }
-        for nh in r.nexthops() {
-            f.write_str("\n\tnexthop ")?;
-            if let Some(gw) = nh.gateway {
-                write!(f, "via {} ", Ip(gw))?;
-            }
-            if nh.ifindex != 0 {
-                write!(f, "dev {} ", self.names.name(nh.ifindex))?;
-            }
-            write!(f, "weight {} ", nh.weight())?;
-            for n in flag_names(nh.flags as u32) {
-                write!(f, "{n} ")?;
+        if r.is_multipath() {
+            for nh in r.nexthops() {
+                out.extend_from_slice(b"\n\tnexthop ");
+                if let Some(gw) = nh.gateway {
+                    out.extend_from_slice(b"via ");
+                    push_ip(out, gw);
+                    out.push(b' ');
+                }
+                if nh.ifindex != 0 {
+                    out.extend_from_slice(b"dev ");
+                    self.names.name(nh.ifindex).push_to(out);
+                    out.push(b' ');
+                }
+                out.extend_from_slice(b"weight ");
+                push_num(out, nh.weight());
+                out.push(b' ');
+                for n in flag_names(nh.flags as u32) {
+                    push_name_or_number(out, Some(n), 0u8);
+                }
             }
         }
-        Ok(())
+    }
+}
+
+impl fmt::Display for RouteText<'_, '_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = Vec::with_capacity(128);
+        self.write_to(&mut out);
+        // Only `str`s and ASCII were appended.
+        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
     }
 }
 
