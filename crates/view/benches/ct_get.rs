@@ -5,14 +5,26 @@
 //!
 //! - the floor: one dependent random load in an area of the mapping as large as the slot
 //!   array, and in one as large as a bucket array (4 KiB pages: each is a TLB and cache miss;
-//!   a lookup makes at least three such loads one after the other: bucket head, slot, record);
+//!   a lookup makes at least two such loads one after the other: bucket head, slot, and a
+//!   third for a record that does not fit in its slot);
 //! - `MapReader::get` alone (the packed record, not unpacked; reader opened once);
 //! - `CtReader::get` (lookup + the kernel's message rebuilt; reader opened once);
 //! - `MirrorView::ct_get` (the same, the table's reader made per call), by original and by
 //!   reply tuple;
 //! - batched: `MapReader::get_batch` and `CtReader::get_many` (groups of 16 lookups whose
 //!   misses overlap), per lookup;
-//! - the unpack alone (one record, cached).
+//! - the unpack alone (one record, cached);
+//! - the listing of one source address through the address index (per entry): the index
+//!   scan alone (`MapReader::get_all`, packed records) and `MirrorView::ct_walk` with
+//!   `CtFilter::src` (the kernel's messages). The address holds `NLKIT_CT_GET_SHARE` entries
+//!   (default 50,000, as the mirror bench's large share: 10.200.0.1:sport → 10.201.0.1:53,
+//!   UDP), inserted at random places in the insertion order, as the mirror inserts the
+//!   kernel's dump (hash order): their slots and records are spread over the whole table;
+//!   and the same entries read by slot number, independently of each other (no chain to
+//!   follow: what a listing could cost if the index did not make each entry a dependent
+//!   miss away from the previous one);
+//! - the whole table, per entry: `MapReader::walk` (packed records) and `MirrorView::ct_walk`
+//!   with no filter (the kernel's messages).
 //!
 //! ```text
 //! cargo bench -p nlkit-view --bench ct_get
@@ -33,7 +45,7 @@ use nlkit_shm::{write_bytes, Memory, Region, RegionView, SharedMap};
 use nlkit_table::{ConnKey, TableKey};
 use nlkit_view::ct_pack::{pack, unpack_into};
 use nlkit_view::schema::{ct_addr_key, map_layout, table_object, CtAux};
-use nlkit_view::{MirrorView, TableId};
+use nlkit_view::{CtFilter, MirrorView, TableId};
 use nlkit_wire::consts::*;
 use nlkit_wire::MessageBuilder;
 use rand::rngs::StdRng;
@@ -66,6 +78,23 @@ fn kernel_msg(o: &ConnKey, r: &ConnKey) -> Vec<u8> {
     b.attr_be32(CTA_ID, 0x1234_5678);
     b.finish().expect("message");
     b.as_bytes().to_vec()
+}
+
+/// The source address of the large share: 50,000 entries of the table by default, as the
+/// mirror bench's fixtures (`nlkit_testns::load_conntrack`: 10.200.0.1:sport → 10.201.0.1:53,
+/// UDP, one source per 50,000 entries).
+const SHARE_SRC: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 1);
+
+/// The `i`-th connection of the share (as the fixtures' `i`-th, for `i` < 50,000).
+fn share_tuple(i: usize) -> ConnKey {
+    let dst = IpAddr::V4(Ipv4Addr::new(10, 201, 0, 1));
+    ConnKey::new(
+        IpAddr::V4(SHARE_SRC),
+        1024 + (i % 50_000) as u16,
+        dst,
+        53 + (i / 50_000) as u16,
+        17,
+    )
 }
 
 /// Best of `repeat` runs of `f` over `n` items: ns per item.
@@ -128,13 +157,25 @@ fn main() {
     let t = Instant::now();
     let mut tuples = Vec::with_capacity(n);
     let mut dropped_sum = 0u64;
+    // Which of the entries, in insertion order, are the one source's share: spread at
+    // random, as the mirror inserts the kernel's dump (hash order).
+    let share = env("NLKIT_CT_GET_SHARE", 50_000).min(n);
+    let mut in_share = vec![false; n];
+    in_share[..share].fill(true);
+    in_share.shuffle(&mut rng);
+    let mut shared = 0;
     {
         let mut w = map.lock();
         while tuples.len() < n {
-            let src = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | rng.random::<u32>() >> 8));
-            let dst = IpAddr::V4(Ipv4Addr::from(0xc0a8_0000 | rng.random::<u32>() >> 16));
-            let proto = if rng.random_bool(0.7) { 6 } else { 17 };
-            let o = ConnKey::new(src, rng.random(), dst, rng.random(), proto);
+            let o = if in_share[tuples.len()] {
+                shared += 1;
+                share_tuple(shared - 1)
+            } else {
+                let src = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | rng.random::<u32>() >> 8));
+                let dst = IpAddr::V4(Ipv4Addr::from(0xc0a8_0000 | rng.random::<u32>() >> 16));
+                let proto = if rng.random_bool(0.7) { 6 } else { 17 };
+                ConnKey::new(src, rng.random(), dst, rng.random(), proto)
+            };
             let r = o.reverse();
             let (rec, dropped) = pack(kernel_msg(&o, &r), &o, &r);
             let aux = CtAux {
@@ -164,7 +205,8 @@ fn main() {
     let rv = RegionView::map(region.fd().try_clone_to_owned().expect("fd")).expect("view");
     let view = MirrorView::from_region(rv);
     let mapped = view.region();
-    let slot_bytes = (n as u64 * 5 / 4 * 18 * 8).next_multiple_of(1 << 21);
+    let stride = map_layout(TableId::Conntrack, 1).slot_bytes() as u64;
+    let slot_bytes = (n as u64 * 5 / 4 * stride).next_multiple_of(1 << 21);
     let bucket_bytes = ((n as u64 * 5 / 4).next_power_of_two() * 4).next_multiple_of(1 << 21);
     let floor_slots = chase(&region, mapped, slot_bytes, lookups, repeat);
     let floor_buckets = chase(&region, mapped, bucket_bytes, lookups, repeat);
@@ -179,14 +221,25 @@ fn main() {
     // The measures take turns, `repeat` rounds, the best of each kept: on a shared machine
     // they then see the same load.
     let zero = black_box(0usize);
-    let mut ns = [f64::MAX; 11];
+    let mut ns = [f64::MAX; 16];
     // NLKIT_CT_GET_ONLY=i: only measure i (0 map get, 1 CtReader, 2 ct_get, 3 reply,
-    // 8 get_batch, 9 get_many), e.g. under `perf stat`.
+    // 8 get_batch, 9 get_many, 11 index scan, 12 ct_walk of an address, 13 the address's
+    // entries by slot, 14 walk, 15 ct_walk of the whole table), e.g. under `perf`.
     let key_words: Vec<[u64; 5]> = keys.iter().map(ConnKey::to_words).collect();
+    // The share's slots (in the index chain's order), for measure 13: the same entries read
+    // by slot number, one independent read after the other (what an index without a
+    // dependent miss per entry could cost).
+    let mut share_slots = Vec::with_capacity(share);
+    reader
+        .get_all(2, &ct_addr_key(IpAddr::V4(SHARE_SRC)), |e, _| {
+            share_slots.push(e.slot);
+            true
+        })
+        .expect("share");
     let only = std::env::var("NLKIT_CT_GET_ONLY")
         .ok()
         .and_then(|v| v.parse::<usize>().ok());
-    let mut found = [0usize; 11];
+    let mut found = [0usize; 16];
     for _ in 0..repeat {
         let runs: [(&[ConnKey], u8); 8] = [
             (&keys, 0),
@@ -204,8 +257,12 @@ fn main() {
             }
             let (t, f) = best(1, lookups, || {
                 let mut found = 0;
-                // Measures 4 and 5: each lookup's key depends on the previous result (the
-                // latency of one lookup: no overlap of consecutive lookups' misses).
+                // Measures 4 and 5: each lookup's key depends on the previous result, the last
+                // byte of its record (the latency of one lookup, its record's miss included:
+                // no overlap of consecutive lookups' misses). The difference between the
+                // measures of a lookup and of the same lookup in a row of independent ones is
+                // what the CPU overlaps of one lookup with the next: the record's miss of a
+                // lookup that only copies its record, not of one that uses it.
                 let mut dep = 0usize;
                 for i in 0..ks.len() {
                     let k = &ks[i ^ dep];
@@ -229,7 +286,7 @@ fn main() {
                         }
                     });
                     if how == 3 || how == 4 {
-                        dep = out.len() & zero;
+                        dep = usize::from(out.last().copied().unwrap_or(0)) & zero;
                     }
                 }
                 found
@@ -264,6 +321,85 @@ fn main() {
             ns[9] = ns[9].min(t);
             found[9] = f;
         }
+        // The share's listing through the address index: the packed records
+        // (MapReader::get_all), and the kernel's messages (MirrorView::ct_walk), per entry.
+        let share_key = ct_addr_key(IpAddr::V4(SHARE_SRC));
+        if only.is_none_or(|o| o == 11) {
+            let (t, f) = best(1, share.max(1), || {
+                let mut found = 0;
+                reader
+                    .get_all(2, &share_key, |_, rec| {
+                        found += 1;
+                        black_box(rec);
+                        true
+                    })
+                    .unwrap();
+                found
+            });
+            ns[11] = ns[11].min(t);
+            found[11] = f;
+        }
+        if only.is_none_or(|o| o == 12) {
+            let filter = CtFilter {
+                src: Some(IpAddr::V4(SHARE_SRC)),
+                ..CtFilter::default()
+            };
+            let (t, f) = best(1, share.max(1), || {
+                let mut found = 0;
+                view.ct_walk(&filter, |_, msg| {
+                    found += 1;
+                    black_box(msg);
+                    true
+                })
+                .unwrap();
+                found
+            });
+            ns[12] = ns[12].min(t);
+            found[12] = f;
+        }
+        if only.is_none_or(|o| o == 13) {
+            let (t, f) = best(1, share_slots.len().max(1), || {
+                let mut found = 0;
+                for s in &share_slots {
+                    out.clear();
+                    found += usize::from(reader.read(*s, &mut out).unwrap().is_some());
+                }
+                found
+            });
+            ns[13] = ns[13].min(t);
+            found[13] = f;
+        }
+        // The whole table: MapReader::walk (packed records) and MirrorView::ct_walk with no
+        // filter (the kernel's messages), per entry.
+        if only.is_none_or(|o| o == 14) {
+            let (t, f) = best(1, n, || {
+                let mut found = 0;
+                reader
+                    .walk(|_, rec| {
+                        found += 1;
+                        black_box(rec);
+                        true
+                    })
+                    .unwrap();
+                found
+            });
+            ns[14] = ns[14].min(t);
+            found[14] = f;
+        }
+        if only.is_none_or(|o| o == 15) {
+            let (t, f) = best(1, n, || {
+                let mut found = 0;
+                view.ct_walk(&CtFilter::default(), |_, msg| {
+                    found += 1;
+                    black_box(msg);
+                    true
+                })
+                .unwrap();
+                found
+            });
+            ns[15] = ns[15].min(t);
+            found[15] = f;
+        }
         let (t, _) = best(1, reps, || {
             let mut len = 0;
             for _ in 0..reps {
@@ -275,10 +411,11 @@ fn main() {
         });
         ns[10] = ns[10].min(t);
     }
-    let [map_get, reader_get, view_get, view_reply, map_dep, reader_dep, first, table, batch, many, unpack] =
+    let [map_get, reader_get, view_get, view_reply, map_dep, reader_dep, first, table, batch, many, unpack, scan, listing, by_slot, walk, ct_walk] =
         ns;
 
-    let [found_map, found_reader, found_view, found_reply, .., found_batch, found_many, _] = found;
+    let [found_map, found_reader, found_view, found_reply, .., found_batch, found_many, _, found_scan, found_listing, found_by_slot, found_walk, found_ct_walk] =
+        found;
     println!(
         "ct_get micro bench: {n} entries, {lookups} random lookups of {distinct} tuples, best of {repeat} (ns per lookup)"
     );
@@ -297,10 +434,21 @@ fn main() {
         "  batched (16): MapReader::get_batch (both dirs) {batch:.1} ({found_batch} found), CtReader::get_many {many:.1} ({found_many} found)"
     );
     println!(
-        "  one at a time (each key depends on the previous result): MapReader::get {map_dep:.1}, CtReader::get {reader_dep:.1}"
+        "  one at a time (each key depends on the previous record's bytes): MapReader::get {map_dep:.1}, CtReader::get {reader_dep:.1}"
     );
     println!(
         "  unpack alone (cached record, {} bytes): {unpack:.1}",
         rec.len()
+    );
+    println!(
+        "  address listing, {share} entries of {SHARE_SRC} (ns per entry): index scan MapReader::get_all {scan:.1} ({found_scan} found), MirrorView::ct_walk {listing:.1} ({found_listing} found, {:.2} ms)",
+        listing * share as f64 / 1e6
+    );
+    println!(
+        "  the same entries read by slot number (MapReader::read, independent reads, no chain): {by_slot:.1} ({found_by_slot} found)"
+    );
+    println!(
+        "  the whole table (ns per entry): MapReader::walk {walk:.1} ({found_walk} entries), MirrorView::ct_walk {ct_walk:.1} ({found_ct_walk} entries, {:.1} ms)",
+        ct_walk * n as f64 / 1e6
     );
 }

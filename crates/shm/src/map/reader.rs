@@ -376,6 +376,11 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
         let at = self.g.key_at[dir];
         let link_at = self.g.link_at[dir / 2];
         let n = key.len();
+        // In a secondary index the chain is long and every node a match: the next node's
+        // miss is started before this one's record is read and handed out, so the caller's
+        // work on one entry overlaps the wait for the next (in a unique direction the first
+        // match ends the lookup, and the prefetch would be wasted).
+        let ahead = !self.g.layout.unique[dir];
         let mut first = first;
         let mut restarts = 0;
         'restart: loop {
@@ -413,6 +418,11 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
                 // The next link first (Acquire: it pairs with the writer's Release store of
                 // the link, so the node it names is initialised), then the key.
                 let next = Link::decode(half(w[link_at].load(Ordering::Acquire), dir));
+                if ahead {
+                    if let Link::Slot(ns) = next {
+                        self.prefetch_slot(ns);
+                    }
+                }
                 let matches = w[at..at + n]
                     .iter()
                     .zip(key)

@@ -214,9 +214,25 @@ proptest! {
             write_nests(&o, &r, &mut nests);
             prop_assert_eq!(nests, reference_nests(&o, &r));
         } else {
-            prop_assert!(o.zone != 0 || r.zone != 0 || !has_ports(o.proto) || !has_ports(r.proto));
+            prop_assert!(o.zone != 0 || r.zone != 0 || !has_ports(o.proto) || !has_ports(r.proto)
+                || o.src.is_ipv6() != o.dst.is_ipv6() || r.src.is_ipv6() != r.dst.is_ipv6());
         }
         prop_assert_eq!(canonical_head(len, &o).to_vec(), reference_head(len, &o));
+        // The IPv4 template path and the general one write the same header and nests.
+        if let Some(n) = nests_len(&o, &r) {
+            let mut fast = vec![0x55u8; BODY + n];
+            write_parts(Some(len), &o, &r, &mut fast);
+            let mut general = vec![0xaau8; BODY + n];
+            let mut u = Units::new(&mut general);
+            u.head(len, &o);
+            u.tuple(CTA_TUPLE_ORIG, &o);
+            u.tuple(CTA_TUPLE_REPLY, &r);
+            prop_assert_eq!(u.finish(), BODY + n);
+            prop_assert_eq!(&fast, &general);
+            let mut expect = reference_head(len, &o);
+            expect.extend_from_slice(&reference_nests(&o, &r));
+            prop_assert_eq!(fast, expect);
+        }
     }
 
     /// Whatever the message, unpacking what `pack` stored gives it back exactly (appended
@@ -283,6 +299,21 @@ proptest! {
             prop_assert_eq!(&short, &out);
         }
     }
+}
+
+/// A tuple whose two addresses are of different families (no kernel has one) is kept whole.
+#[test]
+fn mixed_family_tuples_are_kept_whole() {
+    let o = ConnKey::new(
+        "10.0.0.1".parse().unwrap(),
+        1,
+        "fd00::1".parse().unwrap(),
+        2,
+        6,
+    );
+    let msg = kernel_like(&o, &o.reverse(), true);
+    assert_eq!(pack(msg.clone(), &o, &o.reverse()).1, 0);
+    assert_eq!(room_for(&o), 0);
 }
 
 #[test]
