@@ -6,8 +6,8 @@
 //! through the formatting machinery, every integer goes through padding logic, and every
 //! field is a dynamic call. [`push_ip`] and [`push_num`] append the bytes `std`'s `Display`
 //! would write straight to a `Vec<u8>`, from lookup tables (written here by hand: no crate
-//! appends an address to a byte buffer), with fixed-size copies (no `memcpy` call per
-//! field). [`Ip`] and [`Num`] are the `Display` forms (they honour width and alignment).
+//! appends an address to a byte buffer), written in place into the buffer's room (no
+//! `memcpy` call per field, no stack buffer copied out). [`Ip`] and [`Num`] are the `Display` forms (they honour width and alignment).
 //! [`push_hex`] appends bytes in hex (conntrack labels).
 //!
 //! ```
