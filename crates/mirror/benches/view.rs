@@ -222,7 +222,8 @@ fn run() {
     let vb = getbatch.first().copied().unwrap_or(f64::NAN);
     rows.push(row(
         format!(
-            "ct get by tuple via view, batched (16), 1 thread ({} found/{})",
+            "ct get by tuple via view, batched ({}), 1 thread ({} found/{})",
+            nlkit_shm::map::BATCH,
             getbatch.get(1).copied().unwrap_or(0.0),
             tuples.len()
         ),

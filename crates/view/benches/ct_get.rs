@@ -11,7 +11,7 @@
 //! - `CtReader::get` (lookup + the kernel's message rebuilt; reader opened once);
 //! - `MirrorView::ct_get` (the same, the table's reader made per call), by original and by
 //!   reply tuple;
-//! - batched: `MapReader::get_batch` and `CtReader::get_many` (groups of 16 lookups whose
+//! - batched: `MapReader::get_batch` and `CtReader::get_many` (groups of `BATCH` lookups whose
 //!   misses overlap), per lookup;
 //! - the unpack alone (one record, cached);
 //! - the listing of one source address through the address index (per entry): the index
@@ -294,7 +294,7 @@ fn main() {
             ns[i] = ns[i].min(t);
             found[i] = f;
         }
-        // Batched: groups of 16 lookups (MapReader::get_batch in both directions, the packed
+        // Batched: groups of BATCH lookups (MapReader::get_batch in both directions, the packed
         // records; CtReader::get_many, original or reply tuple, the kernel's messages).
         if only.is_none_or(|o| o == 8) {
             let (t, f) = best(1, lookups, || {
@@ -431,7 +431,8 @@ fn main() {
     println!("  MirrorView::ct_get, original tuple: {view_get:.1}  ({found_view} found)");
     println!("  MirrorView::ct_get, reply tuple:    {view_reply:.1}  ({found_reply} found)");
     println!(
-        "  batched (16): MapReader::get_batch (both dirs) {batch:.1} ({found_batch} found), CtReader::get_many {many:.1} ({found_many} found)"
+        "  batched ({}): MapReader::get_batch (both dirs) {batch:.1} ({found_batch} found), CtReader::get_many {many:.1} ({found_many} found)",
+        nlkit_shm::map::BATCH
     );
     println!(
         "  one at a time (each key depends on the previous record's bytes): MapReader::get {map_dep:.1}, CtReader::get {reader_dep:.1}"
