@@ -516,17 +516,7 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
                 self.prefetch_slot(s);
             }
         }
-        for (&d, h) in dirs.iter().zip(heads) {
-            let mut found = None;
-            self.search(d, key, h.map(|(_, w)| w), out, |e, _| {
-                found = Some(*e);
-                false
-            })?;
-            if found.is_some() {
-                return Ok(found);
-            }
-        }
-        Ok(None)
+        self.first_from(dirs, key, &heads, out)
     }
 
     /// Calls `f` with every live entry filed under `key` in direction `dir` (a non-unique

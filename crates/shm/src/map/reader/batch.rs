@@ -166,7 +166,7 @@ impl<M: Memory + ?Sized> MapReader<'_, M> {
     }
 
     /// [`get_first`](Self::get_first) from bucket heads loaded before (`None`: load it).
-    fn first_from(
+    pub(super) fn first_from(
         &self,
         dirs: &[usize],
         key: &[u64],
