@@ -3,8 +3,9 @@
 //! joined by spaces, every number and address through `std`'s `Display`), kept here only as
 //! the reference, on random conntrack messages covering every field the line prints.
 
+use nlkit_testns::shaped_addr;
 use std::fmt::Write as _;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use nlkit_conntrack::fmt::{entry_text, event_text, proto_name, sctp_state_name, tcp_state_name};
 use nlkit_conntrack::{Counters, CtEntryView, Tuple, L4};
@@ -125,29 +126,6 @@ fn reference(e: &CtEntryView<'_>, event: bool) -> String {
     w.s
 }
 
-/// An address of `v6` family; sometimes one with long zero runs or IPv4-mapped.
-fn addr(v6: bool, raw: u128, shape: u8) -> IpAddr {
-    if !v6 {
-        return IpAddr::V4(Ipv4Addr::from(raw as u32));
-    }
-    let a = match shape % 4 {
-        0 => Ipv6Addr::from(raw),
-        // Zero groups where the mask's bits are clear.
-        1 => {
-            let mut s = Ipv6Addr::from(raw).segments();
-            for (i, g) in s.iter_mut().enumerate() {
-                if (raw >> (120 + i)) & 1 == 0 {
-                    *g = 0;
-                }
-            }
-            Ipv6Addr::from(s)
-        }
-        2 => Ipv4Addr::from(raw as u32).to_ipv6_mapped(),
-        _ => Ipv4Addr::from(raw as u32).to_ipv6_compatible(),
-    };
-    IpAddr::V6(a)
-}
-
 /// One random tuple: protocol, addresses (raw, shape), which layer-4 attributes are present
 /// (bits: sport, dport, icmp id, icmp type, icmp code, tuple zone) and their values.
 #[derive(Debug, Clone)]
@@ -252,7 +230,7 @@ fn put_tuple(b: &mut MessageBuilder, ty: u16, v6: bool, t: &TupleSpec) {
     let n = b.nest_begin(ty);
     let ip = b.nest_begin(CTA_TUPLE_IP);
     for (i, &(raw, shape)) in t.addrs.iter().enumerate() {
-        match addr(v6, raw, shape) {
+        match shaped_addr(v6, raw, shape) {
             IpAddr::V4(a) => b.attr_bytes([CTA_IP_V4_SRC, CTA_IP_V4_DST][i], &a.octets()),
             IpAddr::V6(a) => b.attr_bytes([CTA_IP_V6_SRC, CTA_IP_V6_DST][i], &a.octets()),
         };

@@ -2,8 +2,9 @@
 //! was before it wrote bytes itself (`core::fmt` and `std`'s address `Display`), kept here
 //! only as the reference, on random route messages covering every field it prints.
 
+use nlkit_testns::shaped_addr;
 use std::fmt::{self, Write as _};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use nlkit_route::fmt::{route_text, LinkNames, RouteFmt};
 use nlkit_route::names::{self, Protocol, RouteType, Scope, Table};
@@ -135,29 +136,6 @@ fn reference_into(
     Ok(())
 }
 
-/// An address of `v6` family; sometimes one with long zero runs or IPv4-mapped.
-fn addr(v6: bool, raw: u128, shape: u8) -> IpAddr {
-    if !v6 {
-        return IpAddr::V4(Ipv4Addr::from(raw as u32));
-    }
-    let a = match shape % 4 {
-        0 => Ipv6Addr::from(raw),
-        // Zero groups where the mask's bits are clear.
-        1 => {
-            let mut s = Ipv6Addr::from(raw).segments();
-            for (i, g) in s.iter_mut().enumerate() {
-                if (raw >> (120 + i)) & 1 == 0 {
-                    *g = 0;
-                }
-            }
-            Ipv6Addr::from(s)
-        }
-        2 => Ipv4Addr::from(raw as u32).to_ipv6_mapped(),
-        _ => Ipv4Addr::from(raw as u32).to_ipv6_compatible(),
-    };
-    IpAddr::V6(a)
-}
-
 fn put_addr(b: &mut MessageBuilder, ty: u16, a: IpAddr) {
     b.attr_ip(ty, a);
 }
@@ -240,7 +218,7 @@ fn build(s: &Spec) -> MessageBuilder {
         flags,
     });
     let on = |bit: u32| s.present & (1 << bit) != 0;
-    let a = |i: usize| addr(s.v6, s.addrs[i].0, s.addrs[i].1);
+    let a = |i: usize| shaped_addr(s.v6, s.addrs[i].0, s.addrs[i].1);
     if on(0) {
         b.attr_u32(RTA_TABLE, s.nums[0] % 1100);
     }
@@ -253,7 +231,7 @@ fn build(s: &Spec) -> MessageBuilder {
     if on(3) {
         if on(4) {
             // RTA_VIA: struct rtvia { family; addr }.
-            let gw = addr(s.via_v6, s.addrs[2].0, s.addrs[2].1);
+            let gw = shaped_addr(s.via_v6, s.addrs[2].0, s.addrs[2].1);
             let (f, bytes): (u16, Vec<u8>) = match gw {
                 IpAddr::V4(g) => (AF_INET as u16, g.octets().to_vec()),
                 IpAddr::V6(g) => (AF_INET6 as u16, g.octets().to_vec()),
@@ -312,7 +290,7 @@ fn build(s: &Spec) -> MessageBuilder {
         for &(flags, hops, ifindex, gw) in &s.hops {
             let mut e = Vec::new();
             if let Some((raw, shape)) = gw {
-                let g = addr(s.v6, raw, shape);
+                let g = shaped_addr(s.v6, raw, shape);
                 let bytes = match g {
                     IpAddr::V4(g) => g.octets().to_vec(),
                     IpAddr::V6(g) => g.octets().to_vec(),

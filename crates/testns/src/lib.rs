@@ -26,6 +26,7 @@
 //! }
 //! ```
 
+mod addrs;
 mod channel;
 pub mod corpus;
 mod fixtures;
@@ -34,6 +35,7 @@ mod harness;
 mod isolate;
 mod orphan;
 
+pub use addrs::shaped_addr;
 pub use channel::{Channel, ChannelError};
 pub use fixtures::{
     add_addr, delete_link, load_conntrack, load_ipv4_routes, load_ipv6_routes, set_link_up,
