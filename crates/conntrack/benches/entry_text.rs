@@ -16,19 +16,12 @@
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::time::Instant;
 
 use nlkit_conntrack::fmt::entry_text;
 use nlkit_conntrack::CtEntryView;
+use nlkit_testns::{size_from_env, LineBench};
 use nlkit_wire::consts::*;
 use nlkit_wire::{MessageBuilder, Messages, NfGenMsg};
-
-fn entries_wanted() -> usize {
-    std::env::var("NLKIT_BENCH_ENTRIES")
-        .ok()
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .unwrap_or(200_000)
-}
 
 /// A tuple nest: addresses, protocol, ports.
 fn tuple(
@@ -132,38 +125,21 @@ impl std::fmt::Write for Bytes<'_> {
     }
 }
 
-/// Best of 5 passes over `bytes`, in ns per message.
-fn best(bytes: &[u8], n: usize, mut pass: impl FnMut(&[u8])) -> f64 {
-    (0..5)
-        .map(|_| {
-            let t = Instant::now();
-            pass(bytes);
-            t.elapsed().as_secs_f64() * 1e9 / n as f64
-        })
-        .fold(f64::INFINITY, f64::min)
-}
-
 fn main() {
-    let n = entries_wanted();
-    println!(
-        "{:<44} {:>12} {:>12}",
-        "ns per entry", "IPv4 UDP", "IPv6 TCP"
+    let n = size_from_env("NLKIT_BENCH_ENTRIES", 200_000);
+    let bench = LineBench::new(
+        "ns per entry",
+        ["IPv4 UDP", "IPv6 TCP"],
+        n,
+        [messages(n, false), messages(n, true)].map(|b| b.as_bytes().to_vec()),
     );
-    let shapes = [messages(n, false), messages(n, true)];
-    let row = |what: &str, f: &mut dyn FnMut(&[u8])| {
-        let v: Vec<f64> = shapes
-            .iter()
-            .map(|s| best(s.as_bytes(), n, &mut *f))
-            .collect();
-        println!("{what:<44} {:>12.1} {:>12.1}", v[0], v[1]);
-    };
-    row("CtEntryView::parse", &mut |bytes| {
+    bench.row("CtEntryView::parse", &mut |bytes| {
         for m in Messages::new(bytes) {
             black_box(CtEntryView::parse(&m.unwrap()).unwrap());
         }
     });
     let mut out = Vec::with_capacity(n * 256);
-    row("parse + EntryText::write_to", &mut |bytes| {
+    bench.row("parse + EntryText::write_to", &mut |bytes| {
         out.clear();
         for m in Messages::new(bytes) {
             let e = CtEntryView::parse(&m.unwrap()).unwrap();
@@ -172,7 +148,7 @@ fn main() {
         }
         black_box(&out);
     });
-    row("parse + EntryText's Display (write!)", &mut |bytes| {
+    bench.row("parse + EntryText's Display (write!)", &mut |bytes| {
         out.clear();
         for m in Messages::new(bytes) {
             let e = CtEntryView::parse(&m.unwrap()).unwrap();

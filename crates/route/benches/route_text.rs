@@ -13,19 +13,12 @@
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::Instant;
 
 use nlkit_route::fmt::{route_text, LinkNames, RouteFmt};
 use nlkit_route::RouteView;
+use nlkit_testns::{size_from_env, LineBench};
 use nlkit_wire::consts::*;
 use nlkit_wire::{MessageBuilder, Messages, RtMsg};
-
-fn routes_wanted() -> usize {
-    std::env::var("NLKIT_BENCH_ROUTES")
-        .ok()
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .unwrap_or(200_000)
-}
 
 /// `n` route messages back to back: host routes on a link (`via` is false) or /24s via a
 /// gateway with a metric.
@@ -63,41 +56,24 @@ fn messages(n: usize, via: bool) -> MessageBuilder {
     b
 }
 
-/// Best of 5 passes over `bytes`, in ns per message.
-fn best(bytes: &[u8], n: usize, mut pass: impl FnMut(&[u8])) -> f64 {
-    (0..5)
-        .map(|_| {
-            let t = Instant::now();
-            pass(bytes);
-            t.elapsed().as_secs_f64() * 1e9 / n as f64
-        })
-        .fold(f64::INFINITY, f64::min)
-}
-
 fn main() {
-    let n = routes_wanted();
+    let n = size_from_env("NLKIT_BENCH_ROUTES", 200_000);
     let mut names = LinkNames::new();
     names.insert(2, "nlk0");
     let opts = RouteFmt::default();
-    println!(
-        "{:<44} {:>12} {:>12}",
-        "ns per route", "host/link", "/24 via gw"
+    let bench = LineBench::new(
+        "ns per route",
+        ["host/link", "/24 via gw"],
+        n,
+        [messages(n, false), messages(n, true)].map(|b| b.as_bytes().to_vec()),
     );
-    let shapes = [messages(n, false), messages(n, true)];
-    let row = |what: &str, f: &mut dyn FnMut(&[u8])| {
-        let v: Vec<f64> = shapes
-            .iter()
-            .map(|s| best(s.as_bytes(), n, &mut *f))
-            .collect();
-        println!("{what:<44} {:>12.1} {:>12.1}", v[0], v[1]);
-    };
-    row("RouteView::parse", &mut |bytes| {
+    bench.row("RouteView::parse", &mut |bytes| {
         for m in Messages::new(bytes) {
             black_box(RouteView::parse(&m.unwrap()).unwrap());
         }
     });
     let mut out = Vec::with_capacity(n * 64);
-    row("parse + RouteText::write_to", &mut |bytes| {
+    bench.row("parse + RouteText::write_to", &mut |bytes| {
         out.clear();
         for m in Messages::new(bytes) {
             let r = RouteView::parse(&m.unwrap()).unwrap();
@@ -107,7 +83,7 @@ fn main() {
         black_box(&out);
     });
     let mut s = String::with_capacity(n * 64);
-    row("parse + RouteText's Display (write!)", &mut |bytes| {
+    bench.row("parse + RouteText's Display (write!)", &mut |bytes| {
         s.clear();
         for m in Messages::new(bytes) {
             let r = RouteView::parse(&m.unwrap()).unwrap();

@@ -33,6 +33,7 @@ mod fixtures;
 mod forge;
 mod harness;
 mod isolate;
+mod line_bench;
 mod orphan;
 
 pub use addrs::shaped_addr;
@@ -44,6 +45,7 @@ pub use fixtures::{
 pub use forge::{attacker, forged_error, send_forged};
 pub use harness::{have_command, in_test_netns, ip, run, run_in_netns, CHILD_ENV};
 pub use isolate::{is_root, isolate};
+pub use line_bench::{size_from_env, LineBench};
 pub use orphan::kill_and_time_worker;
 
 /// Declares tests that each run in a fresh network namespace (see the crate docs).
