@@ -30,10 +30,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use nlkit_shm::{write_bytes, MapLayout, MapReader, Memory, Region, RegionView, SharedMap};
+use nlkit_shm::{MapLayout, MapReader, Memory, Region, RegionView, SharedMap};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
+
+#[path = "common/floor.rs"]
+mod floor;
+use floor::chase;
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -51,29 +55,6 @@ fn best(repeat: usize, n: usize, mut f: impl FnMut() -> usize) -> f64 {
         best = best.min(t.elapsed().as_nanos() as f64 / n as f64);
     }
     best
-}
-
-/// ns per dependent random load over `bytes` of the mapping (a random cycle through its
-/// cache lines, written by the writer, chased through the view).
-fn chase(region: &Region, view: &RegionView, bytes: u64, loads: usize, repeat: usize) -> f64 {
-    let lines = (bytes / 64) as usize;
-    let off = region.alloc(bytes).expect("alloc");
-    let mut order: Vec<u64> = (0..lines as u64).collect();
-    order.shuffle(&mut StdRng::seed_from_u64(7));
-    let mut raw = vec![0u8; lines * 64];
-    for i in 0..lines {
-        let at = order[i] as usize * 64;
-        raw[at..at + 8].copy_from_slice(&order[(i + 1) % lines].to_ne_bytes());
-    }
-    write_bytes(region, off, &raw).expect("write");
-    let words = view.words(off, lines * 8).expect("words");
-    best(repeat, loads, || {
-        let mut at = 0usize;
-        for _ in 0..loads {
-            at = words[at * 8].load(Ordering::Relaxed) as usize;
-        }
-        at
-    })
 }
 
 /// ns per pair of dependent random loads, one in an area of `a` bytes then one in an area of

@@ -37,11 +37,10 @@
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use nlkit_shm::{write_bytes, Memory, Region, RegionView, SharedMap};
+use nlkit_shm::{Region, RegionView, SharedMap};
 use nlkit_table::{ConnKey, TableKey};
 use nlkit_view::ct_pack::{pack, unpack_into};
 use nlkit_view::schema::{ct_addr_key, map_layout, table_object, CtAux};
@@ -51,6 +50,10 @@ use nlkit_wire::MessageBuilder;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
+
+#[path = "../../shm/benches/common/floor.rs"]
+mod floor;
+use floor::chase;
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -107,33 +110,6 @@ fn best(repeat: usize, n: usize, mut f: impl FnMut() -> usize) -> (f64, usize) {
         best = best.min(t.elapsed().as_nanos() as f64 / n as f64);
     }
     (best, r)
-}
-
-/// ns per dependent random load over `bytes` of the mapping: a random cycle through its
-/// cache lines, written by the writer, chased through the view.
-fn chase(region: &Region, view: &RegionView, bytes: u64, loads: usize, repeat: usize) -> f64 {
-    let lines = (bytes / 64) as usize;
-    let off = region.alloc(bytes).expect("alloc");
-    let mut order: Vec<u64> = (0..lines as u64).collect();
-    order.shuffle(&mut StdRng::seed_from_u64(7));
-    let mut next = vec![0u64; lines * 8];
-    for i in 0..lines {
-        next[order[i] as usize * 8] = order[(i + 1) % lines];
-    }
-    let mut raw = Vec::with_capacity(next.len() * 8);
-    for w in &next {
-        raw.extend_from_slice(&w.to_ne_bytes());
-    }
-    write_bytes(region, off, &raw).expect("write");
-    let words = view.words(off, lines * 8).expect("words");
-    let (ns, _) = best(repeat, loads, || {
-        let mut at = 0usize;
-        for _ in 0..loads {
-            at = words[at * 8].load(Ordering::Relaxed) as usize;
-        }
-        at
-    });
-    ns
 }
 
 fn main() {
