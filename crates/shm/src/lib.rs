@@ -39,6 +39,6 @@ pub use feed::{FeedEntry, FeedLayout, FeedReader, FeedWriter};
 pub use map::{Entry, InsertError, MapLayout, MapReader, MapWriter, SharedMap, Slot, Walk};
 pub use memory::{read_bytes, write_bytes, HeapMemory, Memory};
 #[cfg(not(loom))]
-pub use region::{Region, ALLOC_ALIGN, HEADER_BYTES, RESERVE};
+pub use region::{Collapsed, Region, ALLOC_ALIGN, HEADER_BYTES, HUGE_PAGE, RESERVE};
 #[cfg(not(loom))]
 pub use view::RegionView;

@@ -12,7 +12,7 @@ use std::ptr::NonNull;
 use rustix::mm::{MapFlags, ProtFlags};
 
 use crate::memory::check;
-use crate::region::RESERVE;
+use crate::region::{HUGE_PAGE, RESERVE};
 use crate::sync::{AtomicU64, Ordering};
 use crate::ShmError;
 
@@ -47,27 +47,96 @@ impl Mapping {
         } else {
             ProtFlags::READ
         };
-        // Mapping beyond the end of the file is allowed; those pages are never touched (see
-        // `words`). MAP_NORESERVE: the address space is a reservation, pages cost memory only
-        // once written.
+        // The mapping starts on a huge-page boundary, so that a 2 MiB-aligned range of the
+        // file that is backed by a huge page ([`Mapping::collapse`]) is mapped by one page
+        // table entry, in the writer and in every reader (one TLB entry instead of 512). The
+        // kernel aligns shared file mappings only when the host enables huge pages for shmem,
+        // so the address is chosen here: RESERVE + 2 MiB of address space reserved
+        // (PROT_NONE, anonymous: no memory), the file mapped over its aligned part, the rest
+        // given back.
         // SAFETY: a new mapping at an address the kernel chooses (null hint, no MAP_FIXED), so
         // no existing memory of this process is replaced.
-        let ptr = unsafe {
-            rustix::mm::mmap(
+        let room = unsafe {
+            rustix::mm::mmap_anonymous(
                 std::ptr::null_mut(),
-                RESERVE as usize,
-                prot,
-                MapFlags::SHARED | MapFlags::NORESERVE,
-                fd,
-                0,
+                (RESERVE + HUGE_PAGE) as usize,
+                ProtFlags::empty(),
+                MapFlags::PRIVATE | MapFlags::NORESERVE,
             )
         }
         .map_err(|e| ShmError::os("mmap", e))?;
+        let start = room as usize;
+        let aligned = start.next_multiple_of(HUGE_PAGE as usize);
+        // Mapping beyond the end of the file is allowed; those pages are never touched (see
+        // `words`). MAP_NORESERVE: the address space is a reservation, pages cost memory only
+        // once written.
+        // SAFETY: MAP_FIXED replaces only `[aligned, aligned + RESERVE)`, which lies inside
+        // the reservation just made by this function (`aligned - start < HUGE_PAGE`) and
+        // holds nothing anybody uses.
+        let mapped = unsafe {
+            rustix::mm::mmap(
+                aligned as *mut std::ffi::c_void,
+                RESERVE as usize,
+                prot,
+                MapFlags::SHARED | MapFlags::NORESERVE | MapFlags::FIXED,
+                fd,
+                0,
+            )
+        };
+        let end = aligned + RESERVE as usize;
+        let slack = [
+            (start, aligned - start),
+            (end, start + (RESERVE + HUGE_PAGE) as usize - end),
+        ];
+        for (at, len) in slack.into_iter().filter(|(_, len)| *len > 0) {
+            // SAFETY: the unused head and tail of this function's own reservation.
+            let _ = unsafe { rustix::mm::munmap(at as *mut std::ffi::c_void, len) };
+        }
+        let ptr = match mapped {
+            Ok(p) => p,
+            Err(e) => {
+                // SAFETY: the reservation's aligned part, still this function's own.
+                let _ = unsafe {
+                    rustix::mm::munmap(aligned as *mut std::ffi::c_void, RESERVE as usize)
+                };
+                return Err(ShmError::os("mmap", e));
+            }
+        };
         let base = NonNull::new(ptr.cast::<AtomicU64>()).ok_or(ShmError::Corrupt("mmap at 0"))?;
         Ok(Mapping {
             base,
             valid: AtomicU64::new(0),
         })
+    }
+
+    /// Asks the kernel to back the 2 MiB-aligned range `[off, off + HUGE_PAGE)` of the file
+    /// with one huge page (`MADV_COLLAPSE`); `off` must be a multiple of [`HUGE_PAGE`] and
+    /// the range below [`valid`](Mapping::valid) (else `EINVAL`, nothing asked). Pages of the
+    /// range that were never written are allocated (zeroed) by the collapse.
+    pub(crate) fn collapse(&self, off: u64) -> Result<(), rustix::io::Errno> {
+        if off % HUGE_PAGE != 0 || off.saturating_add(HUGE_PAGE) > self.valid() {
+            return Err(rustix::io::Errno::INVAL);
+        }
+        // rustix's `Advice` has no MADV_COLLAPSE (Linux 6.1), hence libc.
+        // SAFETY: advice on a range inside this mapping (below `valid`, so below RESERVE). It
+        // changes which pages back the file (the kernel copies them into a huge page and
+        // remaps every mapping of them), never the contents: the atomics handed out by
+        // `words` stay valid and keep their values.
+        let rc = unsafe {
+            libc::madvise(
+                self.base.as_ptr().cast::<u8>().add(off as usize).cast(),
+                HUGE_PAGE as usize,
+                libc::MADV_COLLAPSE,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(
+                rustix::io::Errno::from_io_error(&std::io::Error::last_os_error())
+                    .unwrap_or(rustix::io::Errno::INVAL),
+            )
+        }
     }
 
     /// Bytes that [`words`](Mapping::words) accepts.

@@ -17,6 +17,10 @@ use crate::ShmError;
 /// once, so the mapping never moves and growth never remaps anything a reader borrowed.
 pub const RESERVE: u64 = 1 << 36;
 
+/// The size of a huge page (x86-64's PMD page): mappings start on this boundary, and
+/// [`Region::collapse`] works in whole ones.
+pub const HUGE_PAGE: u64 = 2 << 20;
+
 /// Where the first byte after the region header lies; the directory and layout words live
 /// below it.
 pub const HEADER_BYTES: u64 = 4096;
@@ -36,6 +40,33 @@ pub const ALLOC_ALIGN: u64 = 64;
 pub(crate) const SEALS: SealFlags = SealFlags::SHRINK
     .union(SealFlags::FUTURE_WRITE)
     .union(SealFlags::SEAL);
+
+/// What [`Region::collapse`] did.
+///
+/// ```
+/// let mut all = nlkit_shm::Collapsed::default();
+/// all.add(nlkit_shm::Collapsed { bytes: 2 << 20, failed: 1, error: None });
+/// assert_eq!((all.bytes, all.failed), (2 << 20, 1));
+/// ```
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Collapsed {
+    /// Bytes collapsed into huge pages (or found so already).
+    pub bytes: u64,
+    /// Huge pages the kernel did not make.
+    pub failed: u64,
+    /// The first failure's error (`EINVAL`: huge pages denied for shmem or a kernel before
+    /// 6.1; `ENOMEM`/`EAGAIN`: no huge page free now).
+    pub error: Option<rustix::io::Errno>,
+}
+
+impl Collapsed {
+    /// Adds another collapse's counts (keeping the first error).
+    pub fn add(&mut self, other: Collapsed) {
+        self.bytes += other.bytes;
+        self.failed += other.failed;
+        self.error = self.error.or(other.error);
+    }
+}
 
 /// One shared region, owned by the writer (the mirror).
 ///
@@ -192,6 +223,47 @@ impl Region {
     /// [`RegionView::find`](crate::RegionView::find)).
     pub fn find(&self, id: u64) -> Result<u64, ShmError> {
         header::find(self, id)
+    }
+
+    /// Backs the whole 2 MiB pages inside `[off, off + len)` with huge pages
+    /// (`MADV_COLLAPSE`, one page at a time), in the writer's mapping and, at their next
+    /// fault, in every reader's: one TLB entry per 2 MiB instead of 512. For random lookups
+    /// over a table much larger than the TLB's reach (a million conntrack entries) that
+    /// removes most of each lookup's page walks.
+    ///
+    /// Works whatever the host's `shmem_enabled` says, unless it is `deny` (then, on a kernel
+    /// before 6.1, or with no huge page free, the page is counted in [`Collapsed::failed`]
+    /// and stays as it was). The pages of a range that were never written are allocated by
+    /// the collapse: call it only on ranges in use. The contents never change; a reader or
+    /// the writer touching a page while it is collapsed waits for it (a few milliseconds).
+    ///
+    /// ```
+    /// use nlkit_shm::{Memory, Region, HUGE_PAGE};
+    /// let r = Region::create("collapse-example").unwrap();
+    /// let off = r.alloc(3 * HUGE_PAGE).unwrap();
+    /// for i in 0..3 * HUGE_PAGE / 4096 {
+    ///     r.word(off + i * 4096).unwrap().store(1, std::sync::atomic::Ordering::Relaxed);
+    /// }
+    /// // `off` is not on a 2 MiB boundary: the two whole pages after it are collapsed.
+    /// let c = r.collapse(off, 3 * HUGE_PAGE);
+    /// assert_eq!(c.bytes + c.failed * HUGE_PAGE, 2 * HUGE_PAGE);
+    /// ```
+    pub fn collapse(&self, off: u64, len: u64) -> Collapsed {
+        let start = off.next_multiple_of(HUGE_PAGE);
+        let end = off.saturating_add(len).min(self.map.valid()) / HUGE_PAGE * HUGE_PAGE;
+        let mut c = Collapsed::default();
+        let mut at = start;
+        while at < end {
+            match self.map.collapse(at) {
+                Ok(()) => c.bytes += HUGE_PAGE,
+                Err(e) => {
+                    c.failed += 1;
+                    c.error.get_or_insert(e);
+                }
+            }
+            at += HUGE_PAGE;
+        }
+        c
     }
 
     /// Stores a header word (always inside the file: HEADER_BYTES <= INITIAL_BYTES).

@@ -260,6 +260,18 @@ pub struct SharedMap<#[cfg(not(loom))] A: Arena = Region, #[cfg(loom)] A: Arena>
     /// needs no lock).
     heap_bytes: std::sync::atomic::AtomicU64,
     state: Mutex<WriterState>,
+    /// What [`SharedMap::collapse`] has done (its own lock: a collapse never holds the
+    /// writer's mutex).
+    collapsed: Mutex<CollapseProgress>,
+}
+
+/// How far [`SharedMap::collapse`] got: huge pages are made once per range.
+#[derive(Debug, Default)]
+struct CollapseProgress {
+    /// Region offset below which the slot array's whole huge pages are collapsed.
+    slots_done: u64,
+    /// Whether the bucket arrays are.
+    buckets_done: bool,
 }
 
 impl<A: Arena> fmt::Debug for SharedMap<A> {
@@ -280,6 +292,58 @@ impl SharedMap<Region> {
     /// is not a power of two is refused with [`ShmError::Corrupt`].
     pub fn create(region: Arc<Region>, layout: MapLayout) -> Result<SharedMap, ShmError> {
         SharedMap::create_in(region, layout, MapOptions::default())
+    }
+
+    /// Backs the parts of the map that are in use with huge pages ([`Region::collapse`]):
+    /// the whole 2 MiB pages of the slot array below the high-water mark (every slot there
+    /// was written), and the bucket arrays once the map holds an eighth as many entries as
+    /// a direction has buckets (each 4 KiB page of heads then has ~128 entries: all are in
+    /// use). Never a page that is not in use, so it costs no memory; what was collapsed is
+    /// not asked again. Takes no lock the writer or a reader takes: call it from any thread,
+    /// while the map changes.
+    ///
+    /// A lookup in a map much larger than the TLB's reach makes two dependent random loads
+    /// (bucket head, slot); with 4 KiB pages each is also a page walk (DESIGN.md §3.4).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use nlkit_shm::{MapLayout, Region, SharedMap};
+    /// let map = SharedMap::create(
+    ///     Arc::new(Region::create("collapse").unwrap()),
+    ///     MapLayout::new(1 << 16).key(1, true).inline(112),
+    /// )
+    /// .unwrap();
+    /// let mut w = map.lock();
+    /// for k in 0..(1 << 16) {
+    ///     w.insert(&[&[k]], 0, b"a record").unwrap();
+    /// }
+    /// drop(w);
+    /// // 8 MiB of slots and 256 KiB of buckets in use: 3 or 4 whole huge pages of slots.
+    /// let c = map.collapse();
+    /// assert!(c.bytes + c.failed * nlkit_shm::HUGE_PAGE >= 3 * nlkit_shm::HUGE_PAGE);
+    /// ```
+    pub fn collapse(&self) -> crate::Collapsed {
+        let mut p = self.collapsed.lock();
+        let r = self.reader();
+        let stride = self.g.stride_words as u64 * 8;
+        let used_end = self.g.slots + u64::from(r.high_water()) * stride;
+        let from = p.slots_done.max(self.g.slots);
+        let mut c = self.arena.collapse(from, used_end.saturating_sub(from));
+        if c.failed == 0 {
+            p.slots_done = p
+                .slots_done
+                .max(used_end / crate::HUGE_PAGE * crate::HUGE_PAGE);
+        }
+        let buckets = u64::from(self.g.layout.buckets);
+        if !p.buckets_done && r.count().unwrap_or(0) >= buckets / 8 {
+            let bytes = layout::Geometry::bucket_words(self.g.layout.buckets) as u64 * 8;
+            let b = self
+                .arena
+                .collapse(self.g.buckets[0], bytes * self.g.dirs as u64);
+            p.buckets_done = b.failed == 0;
+            c.add(b);
+        }
+        c
     }
 }
 
@@ -334,6 +398,7 @@ impl<A: Arena> SharedMap<A> {
             fixed_bytes: total,
             heap_bytes: std::sync::atomic::AtomicU64::new(0),
             state: Mutex::new(state),
+            collapsed: Mutex::new(CollapseProgress::default()),
         })
     }
 
