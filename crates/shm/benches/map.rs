@@ -3,8 +3,9 @@
 //!
 //! - the floor: one dependent random load over an area as large as the conntrack-shaped
 //!   map's slot array, and as large as one bucket array (4 KiB pages: each a TLB and cache
-//!   miss), one in each in turn (a lookup's two misses), and that pair again in anonymous
-//!   memory advised `MADV_HUGEPAGE` (what 2 MiB pages would give; tmpfs has none here);
+//!   miss), one in each in turn (a lookup's two misses); in huge pages
+//!   (`Region::collapse`, as the maps: the mirror collapses its tables), or in 4 KiB pages
+//!   with `NLKIT_MAP_SMALL_PAGES=1`;
 //! - a conntrack-shaped map (keys of 5, 5 and 3 words, the last an index; 72-byte records):
 //!   `get`, `get_first` in both directions with an original and with a reply key;
 //! - a route-shaped map (one 3-word key, 64-byte records, as an IPv4 route): `get`, and a
@@ -15,6 +16,8 @@
 //! ```text
 //! cargo bench -p nlkit-shm --bench map
 //! NLKIT_MAP_ENTRIES=200000 NLKIT_MAP_REPEAT=5 cargo bench -p nlkit-shm --bench map
+//! # the maps and the floor in 4 KiB pages
+//! NLKIT_MAP_SMALL_PAGES=1 cargo bench -p nlkit-shm --bench map
 //! # only the walks (under `perf record`):
 //! NLKIT_MAP_ONLY=walk cargo bench -p nlkit-shm --bench map
 //! # other slot sizes (the inline area fills the slot; 0: none, every record in the heap)
@@ -66,6 +69,7 @@ fn chase_pair(
     b: u64,
     pairs: usize,
     repeat: usize,
+    huge: bool,
 ) -> f64 {
     let (oa, ob) = (
         region.alloc(a).expect("alloc"),
@@ -77,6 +81,10 @@ fn chase_pair(
         region.words(oa, la * 8).expect("words"),
         region.words(ob, lb * 8).expect("words"),
     );
+    if huge {
+        region.collapse(oa, a);
+        region.collapse(ob, b);
+    }
     let wa = view.words(oa, la * 8).expect("words");
     let wb = view.words(ob, lb * 8).expect("words");
     chase_loop(wa, wb, start, pairs, repeat)
@@ -116,53 +124,6 @@ fn chase_loop(
         }
         at
     })
-}
-
-/// The same pair floor in private anonymous memory advised `MADV_HUGEPAGE`: what 2 MiB
-/// pages would give a lookup. Transparent huge pages are `madvise` for anonymous memory on
-/// the machines this was written on but `never` for tmpfs (the region's memfd), so this is a
-/// bound the map cannot reach there, measured to say what huge pages would be worth. Returns
-/// ns per pair and the kB of the process's `AnonHugePages` after the areas were written.
-fn chase_pair_huge(a: u64, b: u64, pairs: usize, repeat: usize) -> (f64, u64) {
-    let wa = huge_area(a as usize);
-    let wb = huge_area(b as usize);
-    let start = fill_pair(wa, wb);
-    let huge_kb = std::fs::read_to_string("/proc/self/smaps_rollup")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("AnonHugePages:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0);
-    (chase_loop(wa, wb, start, pairs, repeat), huge_kb)
-}
-
-/// `bytes` of zeroed private anonymous memory, 2 MiB-aligned and advised `MADV_HUGEPAGE`,
-/// leaked for the rest of the bench (a process that exits soon).
-fn huge_area(bytes: usize) -> &'static [AtomicU64] {
-    const HUGE: usize = 2 << 20;
-    let len = bytes.div_ceil(HUGE) * HUGE;
-    // SAFETY: a new private anonymous mapping at an address the kernel picks: it aliases
-    // nothing, and is never unmapped (leaked below).
-    let base = unsafe {
-        rustix::mm::mmap_anonymous(
-            std::ptr::null_mut(),
-            len + HUGE,
-            rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
-            rustix::mm::MapFlags::PRIVATE,
-        )
-    }
-    .expect("mmap");
-    let aligned = (base as usize).div_ceil(HUGE) * HUGE;
-    // SAFETY: `aligned..aligned + len` lies inside the mapping made above
-    // (`base <= aligned < base + HUGE`); `MADV_HUGEPAGE` is advice, it changes no contents.
-    let _ =
-        unsafe { rustix::mm::madvise(aligned as *mut _, len, rustix::mm::Advice::LinuxHugepage) };
-    // SAFETY: `len` bytes at `aligned` are mapped read-write for the rest of the process,
-    // zeroed (a valid `AtomicU64` is any 8 bytes), 8-byte aligned, and only ever accessed
-    // through atomics.
-    unsafe { std::slice::from_raw_parts(aligned as *const AtomicU64, len / 8) }
 }
 
 /// A record of `len` bytes made from `seed`.
@@ -229,11 +190,27 @@ fn main() {
                 .expect("insert");
         }
     }
+    // As the mirror does: the maps' memory in use in huge pages (NLKIT_MAP_SMALL_PAGES=1: left
+    // in 4 KiB pages, for comparison).
+    let small = std::env::var_os("NLKIT_MAP_SMALL_PAGES").is_some();
+    let pages = if small {
+        "4 KiB pages".to_string()
+    } else {
+        let t = Instant::now();
+        let mut c = ct.collapse();
+        c.add(rt.collapse());
+        format!(
+            "huge pages ({} MiB collapsed in {:.2?}, {} failed)",
+            c.bytes >> 20,
+            t.elapsed(),
+            c.failed
+        )
+    };
     let view = RegionView::map(region.fd().try_clone_to_owned().expect("fd")).expect("view");
     let ctr = MapReader::open(&view, ct.offset()).expect("ct reader");
     let rtr = MapReader::open(&view, rt.offset()).expect("route reader");
     println!(
-        "map micro bench: {n} entries per map, {lookups} random lookups, best of {repeat}; \
+        "map micro bench, {pages}: {n} entries per map, {lookups} random lookups, best of {repeat}; \
          slots: conntrack {} bytes ({} inline), route {} bytes ({} inline)",
         ctr.layout().slot_bytes(),
         ctr.layout().inline_bytes,
@@ -247,18 +224,21 @@ fn main() {
     if only.is_empty() || only == "get" {
         let slot_bytes = u64::from(cap) * ctr.layout().slot_bytes() as u64;
         let bucket_bytes = u64::from(cap.next_power_of_two()) * 4;
-        let fs = chase(&region, &view, slot_bytes, lookups, repeat);
-        let fb = chase(&region, &view, bucket_bytes, lookups, repeat);
-        let fp = chase_pair(&region, &view, bucket_bytes, slot_bytes, lookups, repeat);
+        let fs = chase(&region, &view, slot_bytes, lookups, repeat, !small);
+        let fb = chase(&region, &view, bucket_bytes, lookups, repeat, !small);
+        let fp = chase_pair(
+            &region,
+            &view,
+            bucket_bytes,
+            slot_bytes,
+            lookups,
+            repeat,
+            !small,
+        );
         println!(
             "  floor, dependent random load: {fs:.1} in {} MiB (ct slot array), {fb:.1} in {} MiB (a bucket array), {fp:.1} for one in each in turn",
             slot_bytes >> 20,
             bucket_bytes >> 20
-        );
-        let (fh, huge_kb) = chase_pair_huge(bucket_bytes, slot_bytes, lookups, repeat);
-        println!(
-            "  the same pair in anonymous memory with MADV_HUGEPAGE (not the region: what 2 MiB pages would give): {fh:.1} ({} MiB of it in huge pages)",
-            huge_kb >> 10
         );
         // The keys in lookup order (read sequentially: only the map's misses are timed).
         let pick: Vec<usize> = (0..lookups).map(|_| rng.random_range(0..n)).collect();

@@ -1,12 +1,14 @@
 //! Conntrack get by tuple through the view, without a kernel or a mirror: a `Region` with the
 //! conntrack map filled here (as the mirror fills it: packed kernel-layout messages, both
 //! tuples and the address index as keys, the `CtAux` word), read through a `RegionView` of
-//! the memfd, i.e. the mapping a client has. Prints ns per lookup for:
+//! the memfd, i.e. the mapping a client has. The map is collapsed into huge pages as the
+//! mirror does (`SharedMap::collapse`; `NLKIT_CT_GET_SMALL_PAGES=1`: left in 4 KiB pages,
+//! where every random load is also a page walk). Prints ns per lookup for:
 //!
 //! - the floor: one dependent random load in an area of the mapping as large as the slot
-//!   array, and in one as large as a bucket array (4 KiB pages: each is a TLB and cache miss;
-//!   a lookup makes at least two such loads one after the other: bucket head, slot, and a
-//!   third for a record that does not fit in its slot);
+//!   array, and in one as large as a bucket array (in the same pages as the map; a lookup
+//!   makes at least two such loads one after the other: bucket head, slot, and a third for a
+//!   record that does not fit in its slot);
 //! - `MapReader::get` alone (the packed record, not unpacked; reader opened once);
 //! - `CtReader::get` (lookup + the kernel's message rebuilt; reader opened once);
 //! - `MirrorView::ct_get` (the same, the table's reader made per call), by original and by
@@ -178,14 +180,28 @@ fn main() {
         .collect();
     let replies: Vec<ConnKey> = keys.iter().map(ConnKey::reverse).collect();
 
+    // As the mirror does after its initial sync: the slots and buckets in use in huge pages
+    // (NLKIT_CT_GET_SMALL_PAGES=1: left in 4 KiB pages, for comparison).
+    let small = std::env::var_os("NLKIT_CT_GET_SMALL_PAGES").is_some();
+    if !small {
+        let t = Instant::now();
+        let c = map.collapse();
+        eprintln!(
+            "huge pages: {} MiB collapsed in {:.2?} ({} failed{})",
+            c.bytes >> 20,
+            t.elapsed(),
+            c.failed,
+            c.error.map(|e| format!(": {e}")).unwrap_or_default()
+        );
+    }
     let rv = RegionView::map(region.fd().try_clone_to_owned().expect("fd")).expect("view");
     let view = MirrorView::from_region(rv);
     let mapped = view.region();
     let stride = map_layout(TableId::Conntrack, 1).slot_bytes() as u64;
     let slot_bytes = (n as u64 * 5 / 4 * stride).next_multiple_of(1 << 21);
     let bucket_bytes = ((n as u64 * 5 / 4).next_power_of_two() * 4).next_multiple_of(1 << 21);
-    let floor_slots = chase(&region, mapped, slot_bytes, lookups, repeat);
-    let floor_buckets = chase(&region, mapped, bucket_bytes, lookups, repeat);
+    let floor_slots = chase(&region, mapped, slot_bytes, lookups, repeat, !small);
+    let floor_buckets = chase(&region, mapped, bucket_bytes, lookups, repeat, !small);
 
     let reader = view.table(TableId::Conntrack).expect("table");
     let ct = view.ct_reader().expect("ct reader");
@@ -393,7 +409,8 @@ fn main() {
     let [found_map, found_reader, found_view, found_reply, .., found_batch, found_many, _, found_scan, found_listing, found_by_slot, found_walk, found_ct_walk] =
         found;
     println!(
-        "ct_get micro bench: {n} entries, {lookups} random lookups of {distinct} tuples, best of {repeat} (ns per lookup)"
+        "ct_get micro bench ({}): {n} entries, {lookups} random lookups of {distinct} tuples, best of {repeat} (ns per lookup)",
+        if small { "4 KiB pages" } else { "tables in huge pages" }
     );
     println!(
         "  floor: dependent random load in {} MiB (slot array): {floor_slots:.1}; in {} MiB (bucket array): {floor_buckets:.1}",

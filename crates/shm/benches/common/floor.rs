@@ -13,8 +13,15 @@ use rand::SeedableRng;
 
 /// ns per dependent random load over `bytes` of the mapping (a random cycle through its
 /// cache lines, written by the writer, chased through the view), best of `repeat` runs of
-/// `loads` loads.
-pub fn chase(region: &Region, view: &RegionView, bytes: u64, loads: usize, repeat: usize) -> f64 {
+/// `loads` loads; `huge`: the area collapsed into huge pages first (`Region::collapse`).
+pub fn chase(
+    region: &Region,
+    view: &RegionView,
+    bytes: u64,
+    loads: usize,
+    repeat: usize,
+    huge: bool,
+) -> f64 {
     let lines = (bytes / 64) as usize;
     let off = region.alloc(bytes).expect("alloc");
     let mut order: Vec<u64> = (0..lines as u64).collect();
@@ -25,6 +32,9 @@ pub fn chase(region: &Region, view: &RegionView, bytes: u64, loads: usize, repea
         raw[at..at + 8].copy_from_slice(&order[(i + 1) % lines].to_ne_bytes());
     }
     write_bytes(region, off, &raw).expect("write");
+    if huge {
+        region.collapse(off, bytes);
+    }
     let words = view.words(off, lines * 8).expect("words");
     let mut best = f64::MAX;
     for _ in 0..repeat {
