@@ -197,6 +197,9 @@ pub struct MirrorArgs {
     /// Event socket receive buffer in bytes (grown on overflow, up to 64× this).
     #[arg(long, value_name = "BYTES")]
     pub event_buffer: Option<usize>,
+    /// Keep the tables in use in huge pages (clients' lookups then make fewer page walks).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub huge_pages: bool,
 }
 
 /// `nlkit demo`.

@@ -23,6 +23,7 @@ pub fn run(args: MirrorArgs, socket: Option<std::path::PathBuf>) -> Result<()> {
         metrics_addr: args.metrics,
         writer: WriterMode::Worker,
         conntrack: args.conntrack,
+        huge_pages: args.huge_pages,
         ..MirrorConfig::default()
     };
     if let Some(b) = args.event_buffer {

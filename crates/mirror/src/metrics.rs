@@ -61,6 +61,15 @@ pub struct Metrics {
     pub client_errors: AtomicU64,
     /// Worker process restarts.
     pub restarts: AtomicU64,
+    /// Bytes of the tables collapsed into huge pages (`MirrorConfig::huge_pages`).
+    pub huge_page_bytes: AtomicU64,
+    /// Huge pages the kernel did not make.
+    pub huge_page_failures: AtomicU64,
+    /// Passes of the huge-page thread completed (`Release` after each; the first one right
+    /// after the initial sync).
+    pub huge_page_passes: AtomicU64,
+    /// Whether a failure was logged (once).
+    pub(crate) huge_page_warned: std::sync::atomic::AtomicBool,
 }
 
 impl Metrics {
@@ -126,7 +135,7 @@ impl Metrics {
                 tables.seq(t).changes()
             );
         }
-        let counters: [(&str, &str, &AtomicU64); 13] = [
+        let counters: [(&str, &str, &AtomicU64); 15] = [
             (
                 "events_total",
                 "Kernel event messages applied.",
@@ -184,6 +193,16 @@ impl Metrics {
                 &self.client_errors,
             ),
             ("restarts_total", "Worker process restarts.", &self.restarts),
+            (
+                "huge_page_bytes_total",
+                "Bytes of the tables collapsed into huge pages.",
+                &self.huge_page_bytes,
+            ),
+            (
+                "huge_page_failures_total",
+                "Huge pages the kernel did not make for the tables.",
+                &self.huge_page_failures,
+            ),
         ];
         for (name, help, v) in counters {
             let _ = writeln!(o, "# HELP nlkit_mirror_{name} {help}");

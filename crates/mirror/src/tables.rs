@@ -203,6 +203,23 @@ impl Tables {
         }
     }
 
+    /// Collapses every table's memory in use into huge pages (`SharedMap::collapse`; see
+    /// [`MirrorConfig::huge_pages`](crate::MirrorConfig::huge_pages)). Takes no table lock:
+    /// safe while the tables change.
+    ///
+    /// ```
+    /// use nlkit_mirror::{Capacities, Tables};
+    /// let t = Tables::new(&Capacities { routes: 64, conntrack: 64, ..Default::default() }).unwrap();
+    /// assert_eq!(t.collapse().bytes, 0); // nothing in use yet
+    /// ```
+    pub fn collapse(&self) -> nlkit_shm::Collapsed {
+        let mut c = nlkit_shm::Collapsed::default();
+        for t in TableId::ALL {
+            c.add(self.map(t).collapse());
+        }
+        c
+    }
+
     /// Bytes of shared memory table `t` uses (slots touched, buckets, record blocks).
     pub fn memory_bytes(&self, t: TableId) -> usize {
         self.map(t).memory_bytes()
