@@ -10,12 +10,12 @@ use nlkit_socket::{Protocol, Socket};
 use nlkit_wire::consts::*;
 use nlkit_wire::{MessageBuilder, Messages};
 
-use super::{conn_key, repeat, SMALL_SHARE, SMALL_SRC};
+use super::{conn_key, get_passes, repeat, SMALL_SHARE, SMALL_SRC};
 use crate::common::{ct_get, host_route, raw_dump, route_churn};
 
 /// Raw ctnetlink GET round trips, one thread: prebuilt requests (the sequence number patched
 /// per send), one `send` and one `recv` per lookup on the bare fd, only the reply's headers
-/// walked. Best of [`repeat`] passes over `tuples`; returns (lookups/s, found).
+/// walked. Best of [`get_passes`] passes over `tuples`; returns (lookups/s, found).
 pub(super) fn kernel_get_loop(tuples: &[Tuple]) -> (f64, usize) {
     let sock = Socket::open(Protocol::Netfilter).unwrap();
     let mut reqs: Vec<Vec<u8>> = tuples
@@ -26,7 +26,7 @@ pub(super) fn kernel_get_loop(tuples: &[Tuple]) -> (f64, usize) {
     let mut best = f64::MAX;
     let mut found = 0;
     let mut seq = 1u32;
-    for _ in 0..repeat() {
+    for _ in 0..get_passes() {
         let mut ok = 0;
         let t = Instant::now();
         for r in reqs.iter_mut() {
