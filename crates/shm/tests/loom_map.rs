@@ -384,3 +384,57 @@ fn index_scan_while_an_entry_leaves_and_its_slot_returns_elsewhere() {
         assert_eq!(after, [1, 3]);
     });
 }
+
+#[test]
+fn interleaved_index_scans_while_an_entry_moves_between_their_keys() {
+    loom::model(|| {
+        // Index keys 0 and `other` (two buckets, two chains); 1 and 2 under 0, 3 under
+        // `other`. The writer removes 2 and files 4 under `other` in its slot, while a reader
+        // walks both chains taking turns (`get_all_many`).
+        let mut l = MapLayout::new(3).key(1, true).key(1, false);
+        l.buckets = 2;
+        let opts = MapOptions {
+            heap_chunk: 8,
+            seed: Some(7),
+        };
+        let m = Arc::new(SharedMap::create_in(Arc::new(HeapArena::new(96)), l, opts).unwrap());
+        let b0 = m.bucket_of(1, &[0]);
+        let other = (1..64u64).find(|k| m.bucket_of(1, &[*k]) != b0).unwrap();
+        let ins = |k: u64, idx: u64| m.lock().insert(&[&[k], &[idx]], k, &record(k, k)).unwrap();
+        ins(1, 0);
+        let s2 = ins(2, 0);
+        ins(3, other);
+        let w = {
+            let m = m.clone();
+            thread::spawn(move || {
+                m.lock().remove(s2);
+                let s4 = m
+                    .lock()
+                    .insert(&[&[4], &[other]], 4, &record(4, 4))
+                    .unwrap();
+                assert_eq!(s4, s2);
+            })
+        };
+        let r = m.reader();
+        let keys = [[0u64], [other]];
+        let mut seen = [Vec::new(), Vec::new()];
+        let mut buf = Vec::new();
+        match r.get_all_many(1, &keys, &mut buf, |i, e, rec| {
+            let k = e.keys[0][0];
+            check(e, rec, k, &[k]);
+            assert_eq!(e.keys[1][0], keys[i][0], "an entry of another index key");
+            seen[i].push(k);
+            rec.clear();
+            true
+        }) {
+            Ok(()) => {
+                assert!(seen[0].contains(&1), "a present entry was missed: {seen:?}");
+                assert!(seen[1].contains(&3), "a present entry was missed: {seen:?}");
+                assert!(!seen[0].contains(&4) && !seen[1].contains(&2), "{seen:?}");
+            }
+            Err(ShmError::Contended) => {}
+            Err(e) => panic!("{e}"),
+        }
+        w.join().unwrap();
+    });
+}

@@ -12,6 +12,7 @@ use crate::sync::{fence, spin, AtomicU64, Ordering};
 use crate::ShmError;
 
 mod batch;
+mod chain;
 pub use batch::BATCH;
 
 /// Restarts of one lookup before it gives up with [`ShmError::Contended`].
@@ -113,7 +114,7 @@ pub(crate) fn prefetch(w: &AtomicU64) {
 }
 
 /// What a lookup's seqlock read of a slot found.
-enum Found {
+pub(super) enum Found {
     /// A published entry holding the key (its record appended to the buffer).
     Live(Entry),
     /// The slot is free, being changed, changed during the read, or no longer holds the key:
@@ -205,7 +206,7 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
     }
 
     /// Checks a caller's direction and key against the layout.
-    fn check_key(&self, dir: usize, key: &[u64]) -> Result<(), ShmError> {
+    pub(super) fn check_key(&self, dir: usize, key: &[u64]) -> Result<(), ShmError> {
         if dir >= self.g.dirs || key.len() != self.g.layout.key_words[dir] as usize {
             return Err(ShmError::Corrupt("key does not match the map's layout"));
         }
@@ -322,7 +323,7 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
     /// copying a record that is not the key's); the record words (Relaxed, straight into
     /// `buf`); fence(Acquire); seq again. The record is cut off again when the read fails.
     #[inline]
-    fn read_match(
+    pub(super) fn read_match(
         &self,
         s: u32,
         dir: usize,
@@ -339,7 +340,8 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
         let aux = w[self.g.aux_at].load(Ordering::Relaxed);
         let loc = w[self.g.loc_at].load(Ordering::Relaxed);
         let keys = self.load_keys(w);
-        if keys[dir][..key.len()] != *key {
+        // Word by word (a slice comparison would call `memcmp` for five words).
+        if keys[dir].iter().zip(key).any(|(a, k)| a != k) {
             // Whatever the slot holds now, it is not this key's entry (seq stable or not):
             // the chain changed under the lookup.
             return Ok(Found::Restart);
@@ -354,92 +356,6 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
             dir,
             keys,
         }))
-    }
-
-    /// Walks the chain of `key` in direction `dir`, calling `f` with each validated entry
-    /// whose key matches, until `f` returns false (then returns true: stopped). Restarts
-    /// (bounded) when the chain ends on another bucket's nulls marker, is longer than the
-    /// capacity, or a matching entry fails validation. `first` is the bucket's head word if
-    /// the caller loaded it already (`Acquire`), for the first pass.
-    fn search(
-        &self,
-        dir: usize,
-        key: &[u64],
-        first: Option<u64>,
-        buf: &mut Vec<u8>,
-        mut f: impl FnMut(&Entry, &mut Vec<u8>) -> bool,
-    ) -> Result<bool, ShmError> {
-        self.check_key(dir, key)?;
-        let b = self.g.bucket(dir, key);
-        let head = self.head(dir, b);
-        let cap = self.g.layout.capacity;
-        let at = self.g.key_at[dir];
-        let link_at = self.g.link_at[dir / 2];
-        let n = key.len();
-        // In a secondary index the chain is long and every node a match: the next node's
-        // miss is started before this one's record is read and handed out, so the caller's
-        // work on one entry overlaps the wait for the next (in a unique direction the first
-        // match ends the lookup, and the prefetch would be wasted).
-        let ahead = !self.g.layout.unique[dir];
-        let mut first = first;
-        let mut restarts = 0;
-        'restart: loop {
-            if restarts > 0 {
-                if restarts >= MAX_RESTARTS {
-                    return Err(ShmError::Contended);
-                }
-                spin();
-            }
-            restarts += 1;
-            let word = match first.take() {
-                Some(w) => w,
-                None => head.load(Ordering::Acquire),
-            };
-            let mut link = Link::decode(half(word, b as usize));
-            let mut steps = 0u32;
-            loop {
-                let s = match link {
-                    Link::Empty if steps == 0 => return Ok(false),
-                    Link::Empty => return Err(ShmError::Corrupt("chain link of a node is empty")),
-                    Link::Nulls(nb) if nb == b => return Ok(false),
-                    Link::Nulls(nb) if nb < self.g.layout.buckets => continue 'restart,
-                    Link::Nulls(_) => return Err(ShmError::Corrupt("nulls marker of no bucket")),
-                    Link::Slot(s) if s >= cap => {
-                        return Err(ShmError::Corrupt("chain link beyond the capacity"))
-                    }
-                    Link::Slot(s) => s,
-                };
-                steps += 1;
-                if steps > cap {
-                    continue 'restart;
-                }
-                let w = self.slot(s);
-                self.prefetch_rest(w);
-                // The next link first (Acquire: it pairs with the writer's Release store of
-                // the link, so the node it names is initialised), then the key.
-                let next = Link::decode(half(w[link_at].load(Ordering::Acquire), dir));
-                if ahead {
-                    if let Link::Slot(ns) = next {
-                        self.prefetch_slot(ns);
-                    }
-                }
-                let matches = w[at..at + n]
-                    .iter()
-                    .zip(key)
-                    .all(|(a, k)| a.load(Ordering::Relaxed) == *k);
-                if matches {
-                    match self.read_match(s, dir, key, buf)? {
-                        Found::Live(e) => {
-                            if !f(&e, buf) {
-                                return Ok(true);
-                            }
-                        }
-                        Found::Restart => continue 'restart,
-                    }
-                }
-                link = next;
-            }
-        }
     }
 
     /// The head word of `key`'s bucket in direction `dir` (Acquire), loaded ahead of a
@@ -517,28 +433,6 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
             }
         }
         self.first_from(dirs, key, &heads, out)
-    }
-
-    /// Calls `f` with every live entry filed under `key` in direction `dir` (a non-unique
-    /// index), until it returns false.
-    ///
-    /// Each entry handed to `f` was validated (it was live, with this key, when read). When
-    /// the writer changes the chain during the walk, the lookup restarts from the bucket head,
-    /// so an entry may be handed to `f` twice (compare [`Entry::slot`] and
-    /// [`Entry::generation`] to drop duplicates).
-    pub fn get_all(
-        &self,
-        dir: usize,
-        key: &[u64],
-        mut f: impl FnMut(&Entry, &[u8]) -> bool,
-    ) -> Result<(), ShmError> {
-        let mut buf = Vec::new();
-        self.search(dir, key, None, &mut buf, |e, b| {
-            let go = f(e, b);
-            b.clear();
-            go
-        })
-        .map(|_| ())
     }
 
     /// Reads one slot (`None` when it is free or beyond the slots ever used).
