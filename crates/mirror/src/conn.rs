@@ -3,8 +3,8 @@
 //! Each connection is filed under three keys (`nlkit_view::schema::map_layout(Conntrack)`):
 //! its original tuple and its reply tuple (unique, so a `GET` by either tuple is one
 //! lock-free lookup, for the mirror's server and for clients that map the region alike) and
-//! the address index key of its original source (`nlkit_view::schema::ct_addr_key`, not
-//! unique). Its record is the kernel's last message for it, packed (`ct_pack`: without the
+//! the address index key of its original source and its lane
+//! (`nlkit_view::schema::ct_addr_key`, not unique). Its record is the kernel's last message for it, packed (`ct_pack`: without the
 //! tuple nests the keys already hold); its aux word is a [`CtAux`]: what the packing dropped,
 //! where `CTA_TIMEOUT`'s value lies, the [silent](crate::ct_silent) flag and the generation
 //! that last confirmed it.
@@ -330,7 +330,7 @@ impl CtStore {
         rec: &[u8],
         evict: bool,
     ) -> Option<bool> {
-        let (ow, rw, aw) = (orig.to_words(), reply.to_words(), ct_addr_key(orig.src));
+        let (ow, rw, aw) = (orig.to_words(), reply.to_words(), ct_addr_key(orig));
         let keys: [&[u64]; 3] = [&ow, &rw, &aw];
         let _g = self.seq.write();
         for _ in 0..3 {

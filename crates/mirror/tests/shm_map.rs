@@ -136,7 +136,7 @@ nlkit_testns::netns_test! {
             assert!(m.tables().ct.get_into(&reply, &mut served));
             assert_eq!(full, served, "the kernel's message, as the mirror serves it");
             let mut same_src = 0;
-            ct.get_all(2, &ct_addr_key(orig.src), |_, _| {
+            ct.get_all(2, &ct_addr_key(&orig), |_, _| {
                 same_src += 1;
                 true
             })

@@ -17,7 +17,7 @@
 //!   misses overlap), per lookup;
 //! - the unpack alone (one record, cached);
 //! - the listing of one source address through the address index (per entry): the index
-//!   scan alone (`MapReader::get_all`, packed records) and `MirrorView::ct_walk` with
+//!   scan alone (`MapReader::get_all_many` over its lanes, packed records) and `MirrorView::ct_walk` with
 //!   `CtFilter::src` (the kernel's messages). The address holds `NLKIT_CT_GET_SHARE` entries
 //!   (default 50,000, as the mirror bench's large share: 10.200.0.1:sport → 10.201.0.1:53,
 //!   UDP), inserted at random places in the insertion order, as the mirror inserts the
@@ -45,7 +45,7 @@ use std::time::Instant;
 use nlkit_shm::{Region, RegionView, SharedMap};
 use nlkit_table::{ConnKey, TableKey};
 use nlkit_view::ct_pack::{pack, unpack_into};
-use nlkit_view::schema::{ct_addr_key, map_layout, table_object, CtAux};
+use nlkit_view::schema::{ct_addr_key, ct_addr_keys, map_layout, table_object, CtAux};
 use nlkit_view::{CtFilter, MirrorView, TableId};
 use nlkit_wire::consts::*;
 use nlkit_wire::MessageBuilder;
@@ -160,7 +160,7 @@ fn main() {
                 dropped,
                 ..CtAux::default()
             };
-            let (ow, rw, aw) = (o.to_words(), r.to_words(), ct_addr_key(o.src));
+            let (ow, rw, aw) = (o.to_words(), r.to_words(), ct_addr_key(&o));
             if w.insert(&[&ow, &rw, &aw], aux.to_word(), &rec).is_ok() {
                 dropped_sum += u64::from(dropped & 0x7fff);
                 tuples.push(o);
@@ -223,10 +223,16 @@ fn main() {
     // dependent miss per entry could cost).
     let mut share_slots = Vec::with_capacity(share);
     reader
-        .get_all(2, &ct_addr_key(IpAddr::V4(SHARE_SRC)), |e, _| {
-            share_slots.push(e.slot);
-            true
-        })
+        .get_all_many(
+            2,
+            &ct_addr_keys(IpAddr::V4(SHARE_SRC)),
+            &mut out,
+            |_, e, rec| {
+                share_slots.push(e.slot);
+                rec.clear();
+                true
+            },
+        )
         .expect("share");
     let only = std::env::var("NLKIT_CT_GET_ONLY")
         .ok()
@@ -314,15 +320,18 @@ fn main() {
             found[9] = f;
         }
         // The share's listing through the address index: the packed records
-        // (MapReader::get_all), and the kernel's messages (MirrorView::ct_walk), per entry.
-        let share_key = ct_addr_key(IpAddr::V4(SHARE_SRC));
+        // (MapReader::get_all_many over the address's lanes), and the kernel's messages
+        // (MirrorView::ct_walk), per entry.
+        let share_keys = ct_addr_keys(IpAddr::V4(SHARE_SRC));
         if only.is_none_or(|o| o == 11) {
             let (t, f) = best(1, share.max(1), || {
                 let mut found = 0;
+                out.clear();
                 reader
-                    .get_all(2, &share_key, |_, rec| {
+                    .get_all_many(2, &share_keys, &mut out, |_, _, rec| {
                         found += 1;
-                        black_box(rec);
+                        black_box(&rec);
+                        rec.clear();
                         true
                     })
                     .unwrap();
@@ -435,7 +444,7 @@ fn main() {
         rec.len()
     );
     println!(
-        "  address listing, {share} entries of {SHARE_SRC} (ns per entry): index scan MapReader::get_all {scan:.1} ({found_scan} found), MirrorView::ct_walk {listing:.1} ({found_listing} found, {:.2} ms)",
+        "  address listing, {share} entries of {SHARE_SRC} (ns per entry): index scan MapReader::get_all_many {scan:.1} ({found_scan} found), MirrorView::ct_walk {listing:.1} ({found_listing} found, {:.2} ms)",
         listing * share as f64 / 1e6
     );
     println!(

@@ -3,7 +3,7 @@
 //!
 //! | filter | how |
 //! |---|---|
-//! | original source address ([`CtFilter::src`]) | the map's address index (direction 2, [`ct_addr_key`]): only the entries of that address are read |
+//! | original source address ([`CtFilter::src`]) | the map's address index (direction 2, [`ct_addr_keys`](crate::schema::ct_addr_keys)): only the entries of that address are read, from its 16 chains at once |
 //! | family, zone, mark | a walk of the whole table; zone and family from the entry's key words (no record read is wasted on them), mark from the record's `CTA_MARK` |
 
 use std::net::IpAddr;
@@ -15,7 +15,7 @@ use nlkit_wire::Attrs;
 
 use crate::ct_pack::{room_for, stored_attrs, unpack_into, unpack_placed};
 use crate::error::{Result, ViewError};
-use crate::schema::{ct_addr_key, CtAux};
+use crate::schema::{ct_addr_keys, CtAux};
 use crate::{MirrorView, TableId};
 
 /// A conntrack entry as the view found it (its message went to the caller's buffer).
@@ -59,7 +59,7 @@ fn tuple(words: &[u64; nlkit_shm::map::MAX_KEY_WORDS]) -> ConnKey {
 ///
 /// | filter | how |
 /// |---|---|
-/// | original source address ([`src`](Self::src)) | the map's address index (direction 2, [`ct_addr_key`]): only that address's entries are read |
+/// | original source address ([`src`](Self::src)) | the map's address index (direction 2, [`ct_addr_keys`](crate::schema::ct_addr_keys)): only that address's entries are read |
 /// | family, zone, mark | a walk of the whole table; zone and family from the entry's key words, mark from the record's `CTA_MARK` (read packed, before unpacking) |
 ///
 /// ```
@@ -98,86 +98,6 @@ fn mark_of(stored: &[u8], dropped: u16) -> u32 {
         .find(|a| a.ty() == CTA_MARK)
         .and_then(|a| a.be32().ok())
         .unwrap_or(0)
-}
-
-/// The versions (slot, generation) an index scan handed out, to hand each out once: a scan
-/// restarts from the bucket head when the chain changes under it (and a map that lies may
-/// hold a chain that loops), so it may meet an entry again.
-///
-/// A scan hands out up to tens of thousands of entries, each a few cache misses away from the
-/// next: the check must cost next to nothing. A slot is below the map's capacity (the reader
-/// checks every link), so one bit per slot says "never seen" exactly; only a slot met before
-/// (a restart, or a slot reused during the scan) asks the set of versions, built from the log
-/// of versions the first time it is needed. The bits are in leaves of [`Seen::LEAF_SLOTS`]
-/// slots, allocated when first touched (a listing of a few entries of a large table costs a
-/// few small allocations, not a bitmap of the whole table); the first [`Seen::FEW`] versions
-/// are only compared one by one.
-struct Seen {
-    log: Vec<(Slot, u64)>,
-    leaves: Vec<Option<Box<[u64; Seen::LEAF_WORDS]>>>,
-    versions: Option<std::collections::HashSet<(Slot, u64)>>,
-}
-
-impl Seen {
-    /// Versions kept in the log alone, compared one by one.
-    const FEW: usize = 32;
-    /// Words of one leaf of the bitmap (512 bytes).
-    const LEAF_WORDS: usize = 64;
-    /// Slots one leaf covers.
-    const LEAF_SLOTS: usize = Self::LEAF_WORDS * 64;
-
-    fn new(capacity: u32) -> Seen {
-        let leaves = (capacity as usize).div_ceil(Self::LEAF_SLOTS).max(1);
-        Seen {
-            log: Vec::new(),
-            leaves: std::iter::repeat_with(|| None).take(leaves).collect(),
-            versions: None,
-        }
-    }
-
-    /// Whether `e`'s version is met for the first time (and notes it).
-    fn first_time(&mut self, e: &Entry) -> bool {
-        let v = (e.slot, e.generation);
-        if self.log.len() < Self::FEW {
-            if self.log.contains(&v) {
-                return false;
-            }
-            self.log.push(v);
-            if self.log.len() == Self::FEW {
-                for i in 0..Self::FEW {
-                    let s = self.log[i].0;
-                    self.mark(s);
-                }
-            }
-            return true;
-        }
-        if !self.mark(e.slot) {
-            self.log.push(v);
-            if let Some(set) = &mut self.versions {
-                set.insert(v);
-            }
-            return true;
-        }
-        // This slot was met before: this version, or another one (the slot reused).
-        let log = &self.log;
-        let set = self
-            .versions
-            .get_or_insert_with(|| log.iter().copied().collect());
-        set.insert(v)
-    }
-
-    /// Sets slot `s`'s bit; whether it was set already. A slot beyond the capacity (the
-    /// reader hands out none) shares the last leaf's bits: a false "met before" only sends it
-    /// to the exact set.
-    fn mark(&mut self, s: Slot) -> bool {
-        let s = s.0 as usize;
-        let leaf = (s / Self::LEAF_SLOTS).min(self.leaves.len() - 1);
-        let words = self.leaves[leaf].get_or_insert_with(|| Box::new([0; Self::LEAF_WORDS]));
-        let (w, bit) = ((s % Self::LEAF_SLOTS) / 64, 1u64 << (s % 64));
-        let was = words[w] & bit != 0;
-        words[w] |= bit;
-        was
-    }
 }
 
 /// The conntrack table of a [`MirrorView`], opened once for many lookups
@@ -365,50 +285,34 @@ impl MirrorView {
     /// (the chain changed under it); otherwise the whole table is walked. The message is
     /// rebuilt in one buffer reused for every entry.
     ///
-    /// Cost of an address's listing: the index is a chain whose next link is in each
-    /// entry's slot, so every entry is at least one dependent cache miss away from the
-    /// previous one (over 1M entries here, ~250 ns per entry for the scan alone; the
-    /// `ct_get` bench prints it next to this walk).
+    /// Cost of an address's listing: the index files an address's entries in
+    /// [`CT_ADDR_LANES`](crate::schema::CT_ADDR_LANES) chains (`schema::ct_addr_key`), each of whose next
+    /// links is in an entry's slot; the listing walks all of them taking turns
+    /// (`MapReader::get_all_many`), so that many entries' misses are in flight together
+    /// (the `ct_get` bench prints the scan and this walk per entry).
     pub fn ct_walk(
         &self,
         filter: &CtFilter,
         mut f: impl FnMut(&CtFound, &[u8]) -> bool,
     ) -> Result<Walk> {
         let map = self.table(TableId::Conntrack)?;
-        let mut msg = Vec::with_capacity(512);
-        let mut visit = |e: &Entry, packed: &[u8]| -> bool {
-            let found = CtFound::of(e);
-            if !filter.keys_match(&found.original) {
-                return true;
-            }
-            if let Some((mark, mask)) = filter.mark {
-                if mark_of(packed, found.aux.dropped) & mask != mark & mask {
-                    return true;
-                }
-            }
-            msg.clear();
-            unpack_into(
-                packed,
-                found.aux.dropped,
-                &found.original,
-                &found.reply,
-                &mut msg,
-            );
-            f(&found, &msg)
-        };
         match filter.src {
             Some(a) => {
+                // Each version once: the scan checks what it handed out after a restart.
                 let mut visited = 0;
-                // An index scan restarts from the bucket head when the chain changes under
-                // it, handing entries it already handed out again: each version once.
-                let mut seen = Seen::new(map.layout().capacity);
                 let before = map.changes().map_err(ViewError::shm)?;
-                map.get_all(2, &ct_addr_key(a), |e, rec| {
-                    if !seen.first_time(e) {
-                        return true;
-                    }
+                // Each record is read in after room for what the mirror dropped from it (as
+                // `CtReader::get` does), the room of the entry before: an address's entries
+                // are mostly of one kind, and a wrong guess only moves the record.
+                let mut room = 0;
+                let mut buf = Vec::with_capacity(512);
+                map.get_all_many(2, &ct_addr_keys(a), &mut buf, |_, e, buf| {
                     visited += 1;
-                    visit(e, rec)
+                    let go = index_visit(filter, e, room, buf, &mut f);
+                    room = room_for(&tuple(&e.keys[0]));
+                    buf.clear();
+                    buf.resize(room, 0);
+                    go
                 })
                 .map_err(ViewError::shm)?;
                 let after = map.changes().map_err(ViewError::shm)?;
@@ -419,7 +323,30 @@ impl MirrorView {
                     skipped: 0,
                 })
             }
-            None => map.walk(visit).map_err(ViewError::shm),
+            None => {
+                let mut msg = Vec::with_capacity(512);
+                let visit = |e: &Entry, packed: &[u8]| -> bool {
+                    let found = CtFound::of(e);
+                    if !filter.keys_match(&found.original) {
+                        return true;
+                    }
+                    if let Some((mark, mask)) = filter.mark {
+                        if mark_of(packed, found.aux.dropped) & mask != mark & mask {
+                            return true;
+                        }
+                    }
+                    msg.clear();
+                    unpack_into(
+                        packed,
+                        found.aux.dropped,
+                        &found.original,
+                        &found.reply,
+                        &mut msg,
+                    );
+                    f(&found, &msg)
+                };
+                map.walk(visit).map_err(ViewError::shm)
+            }
         }
     }
 
@@ -431,49 +358,31 @@ impl MirrorView {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry(slot: u32, generation: u64) -> Entry {
-        Entry {
-            slot: Slot(slot),
-            generation,
-            aux: 0,
-            dir: 2,
-            keys: [[0; nlkit_shm::map::MAX_KEY_WORDS]; nlkit_shm::map::MAX_DIRS],
+/// One entry of an address listing, read into `buf` after `room` bytes: the filters on the
+/// keys and the mark, then the kernel's message rebuilt in place and handed to `f`.
+fn index_visit(
+    filter: &CtFilter,
+    e: &Entry,
+    room: usize,
+    buf: &mut Vec<u8>,
+    f: &mut impl FnMut(&CtFound, &[u8]) -> bool,
+) -> bool {
+    let found = CtFound::of(e);
+    if !filter.keys_match(&found.original) {
+        return true;
+    }
+    if let Some((mark, mask)) = filter.mark {
+        if mark_of(&buf[room.min(buf.len())..], found.aux.dropped) & mask != mark & mask {
+            return true;
         }
     }
-
-    /// Each version once, few or many, a slot met again with another generation (reused)
-    /// counted, and slots at and beyond the capacity (which a reader never hands out) safe.
-    #[test]
-    fn seen_hands_out_each_version_once() {
-        for n in [0u32, 1, 31, 32, 33, 500] {
-            let mut seen = Seen::new(1000);
-            let mut firsts = 0;
-            // Two passes (a restart), the second with every third slot reused.
-            for pass in 0..2u64 {
-                for s in (0..n).rev() {
-                    let g = if pass == 1 && s % 3 == 0 { 4 } else { 2 };
-                    firsts += usize::from(seen.first_time(&entry(s * 2, g)));
-                }
-            }
-            assert_eq!(firsts, n as usize + n.div_ceil(3) as usize, "n = {n}");
-        }
-        let mut seen = Seen::new(10);
-        for s in 0..Seen::FEW as u32 {
-            seen.first_time(&entry(s + 100_000, 2));
-        }
-        for s in [0, 9, 10, 64, u32::MAX, 9, u32::MAX, 70] {
-            seen.first_time(&entry(s, 2));
-        }
-        assert!(!seen.first_time(&entry(u32::MAX, 2)));
-        assert!(seen.first_time(&entry(u32::MAX, 4)));
-        let mut tiny = Seen::new(0);
-        for s in 0..100 {
-            assert!(tiny.first_time(&entry(s, 0)));
-        }
-        assert!(!tiny.first_time(&entry(99, 0)));
-    }
+    unpack_placed(
+        buf,
+        0,
+        room,
+        found.aux.dropped,
+        &found.original,
+        &found.reply,
+    );
+    f(&found, buf)
 }

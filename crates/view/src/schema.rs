@@ -6,7 +6,7 @@
 //! |---|---|---|---|
 //! | a table `t` but rules and conntrack | [`table_object`]`(t)` | the table's key ([`keys`](crate::keys)), unique | the entry's normalised messages, back to back |
 //! | rules (per family) | [`table_object`]`(t)` | `[rank]`, unique; a walk sorted by rank is the kernel's order | one normalised message |
-//! | conntrack | [`table_object`]`(Conntrack)` | original tuple, reply tuple (unique, 5 words each); [`ct_addr_key`] of the original source (not unique) | the packed message ([`ct_pack`](crate::ct_pack)); [`CtAux`] in the aux word |
+//! | conntrack | [`table_object`]`(Conntrack)` | original tuple, reply tuple (unique, 5 words each); [`ct_addr_key`]: the original source and one of [`CT_ADDR_LANES`] lanes (not unique) | the packed message ([`ct_pack`](crate::ct_pack)); [`CtAux`] in the aux word |
 //! | the change feed | [`FEED_OBJECT`] | — (a `nlkit_shm::FeedRing`, see below) | the change's normalised messages; [`FeedTag`] in the tag word |
 //!
 //! **The change feed ring** (`nlkit_shm::FeedReader::open(mem, find(FEED_OBJECT))`): one entry
@@ -126,7 +126,7 @@ impl FeedTag {
 pub const MSG_MAP: u16 = 0x7ff1;
 
 /// The layout version the answer to [`MSG_MAP`] names.
-pub const MAP_VERSION: u32 = 2;
+pub const MAP_VERSION: u32 = 3;
 
 /// Key words of table `t`'s first direction.
 pub fn key_words(t: TableId) -> u8 {
@@ -168,18 +168,48 @@ pub fn map_layout(t: TableId, capacity: u32) -> MapLayout {
     }
 }
 
-/// The conntrack address index's key for `addr` (the original direction's source address).
+/// Keys an address's entries are spread over in the conntrack address index
+/// ([`ct_addr_key`]): a listing walks this many chains at once, taking turns, so that their
+/// cache misses overlap (`nlkit_shm::MapReader::get_all_many`) where one chain makes every
+/// entry a dependent miss away from the previous one.
+pub const CT_ADDR_LANES: usize = 16;
+
+/// The key the mirror files a conntrack entry under in the address index: its original
+/// source address and its lane (one of [`CT_ADDR_LANES`], from a fixed mix of the original
+/// tuple's words, the same in every process).
 ///
 /// ```
-/// use nlkit_view::schema::ct_addr_key;
-/// assert_ne!(ct_addr_key("10.0.0.1".parse().unwrap()), ct_addr_key("::a00:1".parse().unwrap()));
+/// use nlkit_table::ConnKey;
+/// use nlkit_view::schema::{ct_addr_key, ct_addr_keys};
+/// let t = ConnKey::new("10.0.0.1".parse().unwrap(), 1000, "10.0.0.2".parse().unwrap(), 53, 17);
+/// assert!(ct_addr_keys(t.src).contains(&ct_addr_key(&t)));
+/// assert!(!ct_addr_keys("::a00:1".parse().unwrap()).contains(&ct_addr_key(&t)));
 /// ```
-pub fn ct_addr_key(addr: IpAddr) -> [u64; 3] {
+pub fn ct_addr_key(orig: &nlkit_table::ConnKey) -> [u64; 3] {
+    use nlkit_table::TableKey;
+    let w = orig.to_words();
+    let mut h = 0u64;
+    for x in w {
+        h = (h ^ x).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        h ^= h >> 29;
+    }
+    addr_key(orig.src, (h >> 32) as usize % CT_ADDR_LANES)
+}
+
+/// Every key [`ct_addr_key`] files the entries of original source `addr` under, one per
+/// lane.
+pub fn ct_addr_keys(addr: IpAddr) -> [[u64; 3]; CT_ADDR_LANES] {
+    std::array::from_fn(|lane| addr_key(addr, lane))
+}
+
+/// `addr` in lane `lane`: the address's words, then its family and the lane.
+fn addr_key(addr: IpAddr, lane: usize) -> [u64; 3] {
+    let lane = (lane as u64) << 8;
     match addr {
-        IpAddr::V4(a) => [0, u64::from(u32::from(a)), 4],
+        IpAddr::V4(a) => [0, u64::from(u32::from(a)), 4 | lane],
         IpAddr::V6(a) => {
             let x = u128::from(a);
-            [(x >> 64) as u64, x as u64, 6]
+            [(x >> 64) as u64, x as u64, 6 | lane]
         }
     }
 }

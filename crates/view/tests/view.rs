@@ -318,7 +318,7 @@ fn put_ct(m: &Mirror, msg: &[u8]) -> (ConnKey, ConnKey) {
     m.map(TableId::Conntrack)
         .lock()
         .insert(
-            &[&o.to_words(), &r.to_words(), &ct_addr_key(o.src)],
+            &[&o.to_words(), &r.to_words(), &ct_addr_key(&o)],
             aux.to_word(),
             &stored,
         )

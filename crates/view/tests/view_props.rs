@@ -41,7 +41,7 @@ fn region_bytes() -> (Vec<u8>, u64) {
                     ..Default::default()
                 };
                 w.insert(
-                    &[&o.to_words(), &o.reverse().to_words(), &ct_addr_key(o.src)],
+                    &[&o.to_words(), &o.reverse().to_words(), &ct_addr_key(&o)],
                     aux.to_word(),
                     &rec,
                 )
