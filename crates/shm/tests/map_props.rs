@@ -82,6 +82,22 @@ fn check(map: &SharedMap<HeapArena>, model: &Model) {
             .collect();
         assert_eq!(seen, want);
     }
+    // All three index keys at once: each entry once, under its own key.
+    let mut seen = BTreeSet::new();
+    out.clear();
+    r.get_all_many(2, &[[0u64], [1], [2]], &mut out, |i, e, rec| {
+        let k = e.keys[0][0] as u8;
+        assert_eq!(u64::from(k) % 3, i as u64, "key {k} under index key {i}");
+        assert_eq!(
+            model.get(&k).map(|(_, r)| r.as_slice()),
+            Some(rec.as_slice())
+        );
+        assert!(seen.insert(k), "duplicate without concurrent changes");
+        rec.clear();
+        true
+    })
+    .unwrap();
+    assert_eq!(seen, model.keys().copied().collect::<BTreeSet<u8>>());
     let mut walked = BTreeMap::new();
     let w = r
         .walk(|e, rec| {

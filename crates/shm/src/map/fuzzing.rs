@@ -174,8 +174,30 @@ fn read_all<M: Memory + ?Sized>(mem: &M, off: u64, bytes: &[u8], report: &mut Ma
                 report.errors += 1;
             }
         }
+        // All the keys' chains at once, taking turns: the same entries as one by one.
+        let mut calls = 0u64;
+        out.clear();
+        let res = r.get_all_many(dir, &keys, &mut out, |i, e, rec| {
+            assert_eq!(
+                e.key(dir, &layout),
+                keys[i].as_slice(),
+                "entry under another key"
+            );
+            assert!(rec.len() <= MAX_RECORD);
+            rec.clear();
+            calls += 1;
+            calls < 4 * cap * keys.len() as u64
+        });
+        if res.is_err() {
+            report.errors += 1;
+        }
         // A key of the wrong length is an error, not a panic.
         if r.get(dir, &[0; 7], &mut out).is_err() {
+            report.errors += 1;
+        }
+        if r.get_all_many(dir, &[[0u64; 7]], &mut out, |_, _, _| true)
+            .is_err()
+        {
             report.errors += 1;
         }
     }
