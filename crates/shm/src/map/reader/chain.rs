@@ -73,7 +73,7 @@ impl<M: Memory + ?Sized> MapReader<'_, M> {
     /// (and on every later call). Each node met is one dependent load; in a non-unique
     /// direction the next node's lines are prefetched before a match is returned, so that a
     /// caller's work on it (or on other walks) overlaps the next node's miss.
-    #[inline]
+    #[inline(always)]
     pub(super) fn advance(
         &self,
         w: &mut ChainWalk<'_>,
@@ -177,7 +177,7 @@ impl<M: Memory + ?Sized> MapReader<'_, M> {
     /// whose key matches, until `f` returns false (then returns true: stopped); see
     /// [`ChainWalk`] for the restarts. `first` is the bucket's head word if the caller loaded
     /// it already (`Acquire`), for the first pass.
-    #[inline]
+    #[inline(always)]
     pub(super) fn search(
         &self,
         dir: usize,
