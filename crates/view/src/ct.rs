@@ -308,10 +308,15 @@ impl MirrorView {
                 let mut buf = Vec::with_capacity(512);
                 map.get_all_many(2, &ct_addr_keys(a), &mut buf, |_, e, buf| {
                     visited += 1;
-                    let go = index_visit(filter, e, room, buf, &mut f);
-                    room = room_for(&tuple(&e.keys[0]));
-                    buf.clear();
-                    buf.resize(room, 0);
+                    let (go, next_room) = index_visit(filter, e, room, buf, &mut f);
+                    room = next_room;
+                    // The room before the next record may hold any bytes: what this message
+                    // left there does (no zeroing), unless it was shorter.
+                    if buf.len() >= room {
+                        buf.truncate(room);
+                    } else {
+                        buf.resize(room, 0);
+                    }
                     go
                 })
                 .map_err(ViewError::shm)?;
@@ -359,21 +364,23 @@ impl MirrorView {
 }
 
 /// One entry of an address listing, read into `buf` after `room` bytes: the filters on the
-/// keys and the mark, then the kernel's message rebuilt in place and handed to `f`.
+/// keys and the mark, then the kernel's message rebuilt in place and handed to `f`. Returns
+/// whether to go on, and the room to open before the next record (this entry's kind's).
 fn index_visit(
     filter: &CtFilter,
     e: &Entry,
     room: usize,
     buf: &mut Vec<u8>,
     f: &mut impl FnMut(&CtFound, &[u8]) -> bool,
-) -> bool {
+) -> (bool, usize) {
     let found = CtFound::of(e);
+    let next_room = room_for(&found.original);
     if !filter.keys_match(&found.original) {
-        return true;
+        return (true, next_room);
     }
     if let Some((mark, mask)) = filter.mark {
         if mark_of(&buf[room.min(buf.len())..], found.aux.dropped) & mask != mark & mask {
-            return true;
+            return (true, next_room);
         }
     }
     unpack_placed(
@@ -384,5 +391,5 @@ fn index_visit(
         &found.original,
         &found.reply,
     );
-    f(&found, buf)
+    (f(&found, buf), next_room)
 }
