@@ -324,36 +324,44 @@ fn walk_never_silently_misses_an_entry() {
     });
 }
 
+/// A map of three slots with a unique key and a non-unique index over two buckets: entries 1
+/// and 2 filed under index key 0, entry 3 under 0 or (`third_apart`) under `other`, the
+/// smallest index key of the other bucket; and a thread that then removes 2 and files 4 under
+/// `other` in 2's slot. Returns the map, `other` and the thread.
+fn index_map_with_a_move(third_apart: bool) -> (Arc<Map>, u64, thread::JoinHandle<()>) {
+    let mut l = MapLayout::new(3).key(1, true).key(1, false);
+    l.buckets = 2;
+    let opts = MapOptions {
+        heap_chunk: 8,
+        seed: Some(7),
+    };
+    let m = Arc::new(SharedMap::create_in(Arc::new(HeapArena::new(96)), l, opts).unwrap());
+    let b0 = m.bucket_of(1, &[0]);
+    let other = (1..64u64).find(|k| m.bucket_of(1, &[*k]) != b0).unwrap();
+    let ins = |k: u64, idx: u64| m.lock().insert(&[&[k], &[idx]], k, &record(k, k)).unwrap();
+    ins(1, 0);
+    let s2 = ins(2, 0);
+    ins(3, if third_apart { other } else { 0 });
+    let w = {
+        let m = m.clone();
+        thread::spawn(move || {
+            m.lock().remove(s2);
+            let s4 = m
+                .lock()
+                .insert(&[&[4], &[other]], 4, &record(4, 4))
+                .unwrap();
+            assert_eq!(s4, s2);
+        })
+    };
+    (m, other, w)
+}
+
 #[test]
 fn index_scan_while_an_entry_leaves_and_its_slot_returns_elsewhere() {
     loom::model(|| {
-        // A unique key and a non-unique index key; a, b, c share index key 0 (one chain:
-        // c -> b -> a), d gets an index key of the other bucket.
-        let l = MapLayout::new(3).key(1, true).key(1, false);
-        let mut l = l;
-        l.buckets = 2;
-        let opts = MapOptions {
-            heap_chunk: 8,
-            seed: Some(7),
-        };
-        let m = Arc::new(SharedMap::create_in(Arc::new(HeapArena::new(96)), l, opts).unwrap());
-        let b0 = m.bucket_of(1, &[0]);
-        let other = (1..64u64).find(|k| m.bucket_of(1, &[*k]) != b0).unwrap();
-        let ins = |k: u64, idx: u64| m.lock().insert(&[&[k], &[idx]], k, &record(k, k)).unwrap();
-        ins(1, 0);
-        let sb = ins(2, 0);
-        ins(3, 0);
-        let w = {
-            let m = m.clone();
-            thread::spawn(move || {
-                m.lock().remove(sb);
-                let sd = m
-                    .lock()
-                    .insert(&[&[4], &[other]], 4, &record(4, 4))
-                    .unwrap();
-                assert_eq!(sd, sb);
-            })
-        };
+        // A unique key and a non-unique index key; 1, 2, 3 share index key 0 (one chain:
+        // 3 -> 2 -> 1); the writer moves 2's slot to 4, under the other bucket's key.
+        let (m, _, w) = index_map_with_a_move(false);
         let r = m.reader();
         let mut seen = Vec::new();
         match r.get_all(1, &[0], |e, rec| {
@@ -391,30 +399,7 @@ fn interleaved_index_scans_while_an_entry_moves_between_their_keys() {
         // Index keys 0 and `other` (two buckets, two chains); 1 and 2 under 0, 3 under
         // `other`. The writer removes 2 and files 4 under `other` in its slot, while a reader
         // walks both chains taking turns (`get_all_many`).
-        let mut l = MapLayout::new(3).key(1, true).key(1, false);
-        l.buckets = 2;
-        let opts = MapOptions {
-            heap_chunk: 8,
-            seed: Some(7),
-        };
-        let m = Arc::new(SharedMap::create_in(Arc::new(HeapArena::new(96)), l, opts).unwrap());
-        let b0 = m.bucket_of(1, &[0]);
-        let other = (1..64u64).find(|k| m.bucket_of(1, &[*k]) != b0).unwrap();
-        let ins = |k: u64, idx: u64| m.lock().insert(&[&[k], &[idx]], k, &record(k, k)).unwrap();
-        ins(1, 0);
-        let s2 = ins(2, 0);
-        ins(3, other);
-        let w = {
-            let m = m.clone();
-            thread::spawn(move || {
-                m.lock().remove(s2);
-                let s4 = m
-                    .lock()
-                    .insert(&[&[4], &[other]], 4, &record(4, 4))
-                    .unwrap();
-                assert_eq!(s4, s2);
-            })
-        };
+        let (m, other, w) = index_map_with_a_move(true);
         let r = m.reader();
         let keys = [[0u64], [other]];
         let mut seen = [Vec::new(), Vec::new()];

@@ -261,12 +261,14 @@ pub struct SharedMap<#[cfg(not(loom))] A: Arena = Region, #[cfg(loom)] A: Arena>
     heap_bytes: std::sync::atomic::AtomicU64,
     state: Mutex<WriterState>,
     /// What [`SharedMap::collapse`] has done (its own lock: a collapse never holds the
-    /// writer's mutex).
+    /// writer's mutex). Unused under loom, whose maps live in a heap arena.
+    #[cfg_attr(loom, allow(dead_code))]
     collapsed: Mutex<CollapseProgress>,
 }
 
 /// How far [`SharedMap::collapse`] got: huge pages are made once per range.
 #[derive(Debug, Default)]
+#[cfg_attr(loom, allow(dead_code))]
 struct CollapseProgress {
     /// Region offset below which the slot array's whole huge pages are collapsed.
     slots_done: u64,
