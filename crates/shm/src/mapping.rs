@@ -112,16 +112,15 @@ impl Mapping {
     /// Asks the kernel to back the 2 MiB-aligned range `[off, off + HUGE_PAGE)` of the file
     /// with one huge page (`MADV_COLLAPSE`); `off` must be a multiple of [`HUGE_PAGE`] and
     /// the range below [`valid`](Mapping::valid) (else `EINVAL`, nothing asked). Pages of the
-    /// range that were never written are allocated (zeroed) by the collapse.
+    /// range that were never written are allocated (zeroed) by the collapse. (Through libc:
+    /// rustix's `Advice` has no `MADV_COLLAPSE`, Linux 6.1.)
     pub(crate) fn collapse(&self, off: u64) -> Result<(), rustix::io::Errno> {
         if off % HUGE_PAGE != 0 || off.saturating_add(HUGE_PAGE) > self.valid() {
             return Err(rustix::io::Errno::INVAL);
         }
-        // rustix's `Advice` has no MADV_COLLAPSE (Linux 6.1), hence libc.
-        // SAFETY: advice on a range inside this mapping (below `valid`, so below RESERVE). It
-        // changes which pages back the file (the kernel copies them into a huge page and
-        // remaps every mapping of them), never the contents: the atomics handed out by
-        // `words` stay valid and keep their values.
+        // The kernel copies the pages into a huge page and remaps every mapping of them: the
+        // contents, and so the atomics `words` handed out, stay as they were.
+        // SAFETY: advice on a range inside this mapping (below `valid`, so below RESERVE).
         let rc = unsafe {
             libc::madvise(
                 self.base.as_ptr().cast::<u8>().add(off as usize).cast(),
