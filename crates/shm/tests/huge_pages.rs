@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use nlkit_shm::{MapLayout, Memory, Region, RegionView, SharedMap, HUGE_PAGE};
+use nlkit_shm::{MapLayout, Memory, Region, RegionView, SharedMap, ShmError, HUGE_PAGE};
 
 const ID: u64 = 0x6875_6765;
 
@@ -188,16 +188,24 @@ fn collapse_while_the_map_changes() {
         }
         for i in (0..n).step_by(3) {
             out.clear();
-            reader.get(0, &[i], &mut out).unwrap().expect("entry");
-            assert!(
-                (0..3).any(|k| out == record(i + k * n)),
-                "a torn record for key {i}"
-            );
+            // A writer replacing the same slots in a tight loop may keep a lookup restarting
+            // until it gives up (`Contended`, the documented answer); anything else is a bug.
+            match reader.get(0, &[i], &mut out) {
+                Ok(found) => {
+                    found.expect("entry");
+                    assert!(
+                        (0..3).any(|k| out == record(i + k * n)),
+                        "a torn record for key {i}"
+                    );
+                }
+                Err(ShmError::Contended) => {}
+                Err(e) => panic!("key {i}: {e}"),
+            }
         }
         let walk = reader
             .walk(|e, rec| (0..3).any(|k| rec == record(e.aux + k * n)))
             .unwrap();
-        assert_eq!(walk.visited, n);
+        assert_eq!(walk.visited + walk.skipped, n);
     }
     stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
