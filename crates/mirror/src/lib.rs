@@ -401,7 +401,6 @@ impl From<server::PathError> for MirrorError {
     }
 }
 
-/// Spawns a named thread that triggers `shutdown` when it ends, however it ends.
 /// How often the mirror collapses what its tables grew into ([`MirrorConfig::huge_pages`]).
 pub const HUGE_PAGES_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -426,6 +425,7 @@ fn collapse_tables(tables: &Tables, metrics: &Metrics) {
     }
 }
 
+/// Spawns a named thread that triggers `shutdown` when it ends, however it ends.
 fn spawn_guarded(
     name: &str,
     shutdown: &Shutdown,
