@@ -163,6 +163,20 @@ fn best_of_n<T>(
     Ok((best, last.expect("at least one run")))
 }
 
+/// One pass of `get` over `keys`, each message into one reused buffer: how many were found.
+fn lookups(
+    keys: &[nlkit_table::ConnKey],
+    get: impl Fn(&nlkit_table::ConnKey, &mut Vec<u8>) -> Result<bool, ViewError>,
+) -> Result<usize, ViewError> {
+    let mut msg = Vec::with_capacity(512);
+    let mut found = 0;
+    for k in keys {
+        msg.clear();
+        found += usize::from(get(k, &mut msg)?);
+    }
+    Ok(found)
+}
+
 /// Lookups by tuple (1 and 2 threads), the route walk, the address index.
 fn child_measure(view: &MirrorView, out: impl Fn(String)) -> Result<(), ViewError> {
     let cts = env("NLKIT_BENCH_CT", 200_000);
@@ -175,25 +189,9 @@ fn child_measure(view: &MirrorView, out: impl Fn(String)) -> Result<(), ViewErro
     // (`MirrorView::ct_reader`, as a client making many lookups holds it); each entry's
     // kernel message goes to `msg`.
     let ct = view.ct_reader()?;
-    let pass = || -> Result<usize, ViewError> {
-        let mut msg = Vec::with_capacity(512);
-        let mut found = 0;
-        for k in &keys {
-            msg.clear();
-            found += usize::from(ct.get(k, &mut msg)?.is_some());
-        }
-        Ok(found)
-    };
+    let pass = || lookups(&keys, |k, msg| Ok(ct.get(k, msg)?.is_some()));
     // The same through `MirrorView::ct_get`, which opens the table's reader on every call.
-    let per_call = || -> Result<usize, ViewError> {
-        let mut msg = Vec::with_capacity(512);
-        let mut found = 0;
-        for k in &keys {
-            msg.clear();
-            found += usize::from(view.ct_get(k, &mut msg)?.is_some());
-        }
-        Ok(found)
-    };
+    let per_call = || lookups(&keys, |k, msg| Ok(view.ct_get(k, msg)?.is_some()));
     // The same lookups in batches (`ct_get_many`: their misses overlap), each entry's kernel
     // message handed to the callback.
     let batched = || -> Result<usize, ViewError> {
