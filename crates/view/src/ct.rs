@@ -80,6 +80,15 @@ pub struct CtFilter {
 }
 
 impl CtFilter {
+    /// Whether the entry passes every filter: its tuples, and the mark of its packed record
+    /// `packed` (read before anything is unpacked).
+    fn keeps(&self, found: &CtFound, packed: &[u8]) -> bool {
+        self.keys_match(&found.original)
+            && self
+                .mark
+                .is_none_or(|(mark, mask)| mark_of(packed, found.aux.dropped) & mask == mark & mask)
+    }
+
     /// Whether the tuples pass the family, zone and address filters.
     fn keys_match(&self, orig: &ConnKey) -> bool {
         let fam_ok = match self.family {
@@ -332,13 +341,8 @@ impl MirrorView {
                 let mut msg = Vec::with_capacity(512);
                 let visit = |e: &Entry, packed: &[u8]| -> bool {
                     let found = CtFound::of(e);
-                    if !filter.keys_match(&found.original) {
+                    if !filter.keeps(&found, packed) {
                         return true;
-                    }
-                    if let Some((mark, mask)) = filter.mark {
-                        if mark_of(packed, found.aux.dropped) & mask != mark & mask {
-                            return true;
-                        }
                     }
                     msg.clear();
                     unpack_into(
@@ -375,13 +379,8 @@ fn index_visit(
 ) -> (bool, usize) {
     let found = CtFound::of(e);
     let next_room = room_for(&found.original);
-    if !filter.keys_match(&found.original) {
+    if !filter.keeps(&found, &buf[room.min(buf.len())..]) {
         return (true, next_room);
-    }
-    if let Some((mark, mask)) = filter.mark {
-        if mark_of(&buf[room.min(buf.len())..], found.aux.dropped) & mask != mark & mask {
-            return (true, next_room);
-        }
     }
     unpack_placed(
         buf,
