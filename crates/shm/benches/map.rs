@@ -41,13 +41,7 @@ use rand::{Rng, SeedableRng};
 #[path = "common/floor.rs"]
 mod floor;
 use floor::chase;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use nlkit_testns::size_from_env as env;
 
 /// Best of `repeat` runs of `f` over `n` items: ns per item.
 fn best(repeat: usize, n: usize, mut f: impl FnMut() -> usize) -> f64 {

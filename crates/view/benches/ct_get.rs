@@ -56,13 +56,7 @@ use rand::{Rng, SeedableRng};
 #[path = "../../shm/benches/common/floor.rs"]
 mod floor;
 use floor::chase;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use nlkit_testns::size_from_env as env;
 
 /// A conntrack message laid out as the kernel's (tuples, status, timeout, mark, use, id and
 /// a TCP protocol-info nest): about 200 bytes, as in a real table.
