@@ -150,6 +150,15 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// An entry of no slot, generation 0 and zero keys: what a reader fills in place.
+    pub(crate) const BLANK: Entry = Entry {
+        slot: Slot(0),
+        generation: 0,
+        aux: 0,
+        dir: 0,
+        keys: [[0; MAX_KEY_WORDS]; MAX_DIRS],
+    };
+
     /// Direction `d`'s key words.
     pub fn key(&self, d: usize, layout: &MapLayout) -> &[u64] {
         let n = layout.key_words.get(d).copied().unwrap_or(0) as usize;

@@ -113,15 +113,6 @@ pub(crate) fn prefetch(w: &AtomicU64) {
     let _ = w;
 }
 
-/// What a lookup's seqlock read of a slot found.
-pub(super) enum Found {
-    /// A published entry holding the key (its record appended to the buffer).
-    Live(Entry),
-    /// The slot is free, being changed, changed during the read, or no longer holds the key:
-    /// the chain the lookup stood on may have changed under it.
-    Restart,
-}
-
 /// A map's header as [`MapReader::open`] validated it: reopen the same map with
 /// [`MapReader::with_header`] without validating the header again (a lookup's fixed cost).
 ///
@@ -218,6 +209,14 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
     #[inline]
     fn load_keys(&self, w: &[AtomicU64]) -> [[u64; MAX_KEY_WORDS]; MAX_DIRS] {
         let mut keys = [[0u64; MAX_KEY_WORDS]; MAX_DIRS];
+        self.load_keys_into(w, &mut keys);
+        keys
+    }
+
+    /// [`load_keys`](Self::load_keys) into `keys` (the words past each direction's key are
+    /// left as they are).
+    #[inline(always)]
+    fn load_keys_into(&self, w: &[AtomicU64], keys: &mut [[u64; MAX_KEY_WORDS]; MAX_DIRS]) {
         for (d, k) in keys.iter_mut().enumerate().take(self.g.dirs) {
             let at = self.g.key_at[d];
             let n = self.g.layout.key_words[d] as usize;
@@ -225,7 +224,6 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
                 *x = a.load(Ordering::Relaxed);
             }
         }
-        keys
     }
 
     /// The end of a seqlock read that began with seq `s1`: appends the record at `loc` to
@@ -273,8 +271,11 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
     pub(crate) fn prefetch_rest(&self, w: &[AtomicU64]) {
         // A word every line from the second, and the last word (a stride that is not a
         // multiple of 64 may end on one line more).
-        for line in w.iter().step_by(LINE_WORDS).skip(1) {
-            prefetch(line);
+        // An index loop: `step_by` does not fold into one here (it was a call per slot).
+        let mut i = LINE_WORDS;
+        while i < w.len() {
+            prefetch(&w[i]);
+            i += LINE_WORDS;
         }
         if let Some(last) = w.last() {
             prefetch(last);
@@ -322,40 +323,42 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
     /// `dir` must still be `key` (else the slot was reused under the lookup: restart, without
     /// copying a record that is not the key's); the record words (Relaxed, straight into
     /// `buf`); fence(Acquire); seq again. The record is cut off again when the read fails.
-    #[inline]
+    ///
+    /// `Ok(true)`: the entry was live, and is in `e` (filled in place: a walk hands out many
+    /// entries, and an [`Entry`] is too large to move around cheaply); `Ok(false)`: restart
+    /// (`e` then holds any words).
+    #[inline(always)]
     pub(super) fn read_match(
         &self,
         s: u32,
         dir: usize,
         key: &[u64],
         buf: &mut Vec<u8>,
-    ) -> Result<Found, ShmError> {
+        e: &mut Entry,
+    ) -> Result<bool, ShmError> {
         let w = self.slot(s);
         let base = buf.len();
         let s1 = w[S_SEQ].load(Ordering::Acquire);
         if s1 & 1 == 1 {
             // Free or being changed: no entry to return either way.
-            return Ok(Found::Restart);
+            return Ok(false);
         }
-        let aux = w[self.g.aux_at].load(Ordering::Relaxed);
+        e.aux = w[self.g.aux_at].load(Ordering::Relaxed);
         let loc = w[self.g.loc_at].load(Ordering::Relaxed);
-        let keys = self.load_keys(w);
+        self.load_keys_into(w, &mut e.keys);
         // Word by word (a slice comparison would call `memcmp` for five words).
-        if keys[dir].iter().zip(key).any(|(a, k)| a != k) {
+        if e.keys[dir].iter().zip(key).any(|(a, k)| a != k) {
             // Whatever the slot holds now, it is not this key's entry (seq stable or not):
             // the chain changed under the lookup.
-            return Ok(Found::Restart);
+            return Ok(false);
         }
         if !self.copy_stable(w, s1, loc, buf, base)? {
-            return Ok(Found::Restart);
+            return Ok(false);
         }
-        Ok(Found::Live(Entry {
-            slot: Slot(s),
-            generation: s1,
-            aux,
-            dir,
-            keys,
-        }))
+        e.slot = Slot(s);
+        e.generation = s1;
+        e.dir = dir;
+        Ok(true)
     }
 
     /// The head word of `key`'s bucket in direction `dir` (Acquire), loaded ahead of a

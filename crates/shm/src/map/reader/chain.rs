@@ -3,7 +3,7 @@
 //! ([`MapReader::search`]: lookups, [`MapReader::get_all`]) and several walks taking turns
 //! ([`MapReader::get_all_many`]: their cache misses overlap) share one protocol.
 
-use super::{Found, MapReader, MAX_RESTARTS};
+use super::{MapReader, MAX_RESTARTS};
 use crate::map::layout::{half, Link};
 use crate::map::Entry;
 use crate::memory::Memory;
@@ -69,8 +69,8 @@ impl<'k> ChainWalk<'k> {
 
 impl<M: Memory + ?Sized> MapReader<'_, M> {
     /// Moves `w` to the next node of its chain that holds its key and reads it (seqlock
-    /// validated, its record appended to `buf`): `Ok(None)` once the chain's end is reached
-    /// (and on every later call). Each node met is one dependent load; in a non-unique
+    /// validated, its record appended to `buf`) into `e`: `Ok(false)` once the chain's end
+    /// is reached (and on every later call; `e` then holds any words). Each node met is one dependent load; in a non-unique
     /// direction the next node's lines are prefetched before a match is returned, so that a
     /// caller's work on it (or on other walks) overlaps the next node's miss.
     #[inline(always)]
@@ -78,7 +78,8 @@ impl<M: Memory + ?Sized> MapReader<'_, M> {
         &self,
         w: &mut ChainWalk<'_>,
         buf: &mut Vec<u8>,
-    ) -> Result<Option<Entry>, ShmError> {
+        e: &mut Entry,
+    ) -> Result<bool, ShmError> {
         let cap = self.g.layout.capacity;
         let at = self.g.key_at[w.dir];
         let link_at = self.g.link_at[w.dir / 2];
@@ -88,7 +89,7 @@ impl<M: Memory + ?Sized> MapReader<'_, M> {
         let ahead = !self.g.layout.unique[w.dir];
         loop {
             if w.done {
-                return Ok(None);
+                return Ok(false);
             }
             let link = match w.link.take() {
                 Some(l) => l,
@@ -111,12 +112,12 @@ impl<M: Memory + ?Sized> MapReader<'_, M> {
             let s = match link {
                 Link::Empty if w.steps == 0 => {
                     w.done = true;
-                    return Ok(None);
+                    return Ok(false);
                 }
                 Link::Empty => return Err(ShmError::Corrupt("chain link of a node is empty")),
                 Link::Nulls(nb) if nb == w.b => {
                     w.done = true;
-                    return Ok(None);
+                    return Ok(false);
                 }
                 // Another bucket's end: restart (`w.link` is `None`).
                 Link::Nulls(nb) if nb < self.g.layout.buckets => continue,
@@ -146,28 +147,26 @@ impl<M: Memory + ?Sized> MapReader<'_, M> {
                 .all(|(a, k)| a.load(Ordering::Relaxed) == *k);
             if matches {
                 let base = buf.len();
-                match self.read_match(s, w.dir, w.key, buf)? {
-                    Found::Live(e) => {
-                        w.link = Some(next);
-                        if let Some(handed) = &mut w.handed {
-                            let v = (s, e.generation);
-                            if w.passes > 1 {
-                                // A pass after a restart: what the passes before handed out
-                                // is met again (a log until now: restarts are rare).
-                                let again = w
-                                    .again
-                                    .get_or_insert_with(|| handed.iter().copied().collect());
-                                if !again.insert(v) {
-                                    buf.truncate(base);
-                                    continue;
-                                }
-                            }
-                            handed.push(v);
-                        }
-                        return Ok(Some(e));
-                    }
-                    Found::Restart => continue,
+                if !self.read_match(s, w.dir, w.key, buf, e)? {
+                    continue;
                 }
+                w.link = Some(next);
+                if let Some(handed) = &mut w.handed {
+                    let v = (s, e.generation);
+                    if w.passes > 1 {
+                        // A pass after a restart: what the passes before handed out is met
+                        // again (a log until now: restarts are rare).
+                        let again = w
+                            .again
+                            .get_or_insert_with(|| handed.iter().copied().collect());
+                        if !again.insert(v) {
+                            buf.truncate(base);
+                            continue;
+                        }
+                    }
+                    handed.push(v);
+                }
+                return Ok(true);
             }
             w.link = Some(next);
         }
@@ -188,7 +187,8 @@ impl<M: Memory + ?Sized> MapReader<'_, M> {
     ) -> Result<bool, ShmError> {
         self.check_key(dir, key)?;
         let mut w = ChainWalk::new(dir, key, self.g.bucket(dir, key), first);
-        while let Some(e) = self.advance(&mut w, buf)? {
+        let mut e = Entry::BLANK;
+        while self.advance(&mut w, buf, &mut e)? {
             if !f(&e, buf) {
                 return Ok(true);
             }
@@ -213,7 +213,8 @@ impl<M: Memory + ?Sized> MapReader<'_, M> {
         self.check_key(dir, key)?;
         let mut w = ChainWalk::new(dir, key, self.g.bucket(dir, key), None).once();
         let mut buf = Vec::new();
-        while let Some(e) = self.advance(&mut w, &mut buf)? {
+        let mut e = Entry::BLANK;
+        while self.advance(&mut w, &mut buf, &mut e)? {
             if !f(&e, &buf) {
                 break;
             }
@@ -277,11 +278,12 @@ impl<M: Memory + ?Sized> MapReader<'_, M> {
                 self.prefetch_slot(s);
             }
         }
+        let mut e = Entry::BLANK;
         let mut going = walks.len();
         while going > 0 {
             going = 0;
             for (i, w) in walks.iter_mut().enumerate() {
-                if let Some(e) = self.advance(w, buf)? {
+                if self.advance(w, buf, &mut e)? {
                     going += 1;
                     if !f(i, &e, buf) {
                         return Ok(());
