@@ -36,6 +36,7 @@ pub struct CtFound {
 }
 
 impl CtFound {
+    #[inline]
     fn of(e: &Entry) -> CtFound {
         CtFound {
             original: tuple(&e.keys[0]),
@@ -49,6 +50,7 @@ impl CtFound {
 }
 
 /// The tuple in an entry's key words.
+#[inline]
 fn tuple(words: &[u64; nlkit_shm::map::MAX_KEY_WORDS]) -> ConnKey {
     let mut w = [0u64; 5];
     w.copy_from_slice(&words[..5]);
@@ -82,6 +84,7 @@ pub struct CtFilter {
 impl CtFilter {
     /// Whether the entry passes every filter: its tuples, and the mark of its packed record
     /// `packed` (read before anything is unpacked).
+    #[inline]
     fn keeps(&self, found: &CtFound, packed: &[u8]) -> bool {
         self.keys_match(&found.original)
             && self
@@ -90,6 +93,7 @@ impl CtFilter {
     }
 
     /// Whether the tuples pass the family, zone and address filters.
+    #[inline]
     fn keys_match(&self, orig: &ConnKey) -> bool {
         let fam_ok = match self.family {
             Some(AF_INET) => orig.src.is_ipv4(),

@@ -18,6 +18,7 @@ use nlkit_wire::NLMSG_HDRLEN;
 pub const BODY: usize = NLMSG_HDRLEN + 4;
 
 /// Protocols whose tuple carries `CTA_PROTO_SRC_PORT` and `CTA_PROTO_DST_PORT`.
+#[inline]
 fn has_ports(proto: u8) -> bool {
     matches!(proto, 6 | 17 | 33 | 132 | 136) // TCP, UDP, DCCP, SCTP, UDP-Lite
 }
@@ -31,6 +32,7 @@ const PROTO_NEST: usize = ATTR + 3 * 8;
 const NESTS_MAX: usize = 2 * (ATTR + ATTR + 2 * (ATTR + 16) + PROTO_NEST);
 
 /// Bytes of an address attribute (`CTA_IP_V4_*`: 8, `CTA_IP_V6_*`: 20).
+#[inline]
 fn addr_attr(a: &std::net::IpAddr) -> usize {
     if a.is_ipv6() {
         ATTR + 16
@@ -40,6 +42,7 @@ fn addr_attr(a: &std::net::IpAddr) -> usize {
 }
 
 /// Bytes of `t`'s `CTA_TUPLE_IP` nest.
+#[inline]
 fn ip_nest(t: &ConnKey) -> usize {
     ATTR + addr_attr(&t.src) + addr_attr(&t.dst)
 }
@@ -47,6 +50,7 @@ fn ip_nest(t: &ConnKey) -> usize {
 /// Bytes of both tuple nests as the kernel writes them, or `None` when either tuple is not of
 /// the kind this module re-encodes (a port-carrying protocol in zone 0, both addresses of one
 /// family: the kernel's tuples always are).
+#[inline]
 fn nests_len(orig: &ConnKey, reply: &ConnKey) -> Option<usize> {
     let encodable =
         |t: &ConnKey| t.zone == 0 && has_ports(t.proto) && t.src.is_ipv6() == t.dst.is_ipv6();
@@ -333,6 +337,7 @@ pub fn pack(msg: Vec<u8>, orig: &ConnKey, reply: &ConnKey) -> (Box<[u8]>, u16) {
 /// when the message was packed (tuples are immutable for a connection's life). A record that
 /// lies (any bytes may be in the mapping) still gets a well-formed buffer of the right size:
 /// the header, and zeros for the nests.
+#[inline]
 fn restore(head: Option<usize>, orig: &ConnKey, reply: &ConnKey, dst: &mut [u8]) {
     let at = if head.is_some() { BODY } else { 0 };
     if nests_len(orig, reply) == dst.len().checked_sub(at) {
@@ -426,6 +431,7 @@ pub fn unpack_in_place(
 /// let t = ConnKey::new("10.0.0.1".parse().unwrap(), 1, "10.0.0.2".parse().unwrap(), 2, 6);
 /// assert_eq!(nlkit_view::ct_pack::room_for(&t), nlkit_view::ct_pack::BODY + 104);
 /// ```
+#[inline]
 pub fn room_for(tuple: &ConnKey) -> usize {
     nests_len(tuple, tuple).map_or(0, |n| BODY + n)
 }
@@ -449,6 +455,7 @@ pub fn room_for(tuple: &ConnKey) -> usize {
 /// unpack_placed(&mut buf, 0, room, dropped, &orig, &orig.reverse());
 /// assert_eq!(buf, [1; 40]);
 /// ```
+#[inline]
 pub fn unpack_placed(
     buf: &mut Vec<u8>,
     base: usize,

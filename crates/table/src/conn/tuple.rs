@@ -103,6 +103,7 @@ impl ConnKey {
     }
 }
 
+#[inline]
 fn addr_words(a: &IpAddr) -> (u64, u64, u64) {
     match a {
         IpAddr::V4(v4) => (0, u64::from(u32::from(*v4)), 0),
@@ -113,6 +114,7 @@ fn addr_words(a: &IpAddr) -> (u64, u64, u64) {
     }
 }
 
+#[inline]
 fn words_addr(hi: u64, lo: u64, v6: bool) -> IpAddr {
     if v6 {
         IpAddr::V6(Ipv6Addr::from(u128::from(hi) << 64 | u128::from(lo)))
@@ -124,6 +126,7 @@ fn words_addr(hi: u64, lo: u64, v6: bool) -> IpAddr {
 impl TableKey for ConnKey {
     type Words = [u64; 5];
 
+    #[inline]
     fn to_words(&self) -> [u64; 5] {
         let (s0, s1, sf) = addr_words(&self.src);
         let (d0, d1, df) = addr_words(&self.dst);
@@ -136,6 +139,7 @@ impl TableKey for ConnKey {
         [s0, s1, d0, d1, w4]
     }
 
+    #[inline]
     fn from_words(w: &[u64; 5]) -> Self {
         Self {
             src: words_addr(w[0], w[1], w[4] >> 40 & 1 == 1),
