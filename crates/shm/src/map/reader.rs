@@ -392,12 +392,8 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
         key: &[u64],
         out: &mut Vec<u8>,
     ) -> Result<Option<Entry>, ShmError> {
-        let mut found = None;
-        self.search(dir, key, None, out, |e, _| {
-            found = Some(*e);
-            false
-        })?;
-        Ok(found)
+        let mut e = Entry::BLANK;
+        Ok(self.find(dir, key, None, out, &mut e)?.then_some(e))
     }
 
     /// Looks `key` up in each direction of `dirs` in turn (as [`get`](Self::get)), and

@@ -14,7 +14,7 @@
 //! 1 and 2 again for each further direction, for the keys not seen in a first slot yet (a
 //! conntrack reply tuple: its original-direction chain does not start with it); then
 //!
-//! 3. the ordinary validated lookup of each key ([`MapReader::search`]), from the heads
+//! 3. the ordinary validated lookup of each key ([`MapReader::find`]), from the heads
 //!    loaded before (a direction whose head was not loaded loads it then).
 //!
 //! Stages 1 and 2 decide nothing: they only warm the cache. Stage 3 starting from an earlier
@@ -173,14 +173,10 @@ impl<M: Memory + ?Sized> MapReader<'_, M> {
         heads: &[Option<(u32, u64)>; MAX_DIRS],
         buf: &mut Vec<u8>,
     ) -> Result<Option<Entry>, ShmError> {
+        let mut e = Entry::BLANK;
         for (&d, h) in dirs.iter().zip(heads) {
-            let mut found = None;
-            self.search(d, key, h.map(|(_, w)| w), buf, |e, _| {
-                found = Some(*e);
-                false
-            })?;
-            if found.is_some() {
-                return Ok(found);
+            if self.find(d, key, *h, buf, &mut e)? {
+                return Ok(Some(e));
             }
         }
         Ok(None)

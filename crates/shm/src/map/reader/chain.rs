@@ -1,6 +1,6 @@
 //! Chain walks (DESIGN.md §3.3): [`ChainWalk`], one key's walk along its bucket's chain as a
 //! cursor that [`MapReader::advance`] moves to the next validated match, so that one walk
-//! ([`MapReader::search`]: lookups, [`MapReader::get_all`]) and several walks taking turns
+//! ([`MapReader::find`]: lookups, [`MapReader::get_all`]) and several walks taking turns
 //! ([`MapReader::get_all_many`]: their cache misses overlap) share one protocol.
 
 use super::{MapReader, MAX_RESTARTS};
@@ -172,28 +172,25 @@ impl<M: Memory + ?Sized> MapReader<'_, M> {
         }
     }
 
-    /// Walks the chain of `key` in direction `dir`, calling `f` with each validated entry
-    /// whose key matches, until `f` returns false (then returns true: stopped); see
-    /// [`ChainWalk`] for the restarts. `first` is the bucket's head word if the caller loaded
-    /// it already (`Acquire`), for the first pass.
+    /// One key's lookup in direction `dir`: the first validated entry of its chain that holds
+    /// `key`, read into `e` (its record appended to `buf`); `Ok(false)` when there is none.
+    /// `at`: the key's bucket and its head word, if the caller hashed the key and loaded the
+    /// head already (`Acquire`), for the first pass; see [`ChainWalk`] for the restarts.
     #[inline(always)]
-    pub(super) fn search(
+    pub(super) fn find(
         &self,
         dir: usize,
         key: &[u64],
-        first: Option<u64>,
+        at: Option<(u32, u64)>,
         buf: &mut Vec<u8>,
-        mut f: impl FnMut(&Entry, &mut Vec<u8>) -> bool,
+        e: &mut Entry,
     ) -> Result<bool, ShmError> {
         self.check_key(dir, key)?;
-        let mut w = ChainWalk::new(dir, key, self.g.bucket(dir, key), first);
-        let mut e = Entry::BLANK;
-        while self.advance(&mut w, buf, &mut e)? {
-            if !f(&e, buf) {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        let (b, first) = match at {
+            Some((b, word)) => (b, Some(word)),
+            None => (self.g.bucket(dir, key), None),
+        };
+        self.advance(&mut ChainWalk::new(dir, key, b, first), buf, e)
     }
 
     /// Calls `f` with every live entry filed under `key` in direction `dir` (a non-unique
