@@ -3,8 +3,9 @@
 //! measured in the same run:
 //!
 //! - conntrack get by tuple through the view (`CtReader::get` on the table's reader opened
-//!   once, 1 and 2 threads; `MirrorView::ct_get`, which opens it per call; 1 thread in
-//!   batches: `MirrorView::ct_get_many`) against a raw ctnetlink
+//!   once, 1 and 2 threads — the 2 threads timed from when both run, past their creation —;
+//!   `MirrorView::ct_get`, which opens it per call; 1 thread in batches:
+//!   `MirrorView::ct_get_many`) against a raw ctnetlink
 //!   `IPCTNL_MSG_CT_GET` round-trip loop (one thread, prebuilt requests, only the reply headers
 //!   walked), over the same random sample of the loaded tuples;
 //! - a full IPv4 route walk through the view against the kernel's raw route dump;
