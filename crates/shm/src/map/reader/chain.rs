@@ -70,9 +70,10 @@ impl<'k> ChainWalk<'k> {
 impl<M: Memory + ?Sized> MapReader<'_, M> {
     /// Moves `w` to the next node of its chain that holds its key and reads it (seqlock
     /// validated, its record appended to `buf`) into `e`: `Ok(false)` once the chain's end
-    /// is reached (and on every later call; `e` then holds any words). Each node met is one dependent load; in a non-unique
-    /// direction the next node's lines are prefetched before a match is returned, so that a
-    /// caller's work on it (or on other walks) overlaps the next node's miss.
+    /// is reached (and on every later call; `e` then holds any words). Each node met is one
+    /// dependent load; in a non-unique direction the next node's lines are prefetched before
+    /// a match is returned, so that a caller's work on it (or on other walks) overlaps the
+    /// next node's miss.
     #[inline(always)]
     pub(super) fn advance(
         &self,
