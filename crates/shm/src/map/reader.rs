@@ -90,8 +90,9 @@ impl<M: Memory + ?Sized> fmt::Debug for MapReader<'_, M> {
 
 /// What one seqlock read of a slot found.
 pub(crate) enum SlotRead {
-    /// A published entry (its record appended to the buffer).
-    Live(Entry),
+    /// A published entry (read into the caller's [`Entry`], its record appended to the
+    /// buffer).
+    Live,
     /// A free slot.
     Free,
     /// The slot changed during the read, or is being changed.
@@ -204,19 +205,11 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
         Ok(())
     }
 
-    /// The key words of every direction of slot words `w` (Relaxed loads; validated by the
-    /// caller's seqlock read).
-    #[inline]
-    fn load_keys(&self, w: &[AtomicU64]) -> [[u64; MAX_KEY_WORDS]; MAX_DIRS] {
-        let mut keys = [[0u64; MAX_KEY_WORDS]; MAX_DIRS];
-        self.load_keys_into(w, &mut keys);
-        keys
-    }
-
-    /// [`load_keys`](Self::load_keys) into `keys` (the words past each direction's key are
-    /// left as they are).
+    /// The key words of every direction of slot words `w` into `keys` (Relaxed loads;
+    /// validated by the caller's seqlock read; the words past each direction's key are left
+    /// as they are).
     #[inline(always)]
-    fn load_keys_into(&self, w: &[AtomicU64], keys: &mut [[u64; MAX_KEY_WORDS]; MAX_DIRS]) {
+    fn load_keys(&self, w: &[AtomicU64], keys: &mut [[u64; MAX_KEY_WORDS]; MAX_DIRS]) {
         for (d, k) in keys.iter_mut().enumerate().take(self.g.dirs) {
             let at = self.g.key_at[d];
             let n = self.g.layout.key_words[d] as usize;
@@ -282,14 +275,17 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
         }
     }
 
-    /// One seqlock read of slot `s`: seq (Acquire), then aux, location, keys and record
-    /// words (Relaxed), fence(Acquire), seq again. The record is appended to `buf` (and cut
-    /// off again when the read fails validation).
+    /// One seqlock read of slot `s` into `e` (filled in place, as a chain walk's: a walk
+    /// reads every slot): seq (Acquire), then aux, location, keys and record words
+    /// (Relaxed), fence(Acquire), seq again. The record is appended to `buf` (and cut off
+    /// again when the read fails validation); `e` holds any words unless the slot was live.
+    #[inline]
     pub(crate) fn read_slot(
         &self,
         s: u32,
         dir: usize,
         buf: &mut Vec<u8>,
+        e: &mut Entry,
     ) -> Result<SlotRead, ShmError> {
         let w = self.slot(s);
         let base = buf.len();
@@ -303,19 +299,16 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
                 SlotRead::Changed
             });
         }
-        let aux = w[self.g.aux_at].load(Ordering::Relaxed);
+        e.aux = w[self.g.aux_at].load(Ordering::Relaxed);
         let loc = w[self.g.loc_at].load(Ordering::Relaxed);
-        let keys = self.load_keys(w);
+        self.load_keys(w, &mut e.keys);
         if !self.copy_stable(w, s1, loc, buf, base)? {
             return Ok(SlotRead::Changed);
         }
-        Ok(SlotRead::Live(Entry {
-            slot: Slot(s),
-            generation: s1,
-            aux,
-            dir,
-            keys,
-        }))
+        e.slot = Slot(s);
+        e.generation = s1;
+        e.dir = dir;
+        Ok(SlotRead::Live)
     }
 
     /// A lookup's seqlock read of slot `s`, found in the chain of `key` in direction `dir`:
@@ -345,7 +338,7 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
         }
         e.aux = w[self.g.aux_at].load(Ordering::Relaxed);
         let loc = w[self.g.loc_at].load(Ordering::Relaxed);
-        self.load_keys_into(w, &mut e.keys);
+        self.load_keys(w, &mut e.keys);
         // Word by word (a slice comparison would call `memcmp` for five words).
         if e.keys[dir].iter().zip(key).any(|(a, k)| a != k) {
             // Whatever the slot holds now, it is not this key's entry (seq stable or not):
@@ -439,9 +432,10 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
         if slot.0 >= self.high_water() {
             return Ok(None);
         }
+        let mut e = Entry::BLANK;
         for _ in 0..MAX_RESTARTS {
-            match self.read_slot(slot.0, 0, out)? {
-                SlotRead::Live(e) => return Ok(Some(e)),
+            match self.read_slot(slot.0, 0, out, &mut e)? {
+                SlotRead::Live => return Ok(Some(e)),
                 SlotRead::Free => return Ok(None),
                 SlotRead::Changed => spin(),
             }
@@ -471,6 +465,7 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
         let hwm = self.high_water();
         let mut walk = Walk::default();
         let mut buf = Vec::new();
+        let mut e = Entry::BLANK;
         // Slots are read in order; the lines WALK_AHEAD bytes ahead are prefetched, so that
         // the next page's TLB miss and first lines (which the hardware prefetcher, stopping at
         // page boundaries, does not fetch) overlap the copying of this one's.
@@ -482,8 +477,8 @@ impl<'m, M: Memory + ?Sized> MapReader<'m, M> {
             let mut waiter = SlotWait::new();
             loop {
                 buf.clear();
-                match self.read_slot(s, 0, &mut buf)? {
-                    SlotRead::Live(e) => {
+                match self.read_slot(s, 0, &mut buf, &mut e)? {
+                    SlotRead::Live => {
                         walk.visited += 1;
                         if !f(&e, &buf) {
                             break 'slots;
